@@ -1,0 +1,90 @@
+"""The `syndicate` command: a thin layer over the importable API.
+
+User mistakes (`SyndicateError`) become one line on stderr and exit 2; validation
+problems exit 1; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .config import CONFIG_ENV, Config, load_config
+from .content import load_articles
+from .errors import SyndicateError
+
+
+def _fail_cleanly(command):
+    """Turn a user's mistake into one line and exit 2, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except SyndicateError as exc:
+            for line in str(exc).splitlines() or [type(exc).__name__]:
+                click.echo(f"error: {line}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="syndicate")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=CONFIG_ENV,
+    default="config.yaml",
+    show_default=True,
+    help=f"Config file (or ${CONFIG_ENV}).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path) -> None:
+    """Turn markdown articles into email digests and social posts, and deliver each once."""
+    ctx.obj = config_path
+
+
+def _config(ctx: click.Context) -> Config:
+    return load_config(ctx.obj)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--strict", is_flag=True, help="Fail on warnings too.")
+@click.option("--json", "as_json", is_flag=True, help="Print problems as JSON.")
+@click.pass_context
+@_fail_cleanly
+def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json: bool) -> None:
+    """Check articles (the content folder, or PATHS) and report every problem.
+
+    Exits 1 on any error (or any warning with --strict), 0 otherwise.
+    """
+    config = _config(ctx)
+    loaded = load_articles(config, paths)
+    failed = bool(loaded.errors) or (strict and bool(loaded.warnings))
+    if as_json:
+        click.echo(json.dumps({
+            "articles": len(loaded.articles),
+            "errors": len(loaded.errors),
+            "warnings": len(loaded.warnings),
+            "problems": [p.as_dict() for p in loaded.problems],
+        }, indent=2))
+    else:
+        for problem in loaded.problems:
+            click.echo(f"{problem.severity}: {problem}")
+        click.echo(
+            f"{len(loaded.articles)} article(s) ok, "
+            f"{len(loaded.errors)} error(s), {len(loaded.warnings)} warning(s)"
+        )
+    sys.exit(1 if failed else 0)
+
+
+def main() -> None:
+    cli(prog_name="syndicate")

@@ -1,0 +1,1 @@
+"""Composers: pure functions from articles + config + templates to drafts (emails, posts)."""

@@ -1,0 +1,391 @@
+"""config.yaml: one typed, validated object, paths resolved against the config file's folder.
+
+Every mistake becomes a one-line `ConfigError` naming the key's path, e.g.
+`config.yaml: channels.weekly.schedule.at: '25:00' is not a time (expected HH:MM)`.
+Secrets are written as `${ENV_VAR}`; error messages quote the text as written in the file,
+so an interpolated secret never reaches a message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import reprlib
+from datetime import time
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .errors import ConfigError
+
+CONFIG_ENV = "SYNDICATE_CONFIG"
+DEFAULT_CONFIG = "config.yaml"
+PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
+REPO_TEMPLATES = Path(__file__).parent.parent / "templates"
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def default_templates_dir() -> Path:
+    """Templates shipped in the wheel, or the repository's own in a source checkout."""
+    return PACKAGE_TEMPLATES if PACKAGE_TEMPLATES.is_dir() else REPO_TEMPLATES
+
+
+class Strict(BaseModel):
+    """Unknown keys are mistakes (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _parse_time(value: Any) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        # YAML 1.1 reads an unquoted 08:00 as the sexagesimal integer 480.
+        value = f"{value // 60:02d}:{value % 60:02d}"
+    if isinstance(value, str) and re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
+        hour, minute = (int(p) for p in value.strip().split(":"))
+        if hour < 24 and minute < 60:
+            return time(hour, minute)
+    raise ValueError(f"{_short(value)} is not a time (expected HH:MM)")
+
+
+def _check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{_short(value)} is not a URL (expected http:// or https://...)")
+    return value
+
+
+def _short(value: Any) -> str:
+    return reprlib.repr(value)
+
+
+class Site(Strict):
+    name: str
+    base_url: str
+    timezone: str = "UTC"
+    sender: str
+    postal_address: str
+    logo: str | None = None
+    unsubscribe_url: str | None = None
+    unsubscribe_mailto: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        value = _check_http_url(value)
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("logo")
+    @classmethod
+    def _logo(cls, value: str | None) -> str | None:
+        return None if value is None else _check_http_url(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{_short(value)} is not a time zone (expected an IANA name like Europe/London)"
+            ) from None
+        return value
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        _, address = parseaddr(value)
+        if "@" not in address or any(c in value for c in "\r\n"):
+            raise ValueError(
+                f"{_short(value)} is not an email address (expected \"Name <news@example.com>\")"
+            )
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class Content(Strict):
+    dir: Path = Path("content")
+    aliases: dict[str, str] = Field(default_factory=dict)
+    default_time: time = time(0, 0)
+    max_bytes: int = Field(default=2_000_000, gt=0)
+    words_per_minute: int = Field(default=220, gt=0)
+    preheader_chars: int = Field(default=100, gt=10)
+
+    _time = field_validator("default_time", mode="before")(lambda v: _parse_time(v))
+
+
+class DigestSchedule(Strict):
+    every: Literal["day", "week"] = "week"
+    weekday: str = "mon"
+    at: time = time(8, 0)
+
+    _time = field_validator("at", mode="before")(lambda v: _parse_time(v))
+
+    @field_validator("weekday")
+    @classmethod
+    def _weekday(cls, value: str) -> str:
+        short = str(value).strip().lower()[:3]
+        if short not in _WEEKDAYS:
+            raise ValueError(f"{_short(value)} is not a weekday (expected one of mon..sun)")
+        return short
+
+
+class Utm(Strict):
+    source: str = "newsletter"
+    medium: str = "email"
+    campaign: str | None = None
+
+
+class EmailChannel(Strict):
+    kind: Literal["email"]
+    mode: Literal["single", "digest"] = "digest"
+    schedule: DigestSchedule = Field(default_factory=DigestSchedule)
+    subject: str | None = None
+    max_articles: int = Field(default=20, gt=0)
+    template: str | None = None
+    utm: Utm | None = None
+    clip_limit: int = Field(default=100_000, gt=1000)
+    targets: list[str] = Field(min_length=1)
+
+
+class SocialChannel(Strict):
+    kind: Literal["social"]
+    network: Literal["linkedin", "x", "mastodon", "bluesky"] = "linkedin"
+    at: Literal["publish"] = "publish"
+    hashtags: list[str] = Field(default_factory=list)
+    template: str | None = None
+    targets: list[str] = Field(min_length=1)
+
+
+Channel = Annotated[Union[EmailChannel, SocialChannel], Field(discriminator="kind")]
+
+
+class OutboxTarget(Strict):
+    type: Literal["outbox"]
+    dir: Path
+    recipients: list[str] | Path | None = None
+
+
+class SmtpTarget(Strict):
+    type: Literal["smtp"]
+    host: str
+    port: int = Field(default=587, gt=0, lt=65536)
+    security: Literal["ssl", "starttls", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout: float = Field(default=30.0, gt=0)
+    verify_tls: bool = True
+    recipients: list[str] | Path
+    suppression: Path | None = None
+    per_connection: int = Field(default=500, gt=0)
+    rate: float | None = Field(default=None, gt=0)
+    connections: int = Field(default=1, gt=0, le=32)
+    error_threshold: int = Field(default=10, gt=0)
+
+
+class WebhookTarget(Strict):
+    type: Literal["webhook", "slack", "discord", "linkedin"]
+    url: str
+    secret: SecretStr | None = None
+    token: SecretStr | None = None
+    author: str | None = None
+    timeout: float = Field(default=10.0, gt=0)
+    retries: int = Field(default=5, ge=0)
+    verify_tls: bool = True
+    local: bool = False
+
+    _url = field_validator("url")(lambda v: _check_http_url(v))
+
+
+Target = Annotated[Union[OutboxTarget, SmtpTarget, WebhookTarget], Field(discriminator="type")]
+
+
+class ScheduleSettings(Strict):
+    catch_up: str = "skip"
+    unknown: Literal["skip", "resend"] = "skip"
+
+    @field_validator("catch_up")
+    @classmethod
+    def _catch_up(cls, value: str) -> str:
+        if value in ("skip", "send") or re.fullmatch(r"\d+[mhd]", value):
+            return value
+        raise ValueError(f"{_short(value)} is not a catch-up policy (expected skip, send or a window like 2d)")
+
+
+class Config(Strict):
+    """The whole config. `root` is the folder relative paths were resolved against."""
+
+    site: Site
+    content: Content = Field(default_factory=Content)
+    templates: Path | None = None
+    state_dir: Path = Path(".syndicate")
+    database_url: str | None = None
+    channels: dict[str, Channel] = Field(default_factory=dict)
+    targets: dict[str, Target] = Field(default_factory=dict)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    root: Path = Path(".")
+
+    @model_validator(mode="after")
+    def _targets_exist(self) -> Config:
+        for name, channel in self.channels.items():
+            for target in channel.targets:
+                if target not in self.targets:
+                    known = ", ".join(sorted(self.targets)) or "none defined"
+                    raise ValueError(
+                        f"channels.{name}.targets: {target!r} is not a target "
+                        f"(expected one of: {known})"
+                    )
+        return self
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.templates if self.templates is not None else default_templates_dir()
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read, interpolate and validate a config file (default: $SYNDICATE_CONFIG or ./config.yaml)."""
+    path = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file (expected a config.yaml; see --config)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({_reason(exc)})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply") from None
+    return config_from_dict(raw, path)
+
+
+def config_from_dict(raw: Any, path: Path) -> Config:
+    """Validate an already-parsed config; `path` names it in errors and anchors relative paths."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: is {_kind(raw)} (expected a mapping with a site: section)")
+    data = _interpolate(raw, path, ())
+    root = path.resolve().parent
+    try:
+        config = Config.model_validate({**data, "root": root})
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(exc, raw, path)) from None
+    return _resolve_paths(config, root)
+
+
+def _interpolate(node: Any, path: Path, where: tuple) -> Any:
+    if isinstance(node, dict):
+        return {k: _interpolate(v, path, (*where, k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(v, path, (*where, i)) for i, v in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+
+        def value(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise ConfigError(
+                    f"{path}: {_dotted(where)}: environment variable {name} is not set "
+                    f"(expected it to hold the value)"
+                )
+            return os.environ[name]
+
+        return _ENV_REF.sub(value, node)
+    return node
+
+
+def _resolve_paths(config: Config, root: Path) -> Config:
+    def absolute(p: Path) -> Path:
+        return p if p.is_absolute() else root / p
+
+    targets = {
+        name: t.model_copy(update=_path_fields(t, absolute)) for name, t in config.targets.items()
+    }
+    return config.model_copy(
+        update={
+            "content": config.content.model_copy(update={"dir": absolute(config.content.dir)}),
+            "templates": None if config.templates is None else absolute(config.templates),
+            "state_dir": absolute(config.state_dir),
+            "targets": targets,
+        }
+    )
+
+
+def _path_fields(model: BaseModel, absolute) -> dict[str, Path]:
+    return {
+        name: absolute(value)
+        for name, value in model.__dict__.items()
+        if isinstance(value, Path)
+    }
+
+
+def _format_validation(exc: ValidationError, raw: Any, path: Path) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = _without_union_tag(err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        written = _lookup(raw, loc)
+        if err["type"] == "missing":
+            message = "is missing (expected a value)"
+        elif err["type"] == "extra_forbidden":
+            message = "is not a known key (check the spelling)"
+        elif err["type"] == "union_tag_invalid":
+            message = f"{_short(written)} is not a known kind (expected {err['ctx']['expected_tags']})"
+        elif err["type"] == "union_tag_not_found":
+            message = f"has no {err['ctx']['discriminator']} (expected one)"
+        elif err["type"] == "literal_error":
+            message = f"{_short(written)} is not allowed (expected {err['ctx']['expected']})"
+        elif err["type"] not in ("value_error", "assertion_error"):
+            message = f"{_short(written)}: {message.lower()}"
+        lines.append(f"{path}: {_dotted(loc)}: {message}" if loc else f"{path}: {message}")
+    return "\n".join(lines)
+
+
+def _without_union_tag(loc: tuple) -> tuple:
+    """Pydantic puts a discriminated union's tag in the path (channels.weekly.email.at)."""
+    if len(loc) > 2 and loc[0] in ("channels", "targets"):
+        return loc[:2] + loc[3:]
+    return tuple(loc)
+
+
+def _lookup(raw: Any, loc: tuple) -> Any:
+    node = raw
+    for part in loc:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def _dotted(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc) or "(top)"
+
+
+def _kind(value: Any) -> str:
+    return "empty" if value is None else f"a {type(value).__name__}"
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or type(exc).__name__

@@ -1,0 +1,473 @@
+"""Articles: markdown files with YAML (---) or TOML (+++) frontmatter, normalised.
+
+Loading never raises for a bad file: it returns the good articles and a `Problem` per
+mistake, so one broken article never stops the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import reprlib
+import tomllib
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any, Iterable, Literal
+from urllib.parse import urljoin, urlsplit
+
+import frontmatter
+import yaml
+from frontmatter.default_handlers import BaseHandler, YAMLHandler
+from markdown_it import MarkdownIt
+
+from .config import Config
+from .errors import ContentError
+
+MARKDOWN_SUFFIXES = (".md", ".markdown")
+Severity = Literal["error", "warning"]
+
+# Commonmark without raw HTML: article bodies end up in emails, so a stray <script> or
+# <style> in a body must arrive as text. markdown-it already refuses javascript: links.
+_markdown = MarkdownIt("commonmark", {"html": False, "typographer": False}).enable("table")
+_reprs = reprlib.Repr()
+_reprs.maxstring = 60
+_reprs.maxother = 60
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one file; `str()` is the one line a user sees."""
+
+    path: Path
+    field: str
+    severity: Severity
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.field}: {self.message}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "path": str(self.path),
+            "field": self.field,
+            "severity": self.severity,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class Article:
+    """One article, its frontmatter normalised; what every channel composes from."""
+
+    path: Path
+    slug: str
+    title: str
+    url: str
+    publish_date: datetime
+    body_html: str
+    excerpt: str
+    read_minutes: int
+    content_hash: str
+    subtitle: str | None = None
+    description: str | None = None
+    author: str | None = None
+    created_date: datetime | None = None
+    hero_image: str | None = None
+    cta: str | None = None
+    tags: tuple[str, ...] = ()
+    draft: bool = False
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass
+class Loaded:
+    """What a load found: articles that can be used, and every problem on the way."""
+
+    articles: list[Article]
+    problems: list[Problem]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+
+class _TomlHandler(BaseHandler):
+    """Hugo-style `+++` TOML frontmatter, read with the standard library's tomllib."""
+
+    FM_BOUNDARY = re.compile(r"^\+{3,}\s*$", re.MULTILINE)
+
+    def load(self, fm: str, **kwargs: object) -> Any:
+        return tomllib.loads(fm)
+
+
+_HANDLERS = (YAMLHandler(), _TomlHandler())
+_KNOWN = {
+    "title", "subtitle", "description", "author", "read_time", "publish_date", "created_date",
+    "heroImage", "hero_image", "cta", "tags", "categories", "slug", "url", "canonical_url", "draft",
+}
+_DEFAULT_ALIASES = {"date": "publish_date", "image": "heroImage", "cover": "heroImage"}
+
+
+class _Bad(Exception):
+    """A field that makes the article unusable; becomes an error Problem."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def load_articles(config: Config, paths: Iterable[str | os.PathLike[str]] | None = None) -> Loaded:
+    """Load the configured content folder, or the given files and folders instead."""
+    roots = [Path(p) for p in paths] if paths else [config.content.dir]
+    files: list[Path] = []
+    for root in roots:
+        files.extend(_markdown_files(root))
+    if not files:
+        where = ", ".join(str(r) for r in roots)
+        raise ContentError(f"{where}: no articles found (expected *.md or *.markdown files)")
+    loaded = Loaded([], [])
+    by_slug: dict[str, Path] = {}
+    for path in files:
+        article, problems = read_article(path, config)
+        loaded.problems.extend(problems)
+        if article is None:
+            continue
+        if article.slug in by_slug:
+            loaded.problems.append(
+                Problem(path, "slug", "error",
+                        f"{article.slug!r} is already used by {by_slug[article.slug]} "
+                        "(expected each article to have its own slug)")
+            )
+            continue
+        by_slug[article.slug] = path
+        loaded.articles.append(article)
+    return loaded
+
+
+def _markdown_files(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    if not root.exists():
+        raise ContentError(f"{root}: no such file or folder (expected markdown articles)")
+    if not root.is_dir():
+        raise ContentError(f"{root}: not a file or folder")
+    found = []
+    # followlinks=False: a symlinked folder loop must not walk forever.
+    for folder, dirs, names in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(
+            Path(folder) / n
+            for n in sorted(names)
+            if n.lower().endswith(MARKDOWN_SUFFIXES) and not n.startswith(".")
+        )
+    return found
+
+
+def read_article(path: Path, config: Config) -> tuple[Article | None, list[Problem]]:
+    """Read one file; the article is None when any problem is an error."""
+    problems: list[Problem] = []
+
+    def warn(field: str, message: str) -> None:
+        problems.append(Problem(path, field, "warning", message))
+
+    try:
+        raw = _read_bytes(path, config.content.max_bytes)
+        meta, body = _split(raw)
+        article = _normalise(path, raw, meta, body, config, warn)
+    except _Bad as bad:
+        return None, [*problems, Problem(path, bad.field, "error", bad.message)]
+    return article, problems
+
+
+def _read_bytes(path: Path, limit: int) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise _Bad("file", f"is {size:,} bytes (expected at most {limit:,}; see content.max_bytes)")
+        with path.open("rb") as handle:
+            return handle.read(limit + 1)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise _Bad("file", f"cannot be read: {reason} (expected a readable file)") from None
+
+
+def _split(raw: bytes) -> tuple[dict[str, Any], str]:
+    if not raw.strip():
+        raise _Bad("file", "is empty (expected frontmatter and a markdown body)")
+    if b"\x00" in raw:
+        raise _Bad("file", "contains NUL bytes: looks binary (expected UTF-8 markdown text)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _Bad("file", f"is not UTF-8 (bad byte at offset {exc.start}; expected UTF-8 text)") from None
+    text = text.replace("\r\n", "\n")
+    first = text.lstrip("\n").split("\n", 1)[0].strip()
+    handler = next((h for h in _HANDLERS if h.detect(text.lstrip("\n"))), None)
+    if handler is None:
+        if first.startswith(("---", "+++")):
+            raise _Bad("frontmatter", f"opening {first!r} is not alone on its line")
+        raise _Bad("frontmatter", "is missing (expected the file to start with --- or +++)")
+    body_text = text.lstrip("\n")
+    try:
+        fm, body = handler.split(body_text)
+    except ValueError:
+        raise _Bad("frontmatter", f"opened with {first!r} is never closed (expected a closing {first[:3]!r} line)") from None
+    try:
+        meta = handler.load(fm)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 2}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise _Bad("frontmatter", f"is not valid YAML{where}: {problem}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise _Bad("frontmatter", f"is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise _Bad("frontmatter", "is nested too deeply (expected simple key: value pairs)") from None
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise _Bad("frontmatter", f"is a {type(meta).__name__} (expected key: value pairs)")
+    return meta, body
+
+
+def _normalise(path: Path, raw: bytes, meta: dict[str, Any], body: str, config: Config, warn) -> Article:
+    aliases = {**_DEFAULT_ALIASES, **config.content.aliases}
+    for alias, name in aliases.items():
+        if alias in meta and name not in meta:
+            meta[name] = meta[alias]
+    if "hero_image" in meta and "heroImage" not in meta:
+        meta["heroImage"] = meta["hero_image"]
+    tz = config.site.tz
+
+    title = _text(meta, "title", required=True)
+    draft = _bool(meta, "draft")
+    publish = _date(meta, "publish_date", tz, config.content.default_time)
+    if publish is None:
+        publish = _filename_date(path, tz, config.content.default_time)
+    if publish is None:
+        if not draft:
+            raise _Bad("publish_date", "is missing (expected a date like '2024-02-01')")
+        publish = datetime.fromtimestamp(path.stat().st_mtime, tz)
+    created = _date(meta, "created_date", tz, config.content.default_time)
+    slug = _slug(meta, path)
+    url = _url(meta, config.site.base_url, slug)
+    hero = _text(meta, "heroImage")
+    if hero is not None:
+        hero = _image_url(hero, config.site.base_url)
+    words = len(body.split())
+    minutes = _read_minutes(meta, words, config.content.words_per_minute, warn)
+    description = _text(meta, "description")
+    cta = _text(meta, "cta")
+    tags = _tags(meta)
+    body_html = _markdown.render(body)
+    excerpt = _excerpt(body, 300)
+
+    if created is not None and publish < created:
+        warn("publish_date", f"{publish.date()} is before created_date {created.date()} "
+             "(expected publish_date on or after created_date)")
+    if cta is None:
+        warn("cta", "is missing (expected a call to action for emails and posts)")
+    if hero is not None and not hero.startswith("https://"):
+        warn("heroImage", f"{_reprs.repr(hero)} is not https (expected an https:// image URL; "
+             "mail clients block or warn on plain http images)")
+    if description is None:
+        warn("description", "is missing (expected a summary for previews; the excerpt is used)")
+    elif len(description) > config.content.preheader_chars:
+        warn("description", f"is {len(description)} characters (expected at most "
+             f"{config.content.preheader_chars} for an email preheader; it will be cut)")
+    if draft:
+        warn("draft", "is true (this article is not sent until draft is removed)")
+
+    return Article(
+        path=path,
+        slug=slug,
+        title=title,
+        url=url,
+        publish_date=publish,
+        body_html=body_html,
+        excerpt=excerpt,
+        read_minutes=minutes,
+        content_hash=hashlib.sha256(raw).hexdigest(),
+        subtitle=_text(meta, "subtitle"),
+        description=description,
+        author=_text(meta, "author"),
+        created_date=created,
+        hero_image=hero,
+        cta=cta,
+        tags=tags,
+        draft=draft,
+        extra={k: v for k, v in meta.items() if k not in _KNOWN and k not in aliases},
+    )
+
+
+def _text(meta: dict[str, Any], name: str, required: bool = False) -> str | None:
+    value = meta.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise _Bad(name, "is missing (expected text)")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise _Bad(name, f"is a {type(value).__name__}: {_reprs.repr(value)} (expected text)")
+    return " ".join(str(value).split())
+
+
+def _bool(meta: dict[str, Any], name: str) -> bool:
+    value = meta.get(name, False)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "false", "no"):
+        return value.strip().lower() in ("true", "yes")
+    raise _Bad(name, f"{_reprs.repr(value)} is not true or false (expected true or false)")
+
+
+_DATE_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%d %B %Y", "%B %d, %Y", "%Y/%m/%d")
+
+
+def _date(meta: dict[str, Any], name: str, tz, default_time: time) -> datetime | None:
+    """Every date becomes aware: naive ones are read in the site's timezone."""
+    value = meta.get(name)
+    if value is None or value == "":
+        return None
+    parsed: datetime | None = None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime.combine(value, default_time)
+    elif isinstance(value, str):
+        parsed = _parse_date_text(value.strip(), default_time)
+    if parsed is None:
+        raise _Bad(name, f"{_reprs.repr(value)} is not a date "
+                   "(expected YYYY-MM-DD or an ISO 8601 datetime like 2024-02-01T09:00:00+01:00)")
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)
+
+
+def _parse_date_text(text: str, default_time: time) -> datetime | None:
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return datetime.combine(date.fromisoformat(text), default_time)
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    for fmt in _DATE_FORMATS:
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    return None
+
+
+def _filename_date(path: Path, tz, default_time: time) -> datetime | None:
+    """Jekyll names posts 2024-02-01-title.md; that date stands in for a missing one."""
+    match = re.match(r"(\d{4}-\d{2}-\d{2})-", path.name)
+    if not match:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(match.group(1)), default_time, tz)
+    except ValueError:
+        return None
+
+
+def _slug(meta: dict[str, Any], path: Path) -> str:
+    given = _text(meta, "slug")
+    stem = re.sub(r"^\d{4}-\d{2}-\d{2}-", "", path.stem)
+    slug = slugify(given if given is not None else stem)
+    if not slug:
+        raise _Bad("slug", f"{_reprs.repr(given or stem)} gives an empty slug "
+                   "(expected letters or digits)")
+    return slug
+
+
+def slugify(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+
+
+def _url(meta: dict[str, Any], base_url: str, slug: str) -> str:
+    for name in ("url", "canonical_url"):
+        given = _text(meta, name)
+        if given is not None:
+            return _check_url(name, urljoin(base_url, given))
+    return urljoin(base_url, slug)
+
+
+def _image_url(value: str, base_url: str) -> str:
+    """Relative image paths are published beside the articles, under base_url."""
+    return _check_url("heroImage", urljoin(base_url, value))
+
+
+def _check_url(name: str, url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
+        raise _Bad(name, f"{_reprs.repr(url)} is not a valid URL (expected http:// or https://)")
+    return url
+
+
+def _read_minutes(meta: dict[str, Any], words: int, wpm: int, warn) -> int:
+    estimated = max(1, round(words / wpm))
+    value = meta.get("read_time")
+    if value is None:
+        return estimated
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return max(1, round(value))
+    if isinstance(value, str):
+        match = re.fullmatch(
+            r"\s*(?:(\d+(?:\.\d+)?)\s*(?:h|hr|hrs|hours?))?\s*"
+            r"(?:(\d+(?:\.\d+)?)\s*(?:m|min|mins|minutes?)?)?\s*(?:read)?\s*",
+            value.lower(),
+        )
+        if match and (match.group(1) or match.group(2)):
+            minutes = float(match.group(1) or 0) * 60 + float(match.group(2) or 0)
+            if minutes > 0:
+                return max(1, round(minutes))
+    warn("read_time", f"{_reprs.repr(value)} is not a reading time "
+         f"(expected like '8 mins'; using {estimated} from the word count)")
+    return estimated
+
+
+def _tags(meta: dict[str, Any]) -> tuple[str, ...]:
+    tags: list[str] = []
+    for name in ("tags", "categories"):
+        value = meta.get(name)
+        if value is None:
+            continue
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(i, (str, int)) for i in items):
+            raise _Bad(name, f"{_reprs.repr(value)} is not a list of words (expected [ai, startups])")
+        tags.extend(str(i).strip() for i in items if str(i).strip())
+    return tuple(dict.fromkeys(tags))
+
+
+def _excerpt(body: str, limit: int) -> str:
+    """Plain text of the body's first paragraphs, cut at a word boundary."""
+    words: list[str] = []
+    for token in _markdown.parse(body):
+        if token.type != "inline" or not token.children:
+            continue
+        words.extend(
+            " ".join(c.content for c in token.children if c.type in ("text", "code_inline")).split()
+        )
+        if sum(len(w) + 1 for w in words) > limit:
+            break
+    return shorten(" ".join(words), limit)
+
+
+def shorten(text: str, limit: int, ellipsis: str = "…") -> str:
+    """Cut at the last word boundary that fits, adding an ellipsis when cut."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - len(ellipsis) + 1]
+    space = cut.rfind(" ")
+    if space > 0:
+        cut = cut[:space]
+    else:
+        cut = cut[: limit - len(ellipsis)]
+    return cut.rstrip(" ,;:.-–—") + ellipsis
