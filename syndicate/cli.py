@@ -70,12 +70,17 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json:
     loaded = load_articles(config, paths)
     failed = bool(loaded.errors) or (strict and bool(loaded.warnings))
     if as_json:
-        click.echo(json.dumps({
-            "articles": len(loaded.articles),
-            "errors": len(loaded.errors),
-            "warnings": len(loaded.warnings),
-            "problems": [p.as_dict() for p in loaded.problems],
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "articles": len(loaded.articles),
+                    "errors": len(loaded.errors),
+                    "warnings": len(loaded.warnings),
+                    "problems": [p.as_dict() for p in loaded.problems],
+                },
+                indent=2,
+            )
+        )
     else:
         for problem in loaded.problems:
             click.echo(f"{problem.severity}: {problem}")

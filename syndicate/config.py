@@ -14,7 +14,7 @@ import reprlib
 from datetime import time
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -112,9 +112,7 @@ class Site(Strict):
     def _sender(cls, value: str) -> str:
         _, address = parseaddr(value)
         if "@" not in address or any(c in value for c in "\r\n"):
-            raise ValueError(
-                f"{_short(value)} is not an email address (expected \"Name <news@example.com>\")"
-            )
+            raise ValueError(f'{_short(value)} is not an email address (expected "Name <news@example.com>")')
         return value
 
     @property
@@ -176,7 +174,7 @@ class SocialChannel(Strict):
     targets: list[str] = Field(min_length=1)
 
 
-Channel = Annotated[Union[EmailChannel, SocialChannel], Field(discriminator="kind")]
+Channel = Annotated[EmailChannel | SocialChannel, Field(discriminator="kind")]
 
 
 class OutboxTarget(Strict):
@@ -216,7 +214,7 @@ class WebhookTarget(Strict):
     _url = field_validator("url")(lambda v: _check_http_url(v))
 
 
-Target = Annotated[Union[OutboxTarget, SmtpTarget, WebhookTarget], Field(discriminator="type")]
+Target = Annotated[OutboxTarget | SmtpTarget | WebhookTarget, Field(discriminator="type")]
 
 
 class ScheduleSettings(Strict):
@@ -228,7 +226,9 @@ class ScheduleSettings(Strict):
     def _catch_up(cls, value: str) -> str:
         if value in ("skip", "send") or re.fullmatch(r"\d+[mhd]", value):
             return value
-        raise ValueError(f"{_short(value)} is not a catch-up policy (expected skip, send or a window like 2d)")
+        raise ValueError(
+            f"{_short(value)} is not a catch-up policy (expected skip, send or a window like 2d)"
+        )
 
 
 class Config(Strict):
@@ -251,8 +251,7 @@ class Config(Strict):
                 if target not in self.targets:
                     known = ", ".join(sorted(self.targets)) or "none defined"
                     raise ValueError(
-                        f"channels.{name}.targets: {target!r} is not a target "
-                        f"(expected one of: {known})"
+                        f"channels.{name}.targets: {target!r} is not a target (expected one of: {known})"
                     )
         return self
 
@@ -319,9 +318,7 @@ def _resolve_paths(config: Config, root: Path) -> Config:
     def absolute(p: Path) -> Path:
         return p if p.is_absolute() else root / p
 
-    targets = {
-        name: t.model_copy(update=_path_fields(t, absolute)) for name, t in config.targets.items()
-    }
+    targets = {name: t.model_copy(update=_path_fields(t, absolute)) for name, t in config.targets.items()}
     return config.model_copy(
         update={
             "content": config.content.model_copy(update={"dir": absolute(config.content.dir)}),
@@ -333,11 +330,7 @@ def _resolve_paths(config: Config, root: Path) -> Config:
 
 
 def _path_fields(model: BaseModel, absolute) -> dict[str, Path]:
-    return {
-        name: absolute(value)
-        for name, value in model.__dict__.items()
-        if isinstance(value, Path)
-    }
+    return {name: absolute(value) for name, value in model.__dict__.items() if isinstance(value, Path)}
 
 
 def _format_validation(exc: ValidationError, raw: Any, path: Path) -> str:

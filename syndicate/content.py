@@ -12,13 +12,13 @@ import re
 import reprlib
 import tomllib
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
-import frontmatter
 import yaml
 from frontmatter.default_handlers import BaseHandler, YAMLHandler
 from markdown_it import MarkdownIt
@@ -109,8 +109,22 @@ class _TomlHandler(BaseHandler):
 
 _HANDLERS = (YAMLHandler(), _TomlHandler())
 _KNOWN = {
-    "title", "subtitle", "description", "author", "read_time", "publish_date", "created_date",
-    "heroImage", "hero_image", "cta", "tags", "categories", "slug", "url", "canonical_url", "draft",
+    "title",
+    "subtitle",
+    "description",
+    "author",
+    "read_time",
+    "publish_date",
+    "created_date",
+    "heroImage",
+    "hero_image",
+    "cta",
+    "tags",
+    "categories",
+    "slug",
+    "url",
+    "canonical_url",
+    "draft",
 }
 _DEFAULT_ALIASES = {"date": "publish_date", "image": "heroImage", "cover": "heroImage"}
 
@@ -142,9 +156,13 @@ def load_articles(config: Config, paths: Iterable[str | os.PathLike[str]] | None
             continue
         if article.slug in by_slug:
             loaded.problems.append(
-                Problem(path, "slug", "error",
-                        f"{article.slug!r} is already used by {by_slug[article.slug]} "
-                        "(expected each article to have its own slug)")
+                Problem(
+                    path,
+                    "slug",
+                    "error",
+                    f"{article.slug!r} is already used by {by_slug[article.slug]} "
+                    "(expected each article to have its own slug)",
+                )
             )
             continue
         by_slug[article.slug] = path
@@ -219,7 +237,9 @@ def _split(raw: bytes) -> tuple[dict[str, Any], str]:
     try:
         fm, body = handler.split(body_text)
     except ValueError:
-        raise _Bad("frontmatter", f"opened with {first!r} is never closed (expected a closing {first[:3]!r} line)") from None
+        raise _Bad(
+            "frontmatter", f"opened with {first!r} is never closed (expected a closing {first[:3]!r} line)"
+        ) from None
     try:
         meta = handler.load(fm)
     except yaml.YAMLError as exc:
@@ -271,18 +291,27 @@ def _normalise(path: Path, raw: bytes, meta: dict[str, Any], body: str, config: 
     excerpt = _excerpt(body, 300)
 
     if created is not None and publish < created:
-        warn("publish_date", f"{publish.date()} is before created_date {created.date()} "
-             "(expected publish_date on or after created_date)")
+        warn(
+            "publish_date",
+            f"{publish.date()} is before created_date {created.date()} "
+            "(expected publish_date on or after created_date)",
+        )
     if cta is None:
         warn("cta", "is missing (expected a call to action for emails and posts)")
     if hero is not None and not hero.startswith("https://"):
-        warn("heroImage", f"{_reprs.repr(hero)} is not https (expected an https:// image URL; "
-             "mail clients block or warn on plain http images)")
+        warn(
+            "heroImage",
+            f"{_reprs.repr(hero)} is not https (expected an https:// image URL; "
+            "mail clients block or warn on plain http images)",
+        )
     if description is None:
         warn("description", "is missing (expected a summary for previews; the excerpt is used)")
     elif len(description) > config.content.preheader_chars:
-        warn("description", f"is {len(description)} characters (expected at most "
-             f"{config.content.preheader_chars} for an email preheader; it will be cut)")
+        warn(
+            "description",
+            f"is {len(description)} characters (expected at most "
+            f"{config.content.preheader_chars} for an email preheader; it will be cut)",
+        )
     if draft:
         warn("draft", "is true (this article is not sent until draft is removed)")
 
@@ -344,8 +373,11 @@ def _date(meta: dict[str, Any], name: str, tz, default_time: time) -> datetime |
     elif isinstance(value, str):
         parsed = _parse_date_text(value.strip(), default_time)
     if parsed is None:
-        raise _Bad(name, f"{_reprs.repr(value)} is not a date "
-                   "(expected YYYY-MM-DD or an ISO 8601 datetime like 2024-02-01T09:00:00+01:00)")
+        raise _Bad(
+            name,
+            f"{_reprs.repr(value)} is not a date "
+            "(expected YYYY-MM-DD or an ISO 8601 datetime like 2024-02-01T09:00:00+01:00)",
+        )
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)
 
 
@@ -380,8 +412,7 @@ def _slug(meta: dict[str, Any], path: Path) -> str:
     stem = re.sub(r"^\d{4}-\d{2}-\d{2}-", "", path.stem)
     slug = slugify(given if given is not None else stem)
     if not slug:
-        raise _Bad("slug", f"{_reprs.repr(given or stem)} gives an empty slug "
-                   "(expected letters or digits)")
+        raise _Bad("slug", f"{_reprs.repr(given or stem)} gives an empty slug (expected letters or digits)")
     return slug
 
 
@@ -427,8 +458,11 @@ def _read_minutes(meta: dict[str, Any], words: int, wpm: int, warn) -> int:
             minutes = float(match.group(1) or 0) * 60 + float(match.group(2) or 0)
             if minutes > 0:
                 return max(1, round(minutes))
-    warn("read_time", f"{_reprs.repr(value)} is not a reading time "
-         f"(expected like '8 mins'; using {estimated} from the word count)")
+    warn(
+        "read_time",
+        f"{_reprs.repr(value)} is not a reading time "
+        f"(expected like '8 mins'; using {estimated} from the word count)",
+    )
     return estimated
 
 
@@ -451,9 +485,7 @@ def _excerpt(body: str, limit: int) -> str:
     for token in _markdown.parse(body):
         if token.type != "inline" or not token.children:
             continue
-        words.extend(
-            " ".join(c.content for c in token.children if c.type in ("text", "code_inline")).split()
-        )
+        words.extend(" ".join(c.content for c in token.children if c.type in ("text", "code_inline")).split())
         if sum(len(w) + 1 for w in words) > limit:
             break
     return shorten(" ".join(words), limit)
@@ -466,8 +498,5 @@ def shorten(text: str, limit: int, ellipsis: str = "…") -> str:
         return text
     cut = text[: limit - len(ellipsis) + 1]
     space = cut.rfind(" ")
-    if space > 0:
-        cut = cut[:space]
-    else:
-        cut = cut[: limit - len(ellipsis)]
+    cut = cut[:space] if space > 0 else cut[: limit - len(ellipsis)]
     return cut.rstrip(" ,;:.-–—") + ellipsis
