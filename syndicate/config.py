@@ -344,7 +344,8 @@ def _format_validation(exc: ValidationError, raw: Any, path: Path) -> str:
         elif err["type"] == "extra_forbidden":
             message = "is not a known key (check the spelling)"
         elif err["type"] == "union_tag_invalid":
-            message = f"{_short(written)} is not a known kind (expected {err['ctx']['expected_tags']})"
+            loc = (*loc, err["ctx"]["discriminator"].strip("'"))
+            message = f"{_short(err['ctx']['tag'])} is not allowed (expected {err['ctx']['expected_tags']})"
         elif err["type"] == "union_tag_not_found":
             message = f"has no {err['ctx']['discriminator']} (expected one)"
         elif err["type"] == "literal_error":

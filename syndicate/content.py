@@ -47,15 +47,23 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.field}: {self.message}"
+        return f"{_display(self.path)}: {self.field}: {self.message}"
 
     def as_dict(self) -> dict[str, str]:
         return {
-            "path": str(self.path),
+            "path": _display(self.path),
             "field": self.field,
             "severity": self.severity,
             "message": self.message,
         }
+
+
+def _display(path: Path) -> str:
+    """Paths as the user typed them: relative to the working folder when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 @dataclass(frozen=True)
@@ -225,7 +233,7 @@ def _split(raw: bytes) -> tuple[dict[str, Any], str]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise _Bad("file", f"is not UTF-8 (bad byte at offset {exc.start}; expected UTF-8 text)") from None
+        raise _Bad("file", f"is not UTF-8: bad byte at offset {exc.start} (expected UTF-8 text)") from None
     text = text.replace("\r\n", "\n")
     first = text.lstrip("\n").split("\n", 1)[0].strip()
     handler = next((h for h in _HANDLERS if h.detect(text.lstrip("\n"))), None)
@@ -246,16 +254,46 @@ def _split(raw: bytes) -> tuple[dict[str, Any], str]:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 2}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise _Bad("frontmatter", f"is not valid YAML{where}: {problem}") from None
+        message = f"is not valid YAML{where}: {problem} (expected key: value lines)"
+        raise _Bad("frontmatter", message) from None
     except tomllib.TOMLDecodeError as exc:
-        raise _Bad("frontmatter", f"is not valid TOML: {exc}") from None
+        raise _Bad("frontmatter", f"is not valid TOML: {exc} (expected key = value lines)") from None
     except RecursionError:
         raise _Bad("frontmatter", "is nested too deeply (expected simple key: value pairs)") from None
     if meta is None:
         meta = {}
     if not isinstance(meta, dict):
         raise _Bad("frontmatter", f"is a {type(meta).__name__} (expected key: value pairs)")
+    _check_shape(meta)
     return meta, body
+
+
+def _check_shape(meta: dict[str, Any], max_depth: int = 20, max_nodes: int = 10_000) -> None:
+    """Refuse YAML alias bombs and absurd nesting before anything walks the values.
+
+    YAML aliases share objects, so a "billion laughs" document loads instantly but explodes
+    as soon as something iterates it; counting nodes as they are reached, aliases included,
+    stops at the budget.
+    """
+    budget = max_nodes
+    stack: list[tuple[Any, int]] = [(meta, 0)]
+    while stack:
+        node, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise _Bad(
+                "frontmatter",
+                f"has more than {max_nodes:,} values, counting YAML aliases (expected a small set of fields)",
+            )
+        if depth > max_depth:
+            raise _Bad(
+                "frontmatter",
+                f"is nested more than {max_depth} levels deep (expected simple key: value pairs)",
+            )
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
 
 
 def _normalise(path: Path, raw: bytes, meta: dict[str, Any], body: str, config: Config, warn) -> Article:
@@ -344,7 +382,8 @@ def _text(meta: dict[str, Any], name: str, required: bool = False) -> str | None
             raise _Bad(name, "is missing (expected text)")
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise _Bad(name, f"is a {type(value).__name__}: {_reprs.repr(value)} (expected text)")
+        kind = "mapping" if isinstance(value, dict) else type(value).__name__
+        raise _Bad(name, f"{_reprs.repr(value)} is a {kind} (expected text)")
     return " ".join(str(value).split())
 
 

@@ -1,0 +1,148 @@
+"""config.yaml: working defaults, one-line errors with the key's path, secrets kept out of messages."""
+
+from __future__ import annotations
+
+from datetime import time
+
+import pytest
+import yaml
+
+from syndicate.config import EmailChannel, load_config
+from syndicate.errors import ConfigError
+
+from .conftest import REPO, base_config_dict
+
+
+def _load(tmp_path, data) -> object:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return load_config(path)
+
+
+def test_repository_config_is_a_working_example():
+    config = load_config(REPO / "config.yaml")
+    assert config.site.timezone == "Europe/London"
+    assert config.content.dir == REPO / "content"
+    assert config.state_dir == REPO / ".syndicate"
+    assert {t.type for t in config.targets.values()} == {"outbox"}
+    assert config.templates_dir.joinpath("email").is_dir()
+    weekly = config.channels["weekly"]
+    assert isinstance(weekly, EmailChannel) and weekly.schedule.at == time(8, 0)
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path):
+    config = _load(tmp_path, base_config_dict())
+    assert config.content.dir == tmp_path / "content"
+    assert config.targets["mail-outbox"].dir == tmp_path / "outbox" / "email"
+
+
+def test_bad_time_names_the_key_path(tmp_path):
+    data = base_config_dict()
+    data["channels"]["weekly"]["schedule"] = {"every": "week", "at": "25:00"}
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, data)
+    assert str(err.value) == (
+        f"{tmp_path / 'config.yaml'}: channels.weekly.schedule.at: '25:00' is not a time (expected HH:MM)"
+    )
+
+
+def test_unquoted_yaml_time_is_read_as_a_time(tmp_path):
+    text = yaml.safe_dump(base_config_dict()).replace(
+        "kind: email", "kind: email\n    schedule: {every: day, at: 07:30}"
+    )
+    config = _load(tmp_path, text)
+    assert config.channels["weekly"].schedule.at == time(7, 30)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["site"].update(colour="blue"), "site.colour: is not a known key"),
+        (lambda d: d["site"].pop("name"), "site.name: is missing"),
+        (
+            lambda d: d["site"].update(timezone="Mars/Olympus"),
+            "site.timezone: 'Mars/Olympus' is not a time zone",
+        ),
+        (lambda d: d["site"].update(base_url="example.com"), "site.base_url: 'example.com' is not a URL"),
+        (
+            lambda d: d["channels"]["weekly"].update(kind="fax"),
+            "channels.weekly.kind: 'fax' is not allowed (expected 'email', 'social')",
+        ),
+        (lambda d: d["channels"]["weekly"].update(targets=["nowhere"]), "'nowhere' is not a target"),
+        (
+            lambda d: d["channels"]["weekly"].update(max_articles="many"),
+            "channels.weekly.max_articles: 'many'",
+        ),
+        (
+            lambda d: d["targets"]["mail-outbox"].update(type="pigeon"),
+            "targets.mail-outbox.type: 'pigeon' is not allowed",
+        ),
+        (
+            lambda d: d["channels"]["weekly"].update(mode="weekly"),
+            "channels.weekly.mode: 'weekly' is not allowed",
+        ),
+        (
+            lambda d: (
+                d["schedule"].update(catch_up="sometimes")
+                if "schedule" in d
+                else d.update(schedule={"catch_up": "sometimes"})
+            ),
+            "schedule.catch_up: 'sometimes' is not a catch-up policy",
+        ),
+    ],
+)
+def test_mistakes_are_one_line_with_the_path(tmp_path, change, message):
+    data = base_config_dict()
+    change(data)
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, data)
+    text = str(err.value)
+    assert message in text
+    assert all(line.startswith(str(tmp_path)) for line in text.splitlines())
+
+
+def test_missing_env_var_is_named_and_secret_never_echoed(tmp_path, monkeypatch):
+    data = base_config_dict()
+    data["targets"]["smtp"] = {
+        "type": "smtp",
+        "host": "127.0.0.1",
+        "recipients": ["a@example.com"],
+        "username": "${SYN_TEST_USER}",
+        "password": "${SYN_TEST_PASSWORD}",
+    }
+    monkeypatch.setenv("SYN_TEST_USER", "u")
+    monkeypatch.delenv("SYN_TEST_PASSWORD", raising=False)
+    with pytest.raises(
+        ConfigError, match=r"targets.smtp.password: environment variable SYN_TEST_PASSWORD is not set"
+    ):
+        _load(tmp_path, data)
+
+    monkeypatch.setenv("SYN_TEST_PASSWORD", "hunter2-secret")
+    config = _load(tmp_path, data)
+    assert config.targets["smtp"].password.get_secret_value() == "hunter2-secret"
+    assert "hunter2-secret" not in repr(config)
+
+    data["targets"]["smtp"]["port"] = "${SYN_TEST_PASSWORD}"  # a secret in a field that fails
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, data)
+    assert "hunter2-secret" not in str(err.value)
+    assert "${SYN_TEST_PASSWORD}" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("site: [unclosed", "not valid YAML at line"),
+        ("", "is empty (expected a mapping"),
+        ("- a\n- b\n", "is a list (expected a mapping"),
+    ],
+)
+def test_unreadable_configs(tmp_path, text, message):
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, text)
+    assert message in str(err.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "absent.yaml")

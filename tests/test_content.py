@@ -1,0 +1,267 @@
+"""Articles: normalisation of the samples' quirks, and hostile files that must never raise."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from syndicate.content import load_articles, read_article, shorten
+from syndicate.errors import ContentError
+
+from .conftest import REPO
+
+SAMPLE_SHAPED = """\
+---
+title: 'Harbour Lights: A Study in ''Quoted'' Titles'
+subtitle: 'A subtitle'
+description: 'A description of reasonable length.'
+author: 'Ada Quill'
+read_time: '8 mins'
+publish_date: '2024-02-01'
+created_date: '2025-02-01'
+heroImage: 'https://img.example.com/hero.webp'
+cta: 'Follow us on LinkedIn for more.'
+---
+
+Intro paragraph with **bold** words.
+
+![An image](https://img.example.com/inline.png)
+
+## A heading
+
+More text here.
+"""
+
+
+def test_sample_shaped_article_is_normalised(site):
+    path = site.article("harbour-lights.md", SAMPLE_SHAPED)
+    article, problems = read_article(path, site.config())
+    assert article is not None
+    assert article.title == "Harbour Lights: A Study in 'Quoted' Titles"
+    assert article.publish_date == datetime(2024, 2, 1, tzinfo=site.config().site.tz)
+    assert article.publish_date.utcoffset() == timedelta(0)  # London in winter
+    assert article.created_date.year == 2025
+    assert article.read_minutes == 8
+    assert article.slug == "harbour-lights"
+    assert article.url == "https://example.com/articles/harbour-lights"
+    assert article.hero_image == "https://img.example.com/hero.webp"
+    assert article.cta == "Follow us on LinkedIn for more."
+    assert '<img src="https://img.example.com/inline.png" alt="An image"' in article.body_html
+    assert "<h2>A heading</h2>" in article.body_html
+    assert article.excerpt.startswith("Intro paragraph with bold words.")
+    assert len(article.content_hash) == 64
+    warned = {(p.field, p.severity) for p in problems}
+    assert ("publish_date", "warning") in warned
+
+
+def test_real_samples_load_with_the_date_warning(site):
+    loaded = load_articles(site.config(), [REPO.parent / "shared" / "samples"])
+    if not loaded.articles and not loaded.problems:
+        pytest.skip("shared samples not present beside the checkout")
+    assert len(loaded.articles) == 2
+    assert any(p.field == "publish_date" and "before created_date" in p.message for p in loaded.problems)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("'2024-06-01T09:30:00+02:00'", datetime(2024, 6, 1, 7, 30, tzinfo=UTC)),
+        ("2024-06-01T09:30:00Z", datetime(2024, 6, 1, 9, 30, tzinfo=UTC)),
+        ("'2024-06-01 09:30'", datetime(2024, 6, 1, 8, 30, tzinfo=UTC)),  # BST
+        ("2024-06-01", datetime(2024, 5, 31, 23, 0, tzinfo=UTC)),  # midnight BST
+        ("'1 June 2024'", datetime(2024, 5, 31, 23, 0, tzinfo=UTC)),
+    ],
+)
+def test_dates_become_aware_and_keep_their_instant(site, value, expected):
+    path = site.article("d.md", f"---\ntitle: T\npublish_date: {value}\n---\nbody\n")
+    article, _ = read_article(path, site.config())
+    assert article.publish_date.tzinfo is not None
+    assert article.publish_date == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "minutes"),
+    [("'8 mins'", 8), ("'1 min'", 1), ("12", 12), ("'1 hour 5 minutes'", 65), ("'3 min read'", 3)],
+)
+def test_read_time_forms(site, value, minutes):
+    path = site.article("r.md", f"---\ntitle: T\npublish_date: '2024-01-01'\nread_time: {value}\n---\nx\n")
+    assert read_article(path, site.config())[0].read_minutes == minutes
+
+
+def test_read_time_absent_or_odd_comes_from_word_count(site):
+    body = "word " * 1100  # 5 minutes at 220 wpm
+    path = site.article("w.md", f"---\ntitle: T\npublish_date: '2024-01-01'\n---\n{body}\n")
+    assert read_article(path, site.config())[0].read_minutes == 5
+    odd = site.article("o.md", f"---\ntitle: T\npublish_date: '2024-01-01'\nread_time: soon\n---\n{body}\n")
+    article, problems = read_article(odd, site.config())
+    assert article.read_minutes == 5
+    assert any(p.field == "read_time" and p.severity == "warning" for p in problems)
+
+
+def test_toml_frontmatter_and_hugo_aliases(site):
+    site.data["content"]["aliases"] = {"date": "publish_date", "cover": "heroImage"}
+    path = site.article(
+        "hugo.md",
+        '+++\ntitle = "From Hugo"\ndate = 2024-02-03T10:00:00Z\ncover = "/img/c.png"\n'
+        'categories = ["a", "b"]\n+++\nHello\n',
+    )
+    article, _ = read_article(path, site.config())
+    assert article.title == "From Hugo"
+    assert article.publish_date == datetime(2024, 2, 3, 10, tzinfo=UTC)
+    assert article.hero_image == "https://example.com/img/c.png"
+    assert article.tags == ("a", "b")
+
+
+def test_jekyll_filename_date_and_slug(site):
+    path = site.article("2024-05-06-my-post.markdown", "---\ntitle: Jekyll\n---\nbody\n")
+    article, _ = read_article(path, site.config())
+    assert article.slug == "my-post"
+    assert article.publish_date.date().isoformat() == "2024-05-06"
+
+
+def test_given_url_and_slug_win(site):
+    path = site.article(
+        "x.md", "---\ntitle: T\npublish_date: '2024-01-01'\nslug: Custom Slug\nurl: /elsewhere/x\n---\nb\n"
+    )
+    article, _ = read_article(path, site.config())
+    assert article.slug == "custom-slug"
+    assert article.url == "https://example.com/elsewhere/x"
+
+
+def test_warnings_for_missing_cta_http_image_and_draft(site):
+    path = site.article(
+        "w.md",
+        "---\ntitle: T\npublish_date: '2024-01-01'\nheroImage: 'http://img.example.com/a.png'\n"
+        "draft: true\ndescription: " + "long " * 40 + "\n---\nb\n",
+    )
+    article, problems = read_article(path, site.config())
+    assert article is not None and article.draft
+    fields = {p.field for p in problems if p.severity == "warning"}
+    assert {"cta", "heroImage", "draft", "description"} <= fields
+
+
+def test_duplicate_slugs_keep_the_first(site):
+    site.article("a/same.md", "---\ntitle: One\npublish_date: '2024-01-01'\n---\nb\n")
+    site.article("b/same.md", "---\ntitle: Two\npublish_date: '2024-01-01'\n---\nb\n")
+    loaded = load_articles(site.config())
+    assert [a.title for a in loaded.articles] == ["One"]
+    assert [p.field for p in loaded.errors] == ["slug"]
+
+
+def test_missing_folder_and_empty_folder_are_user_errors(site, tmp_path):
+    with pytest.raises(ContentError, match="no such file or folder"):
+        load_articles(site.config(), [tmp_path / "nope"])
+    with pytest.raises(ContentError, match="no articles found"):
+        load_articles(site.config())
+
+
+def test_shorten_cuts_at_word_boundary():
+    assert shorten("short", 10) == "short"
+    assert shorten("the quick brown fox jumps", 15) == "the quick…"
+    assert len(shorten("x" * 50, 10)) == 10
+
+
+# --- hostile files -------------------------------------------------------------------------------
+
+VALID = "---\ntitle: 'Valid {n}'\npublish_date: '2024-01-0{n}'\ncta: 'Go'\n---\nA fine body.\n"
+
+
+def _hostile_files() -> dict[str, bytes]:
+    deep = "title: Deep\npublish_date: '2024-01-01'\nnested: " + "[" * 3000 + "]" * 3000
+    bomb = "title: Bomb\npublish_date: '2024-01-01'\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    for i, name in enumerate("bcdefghi"):
+        prev = "abcdefghi"[i]
+        bomb += f"{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+    return {
+        "empty.md": b"",
+        "blank.md": b"  \n\n\t\n",
+        "binary.md": bytes(range(256)) * 8,
+        "never-closed.md": b"---\ntitle: Open\npublish_date: '2024-01-01'\nThe body never started.\n",
+        "title-list.md": b"---\ntitle: [one, two]\npublish_date: '2024-01-01'\n---\nbody\n",
+        "title-mapping.md": b"---\ntitle: {a: 1}\npublish_date: '2024-01-01'\n---\nbody\n",
+        "bad-date.md": b"---\ntitle: Bad date\npublish_date: '2024-13-45'\n---\nbody\n",
+        "date-number.md": b"---\ntitle: Number date\npublish_date: 12345\n---\nbody\n",
+        "deep.md": f"---\n{deep}\n---\nbody\n".encode(),
+        "alias-bomb.md": f"---\n{bomb}---\nbody\n".encode(),
+        "huge.md": b"---\ntitle: Huge\npublish_date: '2024-01-01'\n---\n" + b"word " * 1_000_000,
+        "latin1.md": "---\ntitle: 'Caf\xe9'\npublish_date: '2024-01-01'\n---\nna\xefve\n".encode("latin-1"),
+        "bad-toml.md": b'+++\ntitle = "Broken\npublish_date = 2024-01-01\n+++\nbody\n',
+        "no-frontmatter.md": b"# Just a heading\n\nNo frontmatter at all.\n",
+        "frontmatter-list.md": b"---\n- a\n- b\n---\nbody\n",
+        "invalid-yaml.md": b"---\ntitle: 'unclosed\npublish_date: '2024-01-01'\n---\nbody\n",
+        "tab-yaml.md": b"---\ntitle: T\n\tpublish_date: '2024-01-01'\n---\nbody\n",
+        "no-title.md": b"---\npublish_date: '2024-01-01'\n---\nbody\n",
+        "no-date.md": b"---\ntitle: When?\n---\nbody\n",
+        "js-url.md": b"---\ntitle: T\npublish_date: '2024-01-01'\nurl: 'javascript:alert(1)'\n---\nb\n",
+        "data-image.md": b"---\ntitle: T\npublish_date: '2024-01-01'\nheroImage: 'data:image/png;base64,AAA'\n---\nb\n",
+        "bad-draft.md": b"---\ntitle: T\npublish_date: '2024-01-01'\ndraft: maybe\n---\nb\n",
+        "tags-mapping.md": b"---\ntitle: T\npublish_date: '2024-01-01'\ntags: {a: b}\n---\nb\n",
+        "empty-slug.md": b"---\ntitle: T\npublish_date: '2024-01-01'\nslug: '!!!'\n---\nb\n",
+    }
+
+
+@pytest.fixture
+def hostile(site):
+    for name, data in _hostile_files().items():
+        (site.content / name).write_bytes(data)
+    os.symlink(site.content / "loop-b.md", site.content / "loop-a.md")
+    os.symlink(site.content / "loop-a.md", site.content / "loop-b.md")
+    os.symlink(site.content, site.content / "folder-loop")  # a folder that contains itself
+    for n in (1, 2, 3):
+        site.article(f"valid-{n}.md", VALID.format(n=n))
+    return site
+
+
+def test_hostile_files_each_get_one_line_error_and_valid_ones_load(hostile):
+    loaded = load_articles(hostile.config())
+    assert sorted(a.title for a in loaded.articles) == ["Valid 1", "Valid 2", "Valid 3"]
+    failing = {p.path.name for p in loaded.errors}
+    expected = set(_hostile_files()) | {"loop-a.md", "loop-b.md"}
+    assert failing == expected
+    for problem in loaded.errors:
+        line = str(problem)
+        assert "\n" not in line
+        assert line.startswith(f"{problem.path.name}: ") or f"/{problem.path.name}: " in line
+        assert "(expected" in line or "cannot be read" in line, line
+        assert len(line) < 300, line
+
+
+def test_hostile_errors_name_the_field(hostile):
+    by_file = {p.path.name: p for p in load_articles(hostile.config()).errors}
+    assert by_file["title-list.md"].field == "title"
+    assert "is a list" in by_file["title-list.md"].message
+    assert by_file["bad-date.md"].field == "publish_date"
+    assert "'2024-13-45' is not a date" in by_file["bad-date.md"].message
+    assert "never closed" in by_file["never-closed.md"].message
+    assert "aliases" in by_file["alias-bomb.md"].message
+    assert "bytes (expected at most" in by_file["huge.md"].message
+    assert "not UTF-8" in by_file["latin1.md"].message
+    assert "TOML" in by_file["bad-toml.md"].message
+    assert by_file["js-url.md"].field == "url"
+    assert by_file["data-image.md"].field == "heroImage"
+    assert "cannot be read" in by_file["loop-a.md"].message
+
+
+def test_single_hostile_path_given_directly(hostile):
+    loaded = load_articles(hostile.config(), [hostile.content / "bad-date.md"])
+    assert loaded.articles == []
+    assert [p.field for p in loaded.errors] == ["publish_date"]
+
+
+def test_non_markdown_files_are_ignored(site):
+    (site.content / "notes.txt").write_text("not an article")
+    (site.content / ".hidden.md").write_text("---\ntitle: hidden\n---\n")
+    site.article("ok.md", VALID.format(n=1))
+    loaded = load_articles(site.config())
+    assert [a.title for a in loaded.articles] == ["Valid 1"]
+    assert loaded.problems == [] or all(p.severity == "warning" for p in loaded.problems)
+
+
+def test_symlinked_article_inside_folder_loads(site, tmp_path: Path):
+    outside = tmp_path / "elsewhere.md"
+    outside.write_text(VALID.format(n=4))
+    os.symlink(outside, site.content / "linked.md")
+    assert [a.title for a in load_articles(site.config()).articles] == ["Valid 4"]
