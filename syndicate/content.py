@@ -22,6 +22,7 @@ from urllib.parse import urljoin, urlsplit
 import yaml
 from frontmatter.default_handlers import BaseHandler, YAMLHandler
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 from .config import Config
 from .errors import ContentError
@@ -325,8 +326,9 @@ def _normalise(path: Path, raw: bytes, meta: dict[str, Any], body: str, config: 
     description = _text(meta, "description")
     cta = _text(meta, "cta")
     tags = _tags(meta)
-    body_html = _markdown.render(body)
-    excerpt = _excerpt(body, 300)
+    tokens = _markdown.parse(body)  # parsed once: the HTML and the excerpt share it
+    body_html = _markdown.renderer.render(tokens, _markdown.options, {})
+    excerpt = _excerpt(tokens, 300)
 
     if created is not None and publish < created:
         warn(
@@ -518,10 +520,10 @@ def _tags(meta: dict[str, Any]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(tags))
 
 
-def _excerpt(body: str, limit: int) -> str:
+def _excerpt(tokens: list[Token], limit: int) -> str:
     """Plain text of the body's first paragraphs, cut at a word boundary."""
     words: list[str] = []
-    for token in _markdown.parse(body):
+    for token in tokens:
         if token.type != "inline" or not token.children:
             continue
         words.extend(" ".join(c.content for c in token.children if c.type in ("text", "code_inline")).split())
