@@ -25,7 +25,7 @@ def test_repository_config_is_a_working_example():
     assert config.content.dir == REPO / "content"
     assert config.state_dir == REPO / ".syndicate"
     assert {t.type for t in config.targets.values()} == {"outbox"}
-    assert config.templates_dir.joinpath("email").is_dir()
+    assert config.templates_dir == REPO / "templates"  # the built-in ones, from a checkout
     weekly = config.channels["weekly"]
     assert isinstance(weekly, EmailChannel) and weekly.schedule.at == time(8, 0)
 

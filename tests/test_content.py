@@ -58,9 +58,10 @@ def test_sample_shaped_article_is_normalised(site):
 
 
 def test_real_samples_load_with_the_date_warning(site):
-    loaded = load_articles(site.config(), [REPO.parent / "shared" / "samples"])
-    if not loaded.articles and not loaded.problems:
-        pytest.skip("shared samples not present beside the checkout")
+    samples = REPO.parent / "shared" / "samples"
+    if not samples.is_dir():
+        pytest.skip(f"the shared samples are not beside this checkout ({samples})")
+    loaded = load_articles(site.config(), [samples])
     assert len(loaded.articles) == 2
     assert any(p.field == "publish_date" and "before created_date" in p.message for p in loaded.problems)
 
