@@ -27,7 +27,7 @@ def _fail_cleanly(command):
         try:
             return command(*args, **kwargs)
         except SyndicateError as exc:
-            for line in str(exc).splitlines() or [type(exc).__name__]:
+            for line in str(exc).split("\n"):
                 click.echo(f"error: {line}", err=True)
             sys.exit(exc.exit_code)
 

@@ -374,7 +374,8 @@ def _lookup(raw: Any, loc: tuple) -> Any:
 
 
 def _dotted(loc: tuple) -> str:
-    return ".".join(str(p) for p in loc) or "(top)"
+    """A key path for one line: keys with control or odd characters are shown quoted."""
+    return ".".join(str(p) if str(p).isprintable() else repr(p) for p in loc) or "(top)"
 
 
 def _kind(value: Any) -> str:
