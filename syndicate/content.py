@@ -90,6 +90,25 @@ class Article:
     draft: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
+    def as_dict(self) -> dict[str, Any]:
+        """The article's public fields as JSON-able values (what webhooks receive)."""
+        return {
+            "slug": self.slug,
+            "title": self.title,
+            "subtitle": self.subtitle,
+            "description": self.description,
+            "author": self.author,
+            "url": self.url,
+            "publish_date": self.publish_date.isoformat(),
+            "created_date": self.created_date.isoformat() if self.created_date else None,
+            "hero_image": self.hero_image,
+            "cta": self.cta,
+            "tags": list(self.tags),
+            "read_minutes": self.read_minutes,
+            "excerpt": self.excerpt,
+            "content_hash": self.content_hash,
+        }
+
 
 @dataclass
 class Loaded:

@@ -266,3 +266,13 @@ def test_symlinked_article_inside_folder_loads(site, tmp_path: Path):
     outside.write_text(VALID.format(n=4))
     os.symlink(outside, site.content / "linked.md")
     assert [a.title for a in load_articles(site.config()).articles] == ["Valid 4"]
+
+
+def test_as_dict_is_json_ready(site):
+    import json
+
+    article, _ = read_article(site.article("j.md", SAMPLE_SHAPED), site.config())
+    data = json.loads(json.dumps(article.as_dict()))
+    assert data["title"].startswith("Harbour Lights")
+    assert data["publish_date"] == "2024-02-01T00:00:00+00:00"
+    assert data["read_minutes"] == 8
