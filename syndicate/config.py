@@ -170,6 +170,7 @@ class SocialChannel(Strict):
     network: Literal["linkedin", "x", "mastodon", "bluesky"] = "linkedin"
     at: Literal["publish"] = "publish"
     hashtags: list[str] = Field(default_factory=list)
+    max_hashtags: int | None = Field(default=None, ge=0, le=30)
     template: str | None = None
     targets: list[str] = Field(min_length=1)
 

@@ -1,0 +1,331 @@
+"""Social posts: what one social channel makes of one article, within its network's rules.
+
+A post is data (`SocialPost`): preview writes it, dry-run shows it and delivery sends it, so what
+a user previews is what gets posted. The text comes from a Jinja2 template per network; when it is
+too long the description is shortened at a word boundary, then (with a warning) the title. The
+link, the CTA and the hashtags are never cut. A post that still cannot fit is a `Problem`, not an
+exception, so one long article never stops the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import regex
+
+from ..config import Config, SocialChannel, default_templates_dir
+from ..content import Article, Problem
+from ..errors import ConfigError, TemplateError
+from .textlength import LIMITS, LINKEDIN_FOLD, UNITS, bluesky_facets, graphemes, linkedin_fold, measure
+from .textlength import linkedin_length as _linkedin_length
+from .textlength import shorten as _shorten
+
+DEFAULT_MAX_HASHTAGS = {"linkedin": 5, "x": 2, "mastodon": 4, "bluesky": 2}
+LINKEDIN_MIN_HASHTAGS = 3
+# A title is never shortened below this many graphemes: past that the post says nothing.
+MIN_TITLE = 20
+
+
+@dataclass(frozen=True)
+class SocialPost:
+    """One post for one network; `text` is final, as a reader will see it."""
+
+    network: str
+    text: str
+    link: str
+    image: str | None
+    hashtags: tuple[str, ...]
+    article: Article
+    key: str
+    length: int
+    limit: int
+    fold: int | None = None
+    facets: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def content_hash(self) -> str:
+        """Changes exactly when what would be posted changes (the ledger compares it)."""
+        payload = {
+            "network": self.network,
+            "text": self.text,
+            "link": self.link,
+            "image": self.image,
+            "facets": list(self.facets),
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+    def as_dict(self) -> dict[str, Any]:
+        """What outbox .json files and webhooks carry."""
+        return {
+            "key": self.key,
+            "network": self.network,
+            "text": self.text,
+            "link": self.link,
+            "image": self.image,
+            "hashtags": list(self.hashtags),
+            "facets": list(self.facets),
+            "length": self.length,
+            "limit": self.limit,
+            "unit": UNITS[self.network],
+            "fold": self.fold,
+            "content_hash": self.content_hash,
+            "article": {
+                "slug": self.article.slug,
+                "title": self.article.title,
+                "url": self.article.url,
+                "path": str(self.article.path),
+                "publish_date": self.article.publish_date.isoformat(),
+            },
+        }
+
+
+def compose_social_channel(
+    articles: Iterable[Article], channel_name: str, config: Config
+) -> tuple[list[SocialPost], list[Problem]]:
+    """Every article's post for one social channel, and what went wrong or was changed on the way."""
+    composer = _Composer.for_channel(channel_name, config)
+    posts: list[SocialPost] = []
+    problems: list[Problem] = []
+    for article in articles:
+        post, found = composer.compose(article)
+        problems.extend(found)
+        if post is not None:
+            posts.append(post)
+    return posts, problems
+
+
+def compose_post(
+    article: Article, channel_name: str, config: Config
+) -> tuple[SocialPost | None, list[Problem]]:
+    """One article's post; None (with an error Problem) when it cannot fit the network's limit."""
+    return _Composer.for_channel(channel_name, config).compose(article)
+
+
+def describe(post: SocialPost) -> str:
+    """One line for the preview table, e.g. "linkedin 812/3000, fold at 208"."""
+    line = f"{post.network} {post.length}/{post.limit}"
+    if post.network == "linkedin":
+        line += f", fold at {post.fold}" if post.fold is not None else ", no fold"
+    return line
+
+
+def write_post_files(post: SocialPost, out_dir: Path) -> list[Path]:
+    """`<key>.txt` (the text as posted) and `<key>.json` (`as_dict()`), in `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^\w.-]+", "_", post.key.replace(":", "--"), flags=re.ASCII)
+    text_path = out_dir / f"{stem}.txt"
+    json_path = out_dir / f"{stem}.json"
+    text_path.write_text(post.text + "\n", encoding="utf-8")
+    json_path.write_text(json.dumps(post.as_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return [text_path, json_path]
+
+
+def hashtag(tag: str) -> str | None:
+    """A tag as a hashtag: "machine learning" -> "#MachineLearning"; None when nothing is left."""
+    words = regex.findall(r"[\p{L}\p{N}\p{M}]+", tag)
+    if not words:
+        return None
+    body = words[0] if len(words) == 1 else "".join(w[:1].upper() + w[1:] for w in words)
+    return None if body.isdigit() else "#" + body
+
+
+def choose_hashtags(article: Article, channel: SocialChannel) -> tuple[str, ...]:
+    """The article's own tags first, then the channel's, without repeats, up to the channel's cap."""
+    cap = channel.max_hashtags if channel.max_hashtags is not None else DEFAULT_MAX_HASHTAGS[channel.network]
+    chosen: dict[str, str] = {}
+    for tag in (*article.tags, *channel.hashtags):
+        tag_text = hashtag(tag)
+        if tag_text is not None:
+            chosen.setdefault(tag_text.casefold(), tag_text)
+    return tuple(chosen.values())[:cap]
+
+
+@dataclass(frozen=True)
+class _Composer:
+    channel_name: str
+    channel: SocialChannel
+    config: Config
+    template: jinja2.Template
+
+    @classmethod
+    def for_channel(cls, channel_name: str, config: Config) -> _Composer:
+        channel = config.channels.get(channel_name)
+        if not isinstance(channel, SocialChannel):
+            social = ", ".join(n for n, c in config.channels.items() if isinstance(c, SocialChannel))
+            what = "not a channel" if channel is None else f"an {channel.kind} channel"
+            raise ConfigError(
+                f"channels.{channel_name}: is {what} (expected a social channel: {social or 'none defined'})"
+            )
+        name = channel.template or f"social/{channel.network}.txt.j2"
+        return cls(channel_name, channel, config, _load_template(_search_path(config), name))
+
+    def compose(self, article: Article) -> tuple[SocialPost | None, list[Problem]]:
+        network = self.channel.network
+        limit = LIMITS[network]
+        tags = choose_hashtags(article, self.channel)
+        problems: list[Problem] = []
+        if network == "linkedin" and len(tags) < LINKEDIN_MIN_HASHTAGS:
+            problems.append(
+                Problem(
+                    article.path,
+                    "tags",
+                    "warning",
+                    f"give only {len(tags)} hashtags for {self.channel_name} (expected 3 to 5 on LinkedIn; "
+                    f"add tags to the article or channels.{self.channel_name}.hashtags)",
+                )
+            )
+
+        def render(title: str, description: str) -> str:
+            return self._render(article, title, description, tags)
+
+        fitted = _fit(article, network, limit, render)
+        if isinstance(fitted, Problem):
+            return None, [*problems, fitted]
+        text, title_cut = fitted
+        if title_cut:
+            room = "before the see-more fold (about 210)" if network == "linkedin" else f"in {limit}"
+            problems.append(
+                Problem(
+                    article.path,
+                    "title",
+                    "warning",
+                    f"is {len(graphemes(article.title))} characters; the {network} post for "
+                    f"{self.channel_name} shortens it (expected a title that fits {room})",
+                )
+            )
+        post = SocialPost(
+            network=network,
+            text=text,
+            link=article.url,
+            image=article.hero_image,
+            hashtags=tags,
+            article=article,
+            key=f"{self.channel_name}:{article.slug}",
+            length=measure(network, text),
+            limit=limit,
+            fold=linkedin_fold(text) if network == "linkedin" else None,
+            facets=tuple(bluesky_facets(text, tags)) if network == "bluesky" else (),
+        )
+        return post, problems
+
+    def _render(self, article: Article, title: str, description: str, tags: tuple[str, ...]) -> str:
+        context = {
+            "article": article,
+            "site": self.config.site,
+            "network": self.channel.network,
+            "title": title,
+            "description": description,
+            "cta": article.cta,
+            "link": article.url,
+            "hashtags": list(tags),
+        }
+        try:
+            text = self.template.render(context)
+        except jinja2.TemplateError as exc:
+            line = _template_line(exc, self.template.filename)
+            where = f"{self.template.name}:{line}" if line else self.template.name
+            raise TemplateError(f"{where}: {exc} (while composing {article.path})") from None
+        return _tidy(text)
+
+
+def _fit(
+    article: Article, network: str, limit: int, render: Callable[[str, str], str]
+) -> tuple[str, bool] | Problem:
+    """The longest post that fits: the text and whether the title had to be shortened."""
+    title = article.title
+    description = article.description or article.excerpt or ""
+    title_size = len(graphemes(title))
+    shortest_title = min(MIN_TITLE, title_size)
+
+    def fits(text: str) -> bool:
+        return measure(network, text) <= limit and (network != "linkedin" or _hook_fits(text))
+
+    keep_title = title_size
+    if network == "linkedin" and not _hook_fits(render(title, description)):
+        found = _largest(shortest_title, title_size, lambda k: _hook_fits(render(_shorten(title, k), "")))
+        keep_title = found if found is not None else shortest_title
+    short_title = _shorten(title, keep_title)
+
+    size = len(graphemes(description))
+    keep = _largest(0, size, lambda k: fits(render(short_title, _shorten(description, k))))
+    if keep is not None:
+        return render(short_title, _shorten(description, keep)), keep_title < title_size
+    keep_title = _largest(shortest_title, keep_title, lambda k: fits(render(_shorten(title, k), "")))
+    if keep_title is not None:
+        return render(_shorten(title, keep_title), ""), True
+    least = measure(network, render(_shorten(title, shortest_title), ""))
+    return Problem(
+        article.path,
+        network,
+        "error",
+        f"the {network} post is {least} {UNITS[network]} with no description and the title cut to "
+        f"{shortest_title} (expected at most {limit}; shorten the cta or the channel's hashtags)",
+    )
+
+
+def _hook_fits(text: str) -> bool:
+    """LinkedIn shows about 210 characters before "see more": the first line must end by then."""
+    return _linkedin_length(text.split("\n", 1)[0]) <= LINKEDIN_FOLD
+
+
+def _largest(low: int, high: int, ok: Callable[[int], bool]) -> int | None:
+    """The largest k in [low, high] with ok(k), for ok true up to some k and false after."""
+    if not ok(low):
+        return None
+    while low < high:
+        middle = (low + high + 1) // 2
+        if ok(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _tidy(text: str) -> str:
+    """Templates leave blank lines where optional parts were empty: at most one blank line between parts."""
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _search_path(config: Config) -> tuple[Path, ...]:
+    """The site's templates first, then the ones shipped with syndicate."""
+    return tuple(dict.fromkeys([config.templates_dir, default_templates_dir()]))
+
+
+@lru_cache(maxsize=32)
+def _environment(search_path: tuple[Path, ...]) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(p) for p in search_path]),
+        autoescape=False,  # plain text: posts are not HTML
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _load_template(search_path: tuple[Path, ...], name: str) -> jinja2.Template:
+    try:
+        return _environment(search_path).get_template(name)
+    except jinja2.TemplateNotFound:
+        places = ", ".join(str(p) for p in search_path)
+        raise TemplateError(f"{name}: no such template (looked in {places})") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"{exc.filename or name}:{exc.lineno}: {exc.message}") from None
+
+
+def _template_line(exc: BaseException, filename: str | None) -> int | None:
+    """Jinja2 rewrites tracebacks so template frames carry the template's own line numbers."""
+    line = None
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        if filename is not None and frame.f_code.co_filename == filename:
+            line = lineno
+    return line
