@@ -7,7 +7,6 @@ from pathlib import Path
 
 import grapheme
 import pytest
-from conftest import DATA, REPO, base_config_dict
 from twitter_text import extract_urls_with_indices, parse_tweet
 
 from syndicate.compose.littletext import little_text, unescape_little_text
@@ -23,6 +22,8 @@ from syndicate.compose.social import (
 from syndicate.config import Config, config_from_dict
 from syndicate.content import Article, load_articles
 from syndicate.errors import ConfigError, TemplateError
+
+from .conftest import DATA, REPO, base_config_dict
 
 NETWORKS = ("linkedin", "x", "mastodon", "bluesky")
 ARTICLES = DATA / "social"

@@ -78,13 +78,7 @@ class SocialPost:
             "unit": UNITS[self.network],
             "fold": self.fold,
             "content_hash": self.content_hash,
-            "article": {
-                "slug": self.article.slug,
-                "title": self.article.title,
-                "url": self.article.url,
-                "path": str(self.article.path),
-                "publish_date": self.article.publish_date.isoformat(),
-            },
+            "article": self.article.as_dict(),
         }
 
 
@@ -198,8 +192,8 @@ class _Composer:
                     article.path,
                     "title",
                     "warning",
-                    f"is {len(graphemes(article.title))} characters; the {network} post for "
-                    f"{self.channel_name} shortens it (expected a title that fits {room})",
+                    f"is {len(graphemes(article.title))} characters, too long for a {network} post: "
+                    f"channel {self.channel_name} shortens it (expected a title that fits {room})",
                 )
             )
         post = SocialPost(
