@@ -299,3 +299,30 @@ def test_templates_are_plain_text_not_html(site) -> None:
     config = site.config()
     post, _ = compose_post(load_articles(config).articles[0], "linkedin", config)
     assert post.text.startswith("Fish & Chips <hot>")
+
+
+def test_bluesky_posts_stay_under_3000_bytes_too(site) -> None:
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # 25 UTF-8 bytes, 1 grapheme
+    description = " ".join([family] * 250)
+    site.article(
+        "f.md", f"---\ntitle: Families\npublish_date: 2024-01-01\ndescription: '{description}'\n---\nB.\n"
+    )
+    site.data["channels"]["sky"] = {"kind": "social", "network": "bluesky", "targets": ["social-outbox"]}
+    config = site.config()
+    post, problems = compose_post(load_articles(config).articles[0], "sky", config)
+    assert grapheme.length(post.text) <= 300
+    assert len(post.text.encode("utf-8")) <= 3000
+    assert post.text.count(family) > 50  # shortened, not emptied
+    assert not problems
+
+
+def test_cannot_fit_error_names_channel_network_and_limit(site) -> None:
+    site.article("huge.md", f"---\ntitle: Huge\npublish_date: 2024-01-02\ncta: {'word ' * 700}\n---\nB.\n")
+    config = site.config()
+    post, problems = compose_post(load_articles(config).articles[0], "linkedin", config)
+    assert post is None
+    [error] = [p for p in problems if p.severity == "error"]
+    assert str(error).startswith(
+        f"{site.content / 'huge.md'}: linkedin: the linkedin post for channel linkedin is "
+    )
+    assert "expected at most 3000" in str(error)

@@ -25,9 +25,19 @@ import regex
 from ..config import Config, SocialChannel, default_templates_dir
 from ..content import Article, Problem
 from ..errors import ConfigError, TemplateError
-from .textlength import LIMITS, LINKEDIN_FOLD, UNITS, bluesky_facets, graphemes, linkedin_fold, measure
-from .textlength import linkedin_length as _linkedin_length
-from .textlength import shorten as _shorten
+from .textlength import (
+    BLUESKY_MAX_BYTES,
+    LIMITS,
+    LINKEDIN_FOLD,
+    UNITS,
+    bluesky_facets,
+    graphemes,
+    linkedin_fold,
+    linkedin_length,
+    measure,
+    shorten,
+    within_limit,
+)
 
 DEFAULT_MAX_HASHTAGS = {"linkedin": 5, "x": 2, "mastodon": 4, "bluesky": 2}
 LINKEDIN_MIN_HASHTAGS = 3
@@ -181,7 +191,7 @@ class _Composer:
         def render(title: str, description: str) -> str:
             return self._render(article, title, description, tags)
 
-        fitted = _fit(article, network, limit, render)
+        fitted = _fit(article, self.channel_name, network, render)
         if isinstance(fitted, Problem):
             return None, [*problems, fitted]
         text, title_cut = fitted
@@ -232,43 +242,47 @@ class _Composer:
 
 
 def _fit(
-    article: Article, network: str, limit: int, render: Callable[[str, str], str]
+    article: Article, channel_name: str, network: str, render: Callable[[str, str], str]
 ) -> tuple[str, bool] | Problem:
     """The longest post that fits: the text and whether the title had to be shortened."""
+    limit = LIMITS[network]
     title = article.title
     description = article.description or article.excerpt or ""
     title_size = len(graphemes(title))
     shortest_title = min(MIN_TITLE, title_size)
 
     def fits(text: str) -> bool:
-        return measure(network, text) <= limit and (network != "linkedin" or _hook_fits(text))
+        return within_limit(network, text) and (network != "linkedin" or _hook_fits(text))
 
     keep_title = title_size
     if network == "linkedin" and not _hook_fits(render(title, description)):
-        found = _largest(shortest_title, title_size, lambda k: _hook_fits(render(_shorten(title, k), "")))
+        found = _largest(shortest_title, title_size, lambda k: _hook_fits(render(shorten(title, k), "")))
         keep_title = found if found is not None else shortest_title
-    short_title = _shorten(title, keep_title)
+    short_title = shorten(title, keep_title)
 
     size = len(graphemes(description))
-    keep = _largest(0, size, lambda k: fits(render(short_title, _shorten(description, k))))
+    keep = _largest(0, size, lambda k: fits(render(short_title, shorten(description, k))))
     if keep is not None:
-        return render(short_title, _shorten(description, keep)), keep_title < title_size
-    keep_title = _largest(shortest_title, keep_title, lambda k: fits(render(_shorten(title, k), "")))
+        return render(short_title, shorten(description, keep)), keep_title < title_size
+    keep_title = _largest(shortest_title, keep_title, lambda k: fits(render(shorten(title, k), "")))
     if keep_title is not None:
-        return render(_shorten(title, keep_title), ""), True
-    least = measure(network, render(_shorten(title, shortest_title), ""))
+        return render(shorten(title, keep_title), ""), True
+    least = render(shorten(title, shortest_title), "")
+    size = f"{measure(network, least)} {UNITS[network]}"
+    if network == "bluesky":
+        size += f" ({len(least.encode('utf-8'))} bytes; at most {BLUESKY_MAX_BYTES})"
     return Problem(
         article.path,
         network,
         "error",
-        f"the {network} post is {least} {UNITS[network]} with no description and the title cut to "
-        f"{shortest_title} (expected at most {limit}; shorten the cta or the channel's hashtags)",
+        f"the {network} post for channel {channel_name} is {size} with no description and the title "
+        f"cut to {shortest_title} (expected at most {limit}; shorten the cta, the hashtags or the template)",
     )
 
 
 def _hook_fits(text: str) -> bool:
     """LinkedIn shows about 210 characters before "see more": the first line must end by then."""
-    return _linkedin_length(text.split("\n", 1)[0]) <= LINKEDIN_FOLD
+    return linkedin_length(text.split("\n", 1)[0]) <= LINKEDIN_FOLD
 
 
 def _largest(low: int, high: int, ok: Callable[[int], bool]) -> int | None:

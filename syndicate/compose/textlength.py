@@ -2,9 +2,9 @@
 
 X weighs text by the twitter-text v3 rules (NFC first; a URL counts 23; an emoji sequence 2; code
 points up to U+10FF and some punctuation 1, the rest 2). Mastodon counts grapheme clusters with each
-http(s) URL counted 23. Bluesky counts grapheme clusters of the text as posted; its links are
-facets addressed by UTF-8 byte offsets. LinkedIn counts characters; UTF-16 code units are used here
-(an emoji is 2), which is never less than what its composer shows.
+http(s) URL counted 23. Bluesky counts grapheme clusters of the text as posted (and at most 3,000
+UTF-8 bytes); its links are facets addressed by UTF-8 byte offsets. LinkedIn counts characters;
+UTF-16 code units are used here (an emoji is 2), never less than what its composer shows.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ UNITS: dict[str, str] = {
     "mastodon": "characters",
     "bluesky": "graphemes",
 }
+# Bluesky's record also caps the text at 3,000 UTF-8 bytes: 300 family emoji would pass the
+# grapheme count and still be refused.
+BLUESKY_MAX_BYTES = 3000
 LINKEDIN_FOLD = 210
 URL_LENGTH = 23
 ELLIPSIS = "…"
@@ -177,6 +180,13 @@ _MEASURES = {
 def measure(network: str, text: str) -> int:
     """Length of `text` in the network's own unit (see UNITS), to compare with LIMITS."""
     return _MEASURES[network](text)
+
+
+def within_limit(network: str, text: str) -> bool:
+    """Whether the network accepts `text` as a post's length."""
+    if network == "bluesky" and len(text.encode("utf-8")) > BLUESKY_MAX_BYTES:
+        return False
+    return measure(network, text) <= LIMITS[network]
 
 
 def linkedin_fold(text: str) -> int | None:
