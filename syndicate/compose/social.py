@@ -30,12 +30,12 @@ from .textlength import (
     LIMITS,
     LINKEDIN_FOLD,
     UNITS,
+    Shortener,
     bluesky_facets,
     graphemes,
     linkedin_fold,
     linkedin_length,
     measure,
-    shorten,
     within_limit,
 )
 
@@ -246,28 +246,25 @@ def _fit(
 ) -> tuple[str, bool] | Problem:
     """The longest post that fits: the text and whether the title had to be shortened."""
     limit = LIMITS[network]
-    title = article.title
-    description = article.description or article.excerpt or ""
-    title_size = len(graphemes(title))
-    shortest_title = min(MIN_TITLE, title_size)
+    title = Shortener(article.title)
+    description = Shortener(article.description or article.excerpt or "")
+    shortest_title = min(MIN_TITLE, len(title))
 
     def fits(text: str) -> bool:
         return within_limit(network, text) and (network != "linkedin" or _hook_fits(text))
 
-    keep_title = title_size
-    if network == "linkedin" and not _hook_fits(render(title, description)):
-        found = _largest(shortest_title, title_size, lambda k: _hook_fits(render(shorten(title, k), "")))
+    keep_title = len(title)
+    if network == "linkedin" and not _hook_fits(render(title.text, description.text)):
+        found = _largest(shortest_title, len(title), lambda k: _hook_fits(render(title(k), "")))
         keep_title = found if found is not None else shortest_title
-    short_title = shorten(title, keep_title)
 
-    size = len(graphemes(description))
-    keep = _largest(0, size, lambda k: fits(render(short_title, shorten(description, k))))
+    keep = _largest(0, len(description), lambda k: fits(render(title(keep_title), description(k))))
     if keep is not None:
-        return render(short_title, shorten(description, keep)), keep_title < title_size
-    keep_title = _largest(shortest_title, keep_title, lambda k: fits(render(shorten(title, k), "")))
+        return render(title(keep_title), description(keep)), keep_title < len(title)
+    keep_title = _largest(shortest_title, keep_title, lambda k: fits(render(title(k), "")))
     if keep_title is not None:
-        return render(shorten(title, keep_title), ""), True
-    least = render(shorten(title, shortest_title), "")
+        return render(title(keep_title), ""), True
+    least = render(title(shortest_title), "")
     size = f"{measure(network, least)} {UNITS[network]}"
     if network == "bluesky":
         size += f" ({len(least.encode('utf-8'))} bytes; at most {BLUESKY_MAX_BYTES})"
@@ -287,6 +284,8 @@ def _hook_fits(text: str) -> bool:
 
 def _largest(low: int, high: int, ok: Callable[[int], bool]) -> int | None:
     """The largest k in [low, high] with ok(k), for ok true up to some k and false after."""
+    if ok(high):
+        return high  # the common case: everything fits
     if not ok(low):
         return None
     while low < high:

@@ -9,6 +9,7 @@ UTF-16 code units are used here (an emoji is 2), never less than what its compos
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from collections.abc import Iterable
 from typing import Literal
@@ -31,8 +32,8 @@ LINKEDIN_FOLD = 210
 URL_LENGTH = 23
 ELLIPSIS = "…"
 
-# twitter-text v3: weight 100 (of scale 100) for these ranges, 200 for everything else.
-_X_LIGHT_RANGES = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
+# twitter-text v3: weight 100 (of scale 100) for these code points, 200 for everything else.
+_X_LIGHT = regex.compile(r"[\u0000-\u10ff\u2000-\u200d\u2010-\u201f\u2032-\u2037]")
 
 # URL grammar after twitter-text's extractor (which Mastodon also uses): which characters may
 # appear in and end a path, balanced parentheses (one level nested) so Wikipedia links keep
@@ -90,7 +91,10 @@ _COMMON_TLDS = frozenset(
         "ru",
     ]
 )
-_EMOJI = regex.compile(r"\p{Extended_Pictographic}|\p{Regional_Indicator}{2}|[0-9#*]\ufe0f?\u20e3")
+# An emoji sequence: the grapheme cluster that starts with an emoji, a flag or a keycap.
+_EMOJI_CLUSTER = regex.compile(
+    r"(?=\p{Extended_Pictographic}|\p{Regional_Indicator}{2}|[0-9#*]\ufe0f?\u20e3)\X"
+)
 _EMOJI_PARTS = regex.compile(
     r"\p{Extended_Pictographic}|\p{Regional_Indicator}|\p{Emoji_Modifier}|[\u200d\ufe0f\u20e3]"
     r"|[\U000e0020-\U000e007f]|[0-9#*](?=\ufe0f?\u20e3)"
@@ -135,19 +139,19 @@ def _x_links(text: str) -> list[tuple[int, int, bool]]:
 def _x_plain_weight(text: str) -> int:
     """Weight (scale 100) of text without links: an emoji sequence 200, else per code point."""
     total = 0
-    for cluster in _GRAPHEME.findall(text):
-        if _EMOJI.search(cluster):
-            # One emoji sequence weighs 200; whatever rides along (a combining mark) still counts.
-            rest = _EMOJI_PARTS.sub("", cluster)
-            total += 200 + sum(_x_code_point_weight(c) for c in rest)
-        else:
-            total += sum(_x_code_point_weight(c) for c in cluster)
-    return total
+    position = 0
+    for match in _EMOJI_CLUSTER.finditer(text):
+        total += _x_code_points_weight(text[position : match.start()])
+        # Whatever rides along the emoji in its cluster (a combining mark, say) still counts.
+        total += 200 + _x_code_points_weight(_EMOJI_PARTS.sub("", match.group()))
+        position = match.end()
+    return total + _x_code_points_weight(text[position:])
 
 
-def _x_code_point_weight(char: str) -> int:
-    point = ord(char)
-    return 100 if any(lo <= point <= hi for lo, hi in _X_LIGHT_RANGES) else 200
+def _x_code_points_weight(text: str) -> int:
+    if text.isascii():
+        return 100 * len(text)
+    return 200 * len(text) - 100 * len(_X_LIGHT.findall(text))
 
 
 def mastodon_length(text: str) -> int:
@@ -204,23 +208,42 @@ def linkedin_fold(text: str) -> int | None:
 
 
 def shorten(text: str, keep: int, ellipsis: str = ELLIPSIS) -> str:
-    """At most `keep` graphemes, ellipsis included, cut at a word boundary.
+    """At most `keep` graphemes, ellipsis included, cut at a word boundary (see Shortener)."""
+    return Shortener(text, ellipsis)(keep)
 
-    Text without spaces near the cut (Chinese, Japanese) is cut between grapheme clusters
-    instead, so a cut never splits an emoji, a flag or a letter from its accent.
+
+class Shortener:
+    """One text, ready to be cut to any number of graphemes, ellipsis included.
+
+    The cut falls at a word boundary; text without spaces near the cut (Chinese, Japanese) is
+    cut between grapheme clusters instead, so a cut never splits an emoji, a flag or a letter
+    from its accent. The text is split once: fitting a post tries a dozen lengths.
     """
-    text = " ".join(text.split())
-    clusters = graphemes(text)
-    if len(clusters) <= keep:
-        return text
-    room = keep - len(graphemes(ellipsis))
-    if room <= 0:
-        return ""
-    cut = clusters[: room + 1]  # one more: a space right after the cut is a word boundary too
-    space = max((i for i, c in enumerate(cut) if c.isspace()), default=-1)
-    end = space if space >= room * 0.6 else room
-    kept = "".join(clusters[:end]).rstrip(" ,;:.-–—")
-    return kept + ellipsis if kept else ""
+
+    def __init__(self, text: str, ellipsis: str = ELLIPSIS) -> None:
+        self.text = " ".join(text.split())
+        self.clusters = graphemes(self.text)
+        self.ellipsis = ellipsis
+        self._ellipsis_size = len(graphemes(ellipsis))
+
+    def __len__(self) -> int:
+        return len(self.clusters)
+
+    def __call__(self, keep: int) -> str:
+        clusters = self.clusters
+        if len(clusters) <= keep:
+            return self.text
+        room = keep - self._ellipsis_size
+        if room <= 0:
+            return ""
+        end = room
+        # A space right after the cut is a word boundary too; look back at most 40% of the room.
+        for index in range(room, math.ceil(room * 0.6) - 1, -1):
+            if clusters[index].isspace():
+                end = index
+                break
+        kept = "".join(clusters[:end]).rstrip(" ,;:.-–—")
+        return kept + self.ellipsis if kept else ""
 
 
 def bluesky_facets(text: str, hashtags: Iterable[str] = ()) -> list[dict]:
