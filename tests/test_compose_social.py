@@ -281,6 +281,12 @@ def test_undefined_template_variable_names_template_and_line(site) -> None:
         compose_social_channel(load_articles(config).articles, "linkedin", config)
 
 
+def test_runtime_error_in_a_template_names_template_and_line(site) -> None:
+    config = _config_with_template(site, "{{ title }}\n{{ article.read_minutes + 'x' }}\n")
+    with pytest.raises(TemplateError, match=r"social/custom.txt.j2:2: TypeError: .*a.md"):
+        compose_social_channel(load_articles(config).articles, "linkedin", config)
+
+
 def test_template_syntax_error_names_template_and_line(site) -> None:
     config = _config_with_template(site, "{{ title }}\n{% if %}\n")
     with pytest.raises(TemplateError, match=r"custom.txt.j2:2: "):

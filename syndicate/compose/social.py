@@ -202,8 +202,8 @@ class _Composer:
                     article.path,
                     "title",
                     "warning",
-                    f"is {len(graphemes(article.title))} characters, too long for a {network} post: "
-                    f"channel {self.channel_name} shortens it (expected a title that fits {room})",
+                    f"is {len(graphemes(article.title))} characters: channel {self.channel_name} "
+                    f"shortens it in its {network} post (expected a title that fits {room})",
                 )
             )
         post = SocialPost(
@@ -234,10 +234,11 @@ class _Composer:
         }
         try:
             text = self.template.render(context)
-        except jinja2.TemplateError as exc:
+        except Exception as exc:  # a template is the user's code: any failure in it is their mistake
             line = _template_line(exc, self.template.filename)
             where = f"{self.template.name}:{line}" if line else self.template.name
-            raise TemplateError(f"{where}: {exc} (while composing {article.path})") from None
+            reason = str(exc) if isinstance(exc, jinja2.TemplateError) else f"{type(exc).__name__}: {exc}"
+            raise TemplateError(f"{where}: {reason} (while composing {article.path})") from None
         return _tidy(text)
 
 
