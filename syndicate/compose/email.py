@@ -194,12 +194,14 @@ def _fit(email: _Email, articles: tuple[Article, ...]) -> EmailDraft:
     def layout(kept: int) -> _Layout:
         return _Layout(articles[:kept], more=articles[kept:], compact=True)
 
-    best = _largest_fitting(email, len(articles) - 1, layout)
+    best = _largest_fitting(email, 0, len(articles) - 1, layout)
     if best is None:
-        best = _largest_fitting(email, len(articles), lambda n: _Layout((), more=articles[:n], compact=True))
+        best = _largest_fitting(
+            email, 1, len(articles), lambda n: _Layout((), more=articles[:n], compact=True)
+        )
     if best is None:
         raise TemplateError(
-            f"{email.template_name}: even an empty digest is over the clip limit of {limit} bytes "
+            f"{email.template_name}: even a digest of one link is over the clip limit of {limit} bytes "
             f"(expected a smaller template or a larger channels.{email.channel_name}.clip_limit)"
         )
     note = f"over {limit} bytes: dropped images and descriptions, {len(best.overflow)} article(s) as links"
@@ -208,9 +210,9 @@ def _fit(email: _Email, articles: tuple[Article, ...]) -> EmailDraft:
     return email.with_warning(best, note)
 
 
-def _largest_fitting(email: _Email, high: int, layout) -> EmailDraft | None:
-    """The draft for the largest n in [0, high] whose layout fits (size grows with n)."""
-    low, best = 0, None
+def _largest_fitting(email: _Email, low: int, high: int, layout) -> EmailDraft | None:
+    """The draft for the largest n in [low, high] whose layout fits (size grows with n)."""
+    best = None
     while low <= high:
         middle = (low + high) // 2
         draft = email.draft(layout(middle))
@@ -284,15 +286,16 @@ class _Email:
     def _view(self, article: Article) -> _ArticleView:
         tz = self.config.site.tz
         published = article.publish_date.astimezone(tz)
-        meta = [f"By {article.author}"] if article.author else []
+        author = _plain(article.author)
+        meta = [f"By {author}"] if author else []
         meta += [f"{article.read_minutes} min read", f"{published.day} {published:%B %Y}"]
-        cta = article.cta or "Read the article"
+        cta = _plain(article.cta) or "Read the article"
         return _ArticleView(
-            title=article.title,
+            title=_plain(article.title) or article.slug,
             url=add_utm(article.url, self.channel.utm, self.campaign),
-            subtitle=article.subtitle,
-            description=article.description or article.excerpt,
-            author=article.author,
+            subtitle=_plain(article.subtitle),
+            description=_plain(article.description or article.excerpt),
+            author=author,
             meta=" · ".join(meta),
             hero_image=article.hero_image,
             cta=cta,
@@ -350,6 +353,11 @@ class _Email:
         lines += ["--", f"View in browser: {view_url}", f"Unsubscribe: {unsub}"]
         lines += _wrap(f"{site.name} · {site.postal_address}")
         return "\n".join(lines) + "\n"
+
+
+def _plain(text: str | None) -> str | None:
+    """Text as one line without control characters (a NUL or bell breaks MJML and mail clients)."""
+    return None if text is None else " ".join(_CONTROL.sub(" ", text).split())
 
 
 def _wrap(text: str) -> list[str]:
@@ -414,7 +422,7 @@ def render_html(config: Config, template_name: str, context: dict[str, Any]) -> 
         html = mjml.mjml2html(source, fonts=dict(config.site.fonts))
     except ValueError as exc:
         line, detail = _unbalanced_tag(template.filename)
-        raise TemplateError(f"{template.filename}:{line}: MJML: {exc} ({detail})") from None
+        raise TemplateError(f"{template.filename}{line}: MJML: {exc} ({detail})") from None
     leftover = re.search(r"<mj-[\w-]+", html)
     if leftover:
         raise TemplateError(
@@ -423,8 +431,23 @@ def render_html(config: Config, template_name: str, context: dict[str, Any]) -> 
     return _inline_css(html)
 
 
+_STYLE = re.compile(r"<style([^>]*)>(.*?)</style>", re.DOTALL)
+
+
 def _inline_css(html: str) -> str:
-    """premailer, offline: inline the template's CSS into style attributes, keep media queries."""
+    """premailer, offline: inline the template's CSS into style attributes, keep media queries.
+
+    Style blocks with @import (MJML's web fonts) are marked for premailer to leave alone: its CSS
+    parser would fetch the imported sheet, even with allow_network=False.
+    """
+    html = _STYLE.sub(
+        lambda m: (
+            f'<style data-premailer="ignore"{m.group(1)}>{m.group(2)}</style>'
+            if "@import" in m.group(2)
+            else m.group()
+        ),
+        html,
+    )
     return Premailer(
         html,
         allow_network=False,
@@ -453,7 +476,9 @@ _MJ_TAG = re.compile(r"<(/?)(mjml|mj-[\w-]+)\b[^>]*?(/?)>")
 
 
 def _unbalanced_tag(filename: str) -> tuple[str, str]:
-    """MJML's errors carry no position: find the first unclosed or stray tag in the template."""
+    """MJML's errors carry no position: find the first unclosed or stray tag in the template.
+
+    Returns (":line" or "", what is wrong)."""
     source = Path(filename).read_text(encoding="utf-8")
     source = _JINJA.sub(lambda m: "\n" * m.group().count("\n"), source)
     stack: list[tuple[str, int]] = []
@@ -466,10 +491,12 @@ def _unbalanced_tag(filename: str) -> tuple[str, str]:
             stack.append((name, line))
         elif stack and stack[-1][0] == name:
             stack.pop()
+        elif stack:
+            opened, opened_line = stack[-1]
+            return f":{opened_line}", f"<{opened}> is not closed before </{name}> on line {line}"
         else:
-            expected = f"</{stack[-1][0]}> (opened on line {stack[-1][1]})" if stack else "nothing"
-            return str(line), f"</{name}> where {expected} was expected"
+            return f":{line}", f"</{name}> closes nothing"
     if stack:
         name, line = stack[-1]
-        return str(line), f"<{name}> is never closed"
-    return "?", "no unbalanced tag found in this file; check the templates it imports"
+        return f":{line}", f"<{name}> is never closed"
+    return "", "no unbalanced tag in this file; check the templates it imports"
