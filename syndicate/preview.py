@@ -10,11 +10,10 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
 from pathlib import Path
 
 from .compose.email import EmailDraft, compose_email_channel, file_stem
-from .compose.mime import build_message
+from .compose.mime import build_message, message_bytes
 from .config import Config, EmailChannel
 from .content import Article, load_articles
 from .errors import ConfigError, ContentError
@@ -112,9 +111,9 @@ def _write_email(draft: EmailDraft, out: Path, config: Config) -> PreviewItem:
     files = (stem.with_suffix(".html"), stem.with_suffix(".txt"), stem.with_suffix(".eml"))
     try:
         out.mkdir(parents=True, exist_ok=True)
-        files[0].write_text(message.get_body(("html",)).get_content(), encoding="utf-8")
-        files[1].write_text(message.get_body(("plain",)).get_content(), encoding="utf-8")
-        files[2].write_bytes(message.as_bytes(policy=policy.SMTP))
+        for part, path in (("html", files[0]), ("plain", files[1])):
+            path.write_text(message.get_body((part,)).get_content().replace("\r\n", "\n"), encoding="utf-8")
+        files[2].write_bytes(message_bytes(message))
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise ContentError(f"{out}: cannot write the preview ({reason})") from None

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from email import policy
 from email.header import Header
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -73,8 +74,8 @@ def build_message(draft: EmailDraft, recipient: Recipient, config: Config) -> Em
         "greeting": f"Hi {name}," if name else "Hello,",
         "unsubscribe_url": links[0] if links else config.site.base_url,
     }
-    msg = EmailMessage(policy=policy.SMTP)
-    msg["From"] = _address_header("From", *parseaddr(config.site.sender))
+    msg = EmailMessage(policy=_SMTP)
+    msg["From"] = _from_header(config.site.sender)
     msg["To"] = _address_header("To", name, address)
     msg["Subject"] = _text_header("Subject", clean_header_text(draft.subject))
     msg["Date"] = _Prefolded("Date", format_datetime(datetime.now(UTC)))
@@ -92,6 +93,57 @@ def build_message(draft: EmailDraft, recipient: Recipient, config: Config) -> Em
     msg.attach(_part(_TEXT_PLAIN, _fill(text, {k: _qp(v) for k, v in fields.items()})))
     msg.attach(_part(_TEXT_HTML, _fill(html_body, {k: _qp(html.escape(v)) for k, v in fields.items()})))
     return msg
+
+
+def message_bytes(msg: EmailMessage) -> bytes:
+    """Exactly `msg.as_bytes(policy=policy.SMTP)` for a message from `build_message`, ~20x faster.
+
+    The stdlib's generator writes each 76-character line with two calls, most of a send's cost
+    (~2.5 ms for a 130 KB digest); this joins the same pieces at once. Messages of another shape
+    (changed since building) go through the stdlib.
+    """
+    parts = msg.get_payload()
+    boundary = msg.get_boundary()
+    simple = (
+        isinstance(parts, list)
+        and boundary
+        and msg.preamble is None
+        and msg.epilogue is None
+        and all(isinstance(p.get_payload(), str) and p.get_content_maintype() == "text" for p in parts)
+    )
+    if not simple:
+        return msg.as_bytes(policy=policy.SMTP)
+    nl, dashes = b"\r\n", b"--" + boundary.encode("ascii")
+    chunks = [_header_bytes(msg), dashes + nl]
+    for number, part in enumerate(parts):
+        if number:
+            chunks.append(nl + dashes + nl)
+        payload = part.get_payload()
+        if payload.count("\n") != payload.count("\r\n"):
+            payload = payload.replace("\r\n", "\n").replace("\n", "\r\n")
+        chunks += [_header_bytes(part), payload.encode("ascii")]
+    chunks.append(nl + dashes + b"--" + nl)
+    return b"".join(chunks)
+
+
+def _header_bytes(msg: EmailMessage) -> bytes:
+    return b"".join(policy.SMTP.fold_binary(name, value) for name, value in msg.raw_items()) + b"\r\n"
+
+
+class _SmtpPolicy(EmailPolicy):
+    """policy.SMTP, with header_max_count remembered: the stdlib builds a new header class on
+    every lookup (~30 µs), and looks one up for every header set."""
+
+    def header_max_count(self, name: str) -> int | None:
+        return _max_count(name.lower())
+
+
+@lru_cache(maxsize=256)
+def _max_count(name: str) -> int | None:
+    return policy.SMTP.header_max_count(name)
+
+
+_SMTP = _SmtpPolicy(linesep="\r\n")
 
 
 class _Prefolded(str):
@@ -119,6 +171,11 @@ _ONE_CLICK = _Prefolded("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
 _TEXT_PLAIN = _Prefolded("Content-Type", 'text/plain; charset="utf-8"')
 _TEXT_HTML = _Prefolded("Content-Type", 'text/html; charset="utf-8"')
 _QUOTED_PRINTABLE = _Prefolded("Content-Transfer-Encoding", "quoted-printable")
+
+
+@lru_cache(maxsize=16)
+def _from_header(sender: str) -> _Prefolded:
+    return _address_header("From", *parseaddr(sender))
 
 
 def _address_header(name: str, display_name: str, address: str) -> _Prefolded:
@@ -162,7 +219,7 @@ def _message_id(draft: EmailDraft, address: str, config: Config) -> str:
 
 
 def _part(content_type: _Prefolded, encoded: str) -> EmailMessage:
-    part = EmailMessage(policy=policy.SMTP)
+    part = EmailMessage(policy=_SMTP)
     part["Content-Type"] = content_type
     part["Content-Transfer-Encoding"] = _QUOTED_PRINTABLE
     part.set_payload(encoded)
@@ -170,8 +227,11 @@ def _part(content_type: _Prefolded, encoded: str) -> EmailMessage:
 
 
 def _qp(text: str) -> str:
-    # binascii's encoder is C: ~1 ms for 70 KB, where email's own is pure Python (~6 ms).
-    return binascii.b2a_qp(text.encode("utf-8"), istext=True).decode("ascii")
+    """Quoted-printable with CRLF line ends, as sent (so no per-message pass over 100 KB to convert).
+
+    binascii's encoder is C: ~1 ms for 70 KB, where the email package's is pure Python (~6 ms).
+    """
+    return binascii.b2a_qp(text.encode("utf-8"), istext=True).decode("ascii").replace("\n", "\r\n")
 
 
 @lru_cache(maxsize=32)
