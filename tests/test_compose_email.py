@@ -187,6 +187,13 @@ def test_header_injection_title_cannot_leave_the_subject(email_site):
     assert clean_header_text("a\u2028b\tc\r\n d") == "a b c d"
 
 
+def test_templates_cannot_reach_the_unsubscribe_secret(email_site, monkeypatch):
+    monkeypatch.setenv("UNSUBSCRIBE_SECRET", "s3cret-value")
+    email_site.data["site"]["unsubscribe_secret"] = "${UNSUBSCRIBE_SECRET}"
+    with pytest.raises(TemplateError, match="has no attribute 'unsubscribe_secret'"):
+        digest(email_site, subject="{{ site.unsubscribe_secret.get_secret_value() }}")
+
+
 def test_subject_is_a_jinja_expression_from_the_config(email_site):
     subject = "{{ site.name }} {{ date }}: {{ articles|map(attribute='title')|first }} & more"
     draft = digest(email_site, subject=subject)
@@ -199,7 +206,7 @@ def test_subject_is_a_jinja_expression_from_the_config(email_site):
         ("{{ site.name ", "channels.weekly.subject: line 1: unexpected end of template"),
         (
             "{{ site.nmae }}",
-            "channels.weekly.subject: 'syndicate.config.Site object' has no attribute 'nmae'",
+            "channels.weekly.subject: 'dict object' has no attribute 'nmae'",
         ),
     ],
 )

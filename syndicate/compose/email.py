@@ -95,7 +95,6 @@ class _ArticleView:
     hero_image: str | None
     cta: str
     cta_is_button: bool
-    slug: str
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,7 @@ class _Layout:
 
 def clean_header_text(text: str, limit: int = 200) -> str:
     """One line of text safe for a mail header: control characters (CR, LF...) become spaces."""
-    return shorten(_CONTROL.sub(" ", text), limit)
+    return shorten(_plain(text), limit)
 
 
 def compose_email_channel(
@@ -245,6 +244,18 @@ class _Email:
     def with_warning(self, draft: EmailDraft, warning: str) -> EmailDraft:
         return dataclasses.replace(draft, warnings=(*draft.warnings, warning))
 
+    @cached_property
+    def site(self) -> dict[str, Any]:
+        """What templates see of the site: never the whole config (it holds the unsubscribe secret)."""
+        site = self.config.site
+        return {
+            "name": site.name,
+            "base_url": site.base_url,
+            "logo": site.logo,
+            "postal_address": site.postal_address,
+            "sender": site.sender,
+        }
+
     def draft(self, layout: _Layout) -> EmailDraft:
         site = self.config.site
         views = [self._view(a) for a in layout.articles]
@@ -256,13 +267,14 @@ class _Email:
         view_url = self._view_url(lead)
         unsubscribe = PLACEHOLDERS["unsubscribe_url"]
         context = {
-            "site": site,
+            "site": self.site,
             "subject": subject,
             "preheader": preheader,
             "heading": self.heading,
             "articles": views,
             "more": more,
             "compact": layout.compact,
+            "more_heading": self._more_heading(),
             "view_url": view_url,
             "unsubscribe_url": unsubscribe,
             "recipient": {k: v for k, v in PLACEHOLDERS.items() if k != "unsubscribe_url"},
@@ -300,7 +312,6 @@ class _Email:
             hero_image=article.hero_image,
             cta=cta,
             cta_is_button=len(cta) <= CTA_BUTTON_CHARS,
-            slug=article.slug,
         )
 
     def _subject(self, articles: tuple[Article, ...]) -> str:
@@ -309,13 +320,16 @@ class _Email:
         try:
             template = _subject_environment().from_string(source)
             rendered = template.render(
-                site=self.config.site, articles=articles, article=articles[0], date=self.campaign
+                site=self.site, articles=articles, article=articles[0], date=self.campaign
             )
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"{where}: line {exc.lineno}: {exc.message} in {source!r}") from None
         except jinja2.TemplateError as exc:
             raise TemplateError(f"{where}: {exc.message} in {source!r}") from None
         return clean_header_text(rendered) or self.config.site.name
+
+    def _more_heading(self) -> str:
+        return "More today" if self.channel.schedule.every == "day" else "More this week"
 
     def _view_url(self, lead: Article) -> str:
         archive = self.config.site.archive_url
@@ -346,7 +360,7 @@ class _Email:
                 lines += [*_wrap(view.description), ""]
             lines += [*_wrap(view.cta), view.url, ""]
         if more:
-            lines += ["More this week", "--------------", ""]
+            lines += [self._more_heading(), "-" * len(self._more_heading()), ""]
             for view in more:
                 lines += [*_wrap(f"- {view.title}"), f"  {view.url}"]
             lines.append("")
@@ -458,12 +472,11 @@ def _inline_css(html: str) -> str:
 
 
 def _template_frame(exc: BaseException) -> str | None:
-    """Jinja maps template code to template lines in tracebacks: find the deepest such frame."""
+    """Jinja rewrites tracebacks so template code shows as template lines: the deepest such frame."""
     found = None
     for frame, line in traceback.walk_tb(exc.__traceback__):
-        filename = frame.f_code.co_filename
-        if filename.endswith(".mjml") or filename == "<template>":
-            found = f"{filename}:{line}"
+        if "__jinja_exception__" in frame.f_globals:
+            found = f"{frame.f_code.co_filename}:{line}"
     return found
 
 
