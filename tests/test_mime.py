@@ -188,6 +188,9 @@ def test_unsubscribe_links_quote_the_address(email_site):
     web, mailto = unsubscribe_links("o'neil&co@example.org", config)
     assert web.startswith("https://example.com/unsubscribe?email=o%27neil%26co%40example.org&token=")
     assert mailto.startswith("mailto:unsubscribe@example.com?subject=unsubscribe%20")
+    email_site.data["site"]["unsubscribe_url"] = "https://example.com/désinscription <x>"
+    web, _ = unsubscribe_links("a@example.org", email_site.config())
+    assert web.startswith("https://example.com/d%C3%A9sinscription%20%3Cx%3E?email=a%40example.org&token=")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -55,7 +55,8 @@ def unsubscribe_links(address: str, config: Config) -> tuple[str | None, str | N
     if site.unsubscribe_url:
         parts = urlsplit(site.unsubscribe_url)
         query = parse_qsl(parts.query, keep_blank_values=True) + [("email", address), ("token", token)]
-        web = urlunsplit(parts._replace(query=urlencode(query)))
+        # ASCII only, and no space or angle bracket: it goes into a header between < and >.
+        web = quote(urlunsplit(parts._replace(query=urlencode(query))), safe="!#$%&'()*+,/:;=?@[]~")
     mailto = None
     if site.unsubscribe_mailto:
         target = site.unsubscribe_mailto.removeprefix("mailto:")
