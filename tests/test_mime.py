@@ -7,11 +7,14 @@ import email
 import hashlib
 import hmac
 import html
+import shutil
+import sys
 from datetime import datetime
 from email import policy
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import DATA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +24,9 @@ from syndicate.config import Config
 from syndicate.content import load_articles
 from syndicate.errors import DeliveryError
 from syndicate.recipients import Recipient
+
+sys.path.insert(0, str(DATA / "email"))
+from generate import write_articles  # noqa: E402
 
 WINDOW_END = datetime(2024, 3, 11, 8, 0, tzinfo=ZoneInfo("Europe/London"))
 READER = Recipient("reader@example.org", "Ann Reader")
@@ -137,10 +143,6 @@ def test_header_injection_title_yields_one_subject_and_no_bcc(email_site):
 
 
 def test_the_injection_article_from_disk_cannot_add_a_header(email_site):
-    import shutil
-
-    from conftest import DATA
-
     shutil.copy(DATA / "email" / "hostile" / "header-injection.md", email_site.content)
     email_site.data["channels"]["weekly"]["subject"] = "{{ articles|map(attribute='title')|join(' / ') }}"
     draft, config = draft_and_config(email_site)
@@ -224,3 +226,15 @@ def test_message_bytes_falls_back_to_the_stdlib_for_other_shapes(email_site):
     message.preamble = None
     raw = message_bytes(message)
     assert raw == message.as_bytes(policy=policy.SMTP) and b"\r\nX-Campaign: spring\r\n" in raw
+
+
+def test_sent_html_of_a_clipped_digest_stays_under_the_limit(email_site):
+    write_articles(email_site.content, 60)
+    email_site.data["channels"]["weekly"]["max_articles"] = 64
+    draft, config = draft_and_config(email_site)
+    long_name = "Bartholomew Featherstonehaugh-Worthington " * 3
+    raw, parsed = parse(
+        build_message(draft, Recipient("a.very.long.address.indeed@example.org", long_name), config)
+    )
+    sent_html = parsed.get_body(("html",)).get_payload(decode=True)
+    assert draft.overflow and len(sent_html) <= 100_000

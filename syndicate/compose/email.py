@@ -239,7 +239,9 @@ class _Email:
         return f"email/{self.channel.template or DEFAULT_TEMPLATES[self.mode]}"
 
     def fits(self, draft: EmailDraft) -> bool:
-        return draft.html_bytes + PERSONALISATION_MARGIN <= self.channel.clip_limit
+        # As sent: lines end in CRLF, and placeholders become names and unsubscribe links.
+        sent = draft.html_bytes + draft.html.count("\n") + PERSONALISATION_MARGIN
+        return sent <= self.channel.clip_limit
 
     def with_warning(self, draft: EmailDraft, warning: str) -> EmailDraft:
         return dataclasses.replace(draft, warnings=(*draft.warnings, warning))
