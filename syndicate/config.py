@@ -86,7 +86,7 @@ class Site(Strict):
     unsubscribe_mailto: str | None = None
     # Signs per-recipient unsubscribe tokens; normally ${UNSUBSCRIBE_SECRET}.
     unsubscribe_secret: SecretStr | None = None
-    # Where published copies of the emails live ("view in browser" links); preview file names.
+    # Where the preview's .html files are published: "view in browser" links point there.
     archive_url: str | None = None
     # Web fonts for emails, name -> CSS URL, linked (never fetched) by the rendered HTML.
     fonts: dict[str, str] = Field(default_factory=dict)
