@@ -17,6 +17,7 @@ from . import __version__
 from .config import CONFIG_ENV, Config, load_config
 from .content import load_articles
 from .errors import SyndicateError
+from .preview import digest_sizes, preview_articles, preview_table
 
 
 def _fail_cleanly(command):
@@ -69,6 +70,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json:
     config = _config(ctx)
     loaded = load_articles(config, paths)
     failed = bool(loaded.errors) or (strict and bool(loaded.warnings))
+    digests = digest_sizes(config, loaded.articles)
     if as_json:
         click.echo(
             json.dumps(
@@ -77,6 +79,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json:
                     "errors": len(loaded.errors),
                     "warnings": len(loaded.warnings),
                     "problems": [p.as_dict() for p in loaded.problems],
+                    "digests": digests,
                 },
                 indent=2,
             )
@@ -84,11 +87,40 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json:
     else:
         for problem in loaded.problems:
             click.echo(f"{problem.severity}: {problem}")
+        for digest in digests:
+            click.echo(
+                f"{digest['key']}: digest of {digest['articles']} article(s), "
+                f"{digest['html_bytes']:,} bytes of HTML (clip limit {digest['clip_limit']:,})"
+                + "".join(f"; {warning}" for warning in digest["warnings"])
+            )
         click.echo(
             f"{len(loaded.articles)} article(s) ok, "
             f"{len(loaded.errors)} error(s), {len(loaded.warnings)} warning(s)"
         )
     sys.exit(1 if failed else 0)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--channel", help="Only this channel.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the files (default: <state_dir>/preview).",
+)
+@click.pass_context
+@_fail_cleanly
+def preview(ctx: click.Context, paths: tuple[Path, ...], channel: str | None, out_dir: Path | None) -> None:
+    """Write each draft as .html, .txt and .eml files, and print a table of them."""
+    config = _config(ctx)
+    loaded = load_articles(config, paths)
+    for problem in loaded.errors:
+        click.echo(f"{problem.severity}: {problem}", err=True)
+    items = preview_articles(config, loaded.articles, channel=channel, out_dir=out_dir)
+    if items:
+        click.echo(preview_table(items))
+    click.echo(f"{len(items)} draft(s) written to {out_dir or config.state_dir / 'preview'}")
 
 
 def main() -> None:

@@ -84,6 +84,12 @@ class Site(Strict):
     logo: str | None = None
     unsubscribe_url: str | None = None
     unsubscribe_mailto: str | None = None
+    # Signs per-recipient unsubscribe tokens; normally ${UNSUBSCRIBE_SECRET}.
+    unsubscribe_secret: SecretStr | None = None
+    # Where the preview's .html files are published: "view in browser" links point there.
+    archive_url: str | None = None
+    # Web fonts for emails, name -> CSS URL, linked (never fetched) by the rendered HTML.
+    fonts: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("base_url")
     @classmethod
@@ -91,10 +97,17 @@ class Site(Strict):
         value = _check_http_url(value)
         return value if value.endswith("/") else value + "/"
 
-    @field_validator("logo")
+    @field_validator("logo", "unsubscribe_url", "archive_url")
     @classmethod
-    def _logo(cls, value: str | None) -> str | None:
+    def _optional_url(cls, value: str | None) -> str | None:
         return None if value is None else _check_http_url(value)
+
+    @field_validator("fonts")
+    @classmethod
+    def _fonts(cls, value: dict[str, str]) -> dict[str, str]:
+        for url in value.values():
+            _check_http_url(url)
+        return value
 
     @field_validator("timezone")
     @classmethod

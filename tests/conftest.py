@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -64,3 +65,24 @@ def site(tmp_path: Path):
     s.content.mkdir()
     s.write_config()
     return s
+
+
+@pytest.fixture
+def email_site(site):
+    """The site holding tests/data/email/articles: a weekly digest, a single-article and a social channel."""
+    for path in (DATA / "email" / "articles").glob("*.md"):
+        shutil.copy(path, site.content / path.name)
+    site.data["site"]["unsubscribe_mailto"] = "unsubscribe@example.com"
+    site.data["channels"] = {
+        "weekly": {
+            "kind": "email",
+            "mode": "digest",
+            "schedule": {"every": "week", "weekday": "mon", "at": "08:00"},
+            "utm": {"source": "newsletter", "medium": "email"},
+            "targets": ["mail-outbox"],
+        },
+        "letters": {"kind": "email", "mode": "single", "targets": ["mail-outbox"]},
+        "linkedin": {"kind": "social", "network": "linkedin", "targets": ["social-outbox"]},
+    }
+    site.write_config()
+    return site

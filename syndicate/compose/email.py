@@ -1,0 +1,517 @@
+"""Email drafts: articles + config + templates -> subject, preheader, HTML and plain text.
+
+The HTML goes Jinja2 (autoescape, StrictUndefined) -> MJML -> premailer (CSS inlined, media
+queries kept). That chain costs tens of milliseconds, so it runs once per draft: per-recipient
+fields are left as placeholders (`PLACEHOLDERS`) that `compose.mime` fills in cheaply per message.
+Nothing here touches the network: MJML gets only the configured fonts, premailer runs with
+`allow_network=False`, and images are linked, never fetched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import re
+import textwrap
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import jinja2
+import mjml
+from jinja2.sandbox import SandboxedEnvironment
+from premailer import Premailer
+
+from ..config import Config, EmailChannel, Utm, default_templates_dir
+from ..content import Article, shorten
+from ..errors import ConfigError, TemplateError
+from ..schedule import articles_in_window, digest_window, latest_digest_end
+
+# Per-recipient fields: templates print these markers and compose.mime replaces them in the
+# finished HTML and text. Letters and underscores only, so MJML, lxml (which percent-escapes
+# odd characters in href) and quoted-printable all leave them intact.
+PLACEHOLDERS = {
+    "name": "__syndicate_name__",
+    "email": "__syndicate_email__",
+    "greeting": "__syndicate_greeting__",
+    "unsubscribe_url": "__syndicate_unsubscribe_url__",
+}
+# Room left under the clip limit for what replaces the placeholders (a long unsubscribe URL).
+PERSONALISATION_MARGIN = 1024
+CTA_BUTTON_CHARS = 40
+DEFAULT_SUBJECTS = {
+    "digest": "{{ site.name }}: {{ articles|length }} new article{{ '' if articles|length == 1 else 's' }}",
+    "single": "{{ article.title }}",
+}
+DEFAULT_TEMPLATES = {"digest": "digest.mjml", "single": "single.mjml"}
+SYSTEM_FONTS = "Helvetica, Arial, sans-serif"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+@dataclass(frozen=True)
+class EmailDraft:
+    """One email as every recipient gets it, before personalisation; `key` names it in the ledger."""
+
+    key: str
+    channel: str
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    articles: tuple[Article, ...]
+    overflow: tuple[Article, ...] = ()
+    warnings: tuple[str, ...] = ()
+    view_url: str = ""
+
+    @cached_property
+    def html_bytes(self) -> int:
+        return len(self.html.encode("utf-8"))
+
+    @cached_property
+    def content_hash(self) -> str:
+        digest = hashlib.sha256()
+        for part in (self.subject, self.html, self.text):
+            digest.update(part.encode("utf-8"))
+            digest.update(b"\0")
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class _ArticleView:
+    """What a template sees of an article: escaped by Jinja, links already carrying UTM tags."""
+
+    title: str
+    url: str
+    subtitle: str | None
+    description: str | None
+    author: str | None
+    meta: str
+    hero_image: str | None
+    cta: str
+    cta_is_button: bool
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """One attempt at fitting a digest: article blocks (compact: without extras), then links."""
+
+    articles: tuple[Article, ...]
+    more: tuple[Article, ...] = ()
+    compact: bool = False
+
+
+def clean_header_text(text: str, limit: int = 200) -> str:
+    """One line of text safe for a mail header: control characters (CR, LF...) become spaces."""
+    return shorten(_plain(text), limit)
+
+
+def compose_email_channel(
+    articles: Iterable[Article], channel_name: str, config: Config, now: datetime
+) -> list[EmailDraft]:
+    """The drafts a channel makes at `now`: the latest digest, or one email per published article."""
+    channel = _email_channel(config, channel_name)
+    if channel.mode == "single":
+        return [compose_single(a, channel_name, config) for a in articles if not a.draft]
+    schedule, tz = channel.schedule, config.site.tz
+    window = digest_window(schedule, tz, latest_digest_end(schedule, tz, now))
+    chosen = articles_in_window(articles, window, channel.max_articles)
+    if not chosen:
+        return []
+    return [compose_digest(chosen, channel_name, config, window_end=window[1])]
+
+
+def compose_digest(
+    articles: Sequence[Article], channel_name: str, config: Config, *, window_end: datetime
+) -> EmailDraft:
+    """One digest of `articles` (newest first), kept under the channel's clip limit."""
+    if not articles:
+        raise ValueError("a digest needs at least one article")
+    channel = _email_channel(config, channel_name)
+    ordered = tuple(sorted(articles, key=lambda a: (a.publish_date, a.slug), reverse=True))
+    local_end = window_end.astimezone(config.site.tz)
+    email = _Email(
+        config=config,
+        channel_name=channel_name,
+        channel=channel,
+        mode="digest",
+        key=f"{channel_name}:{local_end:%Y-%m-%d}",
+        campaign=f"{local_end:%Y-%m-%d}",
+        heading=_digest_heading(channel, local_end),
+    )
+    return _fit(email, ordered)
+
+
+def compose_single(article: Article, channel_name: str, config: Config) -> EmailDraft:
+    """One email carrying one article."""
+    channel = _email_channel(config, channel_name)
+    local_date = article.publish_date.astimezone(config.site.tz)
+    email = _Email(
+        config=config,
+        channel_name=channel_name,
+        channel=channel,
+        mode="single",
+        key=f"{channel_name}:{article.slug}",
+        campaign=f"{local_date:%Y-%m-%d}",
+        heading=f"{local_date.day} {local_date:%B %Y}",
+    )
+    return email.draft(_Layout((article,)))
+
+
+def _email_channel(config: Config, channel_name: str) -> EmailChannel:
+    channel = config.channels.get(channel_name)
+    if not isinstance(channel, EmailChannel):
+        known = ", ".join(n for n, c in config.channels.items() if isinstance(c, EmailChannel)) or "none"
+        raise ConfigError(f"{channel_name!r} is not an email channel (expected one of: {known})")
+    return channel
+
+
+def _digest_heading(channel: EmailChannel, local_end: datetime) -> str:
+    day = f"{local_end.day} {local_end:%B %Y}"
+    return f"{local_end:%A} {day}" if channel.schedule.every == "day" else f"The week to {day}"
+
+
+def _fit(email: _Email, articles: tuple[Article, ...]) -> EmailDraft:
+    """Gmail clips long HTML, hiding the unsubscribe link: shrink until the draft fits.
+
+    First drop per-article extras (image, subtitle, description), then move the oldest articles
+    into the "more" list of links (binary search on how many keep their block).
+    """
+    draft = email.draft(_Layout(articles))
+    if email.fits(draft):
+        return draft
+    limit = email.channel.clip_limit
+    compact = email.draft(_Layout(articles, compact=True))
+    if email.fits(compact):
+        return email.with_warning(compact, f"over {limit} bytes: dropped images and descriptions")
+
+    def layout(kept: int) -> _Layout:
+        return _Layout(articles[:kept], more=articles[kept:], compact=True)
+
+    best = _largest_fitting(email, 0, len(articles) - 1, layout)
+    if best is None:
+        best = _largest_fitting(
+            email, 1, len(articles), lambda n: _Layout((), more=articles[:n], compact=True)
+        )
+    if best is None:
+        raise TemplateError(
+            f"{email.template_name}: even a digest of one link is over the clip limit of {limit} bytes "
+            f"(expected a smaller template or a larger channels.{email.channel_name}.clip_limit)"
+        )
+    note = f"over {limit} bytes: dropped images and descriptions, {len(best.overflow)} article(s) as links"
+    if len(best.articles) < len(articles):
+        note += f", {len(articles) - len(best.articles)} left out"
+    return email.with_warning(best, note)
+
+
+def _largest_fitting(email: _Email, low: int, high: int, layout) -> EmailDraft | None:
+    """The draft for the largest n in [low, high] whose layout fits (size grows with n)."""
+    best = None
+    while low <= high:
+        middle = (low + high) // 2
+        draft = email.draft(layout(middle))
+        if email.fits(draft):
+            best, low = draft, middle + 1
+        else:
+            high = middle - 1
+    return best
+
+
+@dataclass(frozen=True)
+class _Email:
+    """Everything fixed about one email while its layout is tried: renders a layout to a draft."""
+
+    config: Config
+    channel_name: str
+    channel: EmailChannel
+    mode: str
+    key: str
+    campaign: str
+    heading: str
+
+    @property
+    def template_name(self) -> str:
+        return f"email/{self.channel.template or DEFAULT_TEMPLATES[self.mode]}"
+
+    def fits(self, draft: EmailDraft) -> bool:
+        # As sent: lines end in CRLF, and placeholders become names and unsubscribe links.
+        sent = draft.html_bytes + draft.html.count("\n") + PERSONALISATION_MARGIN
+        return sent <= self.channel.clip_limit
+
+    def with_warning(self, draft: EmailDraft, warning: str) -> EmailDraft:
+        return dataclasses.replace(draft, warnings=(*draft.warnings, warning))
+
+    @cached_property
+    def site(self) -> dict[str, Any]:
+        """What templates see of the site: never the whole config (it holds the unsubscribe secret)."""
+        site = self.config.site
+        return {
+            "name": site.name,
+            "base_url": site.base_url,
+            "logo": site.logo,
+            "postal_address": site.postal_address,
+            "sender": site.sender,
+        }
+
+    def draft(self, layout: _Layout) -> EmailDraft:
+        site = self.config.site
+        views = [self._view(a) for a in layout.articles]
+        more = [self._view(a) for a in layout.more]
+        shown = layout.articles + layout.more
+        subject = self._subject(shown)
+        lead = shown[0]
+        preheader = shorten(lead.description or lead.excerpt, self.config.content.preheader_chars)
+        view_url = self._view_url(lead)
+        unsubscribe = PLACEHOLDERS["unsubscribe_url"]
+        context = {
+            "site": self.site,
+            "subject": subject,
+            "preheader": preheader,
+            "heading": self.heading,
+            "articles": views,
+            "more": more,
+            "compact": layout.compact,
+            "more_heading": self._more_heading(),
+            "view_url": view_url,
+            "unsubscribe_url": unsubscribe,
+            "recipient": {k: v for k, v in PLACEHOLDERS.items() if k != "unsubscribe_url"},
+            "font_family": ", ".join([*site.fonts, SYSTEM_FONTS]),
+        }
+        html = render_html(self.config, self.template_name, context)
+        text = self._text(views, more, view_url, unsubscribe)
+        return EmailDraft(
+            key=self.key,
+            channel=self.channel_name,
+            subject=subject,
+            preheader=preheader,
+            html=html,
+            text=text,
+            articles=shown,
+            overflow=layout.more,
+            warnings=tuple(self._warnings()),
+            view_url=view_url,
+        )
+
+    def _view(self, article: Article) -> _ArticleView:
+        tz = self.config.site.tz
+        published = article.publish_date.astimezone(tz)
+        author = _plain(article.author)
+        meta = [f"By {author}"] if author else []
+        meta += [f"{article.read_minutes} min read", f"{published.day} {published:%B %Y}"]
+        cta = _plain(article.cta) or "Read the article"
+        return _ArticleView(
+            title=_plain(article.title) or article.slug,
+            url=add_utm(article.url, self.channel.utm, self.campaign),
+            subtitle=_plain(article.subtitle),
+            description=_plain(article.description or article.excerpt),
+            author=author,
+            meta=" · ".join(meta),
+            hero_image=article.hero_image,
+            cta=cta,
+            cta_is_button=len(cta) <= CTA_BUTTON_CHARS,
+        )
+
+    def _subject(self, articles: tuple[Article, ...]) -> str:
+        source = self.channel.subject or DEFAULT_SUBJECTS[self.mode]
+        where = f"channels.{self.channel_name}.subject"
+        try:
+            template = _subject_environment().from_string(source)
+            rendered = template.render(
+                site=self.site, articles=articles, article=articles[0], date=self.campaign
+            )
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"{where}: line {exc.lineno}: {exc.message} in {source!r}") from None
+        except jinja2.TemplateError as exc:
+            raise TemplateError(f"{where}: {exc.message} in {source!r}") from None
+        return clean_header_text(rendered) or self.config.site.name
+
+    def _more_heading(self) -> str:
+        return "More today" if self.channel.schedule.every == "day" else "More this week"
+
+    def _view_url(self, lead: Article) -> str:
+        archive = self.config.site.archive_url
+        if archive:
+            return urljoin(archive if archive.endswith("/") else archive + "/", f"{file_stem(self.key)}.html")
+        return lead.url if self.mode == "single" else self.config.site.base_url
+
+    def _warnings(self) -> Iterable[str]:
+        site = self.config.site
+        if not (site.unsubscribe_url or site.unsubscribe_mailto):
+            yield "no unsubscribe link (set site.unsubscribe_url or site.unsubscribe_mailto)"
+        elif site.unsubscribe_secret is None:
+            yield "unsubscribe tokens are not signed (set site.unsubscribe_secret)"
+
+    def _text(self, views: list[_ArticleView], more: list[_ArticleView], view_url: str, unsub: str) -> str:
+        """The plain-text part, written from the same data as the HTML: every link spelled out."""
+        site = self.config.site
+        lines = [site.name, self.heading, "=" * max(len(site.name), len(self.heading)), ""]
+        lines += [PLACEHOLDERS["greeting"], ""]
+        for number, view in enumerate(views, 1):
+            prefix = f"{number}. " if len(views) > 1 or more else ""
+            lines += _wrap(prefix + view.title)
+            if view.subtitle:
+                lines += _wrap(view.subtitle)
+            lines += _wrap(view.meta)
+            lines.append("")
+            if view.description:
+                lines += [*_wrap(view.description), ""]
+            lines += [*_wrap(view.cta), view.url, ""]
+        if more:
+            lines += [self._more_heading(), "-" * len(self._more_heading()), ""]
+            for view in more:
+                lines += [*_wrap(f"- {view.title}"), f"  {view.url}"]
+            lines.append("")
+        lines += ["--", f"View in browser: {view_url}", f"Unsubscribe: {unsub}"]
+        lines += _wrap(f"{site.name} · {site.postal_address}")
+        return "\n".join(lines) + "\n"
+
+
+def _plain(text: str | None) -> str | None:
+    """Text as one line without control characters (a NUL or bell breaks MJML and mail clients)."""
+    return None if text is None else " ".join(_CONTROL.sub(" ", text).split())
+
+
+def _wrap(text: str) -> list[str]:
+    return textwrap.wrap(text, 72, break_long_words=False, break_on_hyphens=False) or [""]
+
+
+def file_stem(key: str) -> str:
+    """A draft key as a file name: weekly:2024-02-05 -> weekly-2024-02-05."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", key).strip("-.") or "draft"
+
+
+def add_utm(url: str, utm: Utm | None, campaign: str) -> str:
+    """Tag an article link for analytics, keeping its query; tags the author already set win."""
+    if utm is None:
+        return url
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    present = {name for name, _ in query}
+    tags = {"utm_source": utm.source, "utm_medium": utm.medium, "utm_campaign": utm.campaign or campaign}
+    query += [(name, value) for name, value in tags.items() if name not in present]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+@lru_cache(maxsize=1)
+def _subject_environment() -> SandboxedEnvironment:
+    # Subjects are plain text (escaped later for the header, not for HTML).
+    return SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+@lru_cache(maxsize=8)
+def _environment(templates_dir: Path) -> jinja2.Environment:
+    """The configured templates first, the shipped ones behind them (so overriding one file works)."""
+    folders = list(dict.fromkeys([templates_dir, default_templates_dir()]))
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folders),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_html(config: Config, template_name: str, context: dict[str, Any]) -> str:
+    """Jinja2 -> MJML -> premailer; any template mistake becomes a TemplateError naming file and line."""
+    env = _environment(config.templates_dir)
+    try:
+        template = env.get_template(template_name)
+        source = template.render(context)
+    except jinja2.TemplateNotFound as exc:
+        folder = config.templates_dir / "email"
+        raise TemplateError(
+            f"{config.templates_dir / exc.name}: no such template (expected an .mjml file in {folder})"
+        ) from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}") from None
+    except Exception as exc:
+        where = _template_frame(exc)
+        if where is None:
+            raise
+        raise TemplateError(f"{where}: {_one_line(exc)}") from None
+    try:
+        html = mjml.mjml2html(source, fonts=dict(config.site.fonts))
+    except ValueError as exc:
+        line, detail = _unbalanced_tag(template.filename)
+        raise TemplateError(f"{template.filename}{line}: MJML: {exc} ({detail})") from None
+    leftover = re.search(r"<mj-[\w-]+", html)
+    if leftover:
+        raise TemplateError(
+            f"{template.filename}: MJML: unknown element {leftover.group()}> (expected an MJML component)"
+        )
+    return _inline_css(html)
+
+
+_STYLE = re.compile(r"<style([^>]*)>(.*?)</style>", re.DOTALL)
+
+
+def _inline_css(html: str) -> str:
+    """premailer, offline: inline the template's CSS into style attributes, keep media queries.
+
+    Style blocks with @import (MJML's web fonts) are marked for premailer to leave alone: its CSS
+    parser would fetch the imported sheet, even with allow_network=False.
+    """
+    html = _STYLE.sub(
+        lambda m: (
+            f'<style data-premailer="ignore"{m.group(1)}>{m.group(2)}</style>'
+            if "@import" in m.group(2)
+            else m.group()
+        ),
+        html,
+    )
+    return Premailer(
+        html,
+        allow_network=False,
+        strip_important=False,
+        disable_validation=True,
+        cssutils_logging_level=logging.CRITICAL,
+    ).transform()
+
+
+def _template_frame(exc: BaseException) -> str | None:
+    """Jinja rewrites tracebacks so template code shows as template lines: the deepest such frame."""
+    found = None
+    for frame, line in traceback.walk_tb(exc.__traceback__):
+        if "__jinja_exception__" in frame.f_globals:
+            found = f"{frame.f_code.co_filename}:{line}"
+    return found
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+_JINJA = re.compile(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", re.DOTALL)
+_MJ_TAG = re.compile(r"<(/?)(mjml|mj-[\w-]+)\b[^>]*?(/?)>")
+
+
+def _unbalanced_tag(filename: str) -> tuple[str, str]:
+    """MJML's errors carry no position: find the first unclosed or stray tag in the template.
+
+    Returns (":line" or "", what is wrong)."""
+    source = Path(filename).read_text(encoding="utf-8")
+    source = _JINJA.sub(lambda m: "\n" * m.group().count("\n"), source)
+    stack: list[tuple[str, int]] = []
+    for match in _MJ_TAG.finditer(source):
+        closing, name, self_closing = match.groups()
+        line = source.count("\n", 0, match.start()) + 1
+        if self_closing:
+            continue
+        if not closing:
+            stack.append((name, line))
+        elif stack and stack[-1][0] == name:
+            stack.pop()
+        elif stack:
+            opened, opened_line = stack[-1]
+            return f":{opened_line}", f"<{opened}> is not closed before </{name}> on line {line}"
+        else:
+            return f":{line}", f"</{name}> closes nothing"
+    if stack:
+        name, line = stack[-1]
+        return f":{line}", f"<{name}> is never closed"
+    return "", "no unbalanced tag in this file; check the templates it imports"

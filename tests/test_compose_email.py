@@ -1,0 +1,365 @@
+"""Composing email drafts: templates, escaping, plain text, UTM links, subjects, errors, clipping."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+import socket
+import sys
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from conftest import DATA
+
+from syndicate.compose.email import (
+    PLACEHOLDERS,
+    EmailDraft,
+    clean_header_text,
+    compose_email_channel,
+    compose_single,
+)
+from syndicate.content import load_articles
+from syndicate.errors import ConfigError, TemplateError
+
+sys.path.insert(0, str(DATA / "email"))
+from generate import write_articles  # noqa: E402
+
+LONDON = ZoneInfo("Europe/London")
+WINDOW_END = datetime(2024, 3, 11, 8, 0, tzinfo=LONDON)
+HOSTILE_TITLE = 'Q&A: <script>alert(1)</script> "quotes"'
+
+
+class _Page(HTMLParser):
+    """The parts of an HTML page the tests look at: visible text, tags, link targets."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.text: list[str] = []
+        self.tags: list[str] = []
+        self.links: list[str] = []
+        self.images: list[dict[str, str | None]] = []
+        self._in_style = False
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self._in_style = tag == "style"
+        if tag == "a":
+            self.links.append(dict(attrs).get("href") or "")
+        if tag == "img":
+            self.images.append(dict(attrs))
+
+    def handle_endtag(self, tag):
+        self._in_style = False
+
+    def handle_data(self, data):
+        if not self._in_style:
+            self.text.append(data)
+
+    @property
+    def visible(self) -> str:
+        return " ".join(" ".join(self.text).split())
+
+
+def digest(site, **channel) -> EmailDraft:
+    site.data["channels"]["weekly"].update(channel)
+    config = site.config()
+    return compose_email_channel(load_articles(config).articles, "weekly", config, WINDOW_END)[0]
+
+
+def test_digest_carries_every_article_newest_first_with_its_parts(email_site):
+    draft = digest(email_site)
+    assert draft.key == "weekly:2024-03-11"
+    assert draft.channel == "weekly"
+    assert [a.slug for a in draft.articles] == [
+        "fog-signals",
+        "harbour-economics",
+        "lamp-keepers",
+        "tide-tables",
+    ]
+    assert draft.subject == "Test Weekly: 4 new articles"
+    page = _Page(draft.html)
+    for article in draft.articles:
+        assert article.title in page.visible
+        assert (article.cta or "") in page.visible
+        if article.subtitle:
+            assert article.subtitle in page.visible
+    assert "By Morwenna Tregear · 8 min read · 5 March 2024" in page.visible
+    assert {"alt": "The Last Lamp Keepers of the Western Approaches"}.items() <= page.images[1].items()
+    assert "Test Weekly · 1 Example Street, London" in page.visible
+    assert "View in browser" in page.visible and "Unsubscribe" in page.visible
+    for leftover in ("{{", "{%", "<mj-"):
+        assert leftover not in page.visible
+    assert "<mj-" not in draft.html
+
+
+def test_short_cta_is_a_button_and_long_cta_a_line_with_a_link(email_site):
+    html = digest(email_site).html
+    button = re.search(r'<a href="([^"]*)"[^>]*style="([^"]*)"[^>]*>Read the field guide</a>', html)
+    assert button and "background:#1f4e79" in button.group(2)
+    assert button.group(1).startswith("https://example.com/articles/lamp-keepers?utm_source=newsletter")
+    line = re.search(r'<a href="([^"]*)" style="([^"]*)">Want more practical seamanship\?', html)
+    assert line and "font-style:italic" in line.group(2) and "background" not in line.group(2)
+    assert line.group(1).startswith("https://example.com/articles/tide-tables?utm_source=newsletter")
+
+
+def test_css_is_inlined_media_queries_kept_and_no_web_fonts(email_site):
+    html = digest(email_site).html
+    assert 'style="color:#1b1b1b; text-decoration:none"' in html  # .title a, inlined by premailer
+    assert "@media only screen and (max-width: 480px)" in html
+    assert "fonts.googleapis.com" not in html
+    assert "<link" not in html
+
+
+def test_preheader_is_the_lead_description_cut_at_a_word_boundary(email_site):
+    draft = digest(email_site)
+    description = draft.articles[0].description
+    assert draft.preheader == (
+        "Diaphones, reeds and sirens once boomed across every headland. Satellite navigation made them…"
+    )
+    assert len(draft.preheader) <= 100 and description.startswith(draft.preheader[:-1])
+    assert draft.preheader in _Page(draft.html).visible  # the hidden preview text, first in the body
+    short = compose_single(_article(email_site, "lamp-keepers"), "letters", email_site.config())
+    assert short.preheader.startswith("The final keepers left the rock lighthouses in 1998.")
+
+
+def test_text_part_is_written_from_the_data_with_every_link(email_site):
+    draft = digest(email_site)
+    assert "<" not in draft.text.replace(PLACEHOLDERS["greeting"], "")
+    for article in draft.articles:
+        assert article.title in " ".join(draft.text.split())
+        assert " ".join((article.cta or "").split()) in " ".join(draft.text.split())
+        assert f"{article.url}?utm_source=newsletter&utm_medium=email&utm_campaign=2024-03-11" in draft.text
+    assert f"Unsubscribe: {PLACEHOLDERS['unsubscribe_url']}" in draft.text
+    assert "View in browser: https://example.com/articles/" in draft.text
+    assert max(len(line) for line in draft.text.splitlines()) < 200
+
+
+def test_utm_keeps_existing_query_and_the_authors_own_tags(email_site):
+    email_site.article(
+        "tagged.md",
+        """
+        ---
+        title: Tagged
+        publish_date: '2024-03-09'
+        url: https://other.example.net/post?id=7&utm_source=partner
+        ---
+        Body.
+        """,
+    )
+    draft = digest(email_site, utm={"source": "letter", "medium": "email", "campaign": "spring"})
+    assert "https://other.example.net/post?id=7&utm_source=partner&utm_medium=email&utm_campaign=spring" in (
+        draft.text
+    )
+    page = _Page(draft.html)
+    assert not [link for link in page.links if PLACEHOLDERS["unsubscribe_url"] in link and "utm_" in link]
+
+
+def test_no_utm_when_the_channel_has_none(email_site):
+    email_site.data["channels"]["weekly"].pop("utm")
+    draft = digest(email_site)
+    assert "utm_" not in draft.html and "utm_" not in draft.text
+
+
+def test_hostile_title_is_escaped_in_html_and_intact_in_text(email_site):
+    shutil.copy(DATA / "email" / "hostile" / "hostile-title.md", email_site.content)
+    draft = digest(email_site)
+    page = _Page(draft.html)
+    assert "script" not in page.tags
+    assert HOSTILE_TITLE in page.visible
+    assert "Q&amp;A: &lt;script&gt;alert(1)&lt;/script&gt;" in draft.html
+    assert "<script" not in draft.html
+    assert HOSTILE_TITLE in draft.text
+    assert 'Click <here> & "now"' in draft.text
+    hostile_image = next(i for i in page.images if "q" in (i.get("src") or "") and "webp" in i["src"])
+    assert hostile_image["alt"] == HOSTILE_TITLE  # the quote in alt= could not end the attribute
+    single = compose_single(_article(email_site, "hostile-title"), "letters", email_site.config())
+    assert single.subject == HOSTILE_TITLE
+
+
+def test_header_injection_title_cannot_leave_the_subject(email_site):
+    shutil.copy(DATA / "email" / "hostile" / "header-injection.md", email_site.content)
+    article = _article(email_site, "header-injection")
+    raw = dataclasses.replace(article, title="Hello\r\nBcc: victim@example.com\x00\x85")
+    draft = compose_single(raw, "letters", email_site.config())
+    assert draft.subject == "Hello Bcc: victim@example.com"
+    assert clean_header_text("a\u2028b\tc\r\n d") == "a b c d"
+
+
+def test_templates_cannot_reach_the_unsubscribe_secret(email_site, monkeypatch):
+    monkeypatch.setenv("UNSUBSCRIBE_SECRET", "s3cret-value")
+    email_site.data["site"]["unsubscribe_secret"] = "${UNSUBSCRIBE_SECRET}"
+    with pytest.raises(TemplateError, match="has no attribute 'unsubscribe_secret'"):
+        digest(email_site, subject="{{ site.unsubscribe_secret.get_secret_value() }}")
+
+
+def test_subject_is_a_jinja_expression_from_the_config(email_site):
+    subject = "{{ site.name }} {{ date }}: {{ articles|map(attribute='title')|first }} & more"
+    draft = digest(email_site, subject=subject)
+    assert draft.subject == "Test Weekly 2024-03-11: Why Fog Signals Went Quiet & more"
+
+
+@pytest.mark.parametrize(
+    ("subject", "message"),
+    [
+        ("{{ site.name ", "channels.weekly.subject: line 1: unexpected end of template"),
+        (
+            "{{ site.nmae }}",
+            "channels.weekly.subject: 'dict object' has no attribute 'nmae'",
+        ),
+    ],
+)
+def test_bad_subject_is_a_template_error_naming_the_key(email_site, subject, message):
+    with pytest.raises(TemplateError) as caught:
+        digest(email_site, subject=subject)
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+
+
+def test_single_mode_makes_one_email_per_published_article(email_site):
+    config = email_site.config()
+    articles = load_articles(config).articles
+    drafts = compose_email_channel(articles, "letters", config, datetime(2030, 1, 1, tzinfo=UTC))
+    assert sorted(d.key for d in drafts) == [
+        "letters:fog-signals",
+        "letters:harbour-economics",
+        "letters:lamp-keepers",
+        "letters:tide-tables",
+    ]
+    fog = next(d for d in drafts if d.key == "letters:fog-signals")
+    assert fog.subject == "Why Fog Signals Went Quiet" and fog.overflow == ()
+    assert "View in browser: https://example.com/articles/fog-signals" in fog.text
+
+
+def test_a_digest_window_without_articles_makes_no_draft(email_site):
+    config = email_site.config()
+    articles = load_articles(config).articles
+    assert compose_email_channel(articles, "weekly", config, datetime(2024, 3, 1, tzinfo=UTC)) == []
+
+
+def test_social_or_unknown_channels_are_not_email_channels(email_site):
+    with pytest.raises(ConfigError, match="'linkedin' is not an email channel"):
+        compose_single(_article(email_site, "fog-signals"), "linkedin", email_site.config())
+
+
+def test_content_hash_is_stable_and_follows_the_content(email_site):
+    first, again = digest(email_site), digest(email_site)
+    assert first.content_hash == again.content_hash and first.html_bytes == len(first.html.encode())
+    assert digest(email_site, subject="Other").content_hash != first.content_hash
+
+
+def test_archive_url_gives_view_in_browser_links(email_site):
+    email_site.data["site"]["archive_url"] = "https://example.com/letters"
+    draft = digest(email_site)
+    assert draft.view_url == "https://example.com/letters/weekly-2024-03-11.html"
+    assert draft.view_url in _Page(draft.html).links
+
+
+def test_rendering_never_touches_the_network(email_site, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access during rendering: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    email_site.data["site"]["fonts"] = {"Lato": "https://fonts.example.net/css?family=Lato"}
+    html = digest(email_site).html
+    assert "https://fonts.example.net/css?family=Lato" in html  # linked for the reader, never fetched
+    assert "font-family:Lato, Helvetica, Arial, sans-serif" in html.replace('"', "")
+
+
+def test_sixty_long_articles_stay_under_the_clip_limit_with_the_overflow_listed(email_site):
+    write_articles(email_site.content, 60)
+    email_site.data["channels"]["weekly"]["max_articles"] = 64
+    draft = digest(email_site)
+    assert len(draft.articles) == 64
+    assert draft.html_bytes + draft.html.count("\n") <= 100_000 - 1024
+    assert 0 < len(draft.overflow) < 64
+    page = _Page(draft.html)
+    assert "More this week" in page.visible
+    for article in draft.overflow:
+        assert article.title in page.visible
+        assert article.url + "?utm_source=newsletter" in draft.text
+    assert page.visible.rstrip().endswith("1 Example Street, London")  # footer survives
+    assert any("article(s) as links" in w for w in draft.warnings)
+
+
+def test_extras_are_dropped_before_articles_move_to_the_more_list(email_site):
+    write_articles(email_site.content, 12)
+    full = digest(email_site)
+    draft = digest(email_site, clip_limit=full.html_bytes + full.html.count("\n") + 1024 - 1)
+    assert draft.overflow == () and len(draft.articles) == 16
+    assert "dropped images and descriptions" in draft.warnings[-1]
+    assert "<img" not in draft.html
+
+
+def test_clip_limit_too_small_for_any_digest_is_a_clear_error(email_site):
+    with pytest.raises(TemplateError, match="even a digest of one link is over the clip limit of 2000 bytes"):
+        digest(email_site, clip_limit=2000)
+
+
+def _template_site(email_site, name: str, source: str) -> None:
+    folder = email_site.root / "templates" / "email"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(source, encoding="utf-8")
+    email_site.data["templates"] = "templates"
+    email_site.data["channels"]["weekly"]["template"] = name
+
+
+MINIMAL = """{% import "email/parts.mjml" as parts %}
+<mjml>
+  <mj-body>
+    <mj-section>
+      <mj-column>
+        <mj-text>{{ heading }} {{ recipient.greeting }}</mj-text>
+LINE_SEVEN
+      </mj-column>
+    </mj-section>
+    {{ parts.footer(site, view_url, unsubscribe_url) }}
+  </mj-body>
+</mjml>
+"""
+
+
+def test_a_channel_template_overrides_the_file_and_can_use_the_shipped_parts(email_site):
+    _template_site(email_site, "plain.mjml", MINIMAL.replace("LINE_SEVEN", "<mj-text>Custom</mj-text>"))
+    page = _Page(digest(email_site).html)
+    assert "The week to 11 March 2024" in page.visible and "Custom" in page.visible
+
+
+@pytest.mark.parametrize(
+    ("line_seven", "expected"),
+    [
+        ("{% if %}", "broken.mjml:7: Expected an expression"),
+        (
+            "<mj-text>{{ articles[0].nope }}</mj-text>",
+            "broken.mjml:7: 'syndicate.compose.email._ArticleView object' has no attribute 'nope'",
+        ),
+        (
+            "<mj-text>unclosed",
+            "broken.mjml:7: MJML: unexpected end of stream in root template (<mj-text> is not",
+        ),
+        ("<mj-txet>typo</mj-txet>", "broken.mjml: MJML: unknown element <mj-txet>"),
+    ],
+)
+def test_template_mistakes_are_one_line_errors_naming_file_and_line(email_site, line_seven, expected):
+    _template_site(email_site, "broken.mjml", MINIMAL.replace("LINE_SEVEN", line_seven))
+    with pytest.raises(TemplateError) as caught:
+        digest(email_site)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert expected in message
+    assert str(Path(email_site.root / "templates" / "email" / "broken.mjml")) in message
+
+
+def test_missing_template_is_a_clear_error(email_site):
+    email_site.data["channels"]["weekly"]["template"] = "nope.mjml"
+    with pytest.raises(TemplateError, match="email/nope.mjml: no such template"):
+        digest(email_site)
+
+
+def _article(site, slug: str):
+    return next(a for a in load_articles(site.config()).articles if a.slug == slug)

@@ -1,0 +1,190 @@
+"""`syndicate preview`: files per draft, the table, validate's size report, and a real browser look."""
+
+from __future__ import annotations
+
+import email
+import re
+import shutil
+import subprocess
+from email import policy
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import REPO
+
+from syndicate.cli import cli
+from syndicate.content import load_articles
+from syndicate.errors import ConfigError
+from syndicate.preview import PREVIEW_RECIPIENT, preview
+
+ARTIFACTS = REPO / "artifacts"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def test_preview_writes_html_text_and_eml_for_every_email_draft(email_site, tmp_path):
+    config = email_site.config()
+    items = preview(config, out_dir=tmp_path / "out")
+    keys = sorted(item.key for item in items)
+    assert keys == [
+        "letters:fog-signals",
+        "letters:harbour-economics",
+        "letters:lamp-keepers",
+        "letters:tide-tables",
+        "weekly:2024-03-11",
+    ]
+    assert {item.channel for item in items} == {"weekly", "letters"}  # the social channel is skipped
+    for item in items:
+        assert [f.suffix for f in item.files] == [".html", ".txt", ".eml"]
+        assert all(f.parent == tmp_path / "out" for f in item.files)
+        html_file, text_file, eml_file = item.files
+        raw = eml_file.read_bytes()
+        parsed = email.message_from_bytes(raw, policy=policy.default)
+        assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
+        assert parsed["List-Unsubscribe"] and parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+        for part, file in (("html", html_file), ("plain", text_file)):
+            sent = parsed.get_body((part,)).get_content().replace("\r\n", "\n")
+            assert sent == file.read_text(encoding="utf-8")
+        assert "Hi Reader," in text_file.read_text(encoding="utf-8")
+        assert parsed["To"].addresses[0].addr_spec == PREVIEW_RECIPIENT.email
+    digest = next(item for item in items if item.channel == "weekly")
+    assert digest.articles == 4 and digest.files[0].name == "weekly-2024-03-11.html"
+
+
+def test_preview_defaults_to_the_state_dir_and_one_channel(email_site):
+    config = email_site.config()
+    items = preview(config, channel="weekly")
+    assert [item.key for item in items] == ["weekly:2024-03-11"]
+    assert items[0].files[0].parent == config.state_dir / "preview"
+    assert preview(config, channel="linkedin") == []
+
+
+def test_preview_of_an_unknown_channel_is_a_config_error(email_site):
+    with pytest.raises(ConfigError, match="--channel: 'weakly' is not a channel"):
+        preview(email_site.config(), channel="weakly")
+
+
+def test_preview_command_prints_the_table(email_site, tmp_path):
+    out = tmp_path / "files"
+    result = CliRunner().invoke(
+        cli, ["--config", str(email_site.config_path), "preview", "--channel", "weekly", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert re.split(r"\s{2,}", lines[0]) == ["channel", "subject", "articles", "HTML bytes", "warnings"]
+    row = re.split(r"\s{2,}", lines[1])
+    assert row[:3] == ["weekly", "Test Weekly: 4 new articles", "4"]
+    # The draft's size, before the preview reader's name and unsubscribe link are filled in.
+    assert abs(int(row[3].replace(",", "")) - len((out / "weekly-2024-03-11.html").read_bytes())) < 1024
+    assert row[4] == "unsubscribe tokens are not signed (set site.unsubscribe_secret)"
+    assert lines[-1] == f"1 draft(s) written to {out}"
+
+
+def test_preview_command_with_paths_and_a_bad_channel(email_site, tmp_path):
+    runner = CliRunner()
+    one = email_site.content / "lamp-keepers.md"
+    result = runner.invoke(
+        cli,
+        [
+            "--config",
+            str(email_site.config_path),
+            "preview",
+            str(one),
+            "--channel",
+            "letters",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "letters  The Last Lamp Keepers of the Western Approaches" in result.output
+    bad = runner.invoke(cli, ["--config", str(email_site.config_path), "preview", "--channel", "nope"])
+    assert bad.exit_code == 2
+    assert bad.output.strip().startswith("error: --channel: 'nope' is not a channel")
+
+
+def test_validate_reports_the_digest_html_size(email_site):
+    result = CliRunner().invoke(cli, ["--config", str(email_site.config_path), "validate"])
+    assert result.exit_code == 0, result.output
+    match = re.search(
+        r"weekly:2024-03-11: digest of 4 article\(s\), ([\d,]+) bytes of HTML \(clip limit 100,000\)",
+        result.output,
+    )
+    assert match and 5_000 < int(match.group(1).replace(",", "")) < 100_000
+    as_json = CliRunner().invoke(cli, ["--config", str(email_site.config_path), "validate", "--json"])
+    assert '"html_bytes"' in as_json.output and '"clip_limit": 100000' in as_json.output
+
+
+class _Visible(HTMLParser):
+    """Text a reader sees in the DOM Chromium dumps (not inside <style> or <head>)."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.parts: list[str] = []
+        self._hidden = 0
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("style", "head", "script"):
+            self._hidden += 1
+
+    def handle_endtag(self, tag):
+        if tag in ("style", "head", "script"):
+            self._hidden -= 1
+
+    def handle_data(self, data):
+        if not self._hidden:
+            self.parts.append(data)
+
+    @property
+    def text(self) -> str:
+        return " ".join(" ".join(self.parts).split())
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="chromium is not installed (apt-get install chromium)"
+)
+def test_sample_digest_in_headless_chromium_shows_every_title_and_cta(email_site, tmp_path):
+    shutil.copy(REPO / "tests" / "data" / "email" / "hostile" / "hostile-title.md", email_site.content)
+    config = email_site.config()
+    (item,) = preview(config, channel="weekly", out_dir=tmp_path / "preview")
+    url = item.files[0].resolve().as_uri()
+    common = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = _chromium([*common, "--dump-dom", url])
+    visible = _Visible(dom).text
+    articles = [a for a in load_articles(config).articles if not a.draft]
+    assert len(articles) == 5
+    for article in articles:
+        assert " ".join(article.title.split()) in visible, article.title
+        assert " ".join((article.cta or "").split()) in visible, article.cta
+    assert 'Q&A: <script>alert(1)</script> "quotes"' in visible
+    assert "<script" not in dom.replace("&lt;script", "")
+    for leftover in ("{{", "{%", "<mj-", "__syndicate"):
+        assert leftover not in dom
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "digest-preview.png"
+    screenshot.unlink(missing_ok=True)
+    _chromium([*common, f"--screenshot={screenshot}", "--window-size=700,3000", url])
+    assert screenshot.stat().st_size > 10_000 and screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _chromium(args: list[str]) -> str:
+    done = subprocess.run(["chromium", *args], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_screenshot_artifacts_stay_out_of_git():
+    assert "artifacts/" in (REPO / ".gitignore").read_text(encoding="utf-8").split()
+    assert Path(ARTIFACTS).name == "artifacts"
