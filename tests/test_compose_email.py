@@ -13,7 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import DATA
+from .conftest import DATA
 
 from syndicate.compose.email import (
     PLACEHOLDERS,

@@ -14,7 +14,7 @@ from email import policy
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import DATA
+from .conftest import DATA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import REPO
+from .conftest import REPO
 
 from syndicate.cli import cli
 from syndicate.content import load_articles
