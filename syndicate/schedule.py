@@ -15,6 +15,16 @@ from .config import _WEEKDAYS, DigestSchedule
 from .content import Article
 
 
+def digest_key(channel: str, end: datetime, tz: tzinfo) -> str:
+    """The ledger's name for the digest sent at `end`: its channel and local date."""
+    return f"{channel}:{end.astimezone(tz):%Y-%m-%d}"
+
+
+def article_key(channel: str, article: Article) -> str:
+    """The ledger's name for one article's email or post on a channel."""
+    return f"{channel}:{article.slug}"
+
+
 def _period_days(schedule: DigestSchedule) -> int:
     return 1 if schedule.every == "day" else 7
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from .conftest import DATA
 
 from syndicate.compose.email import (
     PLACEHOLDERS,
@@ -24,6 +23,8 @@ from syndicate.compose.email import (
 )
 from syndicate.content import load_articles
 from syndicate.errors import ConfigError, TemplateError
+
+from .conftest import DATA
 
 sys.path.insert(0, str(DATA / "email"))
 from generate import write_articles  # noqa: E402

@@ -14,7 +14,6 @@ from email import policy
 from zoneinfo import ZoneInfo
 
 import pytest
-from .conftest import DATA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +23,8 @@ from syndicate.config import Config
 from syndicate.content import load_articles
 from syndicate.errors import DeliveryError
 from syndicate.recipients import Recipient
+
+from .conftest import DATA
 
 sys.path.insert(0, str(DATA / "email"))
 from generate import write_articles  # noqa: E402

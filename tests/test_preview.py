@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from .conftest import REPO
 
 from syndicate.cli import cli
 from syndicate.content import load_articles
 from syndicate.errors import ConfigError
 from syndicate.preview import PREVIEW_RECIPIENT, preview
+
+from .conftest import REPO
 
 ARTIFACTS = REPO / "artifacts"
 CHROMIUM_FLAGS = [

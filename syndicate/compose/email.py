@@ -31,7 +31,7 @@ from premailer import Premailer
 from ..config import Config, EmailChannel, Utm, default_templates_dir
 from ..content import Article, shorten
 from ..errors import ConfigError, TemplateError
-from ..schedule import articles_in_window, digest_window, latest_digest_end
+from ..schedule import article_key, articles_in_window, digest_key, digest_window, latest_digest_end
 
 # Per-recipient fields: templates print these markers and compose.mime replaces them in the
 # finished HTML and text. Letters and underscores only, so MJML, lxml (which percent-escapes
@@ -140,7 +140,7 @@ def compose_digest(
         channel_name=channel_name,
         channel=channel,
         mode="digest",
-        key=f"{channel_name}:{local_end:%Y-%m-%d}",
+        key=digest_key(channel_name, window_end, config.site.tz),
         campaign=f"{local_end:%Y-%m-%d}",
         heading=_digest_heading(channel, local_end),
     )
@@ -156,7 +156,7 @@ def compose_single(article: Article, channel_name: str, config: Config) -> Email
         channel_name=channel_name,
         channel=channel,
         mode="single",
-        key=f"{channel_name}:{article.slug}",
+        key=article_key(channel_name, article),
         campaign=f"{local_date:%Y-%m-%d}",
         heading=f"{local_date.day} {local_date:%B %Y}",
     )

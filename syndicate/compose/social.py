@@ -25,6 +25,7 @@ import regex
 from ..config import Config, SocialChannel, default_templates_dir
 from ..content import Article, Problem
 from ..errors import ConfigError, TemplateError
+from ..schedule import article_key
 from .textlength import (
     BLUESKY_MAX_BYTES,
     LIMITS,
@@ -213,7 +214,7 @@ class _Composer:
             image=article.hero_image,
             hashtags=tags,
             article=article,
-            key=f"{self.channel_name}:{article.slug}",
+            key=article_key(self.channel_name, article),
             length=measure(network, text),
             limit=limit,
             fold=linkedin_fold(text) if network == "linkedin" else None,

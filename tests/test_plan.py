@@ -1,0 +1,107 @@
+"""The planner: what is due when, digests that coalesce, and the queue across a DST change."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from syndicate.content import load_articles
+from syndicate.plan import BEGINNING, plan_articles, plan_due, upcoming
+
+ARTICLE = "---\ntitle: {title}\npublish_date: '{date}'\ncta: Go\ndescription: D\n{extra}---\nbody\n"
+
+
+def _site(site, articles: dict[str, tuple[str, str]]):
+    for slug, (date, extra) in articles.items():
+        site.article(f"{slug}.md", ARTICLE.format(title=slug.title(), date=date, extra=extra))
+    return site.config(), load_articles(site.config()).articles
+
+
+def test_per_article_sends_are_due_at_publish_date(site):
+    config, articles = _site(
+        site,
+        {
+            "old": ("2024-03-04T09:00:00+00:00", ""),
+            "draft": ("2024-03-05", "draft: true\n"),
+            "future": ("2030-01-01", ""),
+        },
+    )
+    now = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    social = [s for s in plan_due(config, articles, now) if s.channel == "linkedin"]
+    assert [(s.draft_key, s.target, s.due) for s in social] == [
+        ("linkedin:old", "social-outbox", datetime(2024, 3, 4, 9, tzinfo=UTC))
+    ]
+
+
+def test_first_digest_coalesces_everything_published(site):
+    config, articles = _site(
+        site, {"a": ("2024-03-04", ""), "b": ("2026-11-20", ""), "c": ("2030-01-01", "")}
+    )
+    now = datetime(2026, 11, 23, 12, tzinfo=UTC)  # a Monday, after 08:00 London
+    [digest] = [s for s in plan_due(config, articles, now) if s.channel == "weekly"]
+    assert digest.draft_key == "weekly:2026-11-23"
+    assert digest.due == datetime(2026, 11, 23, 8, tzinfo=UTC)
+    assert digest.window[0] == BEGINNING
+    assert [a.slug for a in digest.articles] == ["b", "a"]  # newest first, future left out
+
+
+def test_digest_window_reaches_back_to_the_last_one_sent(site):
+    config, articles = _site(
+        site, {"a": ("2026-11-01", ""), "b": ("2026-11-12", ""), "c": ("2026-11-20", "")}
+    )
+    now = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    sent = {"weekly:2026-11-09"}
+    [digest] = [
+        s for s in plan_due(config, articles, now, sent_keys=lambda c, t: sent) if s.channel == "weekly"
+    ]
+    assert digest.window == (datetime(2026, 11, 9, 8, tzinfo=UTC), datetime(2026, 11, 23, 8, tzinfo=UTC))
+    assert [a.slug for a in digest.articles] == ["c", "b"]
+
+    sent.add("weekly:2026-11-23")
+    assert [
+        s for s in plan_due(config, articles, now, sent_keys=lambda c, t: sent) if s.channel == "weekly"
+    ] == []
+
+
+def test_digest_not_due_before_its_hour(site):
+    config, articles = _site(site, {"a": ("2026-11-10", ""), "b": ("2026-11-20", "")})
+    early = datetime(2026, 11, 23, 7, 59, tzinfo=UTC)
+    [digest] = [s for s in plan_due(config, articles, early) if s.channel == "weekly"]
+    assert digest.draft_key == "weekly:2026-11-16"
+    assert [a.slug for a in digest.articles] == ["a"]  # b waits for the 23rd's digest
+
+
+def test_upcoming_weekly_digest_keeps_local_time_across_dst(site):
+    site.data["channels"]["weekly"]["schedule"] = {"every": "week", "weekday": "mon", "at": "08:00"}
+    config, articles = _site(
+        site,
+        {f"w{i}": ((datetime(2027, 3, 10) + timedelta(days=7 * i)).date().isoformat(), "") for i in range(4)},
+    )
+    now = datetime(2027, 3, 10, tzinfo=UTC)
+    digests = [s for s in upcoming(config, articles, now, now + timedelta(days=35)) if s.channel == "weekly"]
+    dues = [s.due for s in digests]
+    # Clocks go forward on 2027-03-28: 08:00 London is 08:00 UTC before, 07:00 UTC after.
+    assert datetime(2027, 3, 22, 8, tzinfo=UTC) in dues
+    assert datetime(2027, 3, 29, 7, tzinfo=UTC) in dues
+    assert all(s.due.astimezone(config.site.tz).hour == 8 for s in digests)
+
+
+def test_upcoming_lists_future_articles_in_time_order(site):
+    config, articles = _site(site, {"soon": ("2030-01-02T10:00:00+01:00", ""), "sooner": ("2030-01-01", "")})
+    now = datetime(2029, 12, 31, tzinfo=UTC)
+    social = [
+        s.draft_key
+        for s in upcoming(config, articles, now, now + timedelta(days=5))
+        if s.channel == "linkedin"
+    ]
+    assert social == ["linkedin:sooner", "linkedin:soon"]
+
+
+def test_plan_articles_sends_named_articles_now(site):
+    config, articles = _site(site, {"a": ("2024-01-01", ""), "b": ("2030-01-01", "")})
+    now = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    sends = plan_articles(config, articles, now, channels=["weekly", "linkedin"])
+    assert {s.draft_key for s in sends} == {"weekly:2026-11-23", "linkedin:a", "linkedin:b"}
+    assert all(s.due == now for s in sends)
+    assert plan_articles(config, articles, now, targets=["social-outbox"]) == [
+        s for s in sends if s.target == "social-outbox"
+    ]
