@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -16,8 +17,10 @@ import click
 from . import __version__
 from .config import CONFIG_ENV, Config, load_config
 from .content import load_articles
-from .errors import SyndicateError
+from .errors import ConfigError, SyndicateError
+from .plan import upcoming
 from .preview import digest_sizes, preview_articles, preview_table
+from .schedule import show_time
 
 
 def _fail_cleanly(command):
@@ -121,6 +124,61 @@ def preview(ctx: click.Context, paths: tuple[Path, ...], channel: str | None, ou
     if items:
         click.echo(preview_table(items))
     click.echo(f"{len(items)} draft(s) written to {out_dir or config.state_dir / 'preview'}")
+
+
+@cli.command()
+@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True, help="How far ahead.")
+@click.option("--channel", "channels", multiple=True, help="Only this channel (repeatable).")
+@click.option("--target", "targets", multiple=True, help="Only this target (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the queue as JSON.")
+@click.pass_context
+@_fail_cleanly
+def queue(
+    ctx: click.Context, days: int, channels: tuple[str, ...], targets: tuple[str, ...], as_json: bool
+) -> None:
+    """List upcoming sends: what goes out when, where (times in the site's timezone)."""
+    config = _config(ctx)
+    _check_names(config, channels, targets)
+    now = datetime.now(UTC)
+    sends = upcoming(
+        config,
+        load_articles(config).articles,
+        now,
+        now + timedelta(days=days),
+        channels=channels,
+        targets=targets,
+    )
+    tz = config.site.tz
+    rows = [
+        {
+            "due": show_time(s.due, tz),
+            "channel": s.channel,
+            "target": s.target,
+            "draft": s.draft_key,
+            "articles": [a.title for a in s.articles],
+        }
+        for s in sends
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    for row in rows:
+        what = row["articles"][0] if len(row["articles"]) == 1 else f"{len(row['articles'])} articles"
+        click.echo(f"{row['due']}  {row['channel']:<12} {row['target']:<16} {what}")
+    click.echo(f"{len(rows)} send(s) in the next {days} day(s) ({config.site.timezone})")
+
+
+def _check_names(config: Config, channels: tuple[str, ...], targets: tuple[str, ...]) -> None:
+    """A misspelt --channel or --target is a mistake, not an empty result."""
+    for option, names, known in (
+        ("--channel", channels, config.channels),
+        ("--target", targets, config.targets),
+    ):
+        for name in names:
+            if name not in known:
+                raise ConfigError(
+                    f"{option} {name}: no such name in config (expected one of: {', '.join(known)})"
+                )
 
 
 def main() -> None:

@@ -15,6 +15,13 @@ from .config import _WEEKDAYS, DigestSchedule
 from .content import Article
 
 
+def show_time(moment: datetime, tz: tzinfo) -> str:
+    """A time as users see it everywhere: the site's local time with its UTC offset."""
+    local = moment.astimezone(tz)
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}"
+
+
 def digest_key(channel: str, end: datetime, tz: tzinfo) -> str:
     """The ledger's name for the digest sent at `end`: its channel and local date."""
     return f"{channel}:{end.astimezone(tz):%Y-%m-%d}"

@@ -91,3 +91,18 @@ def test_version_and_help_on_every_command():
     for name in cli.commands:
         result = runner.invoke(cli, [name, "--help"])
         assert result.exit_code == 0 and "Usage:" in result.output, name
+
+
+def test_queue_lists_upcoming_sends_in_site_time(site):
+    site.article("soon.md", "---\ntitle: Soon\npublish_date: '2099-06-01T09:00:00+02:00'\ncta: Go\n---\nb\n")
+    result = CliRunner().invoke(cli, ["--config", str(site.config_path), "queue", "--days", "40000"])
+    assert result.exit_code == 0, result.output
+    # 09:00 at +02:00 is 08:00 in London summer time, shown with its offset.
+    assert "2099-06-01 08:00 +01:00  linkedin" in result.output
+    assert "Soon" in result.output
+
+
+def test_queue_rejects_unknown_channel(site):
+    result = CliRunner().invoke(cli, ["--config", str(site.config_path), "queue", "--channel", "nope"])
+    assert result.exit_code == 2
+    assert "--channel nope: no such name in config" in result.output
