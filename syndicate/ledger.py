@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     create_engine,
     event,
     func,
@@ -61,6 +62,29 @@ deliveries = Table(
     UniqueConstraint("channel", "target", "draft_key", "recipient", name="one_row_per_message"),
 )
 
+_c = deliveries.c
+_INSERT = deliveries.insert().values(status="in_flight", attempts=1)
+_START = (
+    update(deliveries)
+    .where(_c.id == bindparam("row_id"))
+    .values(
+        status="in_flight",
+        content_hash=bindparam("new_hash"),
+        attempts=_c.attempts + 1,
+        updated_at=bindparam("now", type_=_c.updated_at.type),
+    )
+)
+_FINISH = (
+    update(deliveries)
+    .where(_c.id == bindparam("row_id"))
+    .values(
+        status=bindparam("new_status"),
+        updated_at=bindparam("now", type_=_c.updated_at.type),
+        last_error=bindparam("error"),
+        sent_at=func.coalesce(bindparam("sent", type_=_c.sent_at.type), _c.sent_at),
+    )
+)
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -89,6 +113,7 @@ class Ledger:
         except SQLAlchemyError as exc:
             raise DeliveryError(f"database_url: cannot open the ledger ({_reason(exc)})") from None
         self._ids: dict[MessageKey, int] = {}
+        self._loaded: set[tuple[str, str, str]] = set()
 
     @classmethod
     def from_config(cls, config: Config) -> Ledger:
@@ -132,51 +157,29 @@ class Ledger:
                 self._ids[MessageKey(channel, target, draft_key, row.recipient)] = row.id
                 found[row.recipient] = (row.status, row.content_hash)
             self._conn.commit()
+            self._loaded.add((channel, target, draft_key))
         return found
 
     def mark_in_flight(self, key: MessageKey, content_hash: str) -> None:
+        now = _now()
         with self._lock, self._transaction():
-            now = _now()
-            row_id = self._ids.get(key) or self._find(key)
+            row_id = self._row_id(key)
             if row_id is None:
-                result = self._conn.execute(
-                    deliveries.insert().values(
-                        channel=key.channel,
-                        target=key.target,
-                        draft_key=key.draft_key,
-                        recipient=key.recipient,
-                        content_hash=content_hash,
-                        status="in_flight",
-                        attempts=1,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
+                row = {**key.__dict__, "content_hash": content_hash, "created_at": now, "updated_at": now}
+                result = self._conn.execute(_INSERT, row)
                 self._ids[key] = result.inserted_primary_key[0]
             else:
-                self._conn.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id == row_id)
-                    .values(
-                        status="in_flight",
-                        content_hash=content_hash,
-                        attempts=deliveries.c.attempts + 1,
-                        updated_at=now,
-                    )
-                )
+                self._conn.execute(_START, {"row_id": row_id, "new_hash": content_hash, "now": now})
 
     def mark(self, key: MessageKey, status: Status, error: str | None = None) -> None:
         """Record the outcome of the attempt `mark_in_flight` began."""
-        row_id = self._ids.get(key)
         now = _now()
-        values = {"status": status, "updated_at": now, "last_error": error}
-        if status == "sent":
-            values["sent_at"] = now
+        values = {"new_status": status, "now": now, "error": error, "sent": now if status == "sent" else None}
         with self._lock, self._transaction():
-            row_id = row_id or self._find(key)
+            row_id = self._row_id(key)
             if row_id is None:
                 raise KeyError(key)
-            self._conn.execute(update(deliveries).where(deliveries.c.id == row_id).values(**values))
+            self._conn.execute(_FINISH, {"row_id": row_id, **values})
 
     # -- what `syndicate status` shows ---------------------------------------------------
 
@@ -207,6 +210,13 @@ class Ledger:
         return totals
 
     # -- plumbing ------------------------------------------------------------------------
+
+    def _row_id(self, key: MessageKey) -> int | None:
+        """From memory when the draft's rows were read (`statuses`), else from the database."""
+        row_id = self._ids.get(key)
+        if row_id is None and (key.channel, key.target, key.draft_key) not in self._loaded:
+            row_id = self._find(key)
+        return row_id
 
     def _find(self, key: MessageKey) -> int | None:
         c = deliveries.c
