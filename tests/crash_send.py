@@ -40,7 +40,9 @@ def main(port: int, ledger_file: Path, count: int, unknown: str) -> None:
         ledger_file.parent / "config.yaml",
     )
     with Ledger(sqlite_url(ledger_file)) as ledger:
-        report = dispatch(messages_for(addresses(count)), make_target("newsletter", config), ledger, unknown=unknown)
+        report = dispatch(
+            messages_for(addresses(count)), make_target("newsletter", config), ledger, unknown=unknown
+        )
     print(json.dumps({k: v for k, v in asdict(report).items() if k != "problems"}))
 
 

@@ -98,7 +98,9 @@ def test_too_much_mail_part_way_backs_off_and_sends_only_to_the_pending(site, sm
 def test_rejected_transactions_are_reset_before_the_next_on_the_same_connection(site, smtp_sink, ledger):
     sink, port = smtp_sink
     rejected = {"reader00003@example.org", "reader00004@example.org", "reader00010@example.org"}
-    sink.rcpt_reply = lambda address, attempt: "554 5.7.1 transaction rejected" if address in rejected else None
+    sink.rcpt_reply = lambda address, attempt: (
+        "554 5.7.1 transaction rejected" if address in rejected else None
+    )
     everyone = addresses(20)
     report = send(smtp_target(site, port), ledger, everyone)
     assert report.failed == 3 and report.sent == 17
@@ -109,7 +111,9 @@ def test_rejected_transactions_are_reset_before_the_next_on_the_same_connection(
 def test_451_on_a_first_attempt_is_retried_later(site, smtp_sink, ledger):
     sink, port = smtp_sink
     greylisted = set(addresses(30)[::3])
-    sink.rcpt_reply = lambda address, attempt: "451 4.7.1 greylisted" if address in greylisted and attempt == 1 else None
+    sink.rcpt_reply = lambda address, attempt: (
+        "451 4.7.1 greylisted" if address in greylisted and attempt == 1 else None
+    )
     everyone = addresses(30)
     report = send(smtp_target(site, port), ledger, everyone)
     assert report.sent == 30 and report.ok
@@ -137,7 +141,9 @@ def test_550_for_one_recipient_is_reported_while_the_rest_go_out(site, smtp_sink
 
 def test_error_threshold_pauses_and_the_next_run_resumes(site, smtp_sink, ledger):
     sink, port = smtp_sink
-    sink.rcpt_reply = lambda address, attempt: "421 4.3.2 service shutting down" if len(sink.received) >= 40 else None
+    sink.rcpt_reply = lambda address, attempt: (
+        "421 4.3.2 service shutting down" if len(sink.received) >= 40 else None
+    )
     everyone = addresses(100)
     target = smtp_target(site, port, error_threshold=5)
     report = send(target, ledger, everyone)

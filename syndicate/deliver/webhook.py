@@ -149,9 +149,9 @@ def email_as_dict(email: EmailMessage) -> dict[str, Any]:
 
 def _decode_secret(name: str, settings: WebhookTarget) -> bytes:
     assert settings.secret is not None
-    value = settings.secret.get_secret_value().removeprefix("whsec_")
-    try:
-        secret = base64.b64decode(value, validate=True)
+    value = settings.secret.get_secret_value().removeprefix("whsec_").rstrip("=")
+    try:  # padding is optional, as in the standard's own libraries
+        secret = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
     except (binascii.Error, ValueError):
         secret = b""
     if not secret:
