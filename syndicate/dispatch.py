@@ -63,7 +63,10 @@ def dispatch(
     if ledger is not None:
         report.recovered = ledger.recover()
     due = _due(messages, ledger, resend, unknown, report)
-    run = _Run(target.pacing, due, ledger, report, on_result, sleep, clock)
+    first = next(due, None)
+    if first is None:  # nothing to do: do not even connect
+        return report
+    run = _Run(target.pacing, itertools.chain([first], due), ledger, report, on_result, sleep, clock)
     workers = max(1, target.pacing.connections)
     if workers == 1:
         run.work(target)

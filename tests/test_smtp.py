@@ -172,3 +172,11 @@ def test_a_missing_ca_file_is_a_clear_error(site, smtp_sink, tmp_path):
     )
     with pytest.raises(DeliveryError, match=r"targets.newsletter.ca_file: cannot load"):
         send_all(target, ["a@example.org"])
+
+
+def test_international_addresses(site, smtp_sink):
+    sink, port = smtp_sink
+    target = make_target("newsletter", smtp_config(site, port))
+    results, _ = send_all(target, ["anna@bücher.example", "zoë@example.org", "b@example.org"])
+    assert [r.outcome for r in results] == ["sent", "failed", "sent"]
+    assert sink.copies() == {"anna@xn--bcher-kva.example": 1, "b@example.org": 1}

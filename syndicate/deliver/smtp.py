@@ -31,7 +31,7 @@ class SmtpDelivery:
     def __init__(self, name: str, settings: SmtpTarget, sender: str) -> None:
         self.name = name
         self.settings = settings
-        self.sender = parseaddr(sender)[1]
+        self.sender = envelope_address(parseaddr(sender)[1])
         self.pacing = Pacing(
             connections=settings.connections,
             rate=settings.rate,
@@ -136,7 +136,7 @@ class SmtpConnection:
             self.close()
             self.connect()
         assert self.smtp is not None
-        recipient = message.key.recipient
+        recipient = envelope_address(message.key.recipient)
         try:
             self.smtp.sendmail(self.delivery.sender, [recipient], data)
         except smtplib.SMTPRecipientsRefused as exc:
@@ -144,6 +144,9 @@ class SmtpConnection:
             return self._refused(message, code, reply)
         except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
             return self._refused(message, exc.smtp_code, exc.smtp_error)
+        except UnicodeEncodeError:  # a non-ASCII local part needs SMTPUTF8, which is not offered
+            self.smtp.rset()
+            return Result(message.key, "failed", "the address is not ASCII (SMTPUTF8 is not supported)")
         self.sent_here += 1
         return Result(message.key, "sent")
 
@@ -158,6 +161,12 @@ class SmtpConnection:
         smtp, self.smtp = self.smtp, None
         if smtp is not None:
             smtp.close()
+
+
+def envelope_address(address: str) -> str:
+    """An internationalised domain in its ASCII (punycode) form, as SMTP without SMTPUTF8 needs."""
+    local, _, domain = address.rpartition("@")
+    return f"{local}@{domain.encode('idna').decode('ascii')}" if not domain.isascii() else address
 
 
 def _reason(exc: BaseException) -> str:
