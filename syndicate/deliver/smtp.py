@@ -3,8 +3,9 @@
 The server's reply decides each message: 2xx sent, 4xx retry later, 5xx failed for that
 recipient while the rest continue. smtplib sends RSET after a refused transaction, so the
 next message on the same connection starts clean. A dropped connection is reopened and the
-message tried once more on the new one; the connection is also renewed every
-`per_connection` messages, as relays expect.
+message tried once more on the new one (a server that hangs up after accepting the data but
+before replying can get that one message twice: the same window as a crash); the connection is
+also renewed every `per_connection` messages, as relays expect.
 """
 
 from __future__ import annotations
@@ -119,17 +120,18 @@ class SmtpConnection:
         if not isinstance(payload, EmailMessage):
             return Result(message.key, "failed", "smtp targets deliver emails, not posts")
         data = payload.as_bytes(policy=policy.SMTP)
-        for attempt in (1, 2):
-            try:
-                return self._transact(message, data)
-            except _DROPPED as exc:
-                self._drop()
-                if attempt == 2:
-                    return Result(message.key, "retry", f"connection lost: {_reason(exc)}")
-            except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
-                self._drop()
-                return Result(message.key, "retry", f"cannot reconnect: {_reason(exc)}")
-        raise AssertionError("unreachable")
+        try:
+            return self._transact(message, data)
+        except _DROPPED:  # the server hung up (idle timeout, its own limit): once more on a new session
+            self._drop()
+        except (OSError, smtplib.SMTPException) as exc:
+            self._drop()
+            return Result(message.key, "retry", f"connection failed: {_reason(exc)}")
+        try:
+            return self._transact(message, data)
+        except (OSError, smtplib.SMTPException) as exc:
+            self._drop()
+            return Result(message.key, "retry", f"connection lost: {_reason(exc)}")
 
     def _transact(self, message: Message, data: bytes) -> Result:
         if self.smtp is None or self.sent_here >= self.delivery.settings.per_connection:
