@@ -206,12 +206,15 @@ class SmtpTarget(Strict):
     password: SecretStr | None = None
     timeout: float = Field(default=30.0, gt=0)
     verify_tls: bool = True
+    ca_file: Path | None = None
     recipients: list[str] | Path
     suppression: Path | None = None
     per_connection: int = Field(default=500, gt=0)
     rate: float | None = Field(default=None, gt=0)
     connections: int = Field(default=1, gt=0, le=32)
     error_threshold: int = Field(default=10, gt=0)
+    max_attempts: int = Field(default=5, gt=0)
+    retry_delay: float = Field(default=60.0, ge=0)
 
 
 class WebhookTarget(Strict):

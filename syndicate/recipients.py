@@ -1,9 +1,24 @@
-"""Who an email goes to: one `Recipient` per address, with the fields templates may use."""
+"""Who an email goes to: one `Recipient` per address, with the fields templates may use.
+
+Recipients come from an inline list in config ("Name <a@example.com>" or a bare address) or a
+CSV file with an `email` column, an optional `name` column and any other columns as template
+fields. Bad rows never stop the others: each becomes a `RecipientProblem` naming its line.
+Addresses on the suppression list (unsubscribed, bounced) are dropped before anything is sent.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import csv
+import io
+import itertools
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from email.utils import parseaddr
+from pathlib import Path
+
+from .errors import DeliveryError
 
 
 @dataclass(frozen=True)
@@ -13,3 +28,150 @@ class Recipient:
     email: str
     name: str = ""
     fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecipientProblem:
+    """One unusable row; `str()` is the line a user sees, e.g. `subscribers.csv:7: ...`."""
+
+    source: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.message}"
+
+
+@dataclass
+class RecipientList:
+    recipients: list[Recipient]
+    problems: list[RecipientProblem]
+    suppressed: int = 0
+
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LOCAL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def check_address(text: str) -> str:
+    """The address, trimmed and with a lower-case domain; ValueError says what is wrong with it."""
+    address = text.strip()
+    if not address:
+        raise ValueError("has no email address")
+    if any(c.isspace() or ord(c) < 32 for c in address):
+        raise ValueError(f"{address!r} contains spaces or control characters")
+    if len(address) > 254 or address.count("@") != 1:
+        raise ValueError(f"{address!r} is not an email address (expected one like name@example.com)")
+    local, domain = address.split("@")
+    if len(local) > 64 or not _LOCAL.fullmatch(local):
+        raise ValueError(f"{address!r} has an invalid part before the @")
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_domain = ""
+    labels = ascii_domain.split(".")
+    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels) or labels[-1].isdigit():
+        raise ValueError(f"{address!r} has an invalid domain (expected one like example.com)")
+    return f"{local}@{domain.lower()}"
+
+
+def load_recipients(
+    source: list[str] | Path | None, suppression: Path | None = None, where: str = "recipients"
+) -> RecipientList:
+    """Valid, unique, not-suppressed recipients plus a problem per rejected row.
+
+    `where` names an inline list in problems (e.g. `targets.newsletter.recipients`).
+    """
+    if source is None:
+        rows: Iterable[tuple[str, int, Recipient | str]] = []
+    elif isinstance(source, Path):
+        rows = _csv_rows(source)
+    else:
+        rows = _inline_rows(source, where)
+    blocked = load_suppression(suppression) if suppression else set()
+    result = RecipientList([], [])
+    first_seen: dict[str, int] = {}
+    for origin, line, row in rows:
+        if isinstance(row, str):
+            result.problems.append(RecipientProblem(origin, line, row))
+            continue
+        folded = row.email.casefold()
+        if folded in first_seen:
+            message = f"{row.email} is listed twice (first on line {first_seen[folded]}); sending once"
+            result.problems.append(RecipientProblem(origin, line, message))
+        elif folded in blocked:
+            first_seen[folded] = line
+            result.suppressed += 1
+        else:
+            first_seen[folded] = line
+            result.recipients.append(row)
+    return result
+
+
+def load_suppression(path: Path) -> set[str]:
+    """Case-folded addresses never to mail: a CSV with an `email` column, or one address a line."""
+    reader = csv.reader(io.StringIO(_read(path)))
+    first = next(reader, [])
+    header = [cell.strip().lower() for cell in first]
+    column = header.index("email") if "email" in header else 0
+    rows = reader if "email" in header else itertools.chain([first], reader)
+    return {row[column].strip().casefold() for row in rows if len(row) > column and row[column].strip()}
+
+
+def write_recipients_csv(path: Path, recipients: Iterable[Recipient]) -> None:
+    """An email,name,... CSV whose cells can never run as spreadsheet formulas."""
+    recipients = list(recipients)
+    extra = sorted({name for r in recipients for name in r.fields} - {"email", "name"})
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["email", "name", *extra])
+        for r in recipients:
+            writer.writerow([csv_cell(v) for v in (r.email, r.name, *(r.fields.get(k, "") for k in extra))])
+
+
+def csv_cell(value: str) -> str:
+    """Spreadsheets run a cell starting with = + - @ as a formula; a leading ' makes it text."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def _inline_rows(entries: list[str], where: str) -> Iterator[tuple[str, int, Recipient | str]]:
+    for number, entry in enumerate(entries, start=1):
+        name, address = parseaddr(entry) if "<" in entry else ("", entry)
+        yield where, number, _recipient(address, name, {})
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[str, int, Recipient | str]]:
+    reader = csv.DictReader(io.StringIO(_read(path)))
+    columns = {name.strip().lower(): name for name in reader.fieldnames or [] if name}
+    if "email" not in columns:
+        raise DeliveryError(f"{path}: has no email column (expected a header row like email,name)")
+    for row in reader:
+        if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
+            continue
+        if None in row:
+            yield str(path), reader.line_num, "has more cells than the header row"
+            continue
+        values = {key.strip().lower(): (value or "").strip() for key, value in row.items() if key}
+        extras = {key: value for key, value in values.items() if key not in ("email", "name")}
+        yield str(path), reader.line_num, _recipient(values["email"], values.get("name", ""), extras)
+
+
+def _recipient(address: str, name: str, extras: dict[str, str]) -> Recipient | str:
+    try:
+        email = check_address(address)
+    except ValueError as exc:
+        return str(exc)
+    return Recipient(email, " ".join(name.split()), extras)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise DeliveryError(f"{path}: no such recipients file") from None
+    except UnicodeDecodeError:
+        raise DeliveryError(f"{path}: is not UTF-8 text (expected a CSV saved as UTF-8)") from None
+    except OSError as exc:
+        raise DeliveryError(f"{path}: cannot read ({exc.strerror or os.strerror(exc.errno or 0)})") from None

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import socket
 import textwrap
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
+from aiosmtpd.controller import Controller
 
 from syndicate.config import Config, config_from_dict
 
@@ -86,3 +93,79 @@ def email_site(site):
     }
     site.write_config()
     return site
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class SmtpSink:
+    """An aiosmtpd handler that keeps every accepted message and can be told to misbehave.
+
+    `rcpt_reply(address, attempt)` may return a reply (e.g. "450 ...") instead of accepting;
+    `close_after` drops each connection after that many accepted messages, as relays do.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.received: list[tuple[str, bytes]] = []
+        self.attempts: Counter[str] = Counter()
+        self.rsets = 0
+        self.connections = 0
+        self.rcpt_reply = None
+        self.close_after: int | None = None
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        session.accepted = getattr(session, "accepted", 0)
+        with self.lock:
+            self.connections += 1
+        return responses
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        with self.lock:
+            self.attempts[address] += 1
+            attempt = self.attempts[address]
+        reply = self.rcpt_reply(address, attempt) if self.rcpt_reply else None
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_RSET(self, server, session, envelope):
+        with self.lock:
+            self.rsets += 1
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            for rcpt in envelope.rcpt_tos:
+                self.received.append((rcpt, envelope.original_content))
+        session.accepted = getattr(session, "accepted", 0) + 1
+        if self.close_after and session.accepted % self.close_after == 0:
+            asyncio.get_running_loop().call_soon(server.transport.close)
+        return "250 Message accepted for delivery"
+
+    def copies(self) -> Counter[str]:
+        with self.lock:
+            return Counter(rcpt for rcpt, _ in self.received)
+
+
+@contextmanager
+def running_sink(handler: SmtpSink, **smtp_options) -> Iterator[Controller]:
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **smtp_options)
+    controller.start()
+    try:
+        yield controller
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[tuple[SmtpSink, int]]:
+    """A plain loopback SMTP server: (handler, port)."""
+    sink = SmtpSink()
+    with running_sink(sink) as controller:
+        yield sink, controller.port

@@ -1,0 +1,118 @@
+"""Delivery targets behind one small protocol, chosen by the `type` of a config target.
+
+A `Message` is lazy: it carries its ledger key, a content hash and a way to build its payload,
+so a send to 50,000 recipients holds one built message per connection, never 50,000.
+A `Target` opens a `Connection` per batch (one SMTP session, one HTTP session) whose
+`send(message)` reports a `Result`: sent, retry (try again later) or failed (do not).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from ..config import Config
+from ..errors import DeliveryError
+
+Payload = EmailMessage | dict[str, Any]
+Outcome = Literal["sent", "retry", "failed"]
+
+
+@dataclass(frozen=True)
+class MessageKey:
+    """What the ledger keys a delivery by: the same key is never sent twice."""
+
+    channel: str
+    target: str
+    draft_key: str
+    recipient: str
+
+    def digest(self) -> str:
+        """A stable short id for file names and webhook ids."""
+        text = "\x1f".join((self.channel, self.target, self.draft_key, self.recipient))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One delivery to one recipient; `build()` makes the payload only when it is about to go out."""
+
+    key: MessageKey
+    content_hash: str
+    build: Callable[[], Payload]
+
+
+@dataclass(frozen=True)
+class Result:
+    key: MessageKey
+    outcome: Outcome
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """How the dispatch loop drives a target: parallel connections, rate, retries, pause."""
+
+    connections: int = 1
+    rate: float | None = None
+    error_threshold: int = 10
+    max_attempts: int = 5
+    retry_delay: float = 30.0
+    retry_delay_max: float = 900.0
+
+
+class Connection(Protocol):
+    def send(self, message: Message) -> Result: ...
+
+
+class Target(Protocol):
+    """A configured destination; `open()` is a context manager yielding one connection."""
+
+    name: str
+    pacing: Pacing
+
+    def open(self) -> AbstractContextManager[Connection]: ...
+
+
+TargetFactory = Callable[[str, Any, Config], Target]
+_TYPES: dict[str, TargetFactory] = {}
+
+
+def register(*type_names: str) -> Callable[[TargetFactory], TargetFactory]:
+    """Make a factory the builder for the config targets whose `type` is one of `type_names`."""
+
+    def decorate(factory: TargetFactory) -> TargetFactory:
+        for type_name in type_names:
+            _TYPES[type_name] = factory
+        return factory
+
+    return decorate
+
+
+def make_target(name: str, config: Config, dry_run_dir: Path | None = None) -> Target:
+    """The target called `name` in config; with `dry_run_dir`, an outbox writing there instead."""
+    _load_builtin_types()
+    settings = config.targets.get(name)
+    if settings is None:
+        known = ", ".join(sorted(config.targets)) or "none defined"
+        raise DeliveryError(f"targets.{name}: no such target (expected one of: {known})")
+    if dry_run_dir is not None:
+        from .outbox import OutboxTarget
+
+        return OutboxTarget(name, dry_run_dir / name)
+    factory = _TYPES.get(settings.type)
+    if factory is None:
+        known = ", ".join(sorted(_TYPES))
+        raise DeliveryError(
+            f"targets.{name}.type: {settings.type!r} cannot deliver yet (expected one of: {known})"
+        )
+    return factory(name, settings, config)
+
+
+def _load_builtin_types() -> None:
+    from . import outbox, smtp, webhook  # noqa: F401  (each registers its types on import)

@@ -1,0 +1,78 @@
+"""The `outbox` target: exactly the bytes that would go out, one file per message, in a folder.
+
+Email is written as `.eml` with CRLF line endings (what SMTP would carry), posts and webhook
+bodies as `.json`. Names are deterministic, so a re-run overwrites rather than piles up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from ..config import Config
+from ..errors import DeliveryError
+from . import Message, Pacing, Result, register
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
+
+
+class OutboxTarget:
+    def __init__(self, name: str, directory: Path) -> None:
+        self.name = name
+        self.directory = directory
+        self.pacing = Pacing(error_threshold=1, max_attempts=1)
+
+    @contextmanager
+    def open(self) -> Iterator[OutboxConnection]:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DeliveryError(
+                f"targets.{self.name}.dir: cannot create {self.directory} ({exc.strerror})"
+            ) from None
+        yield OutboxConnection(self.directory)
+
+
+class OutboxConnection:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def send(self, message: Message) -> Result:
+        payload = message.build()
+        if isinstance(payload, EmailMessage):
+            data, suffix = payload.as_bytes(policy=policy.SMTP), ".eml"
+        else:
+            data, suffix = _json_bytes(payload), ".json"
+        path = self.directory / (file_stem(message) + suffix)
+        temporary = path.with_name(path.name + ".tmp")
+        try:
+            temporary.write_bytes(data)
+            os.replace(temporary, path)
+        except OSError as exc:
+            return Result(message.key, "failed", f"cannot write {path} ({exc.strerror})")
+        return Result(message.key, "sent", str(path))
+
+
+def file_stem(message: Message) -> str:
+    """`<draft>.<recipient>.<digest>`: readable, filesystem-safe, and unique per ledger key."""
+    key = message.key
+    parts = [_UNSAFE.sub("-", part).strip("-.")[:60] for part in (key.draft_key, key.recipient)]
+    return ".".join([*(p for p in parts if p), key.digest()])
+
+
+def _json_bytes(payload: dict[str, Any]) -> bytes:
+    return (json.dumps(payload, ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n").encode(
+        "utf-8"
+    )
+
+
+@register("outbox")
+def _outbox(name: str, settings: Any, config: Config) -> OutboxTarget:
+    return OutboxTarget(name, settings.dir)

@@ -1,0 +1,184 @@
+"""The `smtp` target: one authenticated, verified connection carries a whole batch.
+
+The server's reply decides each message: 2xx sent, 4xx retry later, 5xx failed for that
+recipient while the rest continue. smtplib sends RSET after a refused transaction, so the
+next message on the same connection starts clean. A dropped connection is reopened and the
+message tried once more on the new one (a server that hangs up after accepting the data but
+before replying can get that one message twice: the same window as a crash); the connection is
+also renewed every `per_connection` messages, as relays expect.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email import policy
+from email.message import EmailMessage
+from email.utils import parseaddr
+from typing import Any
+
+from ..config import Config, SmtpTarget
+from ..errors import DeliveryError
+from . import Message, Pacing, Result, register
+
+_DROPPED = (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError)
+
+
+class SmtpDelivery:
+    """A configured SMTP server (named for the config target) that opens sessions to it."""
+
+    def __init__(self, name: str, settings: SmtpTarget, sender: str) -> None:
+        self.name = name
+        self.settings = settings
+        self.sender = envelope_address(parseaddr(sender)[1])
+        self.pacing = Pacing(
+            connections=settings.connections,
+            rate=settings.rate,
+            error_threshold=settings.error_threshold,
+            max_attempts=settings.max_attempts,
+            retry_delay=settings.retry_delay,
+        )
+
+    @contextmanager
+    def open(self) -> Iterator[SmtpConnection]:
+        connection = SmtpConnection(self)
+        try:
+            connection.connect()
+        except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
+            raise DeliveryError(
+                f"targets.{self.name}: cannot connect to {self._where()} ({_reason(exc)})"
+            ) from None
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    def connect(self) -> smtplib.SMTP:
+        """A logged-in session; TLS is verified against the system CAs or `ca_file`."""
+        s = self.settings
+        context = self._tls_context()
+        if s.security == "ssl":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+        try:
+            if s.security == "starttls":
+                smtp.starttls(context=context)
+            if s.username:
+                password = s.password.get_secret_value() if s.password else ""
+                smtp.login(s.username, password)
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def _tls_context(self) -> ssl.SSLContext:
+        s = self.settings
+        if not s.verify_tls:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        try:
+            return ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise DeliveryError(
+                f"targets.{self.name}.ca_file: cannot load {s.ca_file} ({_reason(exc)})"
+            ) from None
+
+    def _where(self) -> str:
+        return f"{self.settings.host}:{self.settings.port}"
+
+
+class SmtpConnection:
+    """One SMTP session, reopened when the server drops it or `per_connection` is reached."""
+
+    def __init__(self, delivery: SmtpDelivery) -> None:
+        self.delivery = delivery
+        self.smtp: smtplib.SMTP | None = None
+        self.sent_here = 0
+        self.connects = 0
+
+    def connect(self) -> None:
+        self.smtp = self.delivery.connect()
+        self.sent_here = 0
+        self.connects += 1
+
+    def close(self) -> None:
+        smtp, self.smtp = self.smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            smtp.close()
+
+    def send(self, message: Message) -> Result:
+        payload = message.build()
+        if not isinstance(payload, EmailMessage):
+            return Result(message.key, "failed", "smtp targets deliver emails, not posts")
+        data = payload.as_bytes(policy=policy.SMTP)
+        try:
+            return self._transact(message, data)
+        except _DROPPED:  # the server hung up (idle timeout, its own limit): once more on a new session
+            self._drop()
+        except (OSError, smtplib.SMTPException) as exc:
+            self._drop()
+            return Result(message.key, "retry", f"connection failed: {_reason(exc)}")
+        try:
+            return self._transact(message, data)
+        except (OSError, smtplib.SMTPException) as exc:
+            self._drop()
+            return Result(message.key, "retry", f"connection lost: {_reason(exc)}")
+
+    def _transact(self, message: Message, data: bytes) -> Result:
+        if self.smtp is None or self.sent_here >= self.delivery.settings.per_connection:
+            self.close()
+            self.connect()
+        assert self.smtp is not None
+        recipient = envelope_address(message.key.recipient)
+        try:
+            self.smtp.sendmail(self.delivery.sender, [recipient], data)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reply = exc.recipients.get(recipient, (0, b"refused"))
+            return self._refused(message, code, reply)
+        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+            return self._refused(message, exc.smtp_code, exc.smtp_error)
+        except UnicodeEncodeError:  # a non-ASCII local part needs SMTPUTF8, which is not offered
+            self.smtp.rset()
+            return Result(message.key, "failed", "the address is not ASCII (SMTPUTF8 is not supported)")
+        self.sent_here += 1
+        return Result(message.key, "sent")
+
+    def _refused(self, message: Message, code: int, reply: bytes | str) -> Result:
+        if self.smtp is not None and self.smtp.sock is None:  # 421: smtplib closed it
+            self.smtp = None
+        text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+        outcome = "retry" if 400 <= code < 500 else "failed"
+        return Result(message.key, outcome, f"{code} {text}")
+
+    def _drop(self) -> None:
+        smtp, self.smtp = self.smtp, None
+        if smtp is not None:
+            smtp.close()
+
+
+def envelope_address(address: str) -> str:
+    """An internationalised domain in its ASCII (punycode) form, as SMTP without SMTPUTF8 needs."""
+    local, _, domain = address.rpartition("@")
+    return f"{local}@{domain.encode('idna').decode('ascii')}" if not domain.isascii() else address
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, smtplib.SMTPResponseException):
+        error = exc.smtp_error
+        text = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
+        return f"{exc.smtp_code} {text}"
+    return str(exc) or type(exc).__name__
+
+
+@register("smtp")
+def _smtp(name: str, settings: Any, config: Config) -> SmtpDelivery:
+    return SmtpDelivery(name, settings, config.site.sender)

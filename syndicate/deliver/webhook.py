@@ -1,0 +1,189 @@
+"""The `webhook` target (signed JSON POST) and its `slack` and `discord` presets.
+
+Bodies are signed by the Standard Webhooks scheme (`webhook-id`, `webhook-timestamp`,
+`webhook-signature` = v1 + base64 HMAC-SHA256 of "id.timestamp.body" under a `whsec_` secret),
+so receivers verify them with the standard libraries. Connection errors, 5xx and 429 are
+retried here with exponential backoff and jitter (Retry-After honoured); other 4xx are not.
+A message still refused after the retries stays `retry` in the ledger for the next run.
+Incoming-webhook URLs are secrets themselves: no error message ever includes the URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from email.message import EmailMessage
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from .. import __version__
+from ..config import Config, WebhookTarget
+from ..errors import DeliveryError
+from . import Message, Pacing, Result, register
+
+MAX_WAIT = 300.0
+DISCORD_LIMIT = 2000
+
+
+class WebhookDelivery:
+    def __init__(
+        self, name: str, settings: WebhookTarget, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.sleep = sleep
+        self.pacing = Pacing(max_attempts=1)
+        if urlsplit(settings.url).scheme != "https" and not settings.local:
+            raise DeliveryError(
+                f"targets.{name}.url: is not https "
+                "(expected https://..., or local: true for a server on this machine)"
+            )
+        self.secret = _decode_secret(name, settings) if settings.secret else None
+
+    @contextmanager
+    def open(self) -> Iterator[WebhookConnection]:
+        with requests.Session() as session:
+            session.headers["User-Agent"] = f"syndicate/{__version__}"
+            yield WebhookConnection(self, session)
+
+    def body(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The JSON this target's receiver expects (Slack and Discord have their own shapes)."""
+        kind = self.settings.type
+        if kind == "slack":
+            return {"text": _slack_escape(summary_text(payload))}
+        if kind == "discord":
+            return {"content": summary_text(payload)[:DISCORD_LIMIT], "allowed_mentions": {"parse": []}}
+        return payload
+
+
+class WebhookConnection:
+    def __init__(self, delivery: WebhookDelivery, session: requests.Session) -> None:
+        self.delivery = delivery
+        self.session = session
+
+    def send(self, message: Message) -> Result:
+        d = self.delivery
+        payload = message.build()
+        if isinstance(payload, EmailMessage):
+            payload = email_as_dict(payload)
+        body = json.dumps(d.body(payload), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        message_id = f"msg_{message.key.digest()}"
+        problem, wait = "", 0.0
+        for attempt in range(d.settings.retries + 1):
+            if attempt:
+                d.sleep(wait)
+            headers = {"Content-Type": "application/json"}
+            if d.secret is not None:
+                timestamp = int(time.time())
+                headers.update(
+                    {
+                        "webhook-id": message_id,
+                        "webhook-timestamp": str(timestamp),
+                        "webhook-signature": sign(d.secret, message_id, timestamp, body),
+                    }
+                )
+            wait = _backoff(attempt)
+            try:
+                response = self.session.post(
+                    d.settings.url,
+                    data=body,
+                    headers=headers,
+                    timeout=d.settings.timeout,
+                    verify=d.settings.verify_tls,
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                problem = f"cannot reach the receiver ({type(exc).__name__})"
+                continue
+            status = response.status_code
+            if 200 <= status < 300:
+                return Result(message.key, "sent", f"HTTP {status}")
+            problem = f"HTTP {status} {response.reason or ''}".strip()
+            if status != 429 and status < 500:
+                return Result(message.key, "failed", problem)
+            retry_after = _retry_after(response.headers.get("Retry-After"))
+            if retry_after is not None:
+                wait = retry_after
+        return Result(message.key, "retry", f"{problem} after {d.settings.retries + 1} attempts")
+
+
+def sign(secret: bytes, message_id: str, timestamp: int, body: bytes) -> str:
+    """The Standard Webhooks `webhook-signature` header value."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(secret, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def summary_text(payload: dict[str, Any]) -> str:
+    """The human line a chat preset posts: the payload's `text` (or its post's), then its link."""
+    post = payload.get("post") if isinstance(payload.get("post"), dict) else {}
+    text = str(payload.get("text") or post.get("text") or payload.get("subject") or "")
+    link = str(payload.get("link") or post.get("link") or "")
+    if link and link not in text:
+        text = f"{text}\n{link}" if text else link
+    return text
+
+
+def email_as_dict(email: EmailMessage) -> dict[str, Any]:
+    """An email's parts as JSON for automation receivers."""
+    text = email.get_body(("plain",))
+    html = email.get_body(("html",))
+    return {
+        "subject": str(email["Subject"] or ""),
+        "from": str(email["From"] or ""),
+        "to": str(email["To"] or ""),
+        "text": text.get_content() if text is not None else "",
+        "html": html.get_content() if html is not None else "",
+    }
+
+
+def _decode_secret(name: str, settings: WebhookTarget) -> bytes:
+    assert settings.secret is not None
+    value = settings.secret.get_secret_value().removeprefix("whsec_").rstrip("=")
+    try:  # padding is optional, as in the standard's own libraries
+        secret = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        secret = b""
+    if not secret:
+        raise DeliveryError(
+            f"targets.{name}.secret: is not a Standard Webhooks secret (expected whsec_<base64>)"
+        )
+    return secret
+
+
+def _slack_escape(text: str) -> str:
+    """Slack reads &, < and > as markup (links, mentions); user text must arrive as text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _backoff(attempt: int) -> float:
+    return min(2.0**attempt, 60.0) * random.uniform(0.5, 1.0)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_WAIT)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return min(max(when.timestamp() - time.time(), 0.0), MAX_WAIT)
+
+
+@register("webhook", "slack", "discord")
+def _webhook(name: str, settings: Any, config: Config) -> WebhookDelivery:
+    return WebhookDelivery(name, settings)

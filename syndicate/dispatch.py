@@ -1,0 +1,247 @@
+"""The delivery loop: consult the ledger, mark in flight, send, record the outcome.
+
+Per message: already sent (or failed, or unknown under the `skip` policy) is skipped unless
+`resend`; otherwise the row is committed `in_flight`, the target sends, and the outcome is
+committed. A `retry` outcome (SMTP 4xx, a dropped connection) goes back in the queue with an
+exponential backoff, and after two retries in a row every connection also slows down, the way
+a rate-limited relay asks. A message still refused after `max_attempts` stays `retry` in the
+ledger for the next run. `error_threshold` failures in a row pause the send: nothing more is
+taken, what was not sent stays pending, and the next run resumes where this one stopped.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .deliver import Message, MessageKey, Pacing, Result, Target
+from .errors import SyndicateError
+from .ledger import Ledger
+
+UnknownPolicy = Literal["skip", "resend"]
+Sleep = Callable[[float], None]
+Clock = Callable[[], float]
+
+
+@dataclass
+class Report:
+    """What one dispatch did on one target."""
+
+    target: str
+    sent: int = 0
+    failed: int = 0
+    pending: int = 0
+    skipped: int = 0
+    recovered: int = 0
+    paused: bool = False
+    problems: list[Result] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and self.pending == 0 and not self.paused
+
+
+def dispatch(
+    messages: Iterable[Message],
+    target: Target,
+    ledger: Ledger | None,
+    *,
+    resend: bool = False,
+    unknown: UnknownPolicy = "skip",
+    on_result: Callable[[Result], None] | None = None,
+    sleep: Sleep = time.sleep,
+    clock: Clock = time.monotonic,
+) -> Report:
+    """Deliver `messages` through `target`; without a ledger (dry run) nothing is recorded."""
+    report = Report(target.name)
+    if ledger is not None:
+        report.recovered = ledger.recover()
+    due = _due(messages, ledger, resend, unknown, report)
+    first = next(due, None)
+    if first is None:  # nothing to do: do not even connect
+        return report
+    run = _Run(target.pacing, itertools.chain([first], due), ledger, report, on_result, sleep, clock)
+    workers = max(1, target.pacing.connections)
+    if workers == 1:
+        run.work(target)
+    else:
+        threads = [threading.Thread(target=run.work_guarded, args=(target,)) for _ in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if run.error is not None:
+            raise run.error
+    report.pending += run.left_over()
+    return report
+
+
+def _due(
+    messages: Iterable[Message],
+    ledger: Ledger | None,
+    resend: bool,
+    unknown: UnknownPolicy,
+    report: Report,
+) -> Iterator[Message]:
+    """The messages to send now, with the ledger read once per draft (not once per message)."""
+    seen: set[MessageKey] = set()
+    group: tuple[str, str, str] | None = None
+    known: dict[str, tuple[str, str]] = {}
+    for message in messages:
+        key = message.key
+        if key in seen:
+            continue
+        seen.add(key)
+        if ledger is not None and (key.channel, key.target, key.draft_key) != group:
+            group = (key.channel, key.target, key.draft_key)
+            known = ledger.statuses(*group)
+        status = known.get(key.recipient, ("pending", ""))[0]
+        if resend or status in ("pending", "retry") or (status == "unknown" and unknown == "resend"):
+            yield message
+        else:
+            report.skipped += 1
+
+
+class _Run:
+    """State shared by the connections of one dispatch: queue, retries, pacing, counters."""
+
+    def __init__(
+        self,
+        pacing: Pacing,
+        due: Iterator[Message],
+        ledger: Ledger | None,
+        report: Report,
+        on_result: Callable[[Result], None] | None,
+        sleep: Sleep,
+        clock: Clock,
+    ) -> None:
+        self.pacing = pacing
+        self.due = due
+        self.ledger = ledger
+        self.report = report
+        self.on_result = on_result
+        self.sleep = sleep
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.retries: list[tuple[float, int, Message, int]] = []
+        self.order = itertools.count()
+        self.busy = 0
+        self.exhausted = False
+        self.in_a_row = 0
+        self.next_slot = 0.0
+        self.error: BaseException | None = None
+
+    def work_guarded(self, target: Target) -> None:
+        try:
+            self.work(target)
+        except BaseException as exc:
+            with self.lock:
+                self.error = self.error or exc
+                self.report.paused = True
+
+    def work(self, target: Target) -> None:
+        with target.open() as connection:
+            while True:
+                item = self._take()
+                if item is None:
+                    return
+                if isinstance(item, float):
+                    self.sleep(item)
+                    continue
+                message, attempt = item
+                try:
+                    self._pace()
+                    result = self._send(connection, message)
+                finally:
+                    with self.lock:
+                        self.busy -= 1
+                self._record(message, attempt, result)
+
+    def _take(self) -> tuple[Message, int] | float | None:
+        """Next (message, attempt); a float is a wait before asking again; None is the end."""
+        with self.lock:
+            if self.report.paused or self.error is not None:
+                return None
+            now = self.clock()
+            if self.retries and self.retries[0][0] <= now:
+                _, _, message, attempt = heapq.heappop(self.retries)
+                self.busy += 1
+                return message, attempt
+            if not self.exhausted:
+                message = next(self.due, None)
+                if message is not None:
+                    self.busy += 1
+                    return message, 1
+                self.exhausted = True
+            if self.retries:
+                return max(0.0, self.retries[0][0] - now)
+            if self.busy:
+                return 0.01
+            return None
+
+    def _pace(self) -> None:
+        if not self.pacing.rate:
+            return
+        with self.lock:
+            now = self.clock()
+            slot = max(self.next_slot, now)
+            self.next_slot = slot + 1.0 / self.pacing.rate
+        if slot > now:
+            self.sleep(slot - now)
+
+    def _send(self, connection, message: Message) -> Result:
+        if self.ledger is not None:
+            self.ledger.mark_in_flight(message.key, message.content_hash)
+        try:
+            return connection.send(message)
+        except SyndicateError as exc:  # the payload could not be built (template, config)
+            return Result(message.key, "failed", str(exc))
+        except Exception as exc:
+            if self.ledger is not None:
+                self.ledger.mark(message.key, "retry", f"{type(exc).__name__}: {exc}")
+            raise
+
+    def _record(self, message: Message, attempt: int, result: Result) -> None:
+        again = result.outcome == "retry" and attempt < self.pacing.max_attempts
+        status = "retry" if result.outcome == "retry" else result.outcome
+        if self.ledger is not None:
+            self.ledger.mark(message.key, status, result.detail or None)
+        slow_down = 0.0
+        with self.lock:
+            report = self.report
+            if result.outcome == "sent":
+                report.sent += 1
+                self.in_a_row = 0
+            else:
+                self.in_a_row += 1
+                if again:
+                    ready = self.clock() + self._backoff(attempt)
+                    heapq.heappush(self.retries, (ready, next(self.order), message, attempt + 1))
+                else:
+                    report.problems.append(result)
+                    if result.outcome == "failed":
+                        report.failed += 1
+                    else:
+                        report.pending += 1
+                if self.in_a_row >= self.pacing.error_threshold:
+                    report.paused = True
+                elif result.outcome == "retry" and self.in_a_row >= 2:
+                    slow_down = self._backoff(self.in_a_row - 1)
+        if self.on_result is not None:
+            self.on_result(result)
+        if slow_down:
+            self.sleep(slow_down)
+
+    def _backoff(self, attempt: int) -> float:
+        delay = min(self.pacing.retry_delay * 2 ** (attempt - 1), self.pacing.retry_delay_max)
+        return delay * random.uniform(1.0, 1.2)
+
+    def left_over(self) -> int:
+        """Messages a paused run did not get to (queued retries and the rest of the list)."""
+        return len(self.retries) + sum(1 for _ in self.due)

@@ -1,0 +1,303 @@
+"""The ledger: one row per message, written before and after it goes out, so nothing is sent twice.
+
+A row is keyed by (channel, target, draft key, recipient). It is committed `in_flight` before
+the message is handed to a server and `sent` right after the server accepts it; a crash in
+between leaves `in_flight`, which the next run reports as `unknown` and handles by policy.
+SQLite (the default, a file in the state folder) runs in WAL mode with synchronous=NORMAL:
+two commits per message stay well under the time an SMTP transaction takes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from .config import Config
+from .deliver import MessageKey
+from .errors import DeliveryError
+
+Status = Literal["pending", "in_flight", "sent", "failed", "retry", "unknown"]
+LEDGER_FILE = "ledger.sqlite"
+
+_metadata = MetaData()
+deliveries = Table(
+    "deliveries",
+    _metadata,
+    Column("id", Integer, primary_key=True),
+    Column("channel", String(200), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("draft_key", String(500), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("content_hash", String(128), nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("sent_at", DateTime(timezone=True)),
+    UniqueConstraint("channel", "target", "draft_key", "recipient", name="one_row_per_message"),
+)
+
+_c = deliveries.c
+_INSERT = deliveries.insert().values(status="in_flight", attempts=1)
+_START = (
+    update(deliveries)
+    .where(_c.id == bindparam("row_id"))
+    .values(
+        status="in_flight",
+        content_hash=bindparam("new_hash"),
+        attempts=_c.attempts + 1,
+        updated_at=bindparam("now", type_=_c.updated_at.type),
+    )
+)
+_FINISH = (
+    update(deliveries)
+    .where(_c.id == bindparam("row_id"))
+    .values(
+        status=bindparam("new_status"),
+        updated_at=bindparam("now", type_=_c.updated_at.type),
+        last_error=bindparam("error"),
+        sent_at=func.coalesce(bindparam("sent", type_=_c.sent_at.type), _c.sent_at),
+    )
+)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One ledger row, as `syndicate status` shows it."""
+
+    key: MessageKey
+    content_hash: str
+    status: Status
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+
+
+class Ledger:
+    """Thread-safe: parallel SMTP connections share one ledger (writes are serialised)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._lock = threading.Lock()
+        try:
+            self.engine = _engine(url)
+            _metadata.create_all(self.engine)
+            self._conn = self.engine.connect()
+        except SQLAlchemyError as exc:
+            raise DeliveryError(f"database_url: cannot open the ledger ({_reason(exc)})") from None
+        self._ids: dict[MessageKey, int] = {}
+        self._loaded: set[tuple[str, str, str]] = set()
+
+    @classmethod
+    def from_config(cls, config: Config) -> Ledger:
+        """The ledger at `database_url`, else a SQLite file in the state folder."""
+        if config.database_url:
+            return cls(config.database_url)
+        return cls(sqlite_url(config.state_dir / LEDGER_FILE))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+            self.engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- the dispatch loop's writes ------------------------------------------------------
+
+    def recover(self) -> int:
+        """Rows a crashed run left in flight become `unknown`; returns how many."""
+        with self._lock, self._transaction():
+            result = self._conn.execute(
+                update(deliveries)
+                .where(deliveries.c.status == "in_flight")
+                .values(status="unknown", updated_at=_now(), last_error="in flight when a run stopped")
+            )
+            return result.rowcount
+
+    def statuses(self, channel: str, target: str, draft_key: str) -> dict[str, tuple[Status, str]]:
+        """recipient -> (status, content hash) for one draft on one target, in one query."""
+        c = deliveries.c
+        query = select(c.id, c.recipient, c.status, c.content_hash).where(
+            c.channel == channel, c.target == target, c.draft_key == draft_key
+        )
+        found = {}
+        with self._lock:
+            for row in self._conn.execute(query):
+                self._ids[MessageKey(channel, target, draft_key, row.recipient)] = row.id
+                found[row.recipient] = (row.status, row.content_hash)
+            self._conn.commit()
+            self._loaded.add((channel, target, draft_key))
+        return found
+
+    def mark_in_flight(self, key: MessageKey, content_hash: str) -> None:
+        now = _now()
+        with self._lock, self._transaction():
+            row_id = self._row_id(key)
+            if row_id is None:
+                row = {**key.__dict__, "content_hash": content_hash, "created_at": now, "updated_at": now}
+                result = self._conn.execute(_INSERT, row)
+                self._ids[key] = result.inserted_primary_key[0]
+            else:
+                self._conn.execute(_START, {"row_id": row_id, "new_hash": content_hash, "now": now})
+
+    def mark(self, key: MessageKey, status: Status, error: str | None = None) -> None:
+        """Record the outcome of the attempt `mark_in_flight` began."""
+        now = _now()
+        values = {"new_status": status, "now": now, "error": error, "sent": now if status == "sent" else None}
+        with self._lock, self._transaction():
+            row_id = self._row_id(key)
+            if row_id is None:
+                raise KeyError(key)
+            self._conn.execute(_FINISH, {"row_id": row_id, **values})
+
+    # -- what `syndicate status` shows ---------------------------------------------------
+
+    def recent(self, limit: int = 20) -> list[Delivery]:
+        return self._query(select(deliveries).order_by(deliveries.c.updated_at.desc()).limit(limit))
+
+    def failures(self, limit: int = 100) -> list[Delivery]:
+        c = deliveries.c
+        return self._query(
+            select(deliveries)
+            .where(c.status.in_(("failed", "retry")))
+            .order_by(c.updated_at.desc())
+            .limit(limit)
+        )
+
+    def unknowns(self) -> list[Delivery]:
+        return self._query(
+            select(deliveries).where(deliveries.c.status == "unknown").order_by(deliveries.c.updated_at)
+        )
+
+    def counts(self) -> dict[tuple[str, str], dict[str, int]]:
+        """(channel, target) -> {status: rows}."""
+        c = deliveries.c
+        query = select(c.channel, c.target, c.status, func.count()).group_by(c.channel, c.target, c.status)
+        totals: dict[tuple[str, str], dict[str, int]] = {}
+        for channel, target, status, count in self._rows(query):
+            totals.setdefault((channel, target), {})[status] = count
+        return totals
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _row_id(self, key: MessageKey) -> int | None:
+        """From memory when the draft's rows were read (`statuses`), else from the database."""
+        row_id = self._ids.get(key)
+        if row_id is None and (key.channel, key.target, key.draft_key) not in self._loaded:
+            row_id = self._find(key)
+        return row_id
+
+    def _find(self, key: MessageKey) -> int | None:
+        c = deliveries.c
+        row_id = self._conn.execute(
+            select(c.id).where(
+                c.channel == key.channel,
+                c.target == key.target,
+                c.draft_key == key.draft_key,
+                c.recipient == key.recipient,
+            )
+        ).scalar()
+        if row_id is not None:
+            self._ids[key] = row_id
+        return row_id
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """Commit on success; a database that refuses a write stops the send (it could double-send)."""
+        try:
+            if self._conn.in_transaction():
+                self._conn.commit()
+            with self._conn.begin():
+                yield
+        except SQLAlchemyError as exc:
+            raise DeliveryError(
+                f"ledger {self._where()}: cannot record a delivery ({_reason(exc)})"
+            ) from None
+
+    def _where(self) -> str:
+        return str(self.engine.url.render_as_string(hide_password=True))
+
+    def _rows(self, query) -> Iterable:
+        with self._lock:
+            rows = list(self._conn.execute(query))
+            self._conn.commit()
+        return rows
+
+    def _query(self, query) -> list[Delivery]:
+        return [
+            Delivery(
+                key=MessageKey(row.channel, row.target, row.draft_key, row.recipient),
+                content_hash=row.content_hash,
+                status=row.status,
+                attempts=row.attempts,
+                last_error=row.last_error,
+                created_at=_aware(row.created_at),
+                updated_at=_aware(row.updated_at),
+                sent_at=_aware(row.sent_at) if row.sent_at else None,
+            )
+            for row in self._rows(query)
+        ]
+
+
+def sqlite_url(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def _engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return engine
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands datetimes back naive; they were stored as UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    return str(getattr(exc, "orig", None) or exc).splitlines()[0]

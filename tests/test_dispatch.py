@@ -1,0 +1,233 @@
+"""The delivery loop against misbehaving loopback SMTP servers, with a real SQLite ledger.
+
+Each failure-mode test ends with every deliverable recipient holding exactly one copy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sample_mail import addresses, messages_for
+
+from syndicate.deliver import MessageKey, make_target
+from syndicate.dispatch import dispatch
+from syndicate.ledger import Ledger, sqlite_url
+
+TESTS = Path(__file__).resolve().parent
+
+
+class FakeTime:
+    """A clock that `sleep` advances, so backoffs are real decisions but take no time."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.slept += seconds
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    with Ledger(sqlite_url(tmp_path / "state" / "ledger.sqlite")) as ledger:
+        yield ledger
+
+
+def smtp_target(site, port: int, **options):
+    site.data["targets"]["newsletter"] = {
+        "type": "smtp",
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "none",
+        "timeout": 5,
+        "recipients": ["unused@example.org"],
+        "retry_delay": 10,
+        **options,
+    }
+    return make_target("newsletter", site.config())
+
+
+def send(target, ledger, recipients, fake: FakeTime | None = None, **options):
+    fake = fake or FakeTime()
+    return dispatch(messages_for(recipients), target, ledger, sleep=fake.sleep, clock=fake.clock, **options)
+
+
+def test_server_closing_every_500_messages(site, smtp_sink, ledger):
+    sink, port = smtp_sink
+    sink.close_after = 500
+    everyone = addresses(1200)
+    report = send(smtp_target(site, port, per_connection=10_000), ledger, everyone)
+    assert report.sent == 1200 and report.ok
+    assert sink.copies() == {a: 1 for a in everyone}
+    assert sink.connections == 3
+
+
+def test_too_much_mail_part_way_backs_off_and_sends_only_to_the_pending(site, smtp_sink, ledger):
+    sink, port = smtp_sink
+    fake = FakeTime()
+    window = {"until": None}
+
+    def throttle(address, attempt):
+        if window["until"] is None and len(sink.received) >= 300:
+            window["until"] = fake.now + 100  # the relay's limit resets in 100 s
+        if window["until"] is not None and fake.now < window["until"]:
+            return "450 4.7.1 too much mail"
+        return None
+
+    sink.rcpt_reply = throttle
+    everyone = addresses(600)
+    report = send(smtp_target(site, port), ledger, everyone, fake)
+    assert report.sent == 600 and report.ok
+    assert sink.copies() == {a: 1 for a in everyone}
+    refused = [a for a in everyone if sink.attempts[a] > 1]
+    assert refused and all(sink.attempts[a] == 1 for a in everyone[:300])
+    assert fake.slept >= 100
+
+
+def test_rejected_transactions_are_reset_before_the_next_on_the_same_connection(site, smtp_sink, ledger):
+    sink, port = smtp_sink
+    rejected = {"reader00003@example.org", "reader00004@example.org", "reader00010@example.org"}
+    sink.rcpt_reply = lambda address, attempt: (
+        "554 5.7.1 transaction rejected" if address in rejected else None
+    )
+    everyone = addresses(20)
+    report = send(smtp_target(site, port), ledger, everyone)
+    assert report.failed == 3 and report.sent == 17
+    assert sink.connections == 1 and sink.rsets == 3
+    assert sink.copies() == {a: 1 for a in everyone if a not in rejected}
+
+
+def test_451_on_a_first_attempt_is_retried_later(site, smtp_sink, ledger):
+    sink, port = smtp_sink
+    greylisted = set(addresses(30)[::3])
+    sink.rcpt_reply = lambda address, attempt: (
+        "451 4.7.1 greylisted" if address in greylisted and attempt == 1 else None
+    )
+    everyone = addresses(30)
+    report = send(smtp_target(site, port), ledger, everyone)
+    assert report.sent == 30 and report.ok
+    assert sink.copies() == {a: 1 for a in everyone}
+    assert all(sink.attempts[a] == 2 for a in greylisted)
+    assert {d.key.recipient for d in ledger.recent(100) if d.attempts == 2} == greylisted
+
+
+def test_550_for_one_recipient_is_reported_while_the_rest_go_out(site, smtp_sink, ledger):
+    sink, port = smtp_sink
+    gone = "reader00007@example.org"
+    sink.rcpt_reply = lambda address, attempt: "550 5.1.1 mailbox unavailable" if address == gone else None
+    everyone = addresses(15)
+    target = smtp_target(site, port)
+    report = send(target, ledger, everyone)
+    assert (report.sent, report.failed) == (14, 1) and not report.ok
+    assert [r.key.recipient for r in report.problems] == [gone]
+    assert sink.copies() == {a: 1 for a in everyone if a != gone}
+    [failure] = ledger.failures()
+    assert failure.key.recipient == gone and failure.status == "failed"
+    assert failure.last_error.startswith("550 5.1.1")
+    again = send(target, ledger, everyone)
+    assert (again.sent, again.skipped) == (0, 15) and sink.attempts[gone] == 1
+
+
+def test_error_threshold_pauses_and_the_next_run_resumes(site, smtp_sink, ledger):
+    sink, port = smtp_sink
+    sink.rcpt_reply = lambda address, attempt: (
+        "421 4.3.2 service shutting down" if len(sink.received) >= 40 else None
+    )
+    everyone = addresses(100)
+    target = smtp_target(site, port, error_threshold=5)
+    report = send(target, ledger, everyone)
+    assert report.paused and report.sent == 40 and report.pending == 60
+    assert sink.attempts.total() < 50  # it stopped instead of burning through the list
+    sink.rcpt_reply = None
+    resumed = send(target, ledger, everyone)
+    assert resumed.sent == 60 and resumed.skipped == 40 and resumed.ok
+    assert sink.copies() == {a: 1 for a in everyone}
+
+
+def test_a_second_send_sends_nothing_unless_resend(site, smtp_sink, ledger):
+    sink, port = smtp_sink
+    target = smtp_target(site, port)
+    everyone = addresses(10)
+    assert send(target, ledger, everyone).sent == 10
+    assert send(target, ledger, everyone).skipped == 10
+    assert sink.copies() == {a: 1 for a in everyone} and sink.connections == 1  # nothing to do: no connection
+    assert send(target, ledger, everyone, resend=True).sent == 10
+    assert sink.copies() == {a: 2 for a in everyone}
+
+
+def test_in_flight_rows_become_unknown_and_are_skipped_by_default(site, smtp_sink, ledger):
+    sink, port = smtp_sink
+    target = smtp_target(site, port)
+    everyone = addresses(5)
+    crashed = MessageKey("weekly", "newsletter", "digest-1", everyone[0])
+    ledger.mark_in_flight(crashed, "hash-of-digest-1")
+    report = send(target, ledger, everyone)
+    assert (report.recovered, report.skipped, report.sent) == (1, 1, 4)
+    assert [d.key for d in ledger.unknowns()] == [crashed]
+    report = send(target, ledger, everyone, unknown="resend")
+    assert report.sent == 1 and sink.copies() == {a: 1 for a in everyone}
+    assert ledger.unknowns() == []
+
+
+def test_parallel_connections_with_a_rate_limit(site, smtp_sink, ledger):
+    sink, port = smtp_sink
+    target = smtp_target(site, port, connections=3, rate=2000)
+    everyone = addresses(200)
+    report = dispatch(messages_for(everyone), target, ledger)
+    assert report.sent == 200 and sink.copies() == {a: 1 for a in everyone}
+    assert sink.connections == 3
+
+
+def test_rate_limit_spaces_messages(site, smtp_sink):
+    _, port = smtp_sink
+    fake = FakeTime()
+    report = send(smtp_target(site, port, rate=5), None, addresses(11), fake)
+    assert report.sent == 11 and fake.slept == pytest.approx(2.0, abs=0.01)
+
+
+def test_dry_run_writes_the_outbox_and_touches_no_server_or_ledger(site, tmp_path, smtp_sink):
+    sink, port = smtp_sink
+    smtp_target(site, port)
+    target = make_target("newsletter", site.config(), dry_run_dir=tmp_path / "dry-run")
+    report = dispatch(messages_for(addresses(3)), target, None)
+    assert report.sent == 3 and sink.connections == 0
+    files = sorted((tmp_path / "dry-run" / "newsletter").glob("*.eml"))
+    assert len(files) == 3 and b"\r\n" in files[0].read_bytes()
+    assert not (site.root / ".syndicate").exists()
+
+
+def test_kill_9_mid_batch_costs_at_most_the_messages_in_flight(smtp_sink, tmp_path, capsys):
+    sink, port = smtp_sink
+    ledger_file = tmp_path / "ledger.sqlite"
+    count = 2000
+    command = [sys.executable, str(TESTS / "crash_send.py"), str(port), str(ledger_file), str(count)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen([*command, "skip"], env=env, stdout=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while len(sink.received) < 700 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    before = len(sink.received)
+    assert 0 < before < count, "the kill must land part-way through the batch"
+    with Ledger(sqlite_url(ledger_file)) as ledger:
+        in_flight = sum(c.get("in_flight", 0) for c in ledger.counts().values())
+    rerun = subprocess.run([*command, "resend"], env=env, capture_output=True, text=True, check=True)
+    report = json.loads(rerun.stdout)
+    copies = sink.copies()
+    duplicates = sum(n - 1 for n in copies.values())
+    assert set(copies) == set(addresses(count))
+    assert report["recovered"] == in_flight and duplicates <= in_flight
+    with capsys.disabled():
+        print(f"\nkill -9 after {before} delivered: {in_flight} in flight, {duplicates} duplicate(s)")

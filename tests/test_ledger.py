@@ -1,0 +1,99 @@
+"""The ledger on a real SQLite file: rows, statuses, crash recovery, what `status` shows."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+import pytest
+from sqlalchemy import text
+
+from syndicate.deliver import MessageKey
+from syndicate.errors import DeliveryError
+from syndicate.ledger import Ledger, sqlite_url
+
+KEY = MessageKey("weekly", "newsletter", "digest-2026-11-23", "reader@example.org")
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    with Ledger(sqlite_url(tmp_path / "ledger.sqlite")) as ledger:
+        yield ledger
+
+
+def test_lives_in_the_state_folder_in_wal_mode(site):
+    with Ledger.from_config(site.config()) as ledger:
+        assert (site.root / ".syndicate" / "ledger.sqlite").is_file()
+        with ledger.engine.connect() as conn:
+            assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert conn.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
+
+
+def test_database_url_from_config(site, tmp_path):
+    site.data["database_url"] = sqlite_url(tmp_path / "elsewhere" / "deliveries.db")
+    with Ledger.from_config(site.config()) as ledger:
+        ledger.mark_in_flight(KEY, "h1")
+    assert (tmp_path / "elsewhere" / "deliveries.db").is_file()
+    assert not (site.root / ".syndicate").exists()
+
+
+def test_an_unusable_database_is_one_clear_line(tmp_path):
+    with pytest.raises(
+        DeliveryError, match=r"^database_url: cannot open the ledger \(unable to open database"
+    ):
+        Ledger(f"sqlite:///{tmp_path}/missing-folder/ledger.sqlite")
+
+
+def test_a_delivery_goes_in_flight_then_sent(ledger):
+    ledger.mark_in_flight(KEY, "h1")
+    [row] = ledger.recent()
+    assert (row.status, row.attempts, row.sent_at) == ("in_flight", 1, None)
+    ledger.mark(KEY, "sent")
+    [row] = ledger.recent()
+    assert row.key == KEY and row.status == "sent" and row.content_hash == "h1"
+    assert row.sent_at is not None and row.sent_at.tzinfo == UTC and row.created_at <= row.updated_at
+
+
+def test_rows_survive_a_new_ledger_and_attempts_add_up(tmp_path):
+    url = sqlite_url(tmp_path / "ledger.sqlite")
+    with Ledger(url) as first:
+        first.mark_in_flight(KEY, "h1")
+        first.mark(KEY, "retry", "451 4.7.1 greylisted")
+    with Ledger(url) as second:
+        assert second.statuses(KEY.channel, KEY.target, KEY.draft_key) == {KEY.recipient: ("retry", "h1")}
+        second.mark_in_flight(KEY, "h2")
+        second.mark(KEY, "sent")
+        [row] = second.recent()
+    assert (row.status, row.attempts, row.content_hash, row.last_error) == ("sent", 2, "h2", None)
+
+
+def test_rows_left_in_flight_become_unknown(ledger):
+    other = MessageKey("weekly", "newsletter", "digest-2026-11-23", "other@example.org")
+    ledger.mark_in_flight(KEY, "h1")
+    ledger.mark_in_flight(other, "h1")
+    ledger.mark(other, "sent")
+    assert ledger.recover() == 1
+    assert [(d.key, d.status) for d in ledger.unknowns()] == [(KEY, "unknown")]
+    assert ledger.recover() == 0
+
+
+def test_failures_carry_their_errors_and_counts_group_by_target(ledger):
+    keys = [MessageKey("weekly", "newsletter", "d1", f"r{n}@example.org") for n in range(4)]
+    outcomes = [
+        ("sent", None),
+        ("failed", "550 5.1.1 no such user"),
+        ("retry", "450 too much mail"),
+        ("sent", None),
+    ]
+    for key, (status, error) in zip(keys, outcomes, strict=True):
+        ledger.mark_in_flight(key, "h")
+        ledger.mark(key, status, error)
+    assert {(d.key.recipient, d.last_error) for d in ledger.failures()} == {
+        ("r1@example.org", "550 5.1.1 no such user"),
+        ("r2@example.org", "450 too much mail"),
+    }
+    assert ledger.counts() == {("weekly", "newsletter"): {"sent": 2, "failed": 1, "retry": 1}}
+
+
+def test_marking_an_unknown_message_is_a_bug(ledger):
+    with pytest.raises(KeyError):
+        ledger.mark(KEY, "sent")

@@ -1,0 +1,105 @@
+"""Recipients from config or CSV: validation, line numbers, suppression, formula-safe output."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from conftest import DATA
+
+from syndicate.errors import DeliveryError
+from syndicate.recipients import (
+    Recipient,
+    check_address,
+    load_recipients,
+    load_suppression,
+    write_recipients_csv,
+)
+
+
+def test_csv_rows_become_recipients_with_their_extra_columns():
+    loaded = load_recipients(DATA / "subscribers.csv", DATA / "unsubscribed.csv")
+    assert [r.email for r in loaded.recipients] == ["ada@example.org", "BOB@example.org", "carol@example.org"]
+    ada, bob, carol = loaded.recipients
+    assert ada == Recipient("ada@example.org", "Ada Lovelace", {"city": "London"})
+    assert bob.name == "Bob Jones" and carol.fields == {"city": "Multi\nline"}
+    assert loaded.suppressed == 1
+
+
+def test_bad_rows_are_reported_with_their_line_numbers():
+    problems = load_recipients(DATA / "subscribers.csv").problems
+    lines = [(p.line, p.message) for p in problems]
+    assert lines == [
+        (4, "'not-an-address' is not an email address (expected one like name@example.com)"),
+        (6, "ada@example.org is listed twice (first on line 2); sending once"),
+        (10, "has more cells than the header row"),
+        (11, "'space @example.org' contains spaces or control characters"),
+    ]
+    assert str(problems[0]).startswith(f"{DATA / 'subscribers.csv'}:4: ")
+
+
+def test_inline_lists_take_names_and_number_their_items():
+    loaded = load_recipients(
+        ["Ada <ada@example.org>", "bob@example.org", "nope"], where="targets.news.recipients"
+    )
+    assert loaded.recipients == [Recipient("ada@example.org", "Ada"), Recipient("bob@example.org")]
+    [problem] = loaded.problems
+    assert str(problem).startswith("targets.news.recipients:3: 'nope' is not an email address")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "a@b",
+        "a@@example.org",
+        "a.@example.org",
+        "a..b@example.org",
+        "a@-example.org",
+        "a@example.123",
+        "a@exa_mple.org",
+        "evil@example.org\r\nBcc: all@example.org",
+        "x" * 65 + "@example.org",
+        "",
+    ],
+)
+def test_invalid_addresses_are_refused(address):
+    with pytest.raises(ValueError):
+        check_address(address)
+
+
+def test_valid_addresses_keep_their_local_part_and_lower_the_domain():
+    assert check_address(" O'Brien+news@Mail.Example.ORG ") == "O'Brien+news@mail.example.org"
+    assert check_address("anna@bücher.example") == "anna@bücher.example"
+
+
+def test_suppression_as_a_plain_list_too(tmp_path):
+    plain = tmp_path / "bounced.txt"
+    plain.write_text("Gone@Example.org\nother@example.org\n", encoding="utf-8")
+    assert load_suppression(plain) == {"gone@example.org", "other@example.org"}
+    assert load_recipients(["gone@example.org", "ok@example.org"], plain).suppressed == 1
+
+
+def test_unusable_files_are_one_clear_error(tmp_path):
+    with pytest.raises(DeliveryError, match=r"missing.csv: no such recipients file"):
+        load_recipients(tmp_path / "missing.csv")
+    headless = tmp_path / "headless.csv"
+    headless.write_text("ada@example.org,Ada\n", encoding="utf-8")
+    with pytest.raises(DeliveryError, match=r"headless.csv: has no email column"):
+        load_recipients(headless)
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("email,name\nz@example.org,Zo\xe9\n".encode("latin-1"))
+    with pytest.raises(DeliveryError, match=r"latin.csv: is not UTF-8 text"):
+        load_recipients(latin)
+
+
+def test_formula_cells_never_reach_an_output_csv_unquoted(tmp_path):
+    out = tmp_path / "out.csv"
+    recipients = load_recipients(DATA / "subscribers.csv").recipients
+    hostile = Recipient("d@example.org", "@SUM(1+1)", {"note": "-2+3", "city": "+cmd"})
+    write_recipients_csv(out, [*recipients, hostile])
+    rows = list(csv.reader(out.open(encoding="utf-8", newline="")))
+    assert rows[0] == ["email", "name", "city", "note"]
+    cells = [cell for row in rows for cell in row]
+    assert '\'=HYPERLINK("http://evil.example")' in cells
+    assert not any(cell.startswith(("=", "+", "-", "@")) for cell in cells)
+    assert rows[-1] == ["d@example.org", "'@SUM(1+1)", "'+cmd", "'-2+3"]

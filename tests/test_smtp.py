@@ -1,0 +1,182 @@
+"""The SMTP target against real aiosmtpd servers on 127.0.0.1 (plain, STARTTLS + AUTH, SSL)."""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+import trustme
+from aiosmtpd.smtp import AuthResult
+from conftest import SmtpSink, running_sink
+from sample_mail import messages_for
+
+from syndicate.deliver import make_target
+from syndicate.errors import DeliveryError
+
+USER, PASSWORD = "mailer", "s3cret-pass-phrase"
+
+
+def smtp_config(site, port: int, **options):
+    site.data["targets"]["newsletter"] = {
+        "type": "smtp",
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "none",
+        "timeout": 5,
+        "recipients": ["a@example.org"],
+        **options,
+    }
+    return site.config()
+
+
+def send_all(target, addresses):
+    with target.open() as connection:
+        return [connection.send(m) for m in messages_for(addresses)], connection
+
+
+def test_plain_send_carries_crlf_and_the_site_sender(site, smtp_sink):
+    sink, port = smtp_sink
+    target = make_target("newsletter", smtp_config(site, port))
+    results, _ = send_all(target, ["one@example.org", "two@example.org"])
+    assert [r.outcome for r in results] == ["sent", "sent"]
+    assert sorted(sink.copies()) == ["one@example.org", "two@example.org"]
+    raw = sink.received[0][1]
+    assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
+
+
+def test_one_refused_recipient_fails_alone_and_the_connection_goes_on(site, smtp_sink):
+    sink, port = smtp_sink
+    sink.rcpt_reply = lambda address, attempt: (
+        "550 5.1.1 no such user" if address.startswith("gone") else None
+    )
+    target = make_target("newsletter", smtp_config(site, port))
+    results, connection = send_all(target, ["a@example.org", "gone@example.org", "b@example.org"])
+    assert [r.outcome for r in results] == ["sent", "failed", "sent"]
+    assert results[1].detail.startswith("550 5.1.1")
+    assert sink.copies() == {"a@example.org": 1, "b@example.org": 1}
+    assert connection.connects == 1 and sink.rsets >= 1
+
+
+def test_4xx_is_a_retry_not_a_failure(site, smtp_sink):
+    sink, port = smtp_sink
+    sink.rcpt_reply = lambda address, attempt: "451 4.7.1 greylisted, try later" if attempt == 1 else None
+    target = make_target("newsletter", smtp_config(site, port))
+    results, _ = send_all(target, ["a@example.org", "a@example.org"])
+    assert [r.outcome for r in results] == ["retry", "sent"]
+
+
+def test_reconnects_when_the_server_drops_and_every_per_connection_messages(site, smtp_sink):
+    sink, port = smtp_sink
+    sink.close_after = 4
+    target = make_target("newsletter", smtp_config(site, port, per_connection=3))
+    addresses = [f"r{n}@example.org" for n in range(10)]
+    results, connection = send_all(target, addresses)
+    assert all(r.outcome == "sent" for r in results)
+    assert sink.copies() == {a: 1 for a in addresses}
+    assert connection.connects == 4
+
+
+def test_unreachable_server_is_a_clear_error(site):
+    from conftest import free_port
+
+    target = make_target("newsletter", smtp_config(site, free_port()))
+    with pytest.raises(DeliveryError, match=r"targets.newsletter: cannot connect to 127.0.0.1:\d+"):
+        send_all(target, ["a@example.org"])
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    """A private CA, a server certificate for 127.0.0.1 and the CA's PEM file for `ca_file`."""
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server)
+    ca_file = tmp_path_factory.mktemp("tls") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return server, ca_file
+
+
+def _authenticator(server, session, envelope, mechanism, auth_data):
+    ok = auth_data.login == USER.encode() and auth_data.password == PASSWORD.encode()
+    return AuthResult(success=ok, handled=False)
+
+
+@pytest.fixture
+def starttls_sink(tls):
+    context, _ = tls
+    sink = SmtpSink()
+    options = {
+        "tls_context": context,
+        "require_starttls": True,
+        "auth_required": True,
+        "authenticator": _authenticator,
+    }
+    with running_sink(sink, **options) as controller:
+        yield sink, controller.port
+
+
+def test_starttls_and_auth_with_a_private_ca(site, starttls_sink, tls, monkeypatch):
+    sink, port = starttls_sink
+    monkeypatch.setenv("SMTP_PASSWORD", PASSWORD)
+    options = {
+        "security": "starttls",
+        "username": USER,
+        "password": "${SMTP_PASSWORD}",
+        "ca_file": str(tls[1]),
+    }
+    target = make_target("newsletter", smtp_config(site, port, **options))
+    results, _ = send_all(target, ["a@example.org"])
+    assert [r.outcome for r in results] == ["sent"]
+    assert sink.copies() == {"a@example.org": 1}
+
+
+def test_tls_is_verified_by_default(site, starttls_sink):
+    _, port = starttls_sink
+    target = make_target(
+        "newsletter", smtp_config(site, port, security="starttls", username=USER, password="x")
+    )
+    with pytest.raises(DeliveryError, match="CERTIFICATE_VERIFY_FAILED"):
+        send_all(target, ["a@example.org"])
+
+
+def test_a_wrong_password_is_one_line_without_the_secret(site, starttls_sink, tls):
+    _, port = starttls_sink
+    options = {"security": "starttls", "username": USER, "password": "wrong-secret", "ca_file": str(tls[1])}
+    target = make_target("newsletter", smtp_config(site, port, **options))
+    with pytest.raises(DeliveryError) as caught:
+        send_all(target, ["a@example.org"])
+    assert "535" in str(caught.value) and "wrong-secret" not in str(caught.value)
+
+
+def test_refuses_to_send_without_tls_when_starttls_is_required(site, starttls_sink):
+    _, port = starttls_sink
+    target = make_target("newsletter", smtp_config(site, port, security="none"))
+    results, _ = send_all(target, ["a@example.org"])
+    assert results[0].outcome == "failed" and "530" in results[0].detail
+
+
+def test_implicit_tls(site, tls):
+    context, ca_file = tls
+    sink = SmtpSink()
+    with running_sink(sink, ssl_context=context) as controller:
+        target = make_target(
+            "newsletter", smtp_config(site, controller.port, security="ssl", ca_file=str(ca_file))
+        )
+        results, _ = send_all(target, ["a@example.org"])
+    assert results[0].outcome == "sent" and sink.copies() == {"a@example.org": 1}
+
+
+def test_a_missing_ca_file_is_a_clear_error(site, smtp_sink, tmp_path):
+    _, port = smtp_sink
+    target = make_target(
+        "newsletter", smtp_config(site, port, security="starttls", ca_file=str(tmp_path / "no.pem"))
+    )
+    with pytest.raises(DeliveryError, match=r"targets.newsletter.ca_file: cannot load"):
+        send_all(target, ["a@example.org"])
+
+
+def test_international_addresses(site, smtp_sink):
+    sink, port = smtp_sink
+    target = make_target("newsletter", smtp_config(site, port))
+    results, _ = send_all(target, ["anna@bücher.example", "zoë@example.org", "b@example.org"])
+    assert [r.outcome for r in results] == ["sent", "failed", "sent"]
+    assert sink.copies() == {"anna@xn--bcher-kva.example": 1, "b@example.org": 1}

@@ -1,0 +1,184 @@
+"""Webhook targets against a real HTTP server on 127.0.0.1; signatures checked by `standardwebhooks`."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from sample_mail import email_for
+from standardwebhooks import Webhook
+
+from syndicate.deliver import Message, MessageKey, make_target
+from syndicate.dispatch import dispatch
+from syndicate.errors import DeliveryError
+from syndicate.ledger import Ledger, sqlite_url
+
+SECRET = "whsec_" + base64.b64encode(b"a-test-secret-of-24-bytes").decode()
+PAYLOAD = {"text": "New article: <Tides> & currents", "link": "https://example.com/articles/tides/"}
+
+
+class Receiver(ThreadingHTTPServer):
+    """Records each request and answers from a script of (status, headers); then 200."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.replies: deque[tuple[int, dict[str, str]]] = deque()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hooks/abc"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.requests.append((self.path, dict(self.headers), body))
+        status, headers = self.server.replies.popleft() if self.server.replies else (200, {})
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def webhook(site, url: str, kind: str = "webhook", **options):
+    site.data["targets"]["hook"] = {"type": kind, "url": url, "local": True, **options}
+    target = make_target("hook", site.config())
+    target.slept = []
+    target.sleep = target.slept.append  # record the waits instead of waiting
+    return target
+
+
+def message(payload=PAYLOAD, recipient: str = "") -> Message:
+    return Message(MessageKey("linkedin", "hook", "tides", recipient), "h1", lambda: payload)
+
+
+def send(target, msg: Message | None = None):
+    with target.open() as connection:
+        return connection.send(msg or message())
+
+
+def test_signed_post_verifies_with_standardwebhooks(site, receiver):
+    target = webhook(site, receiver.url, secret=SECRET)
+    assert send(target).outcome == "sent"
+    assert send(target).outcome == "sent"
+    (path, headers, body), (_, again, _) = receiver.requests
+    assert path == "/hooks/abc" and headers["Content-Type"] == "application/json"
+    assert Webhook(SECRET).verify(body, headers) == PAYLOAD
+    assert headers["webhook-id"] == again["webhook-id"]  # receivers deduplicate on it
+
+
+def test_a_tampered_body_fails_verification(site, receiver):
+    send(webhook(site, receiver.url, secret=SECRET))
+    _, headers, body = receiver.requests[0]
+    with pytest.raises(Exception, match="No matching signature"):
+        Webhook(SECRET).verify(body.replace(b"Tides", b"Tidez"), headers)
+
+
+def test_5xx_and_429_are_retried_honouring_retry_after(site, receiver):
+    receiver.replies.extend([(503, {}), (429, {"Retry-After": "7"}), (200, {})])
+    target = webhook(site, receiver.url, secret=SECRET)
+    result = send(target)
+    assert result.outcome == "sent" and len(receiver.requests) == 3
+    first, second = target.slept
+    assert 0.5 <= first <= 1.0 and second == 7
+    assert len({r[1]["webhook-id"] for r in receiver.requests}) == 1
+
+
+def test_other_4xx_is_not_retried(site, receiver):
+    receiver.replies.append((400, {}))
+    target = webhook(site, receiver.url)
+    result = send(target)
+    assert (result.outcome, result.detail) == ("failed", "HTTP 400 Bad Request")
+    assert len(receiver.requests) == 1 and target.slept == []
+
+
+def test_redirects_are_not_followed(site, receiver):
+    receiver.replies.append((302, {"Location": "http://127.0.0.1:9/elsewhere"}))
+    result = send(webhook(site, receiver.url))
+    assert result.outcome == "failed" and result.detail.startswith("HTTP 302")
+
+
+def test_gives_up_after_the_retries_and_leaves_it_for_the_next_run(site, receiver):
+    receiver.replies.extend([(500, {})] * 3)
+    target = webhook(site, receiver.url, retries=2)
+    result = send(target)
+    assert result.outcome == "retry" and result.detail == "HTTP 500 Internal Server Error after 3 attempts"
+    assert len(receiver.requests) == 3 and len(target.slept) == 2
+
+
+def test_connection_errors_are_retried_and_never_show_the_url(site):
+    from conftest import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/services/T000/B000/secret-token"
+    target = webhook(site, url, kind="slack", retries=2, timeout=2)
+    result = send(target)
+    assert result.outcome == "retry" and len(target.slept) == 2
+    assert "secret-token" not in result.detail and "cannot reach the receiver" in result.detail
+
+
+def test_slack_preset_escapes_markup(site, receiver):
+    assert send(webhook(site, receiver.url, kind="slack")).outcome == "sent"
+    _, headers, body = receiver.requests[0]
+    assert json.loads(body) == {
+        "text": "New article: &lt;Tides&gt; &amp; currents\nhttps://example.com/articles/tides/"
+    }
+    assert "webhook-signature" not in headers
+
+
+def test_discord_preset_pings_nobody_and_fits_the_limit(site, receiver):
+    long = {"post": {"text": "@everyone " + "x" * 3000, "link": "https://example.com/a/"}}
+    assert send(webhook(site, receiver.url, kind="discord"), message(long)).outcome == "sent"
+    body = json.loads(receiver.requests[0][2])
+    assert body["allowed_mentions"] == {"parse": []} and len(body["content"]) == 2000
+
+
+def test_an_email_goes_out_as_its_parts(site, receiver):
+    msg = Message(
+        MessageKey("weekly", "hook", "d1", "a@example.org"), "h", lambda: email_for("a@example.org")
+    )
+    send(webhook(site, receiver.url), msg)
+    body = json.loads(receiver.requests[0][2])
+    assert body["subject"] == "digest-1 for a@example.org" and body["html"].startswith("<p>Line 0")
+
+
+def test_plain_http_is_refused_unless_local(site):
+    site.data["targets"]["hook"] = {"type": "webhook", "url": "http://hooks.example.com/x"}
+    with pytest.raises(DeliveryError, match=r"targets.hook.url: is not https"):
+        make_target("hook", site.config())
+
+
+def test_a_malformed_secret_is_named_but_not_shown(site, receiver):
+    with pytest.raises(
+        DeliveryError, match=r"targets.hook.secret: is not a Standard Webhooks secret"
+    ) as caught:
+        webhook(site, receiver.url, secret="whsec_not*base64!")
+    assert "not*base64" not in str(caught.value)
+
+
+def test_dispatch_records_webhook_deliveries_once(site, receiver, tmp_path):
+    target = webhook(site, receiver.url, secret=SECRET)
+    with Ledger(sqlite_url(tmp_path / "ledger.sqlite")) as ledger:
+        assert dispatch([message()], target, ledger).sent == 1
+        assert dispatch([message()], target, ledger).skipped == 1
+    assert len(receiver.requests) == 1
