@@ -112,7 +112,10 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json:
 @click.pass_context
 @_fail_cleanly
 def preview(ctx: click.Context, paths: tuple[Path, ...], channel: str | None, out_dir: Path | None) -> None:
-    """Write each draft as .html, .txt and .eml files, and print a table of them."""
+    """Write each email as .html, .txt and .eml files and each post as .txt and .json, and print a table.
+
+    Exits 1 when a post cannot fit its network (the other drafts are still written).
+    """
     config = _config(ctx)
     loaded = load_articles(config, paths)
     for problem in loaded.errors:
@@ -120,7 +123,13 @@ def preview(ctx: click.Context, paths: tuple[Path, ...], channel: str | None, ou
     items = preview_articles(config, loaded.articles, channel=channel, out_dir=out_dir)
     if items:
         click.echo(preview_table(items))
-    click.echo(f"{len(items)} draft(s) written to {out_dir or config.state_dir / 'preview'}")
+    written = sum(1 for item in items if item.files)
+    failed = len(items) - written
+    click.echo(
+        f"{written} draft(s) written to {out_dir or config.state_dir / 'preview'}"
+        + (f"; {failed} could not be made" if failed else "")
+    )
+    sys.exit(1 if failed else 0)
 
 
 def main() -> None:
