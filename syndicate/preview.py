@@ -22,7 +22,7 @@ from .config import Config, EmailChannel
 from .content import Article, Problem, load_articles
 from .errors import ConfigError, ContentError
 from .recipients import Recipient
-from .schedule import digest_end_covering
+from .schedule import articles_in_window, digest_end_covering, digest_window, latest_digest_end
 
 PREVIEW_RECIPIENT = Recipient(email="reader@example.com", name="Reader")
 SUBJECT_COLUMN = 50
@@ -99,6 +99,45 @@ def email_drafts(
     return compose_email_channel(articles, name, config, at or datetime.now().astimezone())
 
 
+@dataclass(frozen=True)
+class UpcomingSend:
+    """One send still to come: a channel's draft going to one target at `due` (UTC)."""
+
+    channel: str
+    target: str
+    draft_key: str
+    due: datetime
+    articles: tuple[Article, ...]
+
+
+def upcoming_sends(config: Config, articles: Sequence[Article], now: datetime) -> list[UpcomingSend]:
+    """What goes out after `now`, soonest first: the gallery's queue until the planner provides it.
+
+    Per-article channels send at each published article's future publish date; a digest channel
+    at each window end after `now` whose window holds an article.
+    """
+    published = [a for a in articles if not a.draft]
+    tz = config.site.tz
+    sends = []
+    for name, channel in config.channels.items():
+        if isinstance(channel, EmailChannel) and channel.mode == "digest":
+            since = latest_digest_end(channel.schedule, tz, now)
+            ends = {digest_end_covering(channel.schedule, tz, a.publish_date) for a in published}
+            for end in sorted(e for e in ends if e > since):
+                window = digest_window(channel.schedule, tz, end)
+                chosen = tuple(articles_in_window(published, window, channel.max_articles))
+                key = f"{name}:{end.astimezone(tz):%Y-%m-%d}"
+                sends += [UpcomingSend(name, target, key, end, chosen) for target in channel.targets]
+        else:
+            for article in (a for a in published if a.publish_date > now):
+                key = f"{name}:{article.slug}"
+                sends += [
+                    UpcomingSend(name, target, key, article.publish_date, (article,))
+                    for target in channel.targets
+                ]
+    return sorted(sends, key=lambda s: (s.due, s.channel, s.target, s.draft_key))
+
+
 def digest_sizes(config: Config, articles: Sequence[Article]) -> list[dict[str, object]]:
     """For `validate`: the HTML size of each digest channel's newest digest, against its clip limit."""
     sizes = []
@@ -122,7 +161,7 @@ def _write_email(draft: EmailDraft, out: Path, config: Config, clip_limit: int) 
     message = build_message(draft, PREVIEW_RECIPIENT, config)
     stem = out / file_stem(draft.key)
     files = (stem.with_suffix(".html"), stem.with_suffix(".txt"), stem.with_suffix(".eml"))
-    with _writing(out):
+    with writing(out):
         out.mkdir(parents=True, exist_ok=True)
         for part, path in (("html", files[0]), ("plain", files[1])):
             path.write_text(message.get_body((part,)).get_content().replace("\r\n", "\n"), encoding="utf-8")
@@ -149,7 +188,7 @@ def _social_items(name: str, articles: Sequence[Article], config: Config, out: P
         by_path.setdefault(problem.path, []).append(problem)
     items = []
     for post in posts:
-        with _writing(out):
+        with writing(out):
             files = tuple(write_post_files(post, out))
         items.append(
             PreviewItem(
@@ -183,7 +222,7 @@ def _social_items(name: str, articles: Sequence[Article], config: Config, out: P
 
 
 @contextmanager
-def _writing(out: Path) -> Iterator[None]:
+def writing(out: Path) -> Iterator[None]:
     """A folder that cannot be written is the user's mistake: one line, not a traceback."""
     try:
         yield

@@ -115,7 +115,10 @@ def test_a_post_that_cannot_fit_is_an_error_row_and_exit_1(email_site, tmp_path)
     assert result.exit_code == 1, result.output
     row = next(line for line in result.output.splitlines() if line.startswith("x ") and "ERROR" in line)
     assert "A Hashtag Longer Than a Post" in row and "ERROR x: the x post" in row
-    assert result.output.splitlines()[-1] == f"4 draft(s) written to {out}; 1 could not be made"
+    assert result.output.splitlines()[-2:] == [
+        f"4 draft(s) written to {out}; 1 could not be made",
+        f"gallery: {out / 'index.html'}",
+    ]
 
 
 def test_preview_defaults_to_the_state_dir_and_one_channel(email_site):
@@ -146,7 +149,7 @@ def test_preview_command_prints_the_table(email_site, tmp_path):
     assert abs(int(size.replace(",", "")) - len((out / "weekly-2024-03-11.html").read_bytes())) < 1024
     assert limit == "100,000"
     assert row[4] == "unsubscribe tokens are not signed (set site.unsubscribe_secret)"
-    assert lines[-1] == f"1 draft(s) written to {out}"
+    assert lines[-2:] == [f"1 draft(s) written to {out}", f"gallery: {out / 'index.html'}"]
 
 
 def test_preview_command_with_paths_and_a_bad_channel(email_site, tmp_path):
