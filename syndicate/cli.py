@@ -20,7 +20,7 @@ from .content import load_articles
 from .errors import SyndicateError
 from .gallery import render_preview
 from .preview import digest_sizes, preview_table
-from .serve import serve_preview
+from .serve import DEFAULT_PORT, serve_preview
 
 
 def _fail_cleanly(command):
@@ -114,7 +114,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json:
 )
 @click.option("--serve", is_flag=True, help="Serve the gallery on 127.0.0.1 and render again on changes.")
 @click.option(
-    "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port for --serve."
+    "--port", type=click.IntRange(0, 65535), help="Port for --serve (default 8000; 0: any free one)."
 )
 @click.pass_context
 @_fail_cleanly
@@ -124,7 +124,7 @@ def preview(
     channel: str | None,
     out_dir: Path | None,
     serve: bool,
-    port: int,
+    port: int | None,
 ) -> None:
     """Write each email as .html, .txt and .eml files and each post as .txt and .json, print a table
     of them and write index.html, a gallery of every draft and the sends to come.
@@ -132,10 +132,14 @@ def preview(
     Exits 1 when a post cannot fit its network (the other drafts are still written). With --serve,
     serves the gallery until Ctrl-C, rendering it again when content, templates or config change.
     """
-    config = _config(ctx)
+    if port is not None and not serve:
+        raise click.UsageError("--port needs --serve")
     if serve:
-        serve_preview(ctx.obj, paths, channel, out_dir, port, echo=click.echo)
+        serve_preview(
+            ctx.obj, paths, channel, out_dir, DEFAULT_PORT if port is None else port, echo=click.echo
+        )
         return
+    config = _config(ctx)
     rendered = render_preview(config, paths, channel, out_dir, datetime.now(UTC))
     for problem in rendered.loaded.errors:
         click.echo(f"{problem.severity}: {problem}", err=True)

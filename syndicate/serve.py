@@ -21,6 +21,7 @@ from .config import Config, default_templates_dir, load_config
 from .errors import ConfigError, SyndicateError
 from .gallery import render_preview, write_error_page
 
+DEFAULT_PORT = 8000
 # How often the main thread looks up from waiting, so Ctrl-C is handled promptly.
 POLL_SECONDS = 0.2
 

@@ -178,6 +178,27 @@ def test_a_local_hero_image_is_copied_for_the_gallery_only(email_site, tmp_path)
     assert sorted(p.name for p in (out / "assets" / "images").iterdir()) == ["light one.png"]
 
 
+def test_a_post_that_cannot_fit_is_a_card_with_its_error(email_site, tmp_path):
+    email_site.data["channels"]["x"] = {"kind": "social", "network": "x", "targets": ["social-outbox"]}
+    email_site.article(
+        "loud.md",
+        f"""
+        ---
+        title: A Hashtag Longer Than a Post
+        publish_date: 2024-03-06
+        tags: [{"Lighthouse" * 30}]
+        ---
+        Body.
+        """,
+    )
+    rendered = render_preview(email_site.config(), None, "x", tmp_path, NOW)
+    card = _item(_page(rendered.index), "x:loud")
+    assert "failed" in card.get("class").split()
+    (error,) = card.xpath('.//li[@class="error"]')
+    assert _text(error).startswith("x: the x post for channel x is")
+    assert "counter" not in lxml.html.tostring(card, encoding="unicode")
+
+
 def test_a_broken_gallery_template_is_a_template_error(email_site, tmp_path):
     folder = email_site.root / "mytemplates" / "preview"
     folder.mkdir(parents=True)

@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+from datetime import UTC, datetime
 from email import policy
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,7 +19,7 @@ from syndicate.cli import cli
 from syndicate.compose.social import describe
 from syndicate.content import load_articles
 from syndicate.errors import ConfigError
-from syndicate.preview import PREVIEW_RECIPIENT, preview
+from syndicate.preview import PREVIEW_RECIPIENT, preview, upcoming_sends
 
 from .conftest import REPO
 
@@ -119,6 +120,34 @@ def test_a_post_that_cannot_fit_is_an_error_row_and_exit_1(email_site, tmp_path)
         f"4 draft(s) written to {out}; 1 could not be made",
         f"gallery: {out / 'index.html'}",
     ]
+
+
+def test_upcoming_sends_are_future_articles_and_the_digests_still_to_go(email_site):
+    config = email_site.config()
+    articles = load_articles(config).articles
+    now = datetime(2024, 3, 6, 12, 0, tzinfo=UTC)
+    sends = upcoming_sends(config, articles, now)
+    assert [(s.due, s.channel, s.target, s.draft_key) for s in sends] == [
+        (datetime(2024, 3, 8, tzinfo=UTC), "letters", "mail-outbox", "letters:harbour-economics"),
+        (datetime(2024, 3, 8, tzinfo=UTC), "linkedin", "social-outbox", "linkedin:harbour-economics"),
+        (datetime(2024, 3, 10, 18, 30, tzinfo=UTC), "letters", "mail-outbox", "letters:fog-signals"),
+        (datetime(2024, 3, 10, 18, 30, tzinfo=UTC), "linkedin", "social-outbox", "linkedin:fog-signals"),
+        (datetime(2024, 3, 11, 8, tzinfo=UTC), "weekly", "mail-outbox", "weekly:2024-03-11"),
+    ]
+    # The digest's window began before `now`: it carries the articles already published in it too,
+    # never the draft.
+    assert [a.slug for a in sends[-1].articles] == [
+        "fog-signals",
+        "harbour-economics",
+        "lamp-keepers",
+        "tide-tables",
+    ]
+    assert upcoming_sends(config, articles, datetime(2024, 3, 11, 8, tzinfo=UTC)) == []
+
+
+def test_port_without_serve_is_a_usage_error(email_site):
+    result = CliRunner().invoke(cli, ["--config", str(email_site.config_path), "preview", "--port", "9000"])
+    assert result.exit_code == 2 and "--port needs --serve" in result.output
 
 
 def test_preview_defaults_to_the_state_dir_and_one_channel(email_site):
