@@ -224,10 +224,10 @@ def test_example_gallery_in_headless_chromium(tmp_path):
         common = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
         dom = _chromium([*common, "--dump-dom", f"{base}/check.html"])
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        for name, width in (("desktop", 1280), ("mobile", 375)):
+        for name, size in (("desktop", "1280,3600"), ("mobile", "375,5200")):
             shot = SCREENSHOTS / f"{name}.png"
             shot.unlink(missing_ok=True)
-            _chromium([*common, f"--screenshot={shot}", f"--window-size={width},2600", f"{base}/index.html"])
+            _chromium([*common, f"--screenshot={shot}", f"--window-size={size}", f"{base}/index.html"])
             assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
     finally:
         server.shutdown()
