@@ -18,9 +18,11 @@ from . import __version__
 from .config import CONFIG_ENV, Config, load_config
 from .content import load_articles
 from .errors import ConfigError, SyndicateError
+from .gallery import render_preview
 from .plan import upcoming
-from .preview import digest_sizes, preview_articles, preview_table
+from .preview import digest_sizes, preview_table
 from .schedule import show_time
+from .serve import DEFAULT_PORT, serve_preview
 
 
 def _fail_cleanly(command):
@@ -112,18 +114,48 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for the files (default: <state_dir>/preview).",
 )
+@click.option("--serve", is_flag=True, help="Serve the gallery on 127.0.0.1 and render again on changes.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), help="Port for --serve (default 8000; 0: any free one)."
+)
 @click.pass_context
 @_fail_cleanly
-def preview(ctx: click.Context, paths: tuple[Path, ...], channel: str | None, out_dir: Path | None) -> None:
-    """Write each draft as .html, .txt and .eml files, and print a table of them."""
+def preview(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    channel: str | None,
+    out_dir: Path | None,
+    serve: bool,
+    port: int | None,
+) -> None:
+    """Write each email as .html, .txt and .eml files and each post as .txt and .json, print a table
+    of them and write index.html, a gallery of every draft and the sends to come.
+
+    Exits 1 when a post cannot fit its network (the other drafts are still written). With --serve,
+    serves the gallery until Ctrl-C, rendering it again when content, templates or config change.
+    """
+    if port is not None and not serve:
+        raise click.UsageError("--port needs --serve")
+    if serve:
+        serve_preview(
+            ctx.obj, paths, channel, out_dir, DEFAULT_PORT if port is None else port, echo=click.echo
+        )
+        return
     config = _config(ctx)
-    loaded = load_articles(config, paths)
-    for problem in loaded.errors:
+    rendered = render_preview(config, paths, channel, out_dir, datetime.now(UTC))
+    for problem in rendered.loaded.errors:
         click.echo(f"{problem.severity}: {problem}", err=True)
-    items = preview_articles(config, loaded.articles, channel=channel, out_dir=out_dir)
+    items = rendered.items
     if items:
         click.echo(preview_table(items))
-    click.echo(f"{len(items)} draft(s) written to {out_dir or config.state_dir / 'preview'}")
+    written = sum(1 for item in items if item.files)
+    failed = len(items) - written
+    click.echo(
+        f"{written} draft(s) written to {rendered.index.parent}"
+        + (f"; {failed} could not be made" if failed else "")
+    )
+    click.echo(f"gallery: {rendered.index}")
+    sys.exit(1 if failed else 0)
 
 
 @cli.command()

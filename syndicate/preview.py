@@ -2,20 +2,24 @@
 
 Each email draft becomes `<key>.html`, `.txt` and `.eml`, built by the same code as a real send
 (`build_message`) for one stand-in recipient, so the preview shows the bytes readers would get.
+Each social post becomes `<key>.txt` and `.json`, the same `SocialPost` that delivery posts.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from .compose.email import EmailDraft, compose_email_channel, file_stem
 from .compose.mime import build_message, message_bytes
+from .compose.social import SocialPost, compose_social_channel, describe, write_post_files
 from .config import Config, EmailChannel
-from .content import Article, load_articles
+from .content import Article, Problem, load_articles
 from .errors import ConfigError, ContentError
 from .recipients import Recipient
 from .schedule import digest_end_covering
@@ -26,15 +30,21 @@ SUBJECT_COLUMN = 50
 
 @dataclass(frozen=True)
 class PreviewItem:
-    """One draft written to disk: a row of the preview table."""
+    """One draft written to disk (or one that could not be made): a row of the preview table.
 
+    `draft` is the EmailDraft or SocialPost itself, None when `errors` say why there is none.
+    """
+
+    kind: Literal["email", "social"]
     channel: str
     key: str
-    subject: str
-    articles: int
-    html_bytes: int
-    warnings: tuple[str, ...]
-    files: tuple[Path, ...]
+    title: str
+    articles: tuple[Article, ...]
+    size: str
+    warnings: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    files: tuple[Path, ...] = ()
+    draft: EmailDraft | SocialPost | None = None
 
 
 def preview(
@@ -57,7 +67,8 @@ def preview_articles(
 ) -> list[PreviewItem]:
     """Write every draft of every channel (or just `channel`) to `out_dir` (default <state_dir>/preview).
 
-    Digests: the one due at `at`, or by default the one that carries the newest article.
+    Digests: the one due at `at`, or by default the one that carries the newest article. Social
+    posts: one per published article; a post that cannot fit its network is an item with errors.
     """
     if channel is not None and channel not in config.channels:
         known = ", ".join(config.channels) or "none defined"
@@ -67,9 +78,11 @@ def preview_articles(
     items: list[PreviewItem] = []
     for name in names:
         kind = config.channels[name]
-        # The one dispatch point per channel kind; social channels are wired in with compose.social.
         if isinstance(kind, EmailChannel):
-            items += [_write_email(d, out, config) for d in email_drafts(name, kind, articles, config, at)]
+            drafts = email_drafts(name, kind, articles, config, at)
+            items += [_write_email(d, out, config, kind.clip_limit) for d in drafts]
+        else:
+            items += _social_items(name, articles, config, out)
     return items
 
 
@@ -105,39 +118,90 @@ def digest_sizes(config: Config, articles: Sequence[Article]) -> list[dict[str, 
     return sizes
 
 
-def _write_email(draft: EmailDraft, out: Path, config: Config) -> PreviewItem:
+def _write_email(draft: EmailDraft, out: Path, config: Config, clip_limit: int) -> PreviewItem:
     message = build_message(draft, PREVIEW_RECIPIENT, config)
     stem = out / file_stem(draft.key)
     files = (stem.with_suffix(".html"), stem.with_suffix(".txt"), stem.with_suffix(".eml"))
-    try:
+    with writing(out):
         out.mkdir(parents=True, exist_ok=True)
         for part, path in (("html", files[0]), ("plain", files[1])):
             path.write_text(message.get_body((part,)).get_content().replace("\r\n", "\n"), encoding="utf-8")
         files[2].write_bytes(message_bytes(message))
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise ContentError(f"{out}: cannot write the preview ({reason})") from None
     return PreviewItem(
+        kind="email",
         channel=draft.channel,
         key=draft.key,
-        subject=draft.subject,
-        articles=len(draft.articles),
-        html_bytes=draft.html_bytes,
+        title=draft.subject,
+        articles=draft.articles,
+        size=f"{draft.html_bytes:,}/{clip_limit:,} bytes of HTML",
         warnings=draft.warnings,
         files=files,
+        draft=draft,
     )
 
 
+def _social_items(name: str, articles: Sequence[Article], config: Config, out: Path) -> list[PreviewItem]:
+    """Each published article's post for channel `name`, with the problems its article had on the way."""
+    published = [a for a in articles if not a.draft]
+    posts, problems = compose_social_channel(published, name, config)
+    by_path: dict[Path, list[Problem]] = {}
+    for problem in problems:
+        by_path.setdefault(problem.path, []).append(problem)
+    items = []
+    for post in posts:
+        with writing(out):
+            files = tuple(write_post_files(post, out))
+        items.append(
+            PreviewItem(
+                kind="social",
+                channel=name,
+                key=post.key,
+                title=post.text.split("\n", 1)[0],
+                articles=(post.article,),
+                size=describe(post),
+                warnings=tuple(f"{p.field}: {p.message}" for p in by_path.pop(post.article.path, [])),
+                files=files,
+                draft=post,
+            )
+        )
+    for article in published:
+        failed = by_path.get(article.path, [])
+        if failed:
+            items.append(
+                PreviewItem(
+                    kind="social",
+                    channel=name,
+                    key=f"{name}:{article.slug}",
+                    title=article.title,
+                    articles=(article,),
+                    size="-",
+                    warnings=tuple(f"{p.field}: {p.message}" for p in failed if p.severity != "error"),
+                    errors=tuple(f"{p.field}: {p.message}" for p in failed if p.severity == "error"),
+                )
+            )
+    return items
+
+
+@contextmanager
+def writing(out: Path) -> Iterator[None]:
+    """A folder that cannot be written is the user's mistake: one line, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ContentError(f"{out}: cannot write the preview ({reason})") from None
+
+
 def preview_table(items: Sequence[PreviewItem]) -> str:
-    """A plain-text table: channel, subject, articles, HTML bytes, warnings."""
-    header = ("channel", "subject", "articles", "HTML bytes", "warnings")
+    """A plain-text table: channel, subject (or a post's first line), articles, size, problems."""
+    header = ("channel", "subject", "articles", "size", "warnings")
     rows = [
         (
             item.channel,
-            _cut(item.subject, SUBJECT_COLUMN),
-            str(item.articles),
-            f"{item.html_bytes:,}",
-            "; ".join(item.warnings) or "-",
+            _cut(item.title, SUBJECT_COLUMN),
+            str(len(item.articles)),
+            item.size,
+            "; ".join([*(f"ERROR {e}" for e in item.errors), *item.warnings]) or "-",
         )
         for item in items
     ]
@@ -145,7 +209,7 @@ def preview_table(items: Sequence[PreviewItem]) -> str:
     lines = []
     for row in [header, *rows]:
         cells = [
-            cell.rjust(width) if i in (2, 3) else cell.ljust(width)
+            cell.rjust(width) if i == 2 else cell.ljust(width)
             for i, (cell, width) in enumerate(zip(row, widths, strict=False))
         ]
         lines.append("  ".join([*cells, row[-1]]).rstrip())

@@ -14,11 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-from sample_mail import addresses, messages_for
 
 from syndicate.deliver import MessageKey, make_target
 from syndicate.dispatch import dispatch
 from syndicate.ledger import Ledger, sqlite_url
+
+from .sample_mail import addresses, messages_for
 
 TESTS = Path(__file__).resolve().parent
 

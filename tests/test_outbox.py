@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from sample_mail import email_for
 
 from syndicate.deliver import Message, MessageKey, make_target
 from syndicate.errors import DeliveryError
+
+from .sample_mail import email_for
 
 
 def email_message(recipient: str = "a@example.org", draft: str = "digest-1") -> Message:

@@ -105,3 +105,29 @@ def test_plan_articles_sends_named_articles_now(site):
     assert plan_articles(config, articles, now, targets=["social-outbox"]) == [
         s for s in sends if s.target == "social-outbox"
     ]
+
+
+def test_upcoming_sends_are_future_articles_and_the_digests_still_to_go(email_site):
+    config = email_site.config()
+    articles = load_articles(config).articles
+    now = datetime(2024, 3, 6, 12, 0, tzinfo=UTC)
+    sends = upcoming(config, articles, now, now + timedelta(days=30))
+    assert [(s.due, s.channel, s.target, s.draft_key) for s in sends] == [
+        (datetime(2024, 3, 8, tzinfo=UTC), "letters", "mail-outbox", "letters:harbour-economics"),
+        (datetime(2024, 3, 8, tzinfo=UTC), "linkedin", "social-outbox", "linkedin:harbour-economics"),
+        (datetime(2024, 3, 10, 18, 30, tzinfo=UTC), "letters", "mail-outbox", "letters:fog-signals"),
+        (datetime(2024, 3, 10, 18, 30, tzinfo=UTC), "linkedin", "social-outbox", "linkedin:fog-signals"),
+        (datetime(2024, 3, 11, 8, tzinfo=UTC), "weekly", "mail-outbox", "weekly:2024-03-11"),
+    ]
+    # The digest's window began before `now`: it carries the articles already published in it too,
+    # never the draft.
+    assert [a.slug for a in sends[-1].articles] == [
+        "fog-signals",
+        "harbour-economics",
+        "lamp-keepers",
+        "tide-tables",
+    ]
+    assert (
+        upcoming(config, articles, datetime(2024, 3, 11, 8, tzinfo=UTC), datetime(2024, 4, 11, tzinfo=UTC))
+        == []
+    )

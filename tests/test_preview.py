@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import json
 import re
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from syndicate.cli import cli
+from syndicate.compose.social import describe
 from syndicate.content import load_articles
 from syndicate.errors import ConfigError
 from syndicate.preview import PREVIEW_RECIPIENT, preview
@@ -35,7 +37,7 @@ CHROMIUM_FLAGS = [
 
 def test_preview_writes_html_text_and_eml_for_every_email_draft(email_site, tmp_path):
     config = email_site.config()
-    items = preview(config, out_dir=tmp_path / "out")
+    items = [item for item in preview(config, out_dir=tmp_path / "out") if item.kind == "email"]
     keys = sorted(item.key for item in items)
     assert keys == [
         "letters:fog-signals",
@@ -44,7 +46,7 @@ def test_preview_writes_html_text_and_eml_for_every_email_draft(email_site, tmp_
         "letters:tide-tables",
         "weekly:2024-03-11",
     ]
-    assert {item.channel for item in items} == {"weekly", "letters"}  # the social channel is skipped
+    assert {item.channel for item in items} == {"weekly", "letters"}
     for item in items:
         assert [f.suffix for f in item.files] == [".html", ".txt", ".eml"]
         assert all(f.parent == tmp_path / "out" for f in item.files)
@@ -59,8 +61,69 @@ def test_preview_writes_html_text_and_eml_for_every_email_draft(email_site, tmp_
             assert sent == file.read_text(encoding="utf-8")
         assert "Hi Reader," in text_file.read_text(encoding="utf-8")
         assert parsed["To"].addresses[0].addr_spec == PREVIEW_RECIPIENT.email
+        assert item.draft.key == item.key and item.title == item.draft.subject
     digest = next(item for item in items if item.channel == "weekly")
-    assert digest.articles == 4 and digest.files[0].name == "weekly-2024-03-11.html"
+    assert len(digest.articles) == 4 and digest.files[0].name == "weekly-2024-03-11.html"
+    assert digest.size == f"{digest.draft.html_bytes:,}/100,000 bytes of HTML"
+
+
+def test_preview_writes_each_social_post_as_text_and_json(email_site, tmp_path):
+    config = email_site.config()
+    items = preview(config, channel="linkedin", out_dir=tmp_path)
+    published = sorted(a.slug for a in load_articles(config).articles if not a.draft)
+    assert sorted(item.key for item in items) == [f"linkedin:{slug}" for slug in published]
+    for item in items:
+        post = item.draft
+        assert item.kind == "social" and not item.errors
+        assert [f.name for f in item.files] == [
+            f"linkedin--{post.article.slug}.txt",
+            f"linkedin--{post.article.slug}.json",
+        ]
+        assert item.files[0].read_text(encoding="utf-8") == post.text + "\n"
+        assert json.loads(item.files[1].read_text(encoding="utf-8")) == post.as_dict()
+        assert item.size == describe(post)
+        assert re.fullmatch(r"linkedin \d+/3000, (fold at \d+|no fold)", item.size)
+        assert item.title == post.text.split("\n", 1)[0]
+
+
+def test_a_post_that_cannot_fit_is_an_error_row_and_exit_1(email_site, tmp_path):
+    email_site.data["channels"]["x"] = {"kind": "social", "network": "x", "targets": ["social-outbox"]}
+    email_site.write_config()
+    email_site.article(
+        "loud.md",
+        f"""
+        ---
+        title: A Hashtag Longer Than a Post
+        publish_date: 2024-03-06
+        tags: [{"Lighthouse" * 30}]
+        ---
+        Body.
+        """,
+    )
+    out = tmp_path / "out"
+    items = preview(email_site.config(), channel="x", out_dir=out)
+    (failed,) = [item for item in items if item.errors]
+    assert failed.key == "x:loud" and failed.files == () and failed.draft is None
+    assert "the x post for channel x is" in failed.errors[0] and "expected at most 280" in failed.errors[0]
+    others = [item for item in items if not item.errors]
+    assert len(others) == 4 and all(item.files[0].is_file() for item in others)
+    assert not (out / "x--loud.txt").exists()
+
+    result = CliRunner().invoke(
+        cli, ["--config", str(email_site.config_path), "preview", "--channel", "x", "--out", str(out)]
+    )
+    assert result.exit_code == 1, result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("x ") and "ERROR" in line)
+    assert "A Hashtag Longer Than a Post" in row and "ERROR x: the x post" in row
+    assert result.output.splitlines()[-2:] == [
+        f"4 draft(s) written to {out}; 1 could not be made",
+        f"gallery: {out / 'index.html'}",
+    ]
+
+
+def test_port_without_serve_is_a_usage_error(email_site):
+    result = CliRunner().invoke(cli, ["--config", str(email_site.config_path), "preview", "--port", "9000"])
+    assert result.exit_code == 2 and "--port needs --serve" in result.output
 
 
 def test_preview_defaults_to_the_state_dir_and_one_channel(email_site):
@@ -68,7 +131,7 @@ def test_preview_defaults_to_the_state_dir_and_one_channel(email_site):
     items = preview(config, channel="weekly")
     assert [item.key for item in items] == ["weekly:2024-03-11"]
     assert items[0].files[0].parent == config.state_dir / "preview"
-    assert preview(config, channel="linkedin") == []
+    assert {item.kind for item in preview(config, channel="linkedin")} == {"social"}
 
 
 def test_preview_of_an_unknown_channel_is_a_config_error(email_site):
@@ -83,13 +146,15 @@ def test_preview_command_prints_the_table(email_site, tmp_path):
     )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert re.split(r"\s{2,}", lines[0]) == ["channel", "subject", "articles", "HTML bytes", "warnings"]
+    assert re.split(r"\s{2,}", lines[0]) == ["channel", "subject", "articles", "size", "warnings"]
     row = re.split(r"\s{2,}", lines[1])
     assert row[:3] == ["weekly", "Test Weekly: 4 new articles", "4"]
     # The draft's size, before the preview reader's name and unsubscribe link are filled in.
-    assert abs(int(row[3].replace(",", "")) - len((out / "weekly-2024-03-11.html").read_bytes())) < 1024
+    size, limit = re.fullmatch(r"([\d,]+)/([\d,]+) bytes of HTML", row[3]).groups()
+    assert abs(int(size.replace(",", "")) - len((out / "weekly-2024-03-11.html").read_bytes())) < 1024
+    assert limit == "100,000"
     assert row[4] == "unsubscribe tokens are not signed (set site.unsubscribe_secret)"
-    assert lines[-1] == f"1 draft(s) written to {out}"
+    assert lines[-2:] == [f"1 draft(s) written to {out}", f"gallery: {out / 'index.html'}"]
 
 
 def test_preview_command_with_paths_and_a_bad_channel(email_site, tmp_path):

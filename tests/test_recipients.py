@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 
 import pytest
-from conftest import DATA
 
 from syndicate.errors import DeliveryError
 from syndicate.recipients import (
@@ -15,6 +14,8 @@ from syndicate.recipients import (
     load_suppression,
     write_recipients_csv,
 )
+
+from .conftest import DATA
 
 
 def test_csv_rows_become_recipients_with_their_extra_columns():

@@ -7,11 +7,12 @@ import ssl
 import pytest
 import trustme
 from aiosmtpd.smtp import AuthResult
-from conftest import SmtpSink, running_sink
-from sample_mail import messages_for
 
 from syndicate.deliver import make_target
 from syndicate.errors import DeliveryError
+
+from .conftest import SmtpSink, running_sink
+from .sample_mail import messages_for
 
 USER, PASSWORD = "mailer", "s3cret-pass-phrase"
 
@@ -77,7 +78,7 @@ def test_reconnects_when_the_server_drops_and_every_per_connection_messages(site
 
 
 def test_unreachable_server_is_a_clear_error(site):
-    from conftest import free_port
+    from .conftest import free_port
 
     target = make_target("newsletter", smtp_config(site, free_port()))
     with pytest.raises(DeliveryError, match=r"targets.newsletter: cannot connect to 127.0.0.1:\d+"):

@@ -9,13 +9,14 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from sample_mail import email_for
 from standardwebhooks import Webhook
 
 from syndicate.deliver import Message, MessageKey, make_target
 from syndicate.dispatch import dispatch
 from syndicate.errors import DeliveryError
 from syndicate.ledger import Ledger, sqlite_url
+
+from .sample_mail import email_for
 
 SECRET = "whsec_" + base64.b64encode(b"a-test-secret-of-24-bytes").decode()
 PAYLOAD = {"text": "New article: <Tides> & currents", "link": "https://example.com/articles/tides/"}
@@ -128,7 +129,7 @@ def test_gives_up_after_the_retries_and_leaves_it_for_the_next_run(site, receive
 
 
 def test_connection_errors_are_retried_and_never_show_the_url(site):
-    from conftest import free_port
+    from .conftest import free_port
 
     url = f"http://127.0.0.1:{free_port()}/services/T000/B000/secret-token"
     target = webhook(site, url, kind="slack", retries=2, timeout=2)

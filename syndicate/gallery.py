@@ -1,0 +1,281 @@
+"""The preview gallery: `index.html` beside the preview files, every draft on one page.
+
+Emails show in iframes at desktop and mobile widths, posts as cards in their network's style,
+problems beside the draft they concern, and the queue of sends to come. The page is a Jinja2
+template (`preview/gallery.html.j2`, autoescaped) so a site can restyle it like its emails.
+
+Relative hero images resolve against `site.base_url`, where they may not be published yet: for the
+gallery only, such URLs that name a file in the content folder point at a copy under `assets/`.
+The `.html`/`.eml` files keep the absolute URLs readers will get; the iframes show copies in `frames/`.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
+from email.utils import parseaddr
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+import jinja2
+
+from .compose.email import EmailDraft
+from .compose.social import SocialPost
+from .compose.textlength import UNITS
+from .config import Config, EmailChannel, default_templates_dir
+from .content import Article, Loaded, Problem, load_articles
+from .errors import TemplateError
+from .plan import Send, upcoming
+from .preview import PreviewItem, preview_articles, writing
+
+INDEX = "index.html"
+FRAMES = "frames"
+ASSETS = "assets"
+TEMPLATE = "preview/gallery.html.j2"
+DESKTOP_WIDTH = 640
+MOBILE_WIDTH = 375
+_SRC = re.compile(r'(\ssrc=")([^"]*)(")')
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One `syndicate preview` run: the articles read, the drafts written and the gallery page."""
+
+    loaded: Loaded
+    items: list[PreviewItem]
+    index: Path
+
+
+def render_preview(
+    config: Config,
+    paths: Sequence[str | os.PathLike[str]] | None,
+    channel: str | None,
+    out_dir: Path | None,
+    now: datetime,
+) -> Rendered:
+    """Load the articles, write every draft and the gallery (with the queue of sends after `now`)."""
+    loaded = load_articles(config, paths)
+    out = out_dir or config.state_dir / "preview"
+    items = preview_articles(config, loaded.articles, channel=channel, out_dir=out)
+    sends = upcoming(
+        config,
+        loaded.articles,
+        now,
+        queue_horizon(loaded.articles, now),
+        channels=[channel] if channel else None,
+    )
+    index = write_gallery(config, items, loaded.problems, sends, out, now)
+    return Rendered(loaded, items, index)
+
+
+def write_gallery(
+    config: Config,
+    items: Sequence[PreviewItem],
+    problems: Sequence[Problem],
+    sends: Sequence[Send],
+    out: Path,
+    now: datetime,
+) -> Path:
+    """Write `out/index.html` (and its frames and local images) for drafts already written to `out`."""
+    images = _LocalImages(config, out)
+    tz = config.site.tz
+    due = {}
+    for send in sends:
+        due.setdefault(send.draft_key, send.due)
+    attached: set[Path] = set()
+    emails, posts = [], []
+    for item in items:
+        paths = {a.path for a in item.articles}
+        attached |= paths
+        notes = [*item.warnings, *(str(p) for p in problems if p.path in paths)]
+        when = local_time(due[item.key], tz) if item.key in due else None
+        if isinstance(item.draft, EmailDraft):
+            emails.append(_email_view(item, item.draft, config, notes, when, images, out))
+        else:
+            posts.append(_post_view(item, notes, when, images))
+    context = {
+        "site": {"name": config.site.name, "timezone": config.site.timezone},
+        "generated": local_time(now, tz),
+        "emails": emails,
+        "posts": posts,
+        "sends": [
+            {
+                "due": local_time(s.due, tz),
+                "channel": s.channel,
+                "target": s.target,
+                "key": s.draft_key,
+                "titles": [a.title for a in s.articles],
+            }
+            for s in sends
+        ],
+        "problems": [p for p in problems if p.path not in attached],
+        "desktop_width": DESKTOP_WIDTH,
+        "mobile_width": MOBILE_WIDTH,
+    }
+    page = render_gallery(config, context)
+    index = out / INDEX
+    _write(index, page)
+    return index
+
+
+def write_error_page(out: Path, message: str) -> Path:
+    """What `--serve` shows when drafts cannot be rendered: the one-line error, not a dead server."""
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Preview error</title></head>'
+        '<body style="font:16px/1.5 system-ui,sans-serif;margin:2rem;max-width:60rem">'
+        "<h1>The preview could not be rendered</h1>"
+        '<pre id="error" style="white-space:pre-wrap;background:#fee;padding:1rem">'
+        f"{html.escape(message)}</pre>"
+        "<p>Fix it and save: the page is rendered again. Reload to see it.</p></body></html>\n"
+    )
+    index = out / INDEX
+    _write(index, page)
+    return index
+
+
+def queue_horizon(articles: Sequence[Article], now: datetime) -> datetime:
+    """Far enough ahead to show every future article and the digest that will carry it."""
+    latest = max((a.publish_date for a in articles), default=now)
+    return max(latest, now) + timedelta(days=8)
+
+
+def local_time(moment: datetime, tz: tzinfo) -> str:
+    """A time as the site's readers live it, offset included: "Mon 1 Mar 2027, 08:00 GMT (+00:00)"."""
+    local = moment.astimezone(tz)
+    offset = local.strftime("%z")
+    return f"{local:%a} {local.day} {local:%b %Y, %H:%M} {local.tzname()} ({offset[:3]}:{offset[3:]})"
+
+
+def render_gallery(config: Config, context: dict[str, Any]) -> str:
+    """The gallery template, from the site's templates or the shipped ones; mistakes are TemplateErrors."""
+    env = _environment(tuple(dict.fromkeys([config.templates_dir, default_templates_dir()])))
+    try:
+        return env.get_template(TEMPLATE).render(context)
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(f"{exc.name}: no such template (looked in {config.templates_dir})") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}") from None
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"{TEMPLATE}: {exc}") from None
+
+
+@lru_cache(maxsize=8)
+def _environment(search_path: tuple[Path, ...]) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(p) for p in search_path]),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["thousands"] = lambda n: f"{n:,}"
+    return env
+
+
+def _email_view(
+    item: PreviewItem,
+    draft: EmailDraft,
+    config: Config,
+    notes: list[str],
+    when: str | None,
+    images: _LocalImages,
+    out: Path,
+) -> dict[str, Any]:
+    channel = config.channels[draft.channel]
+    assert isinstance(channel, EmailChannel)
+    html_file, text_file = item.files[0], item.files[1]
+    frame = out / FRAMES / html_file.name
+    sent_html = html_file.read_text(encoding="utf-8")
+    _write(frame, _SRC.sub(lambda m: images.rewrite(m, prefix="../"), sent_html))
+    sender_name, sender_address = parseaddr(config.site.sender)
+    return {
+        "key": item.key,
+        "channel": item.channel,
+        "subject": draft.subject,
+        "preheader": draft.preheader,
+        "sender": sender_name or sender_address,
+        "when": when,
+        "articles": [a.title for a in draft.articles],
+        "html_bytes": draft.html_bytes,
+        "clip_limit": channel.clip_limit,
+        "percent": round(100 * draft.html_bytes / channel.clip_limit),
+        "frame": f"{FRAMES}/{quote(html_file.name)}",
+        "files": [f.name for f in item.files],
+        "text": text_file.read_text(encoding="utf-8"),
+        "warnings": notes,
+    }
+
+
+def _post_view(item: PreviewItem, notes: list[str], when: str | None, images: _LocalImages) -> dict[str, Any]:
+    post = item.draft
+    view: dict[str, Any] = {
+        "key": item.key,
+        "channel": item.channel,
+        "title": item.title,
+        "when": when,
+        "warnings": notes,
+        "errors": list(item.errors),
+        "files": [f.name for f in item.files],
+    }
+    if isinstance(post, SocialPost):
+        fold = post.fold if post.fold is not None else len(post.text)
+        view.update(
+            network=post.network,
+            before_fold=post.text[:fold],
+            after_fold=post.text[fold:],
+            length=post.length,
+            limit=post.limit,
+            unit=UNITS[post.network],
+            link=post.link,
+            image=(images.local(post.image) or post.image) if post.image else None,
+        )
+    return view
+
+
+@dataclass
+class _LocalImages:
+    """Image URLs under base_url that name a file in the content folder, copied under `assets/`."""
+
+    config: Config
+    out: Path
+    copied: dict[str, str | None] = field(default_factory=dict)
+
+    def local(self, url: str) -> str | None:
+        """The copy's path relative to the preview folder, or None when `url` is not a local file."""
+        if url not in self.copied:
+            self.copied[url] = self._copy(url)
+        return self.copied[url]
+
+    def rewrite(self, match: re.Match[str], prefix: str) -> str:
+        local = self.local(html.unescape(match.group(2)))
+        if local is None:
+            return match.group()
+        return f"{match.group(1)}{html.escape(prefix + local)}{match.group(3)}"
+
+    def _copy(self, url: str) -> str | None:
+        base = self.config.site.base_url
+        if not url.startswith(base):
+            return None
+        relative = unquote(urlsplit(url[len(base) :]).path)
+        content = self.config.content.dir.resolve()
+        source = (content / relative).resolve()
+        if not relative or not source.is_relative_to(content) or not source.is_file():
+            return None
+        inside = source.relative_to(content)
+        _write(self.out / ASSETS / inside, source.read_bytes())
+        return f"{ASSETS}/{quote(inside.as_posix())}"
+
+
+def _write(path: Path, data: str | bytes) -> None:
+    """Whole or not at all: `--serve` may be sending the old file while this one is written."""
+    partial = path.with_name(f".{path.name}.partial")
+    with writing(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+        os.replace(partial, path)

@@ -1,0 +1,261 @@
+"""The preview gallery: every draft on one page, problems beside their draft, local images, a real browser."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import lxml.html
+import pytest
+
+from syndicate.config import load_config
+from syndicate.errors import TemplateError
+from syndicate.gallery import local_time, render_preview
+from syndicate.serve import start_server
+
+from .conftest import DATA, REPO
+
+NOW = datetime(2024, 3, 6, 12, 0, tzinfo=UTC)
+SCREENSHOTS = REPO / "artifacts" / "gallery"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    # Only loopback resolves: remote hero images fail at once instead of waiting on a network.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
+# Added to a copy of the gallery by the browser test only: which images loaded, in the page and its frames.
+IMAGE_CHECK = """<script>
+window.addEventListener("load", () => {
+  const frames = [...document.querySelectorAll("iframe")];
+  const images = [];
+  [document, ...frames.map((f) => f.contentDocument)].forEach((doc, frame) => {
+    for (const img of doc.images) images.push({src: img.src, frame, loaded: img.complete && img.naturalWidth > 0});
+  });
+  const out = document.createElement("pre");
+  out.id = "image-check";
+  out.textContent = JSON.stringify({frames: frames.map((f) => f.contentDocument.title), images});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def _page(index):
+    return lxml.html.fromstring(index.read_text(encoding="utf-8"))
+
+
+def _item(page, key):
+    (element,) = page.xpath(f'//*[@data-key="{key}"]')
+    return element
+
+
+def _text(element) -> str:
+    return " ".join(element.text_content().split())
+
+
+def test_gallery_shows_every_email_and_post_with_its_size_and_problems(email_site, tmp_path):
+    config = email_site.config()
+    rendered = render_preview(config, None, None, tmp_path / "out", NOW)
+    assert rendered.index == tmp_path / "out" / "index.html"
+    page = _page(rendered.index)
+    assert sorted(page.xpath("//@data-key")) == sorted(item.key for item in rendered.items)
+    assert len(rendered.items) == 9  # a digest, 4 single emails, 4 LinkedIn posts
+
+    digest = _item(page, "weekly:2024-03-11")
+    row = _text(digest.find_class("inbox-row")[0])
+    draft = next(i.draft for i in rendered.items if i.key == "weekly:2024-03-11")
+    assert row.startswith(f"Test Weekly {draft.subject} – {draft.preheader}")
+    assert row.endswith("Mon 11 Mar 2024, 08:00 GMT (+00:00)")  # its send in the queue
+    assert f"HTML {draft.html_bytes:,} / 100,000 bytes" in _text(digest)
+    widths = [(f.get("src"), f.get("width")) for f in digest.iter("iframe")]
+    assert widths == [("frames/weekly-2024-03-11.html", "640"), ("frames/weekly-2024-03-11.html", "375")]
+    assert (tmp_path / "out" / "frames" / "weekly-2024-03-11.html").is_file()
+    plain = digest.xpath(".//details/pre")[0].text_content()
+    assert plain == (tmp_path / "out" / "weekly-2024-03-11.txt").read_text(encoding="utf-8")
+    warnings = [_text(li) for li in digest.xpath('.//li[@class="warning"]')]
+    assert "unsubscribe tokens are not signed (set site.unsubscribe_secret)" in warnings
+    assert any("fog-signals.md: description: is 134 characters" in w for w in warnings)
+
+    post = next(i.draft for i in rendered.items if i.key == "linkedin:harbour-economics")
+    card = _item(page, "linkedin:harbour-economics")
+    assert "linkedin" in card.get("class").split()
+    assert _text(card.find_class("counter")[0]) == f"{post.length:,} / 3,000 characters"
+    (text,) = card.find_class("text")
+    assert text.text == post.text[: post.fold]
+    assert _text(text.find_class("fold")[0]) == "…see more"
+    assert text.find_class("after-fold")[0].text == post.text[post.fold :]
+    # A problem with an article sits beside each draft that carries the article.
+    assert "harbour-economics.md: description: is 152 characters" in _text(card)
+    assert "harbour-economics.md" not in _text(_item(page, "linkedin:fog-signals"))
+
+    other = _text(page.get_element_by_id("problems").getnext())
+    assert "unfinished-draft.md: draft: is true" in other
+
+
+def test_the_queue_lists_sends_after_now_in_the_site_timezone(email_site, tmp_path):
+    rendered = render_preview(email_site.config(), None, None, tmp_path, NOW)
+    rows = [[_text(td) for td in tr.iter("td")] for tr in _page(rendered.index).xpath("//table/tbody/tr")]
+    assert [row[:4] for row in rows] == [
+        ["Fri 8 Mar 2024, 00:00 GMT (+00:00)", "letters", "mail-outbox", "letters:harbour-economics"],
+        ["Fri 8 Mar 2024, 00:00 GMT (+00:00)", "linkedin", "social-outbox", "linkedin:harbour-economics"],
+        ["Sun 10 Mar 2024, 18:30 GMT (+00:00)", "letters", "mail-outbox", "letters:fog-signals"],
+        ["Sun 10 Mar 2024, 18:30 GMT (+00:00)", "linkedin", "social-outbox", "linkedin:fog-signals"],
+        ["Mon 11 Mar 2024, 08:00 GMT (+00:00)", "weekly", "mail-outbox", "weekly:2024-03-11"],
+    ]
+    only = render_preview(email_site.config(), None, "weekly", tmp_path / "weekly", NOW)
+    assert len(_page(only.index).xpath("//table/tbody/tr")) == 1
+
+
+def test_local_time_carries_the_zone_and_offset():
+    summer = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
+    assert local_time(summer, ZoneInfo("Europe/London")) == "Mon 1 Jul 2024, 13:00 BST (+01:00)"
+    assert local_time(summer, ZoneInfo("America/St_Johns")) == "Mon 1 Jul 2024, 09:30 NDT (-02:30)"
+
+
+def test_user_text_is_escaped(email_site, tmp_path):
+    shutil.copy(DATA / "email" / "hostile" / "hostile-title.md", email_site.content)
+    rendered = render_preview(email_site.config(), None, "linkedin", tmp_path, NOW)
+    source = rendered.index.read_text(encoding="utf-8")
+    assert "<script" not in source
+    assert "Q&amp;A: &lt;script&gt;alert(1)&lt;/script&gt;" in source
+    card = _item(_page(rendered.index), "linkedin:hostile-title")
+    assert 'Q&A: <script>alert(1)</script> "quotes"' in _text(card)
+
+
+def test_a_local_hero_image_is_copied_for_the_gallery_only(email_site, tmp_path):
+    images = email_site.content / "images"
+    images.mkdir()
+    shutil.copy(REPO / "content" / "images" / "harbour-light.png", images / "light one.png")
+    email_site.article(
+        "local.md",
+        """
+        ---
+        title: A Local Light
+        publish_date: 2024-03-09
+        heroImage: images/light%20one.png
+        cta: Read it
+        tags: [a, b, c]
+        ---
+        Body.
+        """,
+    )
+    email_site.article(
+        "missing.md",
+        """
+        ---
+        title: A Missing Light
+        publish_date: 2024-03-09
+        heroImage: images/nowhere.png
+        cta: Read it
+        tags: [a, b, c]
+        ---
+        Body.
+        """,
+    )
+    out = tmp_path / "out"
+    render_preview(email_site.config(), None, None, out, NOW)
+    absolute = "https://example.com/articles/images/light%20one.png"
+    assert absolute in (out / "letters-local.html").read_text(encoding="utf-8")  # as sent
+    frame = (out / "frames" / "letters-local.html").read_text(encoding="utf-8")
+    assert 'src="../assets/images/light%20one.png"' in frame and absolute not in frame
+    assert (out / "assets" / "images" / "light one.png").read_bytes() == (
+        images / "light one.png"
+    ).read_bytes()
+    page = _page(out / "index.html")
+    assert _item(page, "linkedin:local").xpath(".//img/@src") == ["assets/images/light%20one.png"]
+    # Not a file in the content folder: the URL stays as it is.
+    assert _item(page, "linkedin:missing").xpath(".//img/@src") == [
+        "https://example.com/articles/images/nowhere.png"
+    ]
+    assert sorted(p.name for p in (out / "assets" / "images").iterdir()) == ["light one.png"]
+
+
+def test_a_post_that_cannot_fit_is_a_card_with_its_error(email_site, tmp_path):
+    email_site.data["channels"]["x"] = {"kind": "social", "network": "x", "targets": ["social-outbox"]}
+    email_site.article(
+        "loud.md",
+        f"""
+        ---
+        title: A Hashtag Longer Than a Post
+        publish_date: 2024-03-06
+        tags: [{"Lighthouse" * 30}]
+        ---
+        Body.
+        """,
+    )
+    rendered = render_preview(email_site.config(), None, "x", tmp_path, NOW)
+    card = _item(_page(rendered.index), "x:loud")
+    assert "failed" in card.get("class").split()
+    (error,) = card.xpath('.//li[@class="error"]')
+    assert _text(error).startswith("x: the x post for channel x is")
+    assert "counter" not in lxml.html.tostring(card, encoding="unicode")
+
+
+def test_a_broken_gallery_template_is_a_template_error(email_site, tmp_path):
+    folder = email_site.root / "mytemplates" / "preview"
+    folder.mkdir(parents=True)
+    (folder / "gallery.html.j2").write_text("<p>\n{% for x in emails %}\n", encoding="utf-8")
+    email_site.data["templates"] = "mytemplates"
+    with pytest.raises(TemplateError, match=r"mytemplates/preview/gallery\.html\.j2:2: Unexpected end"):
+        render_preview(email_site.config(), None, None, tmp_path, NOW)
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="chromium is not installed (apt-get install chromium)"
+)
+def test_example_gallery_in_headless_chromium(tmp_path):
+    """The repository's example content: every draft shown, local images load, screenshots written."""
+    config = load_config(REPO / "config.yaml")
+    out = tmp_path / "preview"
+    rendered = render_preview(config, None, None, out, datetime.now(UTC))
+    page = rendered.index.read_text(encoding="utf-8")
+    (out / "check.html").write_text(page.replace("</body>", IMAGE_CHECK + "</body>"), encoding="utf-8")
+    server = start_server(out, 0)
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        common = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+        dom = _chromium([*common, "--dump-dom", f"{base}/check.html"])
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        for name, size in (("desktop", "1280,3600"), ("mobile", "375,5200")):
+            shot = SCREENSHOTS / f"{name}.png"
+            shot.unlink(missing_ok=True)
+            _chromium([*common, f"--screenshot={shot}", f"--window-size={size}", f"{base}/index.html"])
+            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    tree = lxml.html.fromstring(dom)
+    emails = [i for i in rendered.items if i.kind == "email"]
+    posts = [i for i in rendered.items if i.kind == "social"]
+    assert emails and len(posts) == 6
+    assert sorted(tree.xpath("//@data-key")) == sorted(i.key for i in rendered.items)
+    for item in rendered.items:
+        assert " ".join(item.title.split()) in _text(tree), item.key
+    for leftover in ("{{", "{%", "{#", "<mj-", "__syndicate"):
+        assert leftover not in dom
+    check = json.loads(tree.get_element_by_id("image-check").text)
+    assert check["frames"] == [i.title for i in emails for _ in (1, 2)]  # desktop and mobile
+    local = [img for img in check["images"] if img["src"].startswith(base)]
+    # The example article with a relative hero image: in the page's LinkedIn card and both frames.
+    assert {img["frame"] for img in local} == {0, 1, 2}
+    broken = [img for img in local if not img["loaded"]]
+    assert not broken
+
+
+def test_the_readme_names_the_screenshot_folder():
+    assert "`artifacts/gallery/`" in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def _chromium(args: list[str]) -> str:
+    done = subprocess.run(["chromium", *args], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
