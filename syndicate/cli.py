@@ -19,9 +19,11 @@ from .config import CONFIG_ENV, Config, load_config
 from .content import load_articles
 from .errors import ConfigError, SyndicateError
 from .gallery import render_preview
+from .ledger import Ledger
 from .plan import upcoming
 from .preview import digest_sizes, preview_table
 from .schedule import show_time
+from .send import send as send_api
 from .serve import DEFAULT_PORT, serve_preview
 
 
@@ -198,6 +200,169 @@ def queue(
         what = row["articles"][0] if len(row["articles"]) == 1 else f"{len(row['articles'])} articles"
         click.echo(f"{row['due']}  {row['channel']:<12} {row['target']:<16} {what}")
     click.echo(f"{len(rows)} send(s) in the next {days} day(s) ({config.site.timezone})")
+
+
+@cli.command()
+@click.argument("articles", nargs=-1)
+@click.option("--due", "select", flag_value="due", help="What the schedule says is due by now (backfill).")
+@click.option(
+    "--all", "select", flag_value="all", help="Every published article now, one digest per channel."
+)
+@click.option("--channel", "channels", multiple=True, help="Only this channel (repeatable).")
+@click.option("--target", "targets", multiple=True, help="Only this target (repeatable).")
+@click.option(
+    "--dry-run", is_flag=True, help="Write what would be sent to a folder; touch no server or ledger."
+)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Dry-run folder.")
+@click.option("--resend", is_flag=True, help="Send again what the ledger says already went out.")
+@click.option("-v", "--verbose", is_flag=True, help="List recipients' addresses too.")
+@click.pass_context
+@_fail_cleanly
+def send(
+    ctx: click.Context,
+    articles: tuple[str, ...],
+    select: str | None,
+    channels: tuple[str, ...],
+    targets: tuple[str, ...],
+    dry_run: bool,
+    out_dir: Path | None,
+    resend: bool,
+    verbose: bool,
+) -> None:
+    """Compose and deliver ARTICLES (slugs or files), or --due, or --all.
+
+    Each message is recorded in the ledger before and after it goes out, so a second run sends
+    nothing twice (unless --resend). Exits 1 if anything failed or is still pending.
+    """
+    if bool(articles) == bool(select):
+        raise click.UsageError("say what to send: ARTICLE..., --due or --all (one of them)")
+    config = _config(ctx)
+    _check_names(config, channels, targets)
+    progress = _Progress(enabled=not dry_run)
+    outcome = send_api(
+        config,
+        select=select or list(articles),
+        channels=channels,
+        targets=targets,
+        dry_run=dry_run,
+        dry_run_dir=out_dir,
+        resend=resend,
+        on_start=progress.start,
+        on_result=progress.advance,
+    )
+    progress.finish()
+    for problem in outcome.problems:
+        if problem.severity == "error":
+            click.echo(f"skipped: {problem}", err=True)
+    warnings = sum(p.severity == "warning" for p in outcome.problems)
+    if warnings:
+        click.echo(f"{warnings} content warning(s): see syndicate validate", err=True)
+    for problem in outcome.recipient_problems:
+        click.echo(f"warning: {problem}", err=True)
+    if not outcome.sends:
+        click.echo("nothing to send")
+        return
+    if dry_run:
+        _print_dry_run(config, outcome, verbose)
+        return
+    _print_summary(outcome)
+    sys.exit(0 if outcome.ok else 1)
+
+
+class _Progress:
+    """A progress bar per batch of more than one message (on a terminal)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = None
+
+    def start(self, planned, count: int) -> None:
+        self.finish()
+        if self.enabled and count > 1:
+            self.bar = click.progressbar(
+                length=count, label=f"{planned.draft_key} -> {planned.target}", file=sys.stderr
+            )
+            self.bar.__enter__()
+
+    def advance(self, result) -> None:
+        if self.bar is not None and result.outcome != "retry":
+            self.bar.update(1)
+
+    def finish(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+def _print_dry_run(config: Config, outcome, verbose: bool) -> None:
+    tz = config.site.tz
+    for planned, _ in outcome.reports:
+        recipients = outcome.recipients.get(planned.target)
+        who = f"{len(recipients)} recipient(s)" if recipients is not None else "1 message"
+        click.echo(f"{show_time(planned.due, tz)}  {planned.draft_key} -> {planned.target}: {who}")
+        if verbose and recipients:
+            for recipient in recipients:
+                click.echo(f"    {recipient.email}")
+    click.echo(f"dry run: nothing sent, no ledger written; messages in {outcome.dry_run_dir}")
+
+
+def _print_summary(outcome) -> None:
+    click.echo(f"{'target':<20} {'sent':>7} {'failed':>7} {'pending':>8} {'skipped':>8}")
+    for target, row in outcome.totals().items():
+        click.echo(
+            f"{target:<20} {row['sent']:>7} {row['failed']:>7} {row['pending']:>8} {row['skipped']:>8}"
+        )
+    for planned, report in outcome.reports:
+        if report.recovered:
+            click.echo(
+                f"note: {report.recovered} message(s) were in flight when an earlier run stopped: "
+                "marked unknown, not resent (see syndicate status)"
+            )
+        if report.paused:
+            click.echo(f"paused: {planned.target} refused too many in a row; run send again to resume")
+        for result in report.problems:
+            who = result.key.recipient or result.key.draft_key
+            click.echo(f"{result.outcome}: {planned.target}: {who}: {result.detail}")
+
+
+@cli.command()
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Recent rows shown.")
+@click.pass_context
+@_fail_cleanly
+def status(ctx: click.Context, limit: int) -> None:
+    """Show the ledger: totals per channel and target, recent sends, failures, unknowns."""
+    config = _config(ctx)
+    tz = config.site.tz
+    with Ledger.from_config(config) as ledger:
+        counts, recent, failures, unknowns = (
+            ledger.counts(),
+            ledger.recent(limit),
+            ledger.failures(),
+            ledger.unknowns(),
+        )
+    if not counts:
+        click.echo("the ledger is empty: nothing sent yet")
+        return
+    click.echo("totals:")
+    for (channel, target), row in sorted(counts.items()):
+        parts = ", ".join(f"{n} {status}" for status, n in sorted(row.items()))
+        click.echo(f"  {channel} -> {target}: {parts}")
+    sections = (
+        ("recent", recent),
+        ("failures", failures),
+        ("unknown (in flight when a run stopped)", unknowns),
+    )
+    for title, rows in sections:
+        if not rows:
+            continue
+        click.echo(f"{title}:")
+        for row in rows:
+            who = row.key.recipient or "-"
+            error = f"  ({row.last_error})" if row.last_error and row.status != "sent" else ""
+            click.echo(
+                f"  {show_time(row.updated_at, tz)}  {row.status:<9} {row.key.draft_key} -> "
+                f"{row.key.target} {who}{error}"
+            )
 
 
 def _check_names(config: Config, channels: tuple[str, ...], targets: tuple[str, ...]) -> None:

@@ -248,6 +248,18 @@ class ScheduleSettings(Strict):
         )
 
 
+def _mismatch(channel: EmailChannel | SocialChannel, target: BaseModel) -> str | None:
+    """Why a target cannot deliver what a channel makes, or None."""
+    kind = getattr(target, "type", "")
+    if isinstance(channel, SocialChannel) and kind == "smtp":
+        return "is an smtp target, which sends email (expected an outbox, webhook or linkedin target)"
+    if isinstance(channel, EmailChannel) and kind == "linkedin":
+        return "is a linkedin target, which posts (expected an outbox, smtp or webhook target)"
+    if isinstance(channel, EmailChannel) and kind == "outbox" and not target.recipients:
+        return "is an outbox without recipients (expected targets.<name>.recipients for an email channel)"
+    return None
+
+
 class Config(Strict):
     """The whole config. `root` is the folder relative paths were resolved against."""
 
@@ -270,6 +282,9 @@ class Config(Strict):
                     raise ValueError(
                         f"channels.{name}.targets: {target!r} is not a target (expected one of: {known})"
                     )
+                problem = _mismatch(channel, self.targets[target])
+                if problem:
+                    raise ValueError(f"channels.{name}.targets: {target!r} {problem}")
         return self
 
     @property

@@ -200,6 +200,15 @@ class Ledger:
             select(deliveries).where(deliveries.c.status == "unknown").order_by(deliveries.c.updated_at)
         )
 
+    def sent_draft_keys(self, channel: str, target: str) -> set[str]:
+        """Drafts of a channel that went out on a target (at least one message sent): the
+        planner reads it to know where the next digest's window starts."""
+        c = deliveries.c
+        query = (
+            select(c.draft_key).where(c.channel == channel, c.target == target, c.status == "sent").distinct()
+        )
+        return {row.draft_key for row in self._rows(query)}
+
     def counts(self) -> dict[tuple[str, str], dict[str, int]]:
         """(channel, target) -> {status: rows}."""
         c = deliveries.c

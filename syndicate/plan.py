@@ -171,9 +171,9 @@ def _due_digest(
     settings = config.channels[channel]
     tz = config.site.tz
     end = latest_digest_end(settings.schedule, tz, now)
+    # The latest digest is planned even when the ledger has sent some of it: a run that stopped
+    # part-way must finish the list (the ledger skips those who have it).
     sent = sent_keys(channel, target) if sent_keys else set()
-    if digest_key(channel, end, tz) in sent:
-        return []
     earliest = min(a.publish_date for a in published)
     start = digest_window(settings.schedule, tz, end)[0]
     while start > earliest and digest_key(channel, start, tz) not in sent:
