@@ -59,14 +59,29 @@ def cli(ctx: click.Context, config_path: Path) -> None:
     ctx.obj = config_path
 
 
+def _use_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.find_root().obj = value
+
+
+config_option = click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    expose_value=False,
+    callback=_use_config,
+    help="Config file (also accepted before the command).",
+)
+
+
 def _config(ctx: click.Context) -> Config:
-    return load_config(ctx.obj)
+    return load_config(ctx.find_root().obj)
 
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
 @click.option("--json", "as_json", is_flag=True, help="Print problems as JSON.")
+@config_option
 @click.pass_context
 @_fail_cleanly
 def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json: bool) -> None:
@@ -120,6 +135,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json:
 @click.option(
     "--port", type=click.IntRange(0, 65535), help="Port for --serve (default 8000; 0: any free one)."
 )
+@config_option
 @click.pass_context
 @_fail_cleanly
 def preview(
@@ -165,6 +181,7 @@ def preview(
 @click.option("--channel", "channels", multiple=True, help="Only this channel (repeatable).")
 @click.option("--target", "targets", multiple=True, help="Only this target (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the queue as JSON.")
+@config_option
 @click.pass_context
 @_fail_cleanly
 def queue(
@@ -216,6 +233,7 @@ def queue(
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Dry-run folder.")
 @click.option("--resend", is_flag=True, help="Send again what the ledger says already went out.")
 @click.option("-v", "--verbose", is_flag=True, help="List recipients' addresses too.")
+@config_option
 @click.pass_context
 @_fail_cleanly
 def send(
@@ -327,6 +345,7 @@ def _print_summary(outcome) -> None:
 
 @cli.command()
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Recent rows shown.")
+@config_option
 @click.pass_context
 @_fail_cleanly
 def status(ctx: click.Context, limit: int) -> None:

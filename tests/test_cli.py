@@ -106,3 +106,9 @@ def test_queue_rejects_unknown_channel(site):
     result = CliRunner().invoke(cli, ["--config", str(site.config_path), "queue", "--channel", "nope"])
     assert result.exit_code == 2
     assert "--channel nope: no such name in config" in result.output
+
+
+def test_config_option_after_the_command_too(site):
+    site.article("ok.md", "---\ntitle: T\npublish_date: '2024-01-01'\n---\nb\n")
+    result = CliRunner().invoke(cli, ["validate", "--config", str(site.config_path)])
+    assert result.exit_code == 0 and "1 article(s) ok" in result.output
