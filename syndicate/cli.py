@@ -336,7 +336,9 @@ def _print_summary(outcome) -> None:
                 f"note: {report.recovered} message(s) were in flight when an earlier run stopped: "
                 "marked unknown, not resent (see syndicate status)"
             )
-        if report.paused:
+        if report.error:
+            click.echo(f"error: {report.error}; {report.pending} message(s) left pending for the next run")
+        elif report.paused:
             click.echo(f"paused: {planned.target} refused too many in a row; run send again to resume")
         for result in report.problems:
             who = result.key.recipient or result.key.draft_key

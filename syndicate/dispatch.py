@@ -41,6 +41,7 @@ class Report:
     recovered: int = 0
     paused: bool = False
     problems: list[Result] = field(default_factory=list)
+    error: str = ""  # why the target could not be used at all, if it could not
 
     @property
     def ok(self) -> bool:
