@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -217,18 +218,57 @@ class SmtpTarget(Strict):
     retry_delay: float = Field(default=60.0, ge=0)
 
 
+LINKEDIN_POSTS_URL = "https://api.linkedin.com/rest/posts"
+
+
 class WebhookTarget(Strict):
     type: Literal["webhook", "slack", "discord", "linkedin"]
     url: str
     secret: SecretStr | None = None
-    token: SecretStr | None = None
-    author: str | None = None
+    token: SecretStr | None = Field(default=None, validate_default=True)
+    author: str | None = Field(default=None, validate_default=True)
+    # The Posts API version (YYYYMM) sent as LinkedIn-Version; LinkedIn retires versions after a year.
+    linkedin_version: str = "202610"
     timeout: float = Field(default=10.0, gt=0)
     retries: int = Field(default=5, ge=0)
     verify_tls: bool = True
     local: bool = False
 
     _url = field_validator("url")(lambda v: _check_http_url(v))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _linkedin_url(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("type") == "linkedin" and "url" not in data:
+            return {**data, "url": LINKEDIN_POSTS_URL}
+        return data
+
+    @field_validator("linkedin_version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> str:
+        text = str(value).strip()
+        if not re.fullmatch(r"20\d{2}(0[1-9]|1[0-2])", text):
+            raise ValueError(f"{_short(value)} is not a LinkedIn API version (expected YYYYMM, e.g. 202610)")
+        return text
+
+    @field_validator("author")
+    @classmethod
+    def _author(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("type") == "linkedin" and not re.fullmatch(
+            r"urn:li:(person|organization):\S+", value or ""
+        ):
+            what = "is missing" if value is None else f"{_short(value)} is not an author URN"
+            raise ValueError(
+                f"{what} (expected urn:li:person:<id> or urn:li:organization:<id> for a linkedin target)"
+            )
+        return value
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if info.data.get("type") == "linkedin" and not (value and value.get_secret_value()):
+            raise ValueError("is missing or empty (expected an access token, e.g. ${LINKEDIN_TOKEN})")
+        return value
 
 
 Target = Annotated[OutboxTarget | SmtpTarget | WebhookTarget, Field(discriminator="type")]

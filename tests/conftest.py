@@ -7,9 +7,10 @@ import shutil
 import socket
 import textwrap
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,50 @@ def smtp_sink() -> Iterator[tuple[SmtpSink, int]]:
     sink = SmtpSink()
     with running_sink(sink) as controller:
         yield sink, controller.port
+
+
+class Receiver(ThreadingHTTPServer):
+    """An HTTP server on 127.0.0.1 that records each POST and answers from a script, then 200.
+
+    A scripted reply is (status, headers) or (status, headers, body bytes).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _ReceiverHandler)
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.methods: list[str] = []
+        self.replies: deque[tuple] = deque()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hooks/abc"
+
+
+class _ReceiverHandler(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.methods.append(self.command)
+        self.server.requests.append((self.path, dict(self.headers), body))
+        status, headers, *rest = self.server.replies.popleft() if self.server.replies else (200, {})
+        answer = rest[0] if rest else b""
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from standardwebhooks import Webhook
@@ -20,46 +17,6 @@ from .sample_mail import email_for
 
 SECRET = "whsec_" + base64.b64encode(b"a-test-secret-of-24-bytes").decode()
 PAYLOAD = {"text": "New article: <Tides> & currents", "link": "https://example.com/articles/tides/"}
-
-
-class Receiver(ThreadingHTTPServer):
-    """Records each request and answers from a script of (status, headers); then 200."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.requests: list[tuple[str, dict[str, str], bytes]] = []
-        self.replies: deque[tuple[int, dict[str, str]]] = deque()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hooks/abc"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.requests.append((self.path, dict(self.headers), body))
-        status, headers = self.server.replies.popleft() if self.server.replies else (200, {})
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 def webhook(site, url: str, kind: str = "webhook", **options):

@@ -115,4 +115,4 @@ def make_target(name: str, config: Config, dry_run_dir: Path | None = None) -> T
 
 
 def _load_builtin_types() -> None:
-    from . import outbox, smtp, webhook  # noqa: F401  (each registers its types on import)
+    from . import linkedin, outbox, smtp, webhook  # noqa: F401  (each registers its types on import)

@@ -3,7 +3,7 @@
 Bodies are signed by the Standard Webhooks scheme (`webhook-id`, `webhook-timestamp`,
 `webhook-signature` = v1 + base64 HMAC-SHA256 of "id.timestamp.body" under a `whsec_` secret),
 so receivers verify them with the standard libraries. Connection errors, 5xx and 429 are
-retried here with exponential backoff and jitter (Retry-After honoured); other 4xx are not.
+retried (`http_post`) with exponential backoff and jitter (Retry-After honoured); other 4xx are not.
 A message still refused after the retries stays `retry` in the ledger for the next run.
 Incoming-webhook URLs are secrets themselves: no error message ever includes the URL.
 """
@@ -15,23 +15,19 @@ import binascii
 import hashlib
 import hmac
 import json
-import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
-from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
-from .. import __version__
 from ..config import Config, WebhookTarget
 from ..errors import DeliveryError
 from . import Message, Pacing, Result, register
+from .http_post import http_session, post_with_retries, require_https
 
-MAX_WAIT = 300.0
 DISCORD_LIMIT = 2000
 
 
@@ -43,17 +39,12 @@ class WebhookDelivery:
         self.settings = settings
         self.sleep = sleep
         self.pacing = Pacing(max_attempts=1)
-        if urlsplit(settings.url).scheme != "https" and not settings.local:
-            raise DeliveryError(
-                f"targets.{name}.url: is not https "
-                "(expected https://..., or local: true for a server on this machine)"
-            )
+        require_https(name, settings)
         self.secret = _decode_secret(name, settings) if settings.secret else None
 
     @contextmanager
     def open(self) -> Iterator[WebhookConnection]:
-        with requests.Session() as session:
-            session.headers["User-Agent"] = f"syndicate/{__version__}"
+        with http_session() as session:
             yield WebhookConnection(self, session)
 
     def body(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -78,10 +69,8 @@ class WebhookConnection:
             payload = email_as_dict(payload)
         body = json.dumps(d.body(payload), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         message_id = f"msg_{message.key.digest()}"
-        problem, wait = "", 0.0
-        for attempt in range(d.settings.retries + 1):
-            if attempt:
-                d.sleep(wait)
+
+        def headers() -> dict[str, str]:
             headers = {"Content-Type": "application/json"}
             if d.secret is not None:
                 timestamp = int(time.time())
@@ -92,29 +81,15 @@ class WebhookConnection:
                         "webhook-signature": sign(d.secret, message_id, timestamp, body),
                     }
                 )
-            wait = _backoff(attempt)
-            try:
-                response = self.session.post(
-                    d.settings.url,
-                    data=body,
-                    headers=headers,
-                    timeout=d.settings.timeout,
-                    verify=d.settings.verify_tls,
-                    allow_redirects=False,
-                )
-            except requests.RequestException as exc:
-                problem = f"cannot reach the receiver ({type(exc).__name__})"
-                continue
-            status = response.status_code
-            if 200 <= status < 300:
-                return Result(message.key, "sent", f"HTTP {status}")
-            problem = f"HTTP {status} {response.reason or ''}".strip()
-            if status != 429 and status < 500:
-                return Result(message.key, "failed", problem)
-            retry_after = _retry_after(response.headers.get("Retry-After"))
-            if retry_after is not None:
-                wait = retry_after
-        return Result(message.key, "retry", f"{problem} after {d.settings.retries + 1} attempts")
+            return headers
+
+        answer = post_with_retries(self.session, d.settings, body, headers, d.sleep)
+        if isinstance(answer, str):
+            return Result(message.key, "retry", answer)
+        status = answer.status_code
+        if 200 <= status < 300:
+            return Result(message.key, "sent", f"HTTP {status}")
+        return Result(message.key, "failed", f"HTTP {status} {answer.reason or ''}".strip())
 
 
 def sign(secret: bytes, message_id: str, timestamp: int, body: bytes) -> str:
@@ -164,24 +139,6 @@ def _decode_secret(name: str, settings: WebhookTarget) -> bytes:
 def _slack_escape(text: str) -> str:
     """Slack reads &, < and > as markup (links, mentions); user text must arrive as text."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _backoff(attempt: int) -> float:
-    return min(2.0**attempt, 60.0) * random.uniform(0.5, 1.0)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (seconds or an HTTP date), capped."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return min(float(value), MAX_WAIT)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return min(max(when.timestamp() - time.time(), 0.0), MAX_WAIT)
 
 
 @register("webhook", "slack", "discord")

@@ -1,0 +1,96 @@
+"""HTTP POSTs for the webhook-shaped targets (webhook, slack, discord, linkedin), retried alike.
+
+Connection errors, 5xx and 429 are retried with exponential backoff and jitter (Retry-After
+honoured, capped); any other answer is final and left to the target to read. Problems name the
+exception type or status only, never the URL or headers: both may hold secrets.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import requests
+
+from .. import __version__
+from ..config import WebhookTarget
+from ..errors import DeliveryError
+
+MAX_WAIT = 300.0
+
+
+def require_https(name: str, settings: WebhookTarget) -> None:
+    """Plain http would carry tokens and signed bodies in the clear: only allowed when local."""
+    if urlsplit(settings.url).scheme != "https" and not settings.local:
+        raise DeliveryError(
+            f"targets.{name}.url: is not https "
+            "(expected https://..., or local: true for a server on this machine)"
+        )
+
+
+@contextmanager
+def http_session() -> Iterator[requests.Session]:
+    """One keep-alive session per batch."""
+    with requests.Session() as session:
+        session.headers["User-Agent"] = f"syndicate/{__version__}"
+        yield session
+
+
+def post_with_retries(
+    session: requests.Session,
+    settings: WebhookTarget,
+    body: bytes,
+    headers: Callable[[], dict[str, str]],
+    sleep: Callable[[float], None],
+) -> requests.Response | str:
+    """The receiver's final answer, or (as a string) why none came after all the retries.
+
+    `headers` is called before each attempt, so per-attempt values (a signature timestamp) stay fresh.
+    """
+    problem, wait = "", 0.0
+    for attempt in range(settings.retries + 1):
+        if attempt:
+            sleep(wait)
+        wait = _backoff(attempt)
+        try:
+            response = session.post(
+                settings.url,
+                data=body,
+                headers=headers(),
+                timeout=settings.timeout,
+                verify=settings.verify_tls,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            problem = f"cannot reach the receiver ({type(exc).__name__})"
+            continue
+        status = response.status_code
+        if status != 429 and status < 500:
+            return response
+        problem = f"HTTP {status} {response.reason or ''}".strip()
+        retry_after = _retry_after(response.headers.get("Retry-After"))
+        if retry_after is not None:
+            wait = retry_after
+    return f"{problem} after {settings.retries + 1} attempts"
+
+
+def _backoff(attempt: int) -> float:
+    return min(2.0**attempt, 60.0) * random.uniform(0.5, 1.0)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_WAIT)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return min(max(when.timestamp() - time.time(), 0.0), MAX_WAIT)

@@ -1,0 +1,133 @@
+"""The `linkedin` target: a social post as an article share through the LinkedIn Posts API.
+
+One POST per post to /rest/posts with a Bearer token, the `LinkedIn-Version` and Rest.li 2.0
+headers; the commentary is little text (reserved characters escaped, hashtags as templates) so
+LinkedIn neither cuts the post short nor drops its tags. LinkedIn answers 201 with the new post's
+URN in `x-restli-id`. Retries are the webhook's (`http_post`); the token never reaches a message.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from email.message import EmailMessage
+from typing import Any
+
+import requests
+
+from ..compose.littletext import little_text
+from ..config import Config, WebhookTarget
+from . import Message, Pacing, Result, register
+from .http_post import http_session, post_with_retries, require_https
+
+RESTLI_PROTOCOL = "2.0.0"
+# LinkedIn's error `message` is quoted in results up to this many characters.
+MESSAGE_CHARS = 300
+
+
+class LinkedInDelivery:
+    def __init__(
+        self, name: str, settings: WebhookTarget, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.sleep = sleep
+        self.pacing = Pacing(max_attempts=1)
+        require_https(name, settings)
+
+    @contextmanager
+    def open(self) -> Iterator[LinkedInConnection]:
+        with http_session() as session:
+            assert self.settings.token is not None  # config requires it for linkedin targets
+            session.headers.update(
+                {
+                    "Authorization": f"Bearer {self.settings.token.get_secret_value()}",
+                    "LinkedIn-Version": self.settings.linkedin_version,
+                    "X-Restli-Protocol-Version": RESTLI_PROTOCOL,
+                }
+            )
+            yield LinkedInConnection(self, session)
+
+
+class LinkedInConnection:
+    def __init__(self, delivery: LinkedInDelivery, session: requests.Session) -> None:
+        self.delivery = delivery
+        self.session = session
+
+    def send(self, message: Message) -> Result:
+        d = self.delivery
+        payload = message.build()
+        if isinstance(payload, EmailMessage) or payload.get("kind") == "email":
+            return Result(
+                message.key,
+                "failed",
+                f"targets.{d.name}: a linkedin target posts social posts only (got an email)",
+            )
+        if not payload.get("text") or not payload.get("link"):
+            return Result(
+                message.key, "failed", f"targets.{d.name}: not a social post (expected text and link)"
+            )
+        body = json.dumps(post_body(payload, d.settings.author or ""), ensure_ascii=False).encode("utf-8")
+        answer = post_with_retries(
+            self.session, d.settings, body, lambda: {"Content-Type": "application/json"}, d.sleep
+        )
+        if isinstance(answer, str):
+            return Result(message.key, "retry", answer)
+        status = answer.status_code
+        if 200 <= status < 300:
+            return Result(message.key, "sent", answer.headers.get("x-restli-id") or f"HTTP {status}")
+        said = _linkedin_message(answer, d.settings.token.get_secret_value() if d.settings.token else "")
+        if status in (401, 403):
+            problem = (
+                f"HTTP {status}: LinkedIn refused the access token of targets.{d.name} "
+                "(expired, revoked or without the w_member_social / w_organization_social scope)"
+            )
+        elif status == 426:
+            problem = (
+                f"HTTP 426: LinkedIn-Version {d.settings.linkedin_version} is no longer served "
+                f"(set targets.{d.name}.linkedin_version to a recent YYYYMM)"
+            )
+        else:
+            problem = f"HTTP {status} {answer.reason or ''}".strip()
+        return Result(message.key, "failed", f"{problem}: {said}" if said else problem)
+
+
+def post_body(post: dict[str, Any], author: str) -> dict[str, Any]:
+    """The Posts API request for a `SocialPost.as_dict()`: an article share with little-text commentary."""
+    article = post.get("article") or {}
+    content: dict[str, Any] = {"source": post["link"], "title": str(article.get("title") or post["link"])}
+    if article.get("description"):
+        content["description"] = str(article["description"])
+    return {
+        "author": author,
+        "commentary": little_text(post["text"], post.get("hashtags") or ()),
+        "visibility": "PUBLIC",
+        "distribution": {
+            "feedDistribution": "MAIN_FEED",
+            "targetEntities": [],
+            "thirdPartyDistributionChannels": [],
+        },
+        "content": {"article": content},
+        "lifecycleState": "PUBLISHED",
+        "isReshareDisabledByAuthor": False,
+    }
+
+
+def _linkedin_message(response: requests.Response, token: str) -> str:
+    """LinkedIn's own `message` from an error body, on one line, short, and never with the token."""
+    try:
+        said = response.json().get("message")
+    except (ValueError, AttributeError):
+        return ""
+    if not isinstance(said, str):
+        return ""
+    if token:
+        said = said.replace(token, "[token]")
+    return " ".join(said.split())[:MESSAGE_CHARS]
+
+
+@register("linkedin")
+def _linkedin(name: str, settings: Any, config: Config) -> LinkedInDelivery:
+    return LinkedInDelivery(name, settings)

@@ -1,0 +1,248 @@
+"""The linkedin target against a real HTTP server on 127.0.0.1 standing in for the Posts API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+import pytest
+
+from syndicate.compose.littletext import RESERVED, unescape_little_text
+from syndicate.compose.social import SocialPost, compose_post
+from syndicate.config import LINKEDIN_POSTS_URL, load_config
+from syndicate.content import load_articles
+from syndicate.deliver import Message, MessageKey, make_target
+from syndicate.dispatch import dispatch
+from syndicate.errors import ConfigError, DeliveryError
+from syndicate.ledger import Ledger, sqlite_url
+
+from .conftest import DATA
+from .sample_mail import email_for
+
+TOKEN = "AQX-test-token-7f3a9c"
+AUTHOR = "urn:li:organization:123"
+
+
+@pytest.fixture
+def post(site) -> SocialPost:
+    site.data["content"] = {"dir": str(DATA / "linkedin")}
+    config = site.config()
+    loaded = load_articles(config)
+    assert [p for p in loaded.problems if p.severity == "error"] == []
+    post, problems = compose_post(loaded.articles[0], "linkedin", config)
+    assert post is not None, problems
+    return post
+
+
+def linkedin(site, url: str, monkeypatch, **options):
+    monkeypatch.setenv("LINKEDIN_TOKEN", TOKEN)
+    settings = {"type": "linkedin", "url": url, "local": True, "author": AUTHOR, "token": "${LINKEDIN_TOKEN}"}
+    site.data["targets"]["li"] = {**settings, **options}
+    target = make_target("li", site.config())
+    target.slept = []
+    target.sleep = target.slept.append  # record the waits instead of waiting
+    return target
+
+
+def message(payload) -> Message:
+    return Message(MessageKey("linkedin", "li", "tides", ""), "h1", lambda: payload)
+
+
+def send(target, payload):
+    with target.open() as connection:
+        return connection.send(message(payload))
+
+
+def test_the_request_is_a_posts_api_article_share(site, receiver, monkeypatch, post):
+    assert set(RESERVED) <= set(post.text)  # the article puts every reserved character in the text
+    receiver.replies.append((201, {"x-restli-id": "urn:li:share:7001"}))
+    result = send(linkedin(site, receiver.url, monkeypatch), post.as_dict())
+    assert (result.outcome, result.detail) == ("sent", "urn:li:share:7001")
+
+    ((path, headers, raw),) = receiver.requests
+    assert receiver.methods == ["POST"] and path == "/hooks/abc"
+    port = receiver.server_address[1]
+    assert {k.lower(): v for k, v in headers.items()} == {
+        "host": f"127.0.0.1:{port}",
+        "user-agent": headers["User-Agent"],
+        "accept-encoding": "gzip, deflate",
+        "accept": "*/*",
+        "connection": "keep-alive",
+        "authorization": f"Bearer {TOKEN}",
+        "linkedin-version": "202610",
+        "x-restli-protocol-version": "2.0.0",
+        "content-type": "application/json",
+        "content-length": str(len(raw)),
+    }
+    assert headers["User-Agent"].startswith("syndicate/")
+    body = json.loads(raw)
+    commentary = body.pop("commentary")
+    assert body == {
+        "author": AUTHOR,
+        "visibility": "PUBLIC",
+        "distribution": {
+            "feedDistribution": "MAIN_FEED",
+            "targetEntities": [],
+            "thirdPartyDistributionChannels": [],
+        },
+        "content": {
+            "article": {
+                "source": post.link,
+                "title": post.article.title,
+                "description": post.article.description,
+            }
+        },
+        "lifecycleState": "PUBLISHED",
+        "isReshareDisabledByAuthor": False,
+    }
+    assert unescape_little_text(commentary) == post.text
+    for tag in post.hashtags:
+        assert "{hashtag|\\#|" + tag.lstrip("#") + "}" in commentary
+    # Outside hashtag templates, every reserved character arrives escaped.
+    bare = re.sub(r"\\.", "", re.sub(r"\{hashtag\|\\#\|\w+\}", "", commentary))
+    assert not set(bare) & set(RESERVED)
+
+
+def test_429_is_retried_after_retry_after_then_sent(site, receiver, monkeypatch, post):
+    receiver.replies.extend([(429, {"Retry-After": "3"}), (201, {"x-restli-id": "urn:li:share:7002"})])
+    target = linkedin(site, receiver.url, monkeypatch)
+    result = send(target, post.as_dict())
+    assert (result.outcome, result.detail) == ("sent", "urn:li:share:7002")
+    assert target.slept == [3] and len(receiver.requests) == 2
+    assert receiver.requests[0][2] == receiver.requests[1][2]
+
+
+def test_5xx_until_the_retries_run_out_leaves_it_for_the_next_run(site, receiver, monkeypatch, post):
+    receiver.replies.extend([(503, {})] * 2)
+    target = linkedin(site, receiver.url, monkeypatch, retries=1)
+    result = send(target, post.as_dict())
+    assert (result.outcome, result.detail) == ("retry", "HTTP 503 Service Unavailable after 2 attempts")
+    assert len(target.slept) == 1
+
+
+def test_401_is_reported_without_the_token(site, receiver, monkeypatch, post, caplog, capsys, tmp_path):
+    caplog.set_level(logging.DEBUG)
+    echo = json.dumps({"status": 401, "message": f"Invalid access token {TOKEN}"}).encode()
+    receiver.replies.append((401, {"Content-Type": "application/json"}, echo))
+    target = linkedin(site, receiver.url, monkeypatch)
+    with Ledger(sqlite_url(tmp_path / "ledger.sqlite")) as ledger:
+        report = dispatch([message(post.as_dict())], target, ledger)
+    assert report.failed == 1 and len(receiver.requests) == 1 and target.slept == []
+    with target.open() as connection:
+        receiver.replies.append((401, {"Content-Type": "application/json"}, echo))
+        result = connection.send(message(post.as_dict()))
+    assert result.outcome == "failed" and "\n" not in result.detail
+    assert result.detail.startswith("HTTP 401: LinkedIn refused the access token of targets.li")
+    assert "Invalid access token [token]" in result.detail
+    captured = capsys.readouterr()
+    for where in (result.detail, caplog.text, captured.out, captured.err, repr(target.settings)):
+        assert TOKEN not in where
+    assert TOKEN.encode() not in (tmp_path / "ledger.sqlite").read_bytes()
+
+
+def test_other_4xx_fails_with_linkedins_message(site, receiver, monkeypatch, post):
+    said = {"status": 422, "message": "ERROR :: /commentary :: is too long", "code": "UNPROCESSABLE_ENTITY"}
+    receiver.replies.append((422, {"Content-Type": "application/json"}, json.dumps(said).encode()))
+    target = linkedin(site, receiver.url, monkeypatch)
+    result = send(target, post.as_dict())
+    assert result.outcome == "failed" and target.slept == []
+    assert result.detail == "HTTP 422 Unprocessable Entity: ERROR :: /commentary :: is too long"
+
+
+def test_a_retired_version_says_which_key_to_bump(site, receiver, monkeypatch, post):
+    receiver.replies.append((426, {}, b'{"status":426,"message":"Requested version 20230101 is not active"}'))
+    result = send(linkedin(site, receiver.url, monkeypatch, linkedin_version=202301), post.as_dict())
+    assert result.outcome == "failed"
+    assert result.detail.startswith("HTTP 426: LinkedIn-Version 202301 is no longer served")
+    assert len(receiver.requests) == 1  # a 426 is not retried
+    assert receiver.requests[0][1]["LinkedIn-Version"] == "202301"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [email_for("a@example.org"), {"kind": "email", "subject": "Weekly", "text": "x", "link": "https://e.x/"}],
+    ids=["EmailMessage", "email-dict"],
+)
+def test_email_is_refused_without_a_request(site, receiver, monkeypatch, payload):
+    result = send(linkedin(site, receiver.url, monkeypatch), payload)
+    assert result.outcome == "failed"
+    assert result.detail == "targets.li: a linkedin target posts social posts only (got an email)"
+    assert receiver.requests == []
+
+
+def test_plain_http_is_refused_unless_local(site, monkeypatch):
+    monkeypatch.setenv("LINKEDIN_TOKEN", TOKEN)
+    site.data["targets"]["li"] = {
+        "type": "linkedin",
+        "url": "http://api.example.com/rest/posts",
+        "author": AUTHOR,
+        "token": "${LINKEDIN_TOKEN}",
+    }
+    with pytest.raises(DeliveryError, match=r"^targets.li.url: is not https"):
+        make_target("li", site.config())
+
+
+def test_the_url_defaults_to_the_posts_api(site, monkeypatch):
+    monkeypatch.setenv("LINKEDIN_TOKEN", TOKEN)
+    site.data["targets"]["li"] = {"type": "linkedin", "author": AUTHOR, "token": "${LINKEDIN_TOKEN}"}
+    settings = site.config().targets["li"]
+    assert settings.url == LINKEDIN_POSTS_URL == "https://api.linkedin.com/rest/posts"
+    assert settings.linkedin_version == "202610"
+    site.data["targets"]["hook"] = {"type": "webhook"}  # other types still need a url
+    with pytest.raises(ConfigError, match=r"targets.hook.url: is missing"):
+        site.config()
+
+
+@pytest.mark.parametrize(
+    ("settings", "error"),
+    [
+        ({"token": "${LINKEDIN_TOKEN}"}, r"targets\.li\.author: is missing \(expected urn:li:person:<id>"),
+        (
+            {"token": "${LINKEDIN_TOKEN}", "author": "Robin"},
+            r"targets\.li\.author: 'Robin' is not an author URN",
+        ),
+        ({"author": AUTHOR}, r"targets\.li\.token: is missing or empty \(expected an access token"),
+        (
+            {"token": "${LINKEDIN_TOKEN}", "author": AUTHOR, "linkedin_version": "Oct 2025"},
+            r"targets\.li\.linkedin_version: 'Oct 2025' is not a LinkedIn API version \(expected YYYYMM",
+        ),
+    ],
+    ids=["no-author", "bad-author", "no-token", "bad-version"],
+)
+def test_config_mistakes_are_one_line_errors(site, monkeypatch, settings, error):
+    monkeypatch.setenv("LINKEDIN_TOKEN", TOKEN)
+    site.data["targets"]["li"] = {"type": "linkedin", **settings}
+    with pytest.raises(ConfigError, match=error) as caught:
+        load_config(site.write_config())
+    assert "\n" not in str(caught.value) and TOKEN not in str(caught.value)
+
+
+def test_an_unset_token_variable_is_named(site, monkeypatch):
+    monkeypatch.delenv("LINKEDIN_TOKEN", raising=False)
+    site.data["targets"]["li"] = {"type": "linkedin", "author": AUTHOR, "token": "${LINKEDIN_TOKEN}"}
+    with pytest.raises(
+        ConfigError, match=r"config.yaml: targets.li.token: environment variable LINKEDIN_TOKEN is not set"
+    ):
+        load_config(site.write_config())
+
+
+def test_dispatch_posts_once(site, receiver, monkeypatch, post, tmp_path):
+    receiver.replies.append((201, {"x-restli-id": "urn:li:share:7003"}))
+    target = linkedin(site, receiver.url, monkeypatch)
+    msg = Message(MessageKey("linkedin", "li", post.key, ""), post.content_hash, post.as_dict)
+    with Ledger(sqlite_url(tmp_path / "ledger.sqlite")) as ledger:
+        assert dispatch([msg], target, ledger).sent == 1
+        assert dispatch([msg], target, ledger).skipped == 1
+    assert len(receiver.requests) == 1
+
+
+def test_an_email_channel_cannot_target_linkedin(site, monkeypatch):
+    monkeypatch.setenv("LINKEDIN_TOKEN", TOKEN)
+    site.data["targets"]["li"] = {"type": "linkedin", "author": AUTHOR, "token": "${LINKEDIN_TOKEN}"}
+    site.data["channels"]["weekly"]["targets"] = ["li"]
+    with pytest.raises(
+        ConfigError,
+        match=r"config.yaml: channels.weekly.targets: 'li' is a linkedin target, which posts",
+    ):
+        site.config()
