@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
+import subprocess
 import textwrap
 import threading
 from collections import Counter, deque
@@ -217,3 +218,29 @@ def receiver() -> Iterator[Receiver]:
     yield server
     server.shutdown()
     server.server_close()
+
+
+# Headless Chromium as the browser tests run it: Debian's package, no network but loopback
+# (remote images fail at once instead of waiting), a fresh profile per call.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
+needs_chromium = pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="chromium is not installed (apt-get install chromium)"
+)
+
+
+def chromium(profile: Path, *args: str) -> str:
+    """Run chromium with the flags above and `args`; its stdout (e.g. --dump-dom)."""
+    command = ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout

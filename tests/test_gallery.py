@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -16,22 +15,10 @@ from syndicate.errors import TemplateError
 from syndicate.gallery import local_time, render_preview
 from syndicate.serve import start_server
 
-from .conftest import DATA, REPO
+from .conftest import DATA, REPO, chromium, needs_chromium
 
 NOW = datetime(2024, 3, 6, 12, 0, tzinfo=UTC)
 SCREENSHOTS = REPO / "artifacts" / "gallery"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # Only loopback resolves: remote hero images fail at once instead of waiting on a network.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
 # Added to a copy of the gallery by the browser test only: which images loaded, in the page and its frames.
 IMAGE_CHECK = """<script>
 window.addEventListener("load", () => {
@@ -208,9 +195,7 @@ def test_a_broken_gallery_template_is_a_template_error(email_site, tmp_path):
         render_preview(email_site.config(), None, None, tmp_path, NOW)
 
 
-@pytest.mark.skipif(
-    shutil.which("chromium") is None, reason="chromium is not installed (apt-get install chromium)"
-)
+@needs_chromium
 def test_example_gallery_in_headless_chromium(tmp_path):
     """The repository's example content: every draft shown, local images load, screenshots written."""
     config = load_config(REPO / "config.yaml")
@@ -221,13 +206,14 @@ def test_example_gallery_in_headless_chromium(tmp_path):
     server = start_server(out, 0)
     try:
         base = f"http://127.0.0.1:{server.server_port}"
-        common = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
-        dom = _chromium([*common, "--dump-dom", f"{base}/check.html"])
+        dom = chromium(tmp_path / "profile", "--dump-dom", f"{base}/check.html")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         for name, size in (("desktop", "1280,3600"), ("mobile", "375,5200")):
             shot = SCREENSHOTS / f"{name}.png"
             shot.unlink(missing_ok=True)
-            _chromium([*common, f"--screenshot={shot}", f"--window-size={size}", f"{base}/index.html"])
+            chromium(
+                tmp_path / "profile", f"--screenshot={shot}", f"--window-size={size}", f"{base}/index.html"
+            )
             assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
     finally:
         server.shutdown()
@@ -253,9 +239,3 @@ def test_example_gallery_in_headless_chromium(tmp_path):
 
 def test_the_readme_names_the_screenshot_folder():
     assert "`artifacts/gallery/`" in (REPO / "README.md").read_text(encoding="utf-8")
-
-
-def _chromium(args: list[str]) -> str:
-    done = subprocess.run(["chromium", *args], capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout

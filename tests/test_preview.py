@@ -6,7 +6,6 @@ import email
 import json
 import re
 import shutil
-import subprocess
 from email import policy
 from html.parser import HTMLParser
 from pathlib import Path
@@ -20,19 +19,9 @@ from syndicate.content import load_articles
 from syndicate.errors import ConfigError
 from syndicate.preview import PREVIEW_RECIPIENT, preview
 
-from .conftest import REPO
+from .conftest import REPO, chromium, needs_chromium
 
 ARTIFACTS = REPO / "artifacts"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def test_preview_writes_html_text_and_eml_for_every_email_draft(email_site, tmp_path):
@@ -218,16 +207,13 @@ class _Visible(HTMLParser):
         return " ".join(" ".join(self.parts).split())
 
 
-@pytest.mark.skipif(
-    shutil.which("chromium") is None, reason="chromium is not installed (apt-get install chromium)"
-)
+@needs_chromium
 def test_sample_digest_in_headless_chromium_shows_every_title_and_cta(email_site, tmp_path):
     shutil.copy(REPO / "tests" / "data" / "email" / "hostile" / "hostile-title.md", email_site.content)
     config = email_site.config()
     (item,) = preview(config, channel="weekly", out_dir=tmp_path / "preview")
     url = item.files[0].resolve().as_uri()
-    common = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = _chromium([*common, "--dump-dom", url])
+    dom = chromium(tmp_path / "profile", "--dump-dom", url)
     visible = _Visible(dom).text
     articles = [a for a in load_articles(config).articles if not a.draft]
     assert len(articles) == 5
@@ -241,14 +227,8 @@ def test_sample_digest_in_headless_chromium_shows_every_title_and_cta(email_site
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "digest-preview.png"
     screenshot.unlink(missing_ok=True)
-    _chromium([*common, f"--screenshot={screenshot}", "--window-size=700,3000", url])
+    chromium(tmp_path / "profile", f"--screenshot={screenshot}", "--window-size=700,3000", url)
     assert screenshot.stat().st_size > 10_000 and screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def _chromium(args: list[str]) -> str:
-    done = subprocess.run(["chromium", *args], capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
 
 
 def test_screenshot_artifacts_stay_out_of_git():
