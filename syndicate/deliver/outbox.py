@@ -11,11 +11,11 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from ..compose.mime import message_bytes
 from ..config import Config
 from ..errors import DeliveryError
 from . import Message, Pacing, Result, register
@@ -47,7 +47,7 @@ class OutboxConnection:
     def send(self, message: Message) -> Result:
         payload = message.build()
         if isinstance(payload, EmailMessage):
-            data, suffix = payload.as_bytes(policy=policy.SMTP), ".eml"
+            data, suffix = message_bytes(payload), ".eml"
         else:
             data, suffix = _json_bytes(payload), ".json"
         path = self.directory / (file_stem(message) + suffix)

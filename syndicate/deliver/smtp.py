@@ -14,11 +14,11 @@ import smtplib
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
-from email import policy
 from email.message import EmailMessage
 from email.utils import parseaddr
 from typing import Any
 
+from ..compose.mime import message_bytes
 from ..config import Config, SmtpTarget
 from ..errors import DeliveryError
 from . import Message, Pacing, Result, register
@@ -119,7 +119,7 @@ class SmtpConnection:
         payload = message.build()
         if not isinstance(payload, EmailMessage):
             return Result(message.key, "failed", "smtp targets deliver emails, not posts")
-        data = payload.as_bytes(policy=policy.SMTP)
+        data = message_bytes(payload)
         try:
             return self._transact(message, data)
         except _DROPPED:  # the server hung up (idle timeout, its own limit): once more on a new session
