@@ -227,6 +227,9 @@ def test_message_bytes_falls_back_to_the_stdlib_for_other_shapes(email_site):
     message.preamble = None
     raw = message_bytes(message)
     assert raw == message.as_bytes(policy=policy.SMTP) and b"\r\nX-Campaign: spring\r\n" in raw
+    message.get_payload()[0].set_payload("Plain\nlines, replaced after building.\n")
+    raw = message_bytes(message)
+    assert raw == message.as_bytes(policy=policy.SMTP) and b"Plain\r\nlines" in raw
 
 
 def test_sent_html_of_a_clipped_digest_stays_under_the_limit(email_site):
