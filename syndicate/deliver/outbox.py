@@ -2,6 +2,7 @@
 
 Email is written as `.eml` with CRLF line endings (what SMTP would carry), posts and webhook
 bodies as `.json`. Names are deterministic, so a re-run overwrites rather than piles up.
+A write that fails (a full disk) leaves no partial file, and the message pending for the next run.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -55,8 +56,10 @@ class OutboxConnection:
         try:
             temporary.write_bytes(data)
             os.replace(temporary, path)
-        except OSError as exc:
-            return Result(message.key, "failed", f"cannot write {path} ({exc.strerror})")
+        except OSError as exc:  # a full disk, most likely: nothing went out, so the next run tries again
+            with suppress(OSError):
+                temporary.unlink(missing_ok=True)
+            return Result(message.key, "retry", f"cannot write {path} ({exc.strerror})")
         return Result(message.key, "sent", str(path))
 
 
