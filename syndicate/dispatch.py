@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .deliver import Message, MessageKey, Pacing, Result, Target
-from .errors import SyndicateError
+from .errors import DeliveryError, SyndicateError
 from .ledger import Ledger
 
 UnknownPolicy = Literal["skip", "resend"]
@@ -59,26 +59,20 @@ def dispatch(
     sleep: Sleep = time.sleep,
     clock: Clock = time.monotonic,
 ) -> Report:
-    """Deliver `messages` through `target`; without a ledger (dry run) nothing is recorded."""
+    """Deliver `messages` through `target`; without a ledger (dry run) nothing is recorded.
+
+    A target that cannot be reached, or a ledger that refuses a write, stops this dispatch only:
+    the report says why (`error`) and counts what is left pending for the next run.
+    """
     report = Report(target.name)
-    if ledger is not None:
-        report.recovered = ledger.recover()
     due = _due(messages, ledger, resend, unknown, report)
-    first = next(due, None)
-    if first is None:  # nothing to do: do not even connect
-        return report
-    run = _Run(target.pacing, itertools.chain([first], due), ledger, report, on_result, sleep, clock)
-    workers = max(1, target.pacing.connections)
-    if workers == 1:
-        run.work(target)
-    else:
-        threads = [threading.Thread(target=run.work_guarded, args=(target,)) for _ in range(workers)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if run.error is not None:
-            raise run.error
+    run = _Run(target.pacing, due, ledger, report, on_result, sleep, clock)
+    try:
+        if ledger is not None:
+            report.recovered = ledger.recover()
+        run.drive(target)
+    except DeliveryError as exc:
+        report.error, report.paused = str(exc), True
     report.pending += run.left_over()
     return report
 
@@ -137,6 +131,24 @@ class _Run:
         self.in_a_row = 0
         self.next_slot = 0.0
         self.error: BaseException | None = None
+
+    def drive(self, target: Target) -> None:
+        """Work the queue on `pacing.connections` connections, opened only if something is due."""
+        first = next(self.due, None)
+        if first is None:
+            return
+        self.due = itertools.chain([first], self.due)
+        workers = max(1, self.pacing.connections)
+        if workers == 1:
+            self.work(target)
+            return
+        threads = [threading.Thread(target=self.work_guarded, args=(target,)) for _ in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if self.error is not None:
+            raise self.error
 
     def work_guarded(self, target: Target) -> None:
         try:
@@ -198,7 +210,12 @@ class _Run:
 
     def _send(self, connection, message: Message) -> Result:
         if self.ledger is not None:
-            self.ledger.mark_in_flight(message.key, message.content_hash)
+            try:
+                self.ledger.mark_in_flight(message.key, message.content_hash)
+            except DeliveryError:  # not recorded, so not sent: still due
+                with self.lock:
+                    self.report.pending += 1
+                raise
         try:
             return connection.send(message)
         except SyndicateError as exc:  # the payload could not be built (template, config)
@@ -210,9 +227,6 @@ class _Run:
 
     def _record(self, message: Message, attempt: int, result: Result) -> None:
         again = result.outcome == "retry" and attempt < self.pacing.max_attempts
-        status = "retry" if result.outcome == "retry" else result.outcome
-        if self.ledger is not None:
-            self.ledger.mark(message.key, status, result.detail or None)
         slow_down = 0.0
         with self.lock:
             report = self.report
@@ -234,6 +248,8 @@ class _Run:
                     report.paused = True
                 elif result.outcome == "retry" and self.in_a_row >= 2:
                     slow_down = self._backoff(self.in_a_row - 1)
+        if self.ledger is not None:  # counted first: if this write fails, the report still tells
+            self.ledger.mark(message.key, result.outcome, result.detail or None)
         if self.on_result is not None:
             self.on_result(result)
         if slow_down:

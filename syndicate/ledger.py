@@ -162,14 +162,15 @@ class Ledger:
 
     def mark_in_flight(self, key: MessageKey, content_hash: str) -> None:
         now = _now()
-        with self._lock, self._transaction():
-            row_id = self._row_id(key)
-            if row_id is None:
-                row = {**key.__dict__, "content_hash": content_hash, "created_at": now, "updated_at": now}
-                result = self._conn.execute(_INSERT, row)
-                self._ids[key] = result.inserted_primary_key[0]
-            else:
-                self._conn.execute(_START, {"row_id": row_id, "new_hash": content_hash, "now": now})
+        with self._lock:
+            with self._transaction():
+                row_id = self._row_id(key)
+                if row_id is None:
+                    row = {**key.__dict__, "content_hash": content_hash, "created_at": now, "updated_at": now}
+                    row_id = self._conn.execute(_INSERT, row).inserted_primary_key[0]
+                else:
+                    self._conn.execute(_START, {"row_id": row_id, "new_hash": content_hash, "now": now})
+            self._ids[key] = row_id  # only once committed: a refused insert leaves no row to update
 
     def mark(self, key: MessageKey, status: Status, error: str | None = None) -> None:
         """Record the outcome of the attempt `mark_in_flight` began."""

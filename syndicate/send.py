@@ -21,7 +21,7 @@ from .config import Config, EmailChannel, SmtpTarget
 from .content import Article, Problem, load_articles
 from .deliver import Message, MessageKey, Result, make_target
 from .dispatch import Report, dispatch
-from .errors import ContentError, DeliveryError
+from .errors import ContentError
 from .ledger import LEDGER_FILE, Ledger
 from .plan import Send, plan_articles, plan_due
 from .recipients import Recipient, RecipientProblem, load_recipients
@@ -101,19 +101,16 @@ def send(
             messages = _messages(config, planned, draft, outcome)
             if on_start is not None:
                 on_start(planned, len(messages))
-            try:
-                report = dispatch(
-                    messages,
-                    target,
-                    ledger,
-                    resend=resend,
-                    unknown=config.schedule.unknown,
-                    on_result=on_result,
-                )
-            except DeliveryError as exc:
-                # A target that cannot be reached at all (server down, bad TLS) stops only itself:
-                # its messages stay pending for the next run, the other targets carry on.
-                report = Report(planned.target, pending=len(messages), paused=True, error=str(exc))
+            # A target that cannot be reached at all (server down, bad TLS) stops only itself:
+            # its messages stay pending for the next run, the other targets carry on.
+            report = dispatch(
+                messages,
+                target,
+                ledger,
+                resend=resend,
+                unknown=config.schedule.unknown,
+                on_result=on_result,
+            )
             outcome.reports.append((planned, report))
     finally:
         if ledger is not None:
