@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import resource
 import shutil
 import socket
+import ssl
 import subprocess
+import sys
 import textwrap
 import threading
 from collections import Counter, deque
@@ -15,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import trustme
 import yaml
 from aiosmtpd.controller import Controller
 
@@ -106,7 +111,9 @@ def free_port() -> int:
 class SmtpSink:
     """An aiosmtpd handler that keeps every accepted message and can be told to misbehave.
 
-    `rcpt_reply(address, attempt)` may return a reply (e.g. "450 ...") instead of accepting;
+    `rcpt_reply(address, attempt)` may return a reply (e.g. "450 ...") instead of accepting,
+    `data_reply(address, attempt)` the same for the end of the data (one recipient per message),
+    `rcpt_stall(address, attempt)` seconds to say nothing before answering RCPT;
     `close_after` drops each connection after that many accepted messages, as relays do.
     """
 
@@ -117,6 +124,8 @@ class SmtpSink:
         self.rsets = 0
         self.connections = 0
         self.rcpt_reply = None
+        self.data_reply = None
+        self.rcpt_stall = None
         self.close_after: int | None = None
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
@@ -130,6 +139,8 @@ class SmtpSink:
         with self.lock:
             self.attempts[address] += 1
             attempt = self.attempts[address]
+        if self.rcpt_stall:
+            await asyncio.sleep(self.rcpt_stall(address, attempt))
         reply = self.rcpt_reply(address, attempt) if self.rcpt_reply else None
         if reply:
             return reply
@@ -142,6 +153,11 @@ class SmtpSink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.data_reply:
+            address = envelope.rcpt_tos[0]
+            reply = self.data_reply(address, self.attempts[address])
+            if reply:
+                return reply
         with self.lock:
             for rcpt in envelope.rcpt_tos:
                 self.received.append((rcpt, envelope.original_content))
@@ -171,6 +187,73 @@ def smtp_sink() -> Iterator[tuple[SmtpSink, int]]:
     sink = SmtpSink()
     with running_sink(sink) as controller:
         yield sink, controller.port
+
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory) -> tuple[ssl.SSLContext, Path]:
+    """A private CA, a server certificate for 127.0.0.1 and the CA's PEM file for `ca_file`."""
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server)
+    ca_file = tmp_path_factory.mktemp("tls") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return server, ca_file
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port whose server takes the connection and never says a word: a stalled relay."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        yield server.getsockname()[1]
+
+
+SMALL_DISK = 128 * 1024
+
+
+class SmallDisk:
+    """A folder where writes stop at SMALL_DISK bytes, for `syndicate` processes started by `run()`.
+
+    A tmpfs of that size where the tests may mount one (root): ENOSPC once it is full. Elsewhere
+    RLIMIT_FSIZE on the process: EFBIG for any file growing past the size. `grow()` makes room,
+    as a user would before running again.
+    """
+
+    def __init__(self, folder: Path, mounted: bool) -> None:
+        self.folder = folder
+        self.mounted = mounted
+        self.capped = True
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        limit = SMALL_DISK if self.capped and not self.mounted else None
+        return subprocess.run(
+            [sys.executable, "-m", "syndicate", *args],
+            env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))) if limit else None,
+        )
+
+    def grow(self) -> None:
+        if self.mounted:
+            subprocess.run(["mount", "-o", "remount,size=64m", str(self.folder)], check=True)
+        self.capped = False
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", f"size={SMALL_DISK}", "tmpfs", str(folder)]
+    mounted = os.geteuid() == 0 and subprocess.run(mount, capture_output=True, check=False).returncode == 0
+    try:
+        yield SmallDisk(folder, mounted)
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(folder)], check=False)
 
 
 class Receiver(ThreadingHTTPServer):

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import ssl
-
 import pytest
-import trustme
 from aiosmtpd.smtp import AuthResult
 
 from syndicate.deliver import make_target
@@ -83,17 +80,6 @@ def test_unreachable_server_is_a_clear_error(site):
     target = make_target("newsletter", smtp_config(site, free_port()))
     with pytest.raises(DeliveryError, match=r"targets.newsletter: cannot connect to 127.0.0.1:\d+"):
         send_all(target, ["a@example.org"])
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory):
-    """A private CA, a server certificate for 127.0.0.1 and the CA's PEM file for `ca_file`."""
-    ca = trustme.CA()
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server)
-    ca_file = tmp_path_factory.mktemp("tls") / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    return server, ca_file
 
 
 def _authenticator(server, session, envelope, mechanism, auth_data):
