@@ -113,7 +113,8 @@ class SmtpSink:
 
     `rcpt_reply(address, attempt)` may return a reply (e.g. "450 ...") instead of accepting,
     `data_reply(address, attempt)` the same for the end of the data (one recipient per message),
-    `rcpt_stall(address, attempt)` seconds to say nothing before answering RCPT;
+    `stall(command, address, attempt)` seconds to say nothing before answering RCPT, or the end
+    of the data (the message already kept);
     `close_after` drops each connection after that many accepted messages, as relays do.
     """
 
@@ -125,7 +126,7 @@ class SmtpSink:
         self.connections = 0
         self.rcpt_reply = None
         self.data_reply = None
-        self.rcpt_stall = None
+        self.stall = None
         self.close_after: int | None = None
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
@@ -139,8 +140,8 @@ class SmtpSink:
         with self.lock:
             self.attempts[address] += 1
             attempt = self.attempts[address]
-        if self.rcpt_stall:
-            await asyncio.sleep(self.rcpt_stall(address, attempt))
+        if self.stall:
+            await asyncio.sleep(self.stall("RCPT", address, attempt))
         reply = self.rcpt_reply(address, attempt) if self.rcpt_reply else None
         if reply:
             return reply
@@ -153,8 +154,8 @@ class SmtpSink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        address = envelope.rcpt_tos[0]
         if self.data_reply:
-            address = envelope.rcpt_tos[0]
             reply = self.data_reply(address, self.attempts[address])
             if reply:
                 return reply
@@ -164,6 +165,8 @@ class SmtpSink:
         session.accepted = getattr(session, "accepted", 0) + 1
         if self.close_after and session.accepted % self.close_after == 0:
             asyncio.get_running_loop().call_soon(server.transport.close)
+        if self.stall:  # kept, but the reply is late: the worst case for a client that gives up
+            await asyncio.sleep(self.stall("DATA", address, self.attempts[address]))
         return "250 Message accepted for delivery"
 
     def copies(self) -> Counter[str]:

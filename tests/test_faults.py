@@ -118,12 +118,27 @@ def test_server_silent_past_the_timeout(site, silent_server):
 
 def test_server_stalls_mid_session_past_the_timeout(site, smtp_sink):
     sink, port = smtp_sink
-    sink.rcpt_stall = lambda address, attempt: 2.0 if address == "b@example.org" and attempt == 1 else 0
+    sink.stall = lambda command, address, attempt: (
+        2.0 if (command, address, attempt) == ("RCPT", "b@example.org", 1) else 0
+    )
     code, lines = send_weekly(site, port)
     assert code == 0, lines
     assert ledger_rows(site) == dict.fromkeys(READERS, "sent")
     assert_each_accepted_once(sink, site)
     assert sink.connections == 2  # the stalled session was dropped and a new one opened
+
+
+def test_server_stalls_after_the_data_past_the_timeout(site, smtp_sink):
+    """The known window: the relay takes the message but its reply never comes in time, so the
+    message is tried again on a new connection and the relay holds it twice."""
+    sink, port = smtp_sink
+    sink.stall = lambda command, address, attempt: (
+        2.0 if (command, address, attempt) == ("DATA", "b@example.org", 1) else 0
+    )
+    code, lines = send_weekly(site, port)
+    assert code == 0, lines
+    assert ledger_rows(site) == dict.fromkeys(READERS, "sent")
+    assert sink.copies() == {"a@example.org": 1, "b@example.org": 2, "c@example.org": 1}
 
 
 def test_421_mid_session(site, smtp_sink):
