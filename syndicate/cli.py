@@ -371,7 +371,7 @@ def status(ctx: click.Context, limit: int) -> None:
     sections = (
         ("recent", recent),
         ("failures", failures),
-        ("unknown (in flight when a run stopped)", unknowns),
+        ("unknown (the server may have them: in flight at a crash, or its answer lost)", unknowns),
     )
     for title, rows in sections:
         if not rows:

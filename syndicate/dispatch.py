@@ -5,8 +5,11 @@ Per message: already sent (or failed, or unknown under the `skip` policy) is ski
 committed. A `retry` outcome (SMTP 4xx, a dropped connection) goes back in the queue with an
 exponential backoff, and after two retries in a row every connection also slows down, the way
 a rate-limited relay asks. A message still refused after `max_attempts` stays `retry` in the
-ledger for the next run. `error_threshold` failures in a row pause the send: nothing more is
-taken, what was not sent stays pending, and the next run resumes where this one stopped.
+ledger for the next run. An `unknown` outcome (the connection lost before the server's answer
+to a message it may hold) is recorded as such and never retried here: `schedule.unknown`
+decides on the next run, as for a crash. `error_threshold` failures in a row pause the send:
+nothing more is taken, what was not sent stays pending, and the next run resumes where this
+one stopped.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class Report:
     failed: int = 0
     pending: int = 0
     skipped: int = 0
+    unknown: int = 0
     recovered: int = 0
     paused: bool = False
     problems: list[Result] = field(default_factory=list)
@@ -45,7 +49,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return self.failed == 0 and self.pending == 0 and not self.paused
+        return self.failed == 0 and self.pending == 0 and self.unknown == 0 and not self.paused
 
 
 def dispatch(
@@ -242,6 +246,8 @@ class _Run:
                     report.problems.append(result)
                     if result.outcome == "failed":
                         report.failed += 1
+                    elif result.outcome == "unknown":
+                        report.unknown += 1
                     else:
                         report.pending += 1
                 if self.in_a_row >= self.pacing.error_threshold:

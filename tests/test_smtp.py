@@ -74,6 +74,18 @@ def test_reconnects_when_the_server_drops_and_every_per_connection_messages(site
     assert connection.connects == 4
 
 
+def test_no_answer_after_the_data_is_unknown_not_sent_again(site, smtp_sink):
+    sink, port = smtp_sink
+    sink.stall = lambda command, address, attempt: (
+        2.0 if (command, address) == ("DATA", "a@example.org") else 0
+    )
+    target = make_target("newsletter", smtp_config(site, port, timeout=1))
+    results, connection = send_all(target, ["a@example.org", "b@example.org"])
+    assert [r.outcome for r in results] == ["unknown", "sent"]
+    assert sink.copies() == {"a@example.org": 1, "b@example.org": 1}
+    assert connection.connects == 2
+
+
 def test_unreachable_server_is_a_clear_error(site):
     from .conftest import free_port
 

@@ -3,7 +3,8 @@
 A `Message` is lazy: it carries its ledger key, a content hash and a way to build its payload,
 so a send to 50,000 recipients holds one built message per connection, never 50,000.
 A `Target` opens a `Connection` per batch (one SMTP session, one HTTP session) whose
-`send(message)` reports a `Result`: sent, retry (try again later) or failed (do not).
+`send(message)` reports a `Result`: sent, retry (try again later), failed (do not), or unknown
+(the server may have it: the connection was lost before its answer).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..config import Config
 from ..errors import DeliveryError
 
 Payload = EmailMessage | dict[str, Any]
-Outcome = Literal["sent", "retry", "failed"]
+Outcome = Literal["sent", "retry", "failed", "unknown"]
 
 
 @dataclass(frozen=True)

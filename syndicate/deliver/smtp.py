@@ -2,10 +2,12 @@
 
 The server's reply decides each message: 2xx sent, 4xx retry later, 5xx failed for that
 recipient while the rest continue. smtplib sends RSET after a refused transaction, so the
-next message on the same connection starts clean. A dropped connection is reopened and the
-message tried once more on the new one (a server that hangs up after accepting the data but
-before replying can get that one message twice: the same window as a crash); the connection is
-also renewed every `per_connection` messages, as relays expect.
+next message on the same connection starts clean. A connection dropped before the message's
+data went out is reopened and the message tried once more on the new one. A connection lost
+after the data, before the reply (a stall past `timeout`, a hang-up), leaves the server perhaps
+holding the message: it is `unknown`, as after a crash, and `schedule.unknown` decides, so it
+is never sent twice by default. The connection is also renewed every `per_connection`
+messages, as relays expect.
 """
 
 from __future__ import annotations
@@ -55,14 +57,14 @@ class SmtpDelivery:
         finally:
             connection.close()
 
-    def connect(self) -> smtplib.SMTP:
+    def connect(self) -> _Session:
         """A logged-in session; TLS is verified against the system CAs or `ca_file`."""
         s = self.settings
         context = self._tls_context()
         if s.security == "ssl":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
+            smtp: _Session = _SslSession(s.host, s.port, timeout=s.timeout, context=context)
         else:
-            smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            smtp = _Session(s.host, s.port, timeout=s.timeout)
         try:
             if s.security == "starttls":
                 smtp.starttls(context=context)
@@ -92,12 +94,31 @@ class SmtpDelivery:
         return f"{self.settings.host}:{self.settings.port}"
 
 
+class _Session(smtplib.SMTP):
+    """smtplib.SMTP remembering whether the last thing it wrote was a message's data.
+
+    smtplib writes every command as str (`putcmd`) and only the data as bytes (`data`), so
+    `data_sent` is true from the end of the data until the next command.
+    """
+
+    data_sent = False
+
+    def send(self, s: str | bytes) -> None:
+        self.data_sent = False
+        super().send(s)
+        self.data_sent = isinstance(s, bytes)
+
+
+class _SslSession(_Session, smtplib.SMTP_SSL):
+    pass
+
+
 class SmtpConnection:
     """One SMTP session, reopened when the server drops it or `per_connection` is reached."""
 
     def __init__(self, delivery: SmtpDelivery) -> None:
         self.delivery = delivery
-        self.smtp: smtplib.SMTP | None = None
+        self.smtp: _Session | None = None
         self.sent_here = 0
         self.connects = 0
 
@@ -122,16 +143,27 @@ class SmtpConnection:
         data = message_bytes(payload)
         try:
             return self._transact(message, data)
-        except _DROPPED:  # the server hung up (idle timeout, its own limit): once more on a new session
-            self._drop()
         except (OSError, smtplib.SMTPException) as exc:
-            self._drop()
-            return Result(message.key, "retry", f"connection failed: {_reason(exc)}")
+            if not isinstance(exc, _DROPPED) or self._data_unanswered():
+                return self._lost(message, exc, "connection failed")
+        # The server hung up before the data (idle timeout, its own limit): once more on a new session.
+        self._drop()
         try:
             return self._transact(message, data)
         except (OSError, smtplib.SMTPException) as exc:
-            self._drop()
-            return Result(message.key, "retry", f"connection lost: {_reason(exc)}")
+            return self._lost(message, exc, "connection lost")
+
+    def _data_unanswered(self) -> bool:
+        return self.smtp is not None and self.smtp.data_sent
+
+    def _lost(self, message: Message, exc: BaseException, what: str) -> Result:
+        """The session is gone: retry later, unless the server may already hold the message."""
+        unanswered = self._data_unanswered()
+        self._drop()
+        if unanswered:
+            detail = f"no reply after the message was sent ({_reason(exc)}): the server may have it"
+            return Result(message.key, "unknown", detail)
+        return Result(message.key, "retry", f"{what}: {_reason(exc)}")
 
     def _transact(self, message: Message, data: bytes) -> Result:
         if self.smtp is None or self.sent_here >= self.delivery.settings.per_connection:
