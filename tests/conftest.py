@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
+import ssl
 import subprocess
 import textwrap
 import threading
@@ -15,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import trustme
 import yaml
 from aiosmtpd.controller import Controller
 
@@ -173,21 +175,35 @@ def smtp_sink() -> Iterator[tuple[SmtpSink, int]]:
         yield sink, controller.port
 
 
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory) -> tuple[ssl.SSLContext, Path]:
+    """A private CA no trust store knows, a server context for 127.0.0.1 and the CA's PEM file."""
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server)
+    ca_file = tmp_path_factory.mktemp("tls") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return server, ca_file
+
+
 class Receiver(ThreadingHTTPServer):
     """An HTTP server on 127.0.0.1 that records each POST and answers from a script, then 200.
 
-    A scripted reply is (status, headers) or (status, headers, body bytes).
+    A scripted reply is (status, headers) or (status, headers, body bytes). With `tls`, it is https.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _ReceiverHandler)
+        if tls is not None:
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
+        self.scheme = "https" if tls is not None else "http"
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         self.methods: list[str] = []
         self.replies: deque[tuple] = deque()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hooks/abc"
+        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}/hooks/abc"
 
 
 class _ReceiverHandler(BaseHTTPRequestHandler):
@@ -210,14 +226,28 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
+@contextmanager
+def serving(server: Receiver) -> Iterator[Receiver]:
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with serving(Receiver()) as server:
+        yield server
+
+
+@pytest.fixture
+def tls_receiver(tls) -> Iterator[Receiver]:
+    """The receiver over https, its certificate from the private CA of `tls`."""
+    with serving(Receiver(tls[0])) as server:
+        yield server
 
 
 # Headless Chromium as the browser tests run it: Debian's package, no network but loopback

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
 
 import requests
 
@@ -23,13 +22,19 @@ from ..errors import DeliveryError
 MAX_WAIT = 300.0
 
 
-def require_https(name: str, settings: WebhookTarget) -> None:
-    """Plain http would carry tokens and signed bodies in the clear: only allowed when local."""
-    if urlsplit(settings.url).scheme != "https" and not settings.local:
+def check_ca_file(name: str, settings: WebhookTarget) -> None:
+    """A missing `ca_file` is a mistake to name at once, not an error on every POST."""
+    if settings.verify_tls and settings.ca_file is not None and not settings.ca_file.is_file():
         raise DeliveryError(
-            f"targets.{name}.url: is not https "
-            "(expected https://..., or local: true for a server on this machine)"
+            f"targets.{name}.ca_file: {settings.ca_file} is not a file (expected a PEM CA certificate)"
         )
+
+
+def _verify(settings: WebhookTarget) -> bool | str:
+    """requests' `verify`: the system CAs, the target's own CA file, or (opted out) nothing."""
+    if settings.verify_tls and settings.ca_file is not None:
+        return str(settings.ca_file)
+    return settings.verify_tls
 
 
 @contextmanager
@@ -62,8 +67,14 @@ def post_with_retries(
                 data=body,
                 headers=headers(),
                 timeout=settings.timeout,
-                verify=settings.verify_tls,
+                verify=_verify(settings),
                 allow_redirects=False,
+            )
+        except requests.exceptions.SSLError:
+            # Not retried: a certificate that is not trusted now will not be in a few seconds.
+            return (
+                "TLS certificate not trusted (expected one the system trusts, or ca_file "
+                "naming its CA; verify_tls: false only for a test server)"
             )
         except requests.RequestException as exc:
             problem = f"cannot reach the receiver ({type(exc).__name__})"
