@@ -153,7 +153,10 @@ def test_missing_config_file(tmp_path):
     [
         ({"type": "slack", "url": "${SYN_TEST_HOOK}"}, "url"),  # a validator quoting the value
         ({"type": "linkedin", "author": "${SYN_TEST_HOOK}", "token": "t"}, "author"),
-        ({"type": "webhook", "url": "https://h.example/${SYN_TEST_HOOK}", "retries": "x${SYN_TEST_HOOK}"}, "retries"),
+        (
+            {"type": "webhook", "url": "https://h.example/${SYN_TEST_HOOK}", "retries": "x${SYN_TEST_HOOK}"},
+            "retries",
+        ),
     ],
 )
 def test_a_rejected_interpolated_value_is_quoted_as_written(tmp_path, monkeypatch, target, key):
