@@ -39,6 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .config import Config
 from .deliver import MessageKey
 from .errors import DeliveryError
+from .state import private_dir, private_file, state_path
 
 Status = Literal["pending", "in_flight", "sent", "failed", "retry", "unknown"]
 LEDGER_FILE = "ledger.sqlite"
@@ -120,7 +121,7 @@ class Ledger:
         """The ledger at `database_url`, else a SQLite file in the state folder."""
         if config.database_url:
             return cls(config.database_url)
-        return cls(sqlite_url(config.state_dir / LEDGER_FILE))
+        return cls(sqlite_url(state_path(config, LEDGER_FILE)))
 
     def close(self) -> None:
         with self._lock:
@@ -280,7 +281,8 @@ class Ledger:
 
 
 def sqlite_url(path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """The URL of a SQLite ledger at `path`, the file (and a missing folder) created owner-only."""
+    private_file(private_dir(path.parent) / path.name)
     return f"sqlite:///{path}"
 
 

@@ -25,6 +25,7 @@ from .errors import ContentError, DeliveryError
 from .ledger import LEDGER_FILE, Ledger
 from .plan import Send, plan_articles, plan_due
 from .recipients import Recipient, RecipientProblem, load_recipients
+from .state import state_path
 
 Selection = Literal["due", "all"]
 Draft = EmailDraft | SocialPost
@@ -83,7 +84,7 @@ def send(
     now = now or datetime.now(UTC)
     loaded = load_articles(config, paths)
     outcome = Outcome(problems=list(loaded.problems))
-    outcome.dry_run_dir = (dry_run_dir or config.state_dir / "dry-run") if dry_run else None
+    outcome.dry_run_dir = (dry_run_dir or state_path(config, "dry-run")) if dry_run else None
     outcome.sends = _plan(config, loaded.articles, select, now, channels, targets, dry_run)
     if not outcome.sends:
         return outcome
