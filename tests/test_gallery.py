@@ -165,6 +165,30 @@ def test_a_local_hero_image_is_copied_for_the_gallery_only(email_site, tmp_path)
     assert sorted(p.name for p in (out / "assets" / "images").iterdir()) == ["light one.png"]
 
 
+@pytest.mark.parametrize(
+    "hero",
+    [
+        "../outside.png",
+        "%2e%2e/outside.png",
+        "images/..%2f..%2foutside.png",
+        "images/linked.png",
+        "/outside.png",
+    ],
+)
+def test_a_hero_image_is_copied_only_from_inside_the_content_folder(site, tmp_path, hero):
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(b"private bytes, not an image")
+    (site.content / "images").mkdir()
+    (site.content / "images" / "linked.png").symlink_to(outside)
+    site.article("a.md", f"---\ntitle: T\npublish_date: 2024-03-01\nheroImage: '{hero}'\ncta: Go\n---\nB.\n")
+    out = tmp_path / "out"
+    render_preview(site.config(), None, None, out, NOW)
+    assert not (out / "assets").exists()
+    copied = [p for p in out.rglob("*") if p.is_file() and p.read_bytes() == outside.read_bytes()]
+    assert copied == []
+    assert all(src.startswith("https://") for src in _page(out / "index.html").xpath("//img/@src"))
+
+
 def test_a_post_that_cannot_fit_is_a_card_with_its_error(email_site, tmp_path):
     email_site.data["channels"]["x"] = {"kind": "social", "network": "x", "targets": ["social-outbox"]}
     email_site.article(
