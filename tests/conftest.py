@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import lxml.html
 import pytest
 import trustme
 import yaml
@@ -24,6 +25,8 @@ from syndicate.config import Config, config_from_dict
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
+# An article with markup, MJML and Jinja syntax in every field it has.
+EVERY_FIELD = DATA / "email" / "hostile" / "every-field.md"
 
 
 def base_config_dict() -> dict:
@@ -97,6 +100,16 @@ def email_site(site):
     }
     site.write_config()
     return site
+
+
+def assert_inert(html: str) -> lxml.html.HtmlElement:
+    """Markup from article fields arrived as text: no script, no handler, no element it named."""
+    page = lxml.html.fromstring(html)
+    assert page.xpath("//script | //svg | //*[starts-with(local-name(), 'mj-')]") == []
+    assert page.xpath("//@*[starts-with(name(), 'on')]") == []
+    assert all(src.startswith("https://") for src in page.xpath("//img/@src"))
+    assert "<mj-" not in html
+    return page
 
 
 def free_port() -> int:
