@@ -113,6 +113,11 @@ class Ledger:
             self._conn = self.engine.connect()
         except SQLAlchemyError as exc:
             raise DeliveryError(f"database_url: cannot open the ledger ({_reason(exc)})") from None
+        except ImportError as exc:  # the URL names a driver that is not installed
+            raise DeliveryError(
+                f"database_url: cannot open the ledger (its driver is not installed: {exc}; "
+                "expected sqlite or a database whose driver is installed)"
+            ) from None
         self._ids: dict[MessageKey, int] = {}
         self._loaded: set[tuple[str, str, str]] = set()
 

@@ -97,3 +97,10 @@ def test_failures_carry_their_errors_and_counts_group_by_target(ledger):
 def test_marking_an_unknown_message_is_a_bug(ledger):
     with pytest.raises(KeyError):
         ledger.mark(KEY, "sent")
+
+
+def test_a_database_url_is_never_quoted_and_a_missing_driver_is_one_line():
+    for url in ("postgresql://u:pw-s3cret@127.0.0.1:1/db", "post gres://u:pw-s3cret@h/db"):
+        with pytest.raises(DeliveryError, match=r"^database_url: cannot open the ledger \(") as caught:
+            Ledger(url)
+        assert "pw-s3cret" not in str(caught.value) and "\n" not in str(caught.value)
