@@ -52,7 +52,6 @@ class RecipientList:
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LOCAL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
 _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def check_address(text: str) -> str:
@@ -118,22 +117,6 @@ def load_suppression(path: Path) -> set[str]:
     column = header.index("email") if "email" in header else 0
     rows = reader if "email" in header else itertools.chain([first], reader)
     return {row[column].strip().casefold() for row in rows if len(row) > column and row[column].strip()}
-
-
-def write_recipients_csv(path: Path, recipients: Iterable[Recipient]) -> None:
-    """An email,name,... CSV whose cells can never run as spreadsheet formulas."""
-    recipients = list(recipients)
-    extra = sorted({name for r in recipients for name in r.fields} - {"email", "name"})
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["email", "name", *extra])
-        for r in recipients:
-            writer.writerow([csv_cell(v) for v in (r.email, r.name, *(r.fields.get(k, "") for k in extra))])
-
-
-def csv_cell(value: str) -> str:
-    """Spreadsheets run a cell starting with = + - @ as a formula; a leading ' makes it text."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
 
 
 def _inline_rows(entries: list[str], where: str) -> Iterator[tuple[str, int, Recipient | str]]:
