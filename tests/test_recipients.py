@@ -92,6 +92,14 @@ def test_unusable_files_are_one_clear_error(tmp_path):
         load_recipients(latin)
 
 
+def test_a_cell_over_the_csv_field_limit_is_one_line_naming_its_row(tmp_path):
+    huge = tmp_path / "huge.csv"
+    huge.write_text("email,name\na@example.org,A\nb@example.org," + "x" * 200_000 + "\n", encoding="utf-8")
+    for load in (load_recipients, load_suppression):
+        with pytest.raises(DeliveryError, match=r"huge.csv:3: cannot be read as CSV \(field larger than"):
+            load(huge)
+
+
 def test_recipient_values_never_reach_an_output_csv(site, tmp_path):
     """syndicate writes no CSV (nor a report a spreadsheet would open): formula cells stay in the input."""
     site.article("a.md", "---\ntitle: T\npublish_date: '2024-01-01'\ncta: Go\ndescription: D\n---\nB.\n")
