@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from syndicate.compose.email import compose_single
 from syndicate.compose.mime import build_message, message_bytes
+from syndicate.compose.social import compose_post
 from syndicate.config import config_from_dict
 from syndicate.content import read_article
 from syndicate.errors import ConfigError, DeliveryError, SyndicateError
@@ -182,7 +183,10 @@ def test_any_cells_as_recipients(header, rows):
 _letters = config_from_dict(
     {
         **base_config_dict(),
-        "channels": {"letters": {"kind": "email", "mode": "single", "targets": ["mail-outbox"]}},
+        "channels": {
+            "letters": {"kind": "email", "mode": "single", "targets": ["mail-outbox"]},
+            "x": {"kind": "social", "network": "x", "targets": ["social-outbox"]},
+        },
     },
     Path(tempfile.gettempdir()) / "config.yaml",
 )
@@ -235,3 +239,19 @@ def test_any_article_text_composes_an_email_with_one_line_headers(fields, name):
         assert line[:1] in (b" ", b"\t") or b":" in line, line  # each line a header or its folding
     assert "\r" not in str(message["Subject"]) and "\n" not in str(message["Subject"])
     assert "\r" not in draft.subject and "\n" not in draft.subject and "\x00" not in draft.html
+    _, problems = compose_post(article, "x", _letters)
+    assert all("\n" not in str(p) and "\r" not in str(p) for p in problems), problems
+
+
+@FUZZ
+@given(st.lists(HOSTILE_TEXT, max_size=5))
+def test_any_inline_recipient_list(entries):
+    loaded = load_recipients(entries, where="targets.t.recipients")
+    for problem in loaded.problems:
+        line = str(problem)
+        assert (
+            line.startswith(f"targets.t.recipients:{problem.line}: ")
+            and "\n" not in line
+            and "\r" not in line
+        )
+    assert all(check_address(r.email) == r.email for r in loaded.recipients)
