@@ -8,6 +8,7 @@ import socket
 import subprocess
 import textwrap
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -113,6 +114,7 @@ class SmtpSink:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.received: list[tuple[str, bytes]] = []
+        self.arrivals: list[tuple[float, bytes]] = []  # (time.time(), message) as each lands
         self.attempts: Counter[str] = Counter()
         self.rsets = 0
         self.connections = 0
@@ -145,6 +147,7 @@ class SmtpSink:
         with self.lock:
             for rcpt in envelope.rcpt_tos:
                 self.received.append((rcpt, envelope.original_content))
+            self.arrivals.append((time.time(), envelope.original_content))
         session.accepted = getattr(session, "accepted", 0) + 1
         if self.close_after and session.accepted % self.close_after == 0:
             asyncio.get_running_loop().call_soon(server.transport.close)
@@ -182,6 +185,7 @@ class Receiver(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _ReceiverHandler)
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.arrivals: list[tuple[float, bytes]] = []  # (time.time(), body) as each lands
         self.methods: list[str] = []
         self.replies: deque[tuple] = deque()
 
@@ -197,6 +201,7 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.server.methods.append(self.command)
         self.server.requests.append((self.path, dict(self.headers), body))
+        self.server.arrivals.append((time.time(), body))
         status, headers, *rest = self.server.replies.popleft() if self.server.replies else (200, {})
         answer = rest[0] if rest else b""
         self.send_response(status)
