@@ -357,16 +357,18 @@ def status(ctx: click.Context, limit: int) -> None:
     config = _config(ctx)
     tz = config.site.tz
     with Ledger.from_config(config) as ledger:
-        counts, recent, failures, unknowns = (
+        counts, recent, failures, unknowns, skipped = (
             ledger.counts(),
             ledger.recent(limit),
             ledger.failures(),
             ledger.unknowns(),
+            ledger.skipped_drafts(),
         )
-    if not counts:
+    if not counts and not skipped:
         click.echo("the ledger is empty: nothing sent yet")
         return
-    click.echo("totals:")
+    if counts:
+        click.echo("totals:")
     for (channel, target), row in sorted(counts.items()):
         parts = ", ".join(f"{n} {status}" for status, n in sorted(row.items()))
         click.echo(f"  {channel} -> {target}: {parts}")
@@ -386,6 +388,10 @@ def status(ctx: click.Context, limit: int) -> None:
                 f"  {show_time(row.updated_at, tz)}  {row.status:<9} {row.key.draft_key} -> "
                 f"{row.key.target} {who}{error}"
             )
+    if skipped:
+        click.echo(f"skipped by the daemon's catch-up policy ({len(skipped)}; `send --due` sends them):")
+        for (_channel, target, draft_key), reason in skipped[-limit:]:
+            click.echo(f"  {draft_key} -> {target}  ({reason})")
 
 
 @cli.command()

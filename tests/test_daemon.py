@@ -141,6 +141,9 @@ def test_past_dated_articles_are_skipped_logged_and_left_for_send_due(site):
     with running(site.config()) as (_daemon, again):
         pass
     assert not [e for e in again if e["event"] == "skipped"]
+    status = CliRunner().invoke(cli, ["--config", str(site.config_path), "status"])
+    assert "skipped by the daemon's catch-up policy" in status.output
+    assert "linkedin:fog-signals -> social-outbox  (missed by" in status.output
     # `send --due` is the explicit backfill.
     result = CliRunner().invoke(cli, ["--config", str(site.config_path), "send", "--due"])
     assert result.exit_code == 0, result.output
@@ -346,3 +349,21 @@ def test_kill_9_of_a_real_daemon_with_50_sends_in_a_minute(site, smtp_sink, caps
         print(
             f"\nsyndicate daemon killed after {before} of 50: {in_flight} in flight, {sum(copies.values())} delivered"
         )
+
+
+def test_file_events_wake_the_daemon_before_its_rescan_interval(site):
+    site.data["channels"] = {"linkedin": site.data["channels"]["linkedin"]}
+    site.data["schedule"] = {"rescan_seconds": 3600}
+    site.write_config()
+    events: list[dict] = []
+    daemon = Daemon(site.config(), events.append, watch=True)
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    try:
+        wait_for(lambda: any(e["event"] == "ready" for e in events))
+        time.sleep(0.5)  # the watcher is up
+        write(site, "new-buoy", soon(3600))
+        wait_for(lambda: "article:linkedin:social-outbox:new-buoy" in daemon.jobs(), timeout=5, log=events)
+    finally:
+        daemon.stop()
+        thread.join(30)
