@@ -320,6 +320,7 @@ class Daemon:
         job_id = f"article:{channel}:{target}:{slug}"
         with self._lock:
             fired = self._queued.pop(job_id, None)
+            self._queued.pop(f"retry:{job_id}", None)
             self.rescan()  # an edit made just before the time goes out as edited
             now = _now()
             if job_id in self._queued and self._queued[job_id] > now:  # the edit moved it later
@@ -364,6 +365,7 @@ class Daemon:
             )
             job_id = f"digest-now:{channel}:{target}"
             self._queued.pop(job_id, None)
+            self._queued.pop(f"retry:{job_id}", None)
             if not sends:
                 end = latest_digest_end(self.config.channels[channel].schedule, self.config.site.tz, now)
                 key = digest_key(channel, end, self.config.site.tz)
@@ -391,7 +393,9 @@ class Daemon:
             self._retries[job_id] = tries
             when = _now() + min(RETRY_FIRST * 2 ** (tries - 1), RETRY_MAX)
             planned = sends[0]
-            self._queue(job_id, when, func, args, (planned.channel, planned.target, planned.draft_key))
+            # Its own id: APScheduler drops the fired job's id just after starting it.
+            retry = f"retry:{job_id}"
+            self._queue(retry, when, func, args, (planned.channel, planned.target, planned.draft_key))
 
     def _log_outcome(self, outcome: Outcome, fired: datetime | None) -> None:
         for problem in outcome.problems:

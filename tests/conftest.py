@@ -159,8 +159,8 @@ class SmtpSink:
 
 
 @contextmanager
-def running_sink(handler: SmtpSink, **smtp_options) -> Iterator[Controller]:
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **smtp_options)
+def running_sink(handler: SmtpSink, port: int | None = None, **smtp_options) -> Iterator[Controller]:
+    controller = Controller(handler, hostname="127.0.0.1", port=port or free_port(), **smtp_options)
     controller.start()
     try:
         yield controller

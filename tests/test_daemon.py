@@ -27,7 +27,7 @@ from syndicate.errors import StateError
 from syndicate.ledger import Ledger
 from syndicate.schedule import digest_end_covering
 
-from .conftest import REPO
+from .conftest import REPO, SmtpSink, free_port, running_sink
 
 ARTICLE = """---
 title: '{title}'
@@ -367,3 +367,19 @@ def test_file_events_wake_the_daemon_before_its_rescan_interval(site):
     finally:
         daemon.stop()
         thread.join(30)
+
+
+def test_an_unreachable_server_is_retried_with_backoff_until_it_answers(site, monkeypatch):
+    monkeypatch.setattr("syndicate.daemon.RETRY_FIRST", timedelta(seconds=0.5))
+    port = free_port()
+    smtp_single_site(site, port, ["reader@example.org"])
+    write(site, "late-ferry", soon(1))
+    sink = SmtpSink()
+    with running(site.config()) as (daemon, events):
+        wait_for(lambda: any(e["event"] == "failed" for e in events), log=events)
+        failed = next(e for e in events if e["event"] == "failed")
+        assert "cannot connect to 127.0.0.1" in failed["reason"] and failed["pending"] == 1
+        with running_sink(sink, port=port):
+            wait_for(lambda: len(sink.received) == 1, log=events)
+        assert events[-1]["event"] == "sent"
+    assert len(sink.received) == 1
