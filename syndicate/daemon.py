@@ -124,21 +124,25 @@ class Daemon:
 
     def start(self) -> None:
         """Lock the state folder, open the stores, bring the jobs in step with the content."""
-        global _running
         self._lock_file = lock_state_folder(self.config.state_dir)
         try:
-            self.ledger = Ledger.from_config(self.config)
-            self.scheduler = BackgroundScheduler(
-                jobstores={"default": SQLAlchemyJobStore(engine=make_engine(self._jobstore_url()))},
-                executors={"default": ThreadPoolExecutor(1)},
-                job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-                timezone=UTC,
-            )
-            _running = self
-            self.scheduler.start(paused=True)
+            self._open()
         except BaseException:
             self.close()
             raise
+        self._event("ready", articles=len(self.articles.loaded.articles), jobs=len(self._queued))
+
+    def _open(self) -> None:
+        global _running
+        self.ledger = Ledger.from_config(self.config)
+        self.scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=make_engine(self._jobstore_url()))},
+            executors={"default": ThreadPoolExecutor(1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+        _running = self
+        self.scheduler.start(paused=True)
         self._queued = {job.id: job.next_run_time for job in self.scheduler.get_jobs()}
         with self._lock:
             now = _now()
@@ -149,7 +153,6 @@ class Daemon:
             for channel, target in self._digest_routes:
                 self._start_digest(channel, target, now)
         self.scheduler.resume()
-        self._event("ready", articles=len(self.articles.loaded.articles), jobs=len(self._queued))
 
     def stop(self) -> None:
         self.stopping.set()

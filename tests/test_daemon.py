@@ -383,3 +383,14 @@ def test_an_unreachable_server_is_retried_with_backoff_until_it_answers(site, mo
             wait_for(lambda: len(sink.received) == 1, log=events)
         assert events[-1]["event"] == "sent"
     assert len(sink.received) == 1
+
+
+def test_a_missing_content_folder_is_one_line_and_frees_the_state_folder(site):
+    shutil.rmtree(site.content)
+    result = CliRunner().invoke(cli, ["--config", str(site.config_path), "daemon"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ") and "no such file or folder" in result.output
+    assert "Traceback" not in result.output
+    site.content.mkdir()
+    with running(site.config()) as (_daemon, events):  # the lock was let go
+        assert events[-1]["event"] == "ready"
