@@ -12,7 +12,7 @@ import ipaddress
 import os
 import re
 import reprlib
-from datetime import time
+from datetime import time, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -301,6 +301,18 @@ Target = Annotated[OutboxTarget | SmtpTarget | WebhookTarget, Field(discriminato
 class ScheduleSettings(Strict):
     catch_up: str = "skip"
     unknown: Literal["skip", "resend"] = "skip"
+    jobstore_url: str | None = None
+    rescan_seconds: float = Field(default=30, gt=0)
+
+    @property
+    def catch_up_window(self) -> timedelta | None:
+        """How late a missed send may still go out: 0 for `skip`, None (no limit) for `send`."""
+        if self.catch_up == "send":
+            return None
+        if self.catch_up == "skip":
+            return timedelta(0)
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[self.catch_up[-1]]
+        return timedelta(**{unit: int(self.catch_up[:-1])})
 
     @field_validator("catch_up")
     @classmethod

@@ -6,6 +6,7 @@ mistake, so one broken article never stops the others.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import os
@@ -183,10 +184,14 @@ def load_articles(config: Config, paths: Iterable[str | os.PathLike[str]] | None
     if not files:
         where = ", ".join(str(r) for r in roots)
         raise ContentError(f"{where}: no articles found (expected *.md or *.markdown files)")
+    return _assemble((path, *read_article(path, config)) for path in files)
+
+
+def _assemble(read: Iterable[tuple[Path, Article | None, list[Problem]]]) -> Loaded:
+    """Collect read files into a `Loaded`; a second article with a slug already taken is an error."""
     loaded = Loaded([], [])
     by_slug: dict[str, Path] = {}
-    for path in files:
-        article, problems = read_article(path, config)
+    for path, article, problems in read:
         loaded.problems.extend(problems)
         if article is None:
             continue
@@ -204,6 +209,65 @@ def load_articles(config: Config, paths: Iterable[str | os.PathLike[str]] | None
         by_slug[article.slug] = path
         loaded.articles.append(article)
     return loaded
+
+
+@dataclass
+class _Cached:
+    stat: tuple[int, int]  # (mtime_ns, size): unchanged means the file is not even opened
+    digest: bytes  # of the raw bytes: a touched but unchanged file is not parsed again
+    article: Article | None
+    problems: list[Problem]
+
+
+class ArticleCache:
+    """The content folder kept loaded, for the daemon's frequent rescans.
+
+    `refresh()` stats every file and reads only those whose mtime or size changed, parsing
+    again only when their bytes changed, so rescanning a large unchanged folder costs a
+    directory walk.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.loaded = Loaded([], [])
+        self._files: dict[Path, _Cached] = {}
+
+    def by_slug(self) -> dict[str, Article]:
+        return {a.slug: a for a in self.loaded.articles}
+
+    def refresh(self) -> dict[str, Article | None]:
+        """Rescan; returns the articles that appeared or changed (slug -> article) and those
+        that went away or became unusable (slug -> None)."""
+        files = _markdown_files(self.config.content.dir)
+        fresh: dict[Path, _Cached] = {}
+        for path in files:
+            fresh[path] = self._read(path, self._files.get(path))
+        before = {a.slug: a for a in self.loaded.articles}
+        self._files = fresh
+        self.loaded = _assemble((path, entry.article, entry.problems) for path, entry in fresh.items())
+        after = {a.slug: a for a in self.loaded.articles}
+        return {
+            slug: after.get(slug)
+            for slug in before.keys() | after.keys()
+            if before.get(slug) is not after.get(slug)
+        }
+
+    def _read(self, path: Path, cached: _Cached | None) -> _Cached:
+        try:
+            info = path.stat()
+        except OSError:
+            info = None
+        stat = (info.st_mtime_ns, info.st_size) if info else (0, -1)
+        if cached is not None and cached.stat == stat:
+            return cached
+        digest = b""
+        if info is not None and info.st_size <= self.config.content.max_bytes:
+            with contextlib.suppress(OSError):  # read_article below reports it
+                digest = hashlib.blake2b(path.read_bytes(), digest_size=16).digest()
+        if cached is not None and digest and cached.digest == digest:
+            return _Cached(stat, digest, cached.article, cached.problems)
+        article, problems = read_article(path, self.config)
+        return _Cached(stat, digest, article, problems)
 
 
 def _markdown_files(root: Path) -> list[Path]:

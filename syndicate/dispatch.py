@@ -6,7 +6,8 @@ committed. A `retry` outcome (SMTP 4xx, a dropped connection) goes back in the q
 exponential backoff, and after two retries in a row every connection also slows down, the way
 a rate-limited relay asks. A message still refused after `max_attempts` stays `retry` in the
 ledger for the next run. `error_threshold` failures in a row pause the send: nothing more is
-taken, what was not sent stays pending, and the next run resumes where this one stopped.
+taken, what was not sent stays pending, and the next run resumes where this one stopped. A
+`stop` event (the daemon's SIGTERM) ends the run the same way once the messages in flight finish.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def dispatch(
     resend: bool = False,
     unknown: UnknownPolicy = "skip",
     on_result: Callable[[Result], None] | None = None,
+    stop: threading.Event | None = None,
     sleep: Sleep = time.sleep,
     clock: Clock = time.monotonic,
 ) -> Report:
@@ -68,6 +70,7 @@ def dispatch(
     if first is None:  # nothing to do: do not even connect
         return report
     run = _Run(target.pacing, itertools.chain([first], due), ledger, report, on_result, sleep, clock)
+    run.stop = stop or threading.Event()
     workers = max(1, target.pacing.connections)
     if workers == 1:
         run.work(target)
@@ -137,6 +140,7 @@ class _Run:
         self.in_a_row = 0
         self.next_slot = 0.0
         self.error: BaseException | None = None
+        self.stop = threading.Event()
 
     def work_guarded(self, target: Target) -> None:
         try:
@@ -167,7 +171,7 @@ class _Run:
     def _take(self) -> tuple[Message, int] | float | None:
         """Next (message, attempt); a float is a wait before asking again; None is the end."""
         with self.lock:
-            if self.report.paused or self.error is not None:
+            if self.report.paused or self.error is not None or self.stop.is_set():
                 return None
             now = self.clock()
             if self.retries and self.retries[0][0] <= now:

@@ -1,8 +1,9 @@
-"""The state folder (`state_dir`): the ledger, previews and dry runs, private to its owner.
+"""The state folder (`state_dir`): the ledger, the daemon's job store and lock, previews and dry
+runs, private to its owner.
 
 It holds subscribers' addresses, delivery errors and drafts not yet published, so syndicate
-creates it owner-only (0700) and the ledger file 0600 (SQLite gives its -wal and -shm files the
-database file's mode), whatever the umask. A folder that already exists is left as it is: it may
+creates it owner-only (0700) and its databases and lock file 0600 (SQLite gives its -wal and -shm
+files the database file's mode), whatever the umask. A folder that already exists is left as it is: it may
 be one the user chose and shares on purpose.
 """
 

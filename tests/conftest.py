@@ -9,6 +9,7 @@ import ssl
 import subprocess
 import textwrap
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -128,6 +129,7 @@ class SmtpSink:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.received: list[tuple[str, bytes]] = []
+        self.arrivals: list[tuple[float, bytes]] = []  # (time.time(), message) as each lands
         self.attempts: Counter[str] = Counter()
         self.rsets = 0
         self.connections = 0
@@ -160,6 +162,7 @@ class SmtpSink:
         with self.lock:
             for rcpt in envelope.rcpt_tos:
                 self.received.append((rcpt, envelope.original_content))
+            self.arrivals.append((time.time(), envelope.original_content))
         session.accepted = getattr(session, "accepted", 0) + 1
         if self.close_after and session.accepted % self.close_after == 0:
             asyncio.get_running_loop().call_soon(server.transport.close)
@@ -171,8 +174,8 @@ class SmtpSink:
 
 
 @contextmanager
-def running_sink(handler: SmtpSink, **smtp_options) -> Iterator[Controller]:
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **smtp_options)
+def running_sink(handler: SmtpSink, port: int | None = None, **smtp_options) -> Iterator[Controller]:
+    controller = Controller(handler, hostname="127.0.0.1", port=port or free_port(), **smtp_options)
     controller.start()
     try:
         yield controller
@@ -211,6 +214,7 @@ class Receiver(ThreadingHTTPServer):
             self.socket = tls.wrap_socket(self.socket, server_side=True)
         self.scheme = "https" if tls is not None else "http"
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.arrivals: list[tuple[float, bytes]] = []  # (time.time(), body) as each lands
         self.methods: list[str] = []
         self.replies: deque[tuple] = deque()
 
@@ -226,6 +230,7 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.server.methods.append(self.command)
         self.server.requests.append((self.path, dict(self.headers), body))
+        self.server.arrivals.append((time.time(), body))
         status, headers, *rest = self.server.replies.popleft() if self.server.replies else (200, {})
         answer = rest[0] if rest else b""
         self.send_response(status)

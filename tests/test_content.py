@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from syndicate.content import load_articles, read_article, shorten
+from syndicate.content import ArticleCache, load_articles, read_article, shorten
 from syndicate.errors import ContentError
 
 from .conftest import REPO
@@ -278,6 +278,25 @@ def test_as_dict_is_json_ready(site):
     assert data["title"].startswith("Harbour Lights")
     assert data["publish_date"] == "2024-02-01T00:00:00+00:00"
     assert data["read_minutes"] == 8
+
+
+def test_article_cache_reads_only_what_changed(site):
+    site.article("one.md", "---\ntitle: One\npublish_date: '2026-01-05'\n---\nBody one.\n")
+    site.article("two.md", "---\ntitle: Two\npublish_date: '2026-01-06'\n---\nBody two.\n")
+    cache = ArticleCache(site.config())
+    assert set(cache.refresh()) == {"one", "two"}
+    one = cache.by_slug()["one"]
+    assert cache.refresh() == {}  # nothing changed: nothing read
+    path = site.content / "one.md"
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert cache.refresh() == {} and cache.by_slug()["one"] is one  # touched, same bytes: not parsed
+    site.article("one.md", "---\ntitle: One, edited\npublish_date: '2026-01-05'\n---\nBody one.\n")
+    changed = cache.refresh()
+    assert list(changed) == ["one"] and changed["one"].title == "One, edited"
+    (site.content / "two.md").unlink()
+    site.article("three.md", "---\ntitle: Three\npublish_date: 'not a date'\n---\nBody.\n")
+    assert cache.refresh() == {"two": None}  # gone; three never became an article
+    assert [str(p.path.name) for p in cache.loaded.errors] == ["three.md"]
 
 
 # --- links: http(s) only -------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The state folder is private: 0700, the ledger and its WAL files 0600, whatever the umask."""
+"""The state folder is private: 0700; the ledger, its WAL files, the job store and lock 0600, whatever the umask."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from syndicate.daemon import JOBS_FILE, LOCK_FILE, lock_state_folder
 from syndicate.deliver import MessageKey
 from syndicate.gallery import render_preview
-from syndicate.ledger import Ledger
+from syndicate.ledger import Ledger, sqlite_url
 from syndicate.send import send
 
 ARTICLE = "---\ntitle: T\npublish_date: '2024-01-01'\ncta: Go\ndescription: D\n---\nBody.\n"
@@ -37,6 +38,17 @@ def test_the_ledger_creates_an_owner_only_folder_and_files(site):
         assert files == ["ledger.sqlite", "ledger.sqlite-shm", "ledger.sqlite-wal"]
         assert mode(state) == 0o700
         assert {name: mode(state / name) for name in files} == dict.fromkeys(files, 0o600)
+
+
+def test_the_daemon_lock_and_job_store_are_owner_only(site):
+    state = site.root / ".syndicate"
+    handle = lock_state_folder(state)
+    try:
+        sqlite_url(state / JOBS_FILE)
+        assert mode(state) == 0o700
+        assert mode(state / LOCK_FILE) == 0o600 and mode(state / JOBS_FILE) == 0o600
+    finally:
+        handle.close()
 
 
 @pytest.mark.parametrize("first", ["preview", "dry run"])
