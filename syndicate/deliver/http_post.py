@@ -1,8 +1,9 @@
 """HTTP POSTs for the webhook-shaped targets (webhook, slack, discord, linkedin), retried alike.
 
 Connection errors, 5xx and 429 are retried with exponential backoff and jitter (Retry-After
-honoured, capped); any other answer is final and left to the target to read. Problems name the
-exception type or status only, never the URL or headers: both may hold secrets.
+honoured, capped); any other answer is final and left to the target to read. An untrusted TLS
+certificate is not retried. Problems name the exception type or status only, never the URL or
+headers: both may hold secrets. (Plain http is refused when the config is read.)
 """
 
 from __future__ import annotations
