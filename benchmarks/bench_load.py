@@ -28,19 +28,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench_content import PARAGRAPH  # noqa: E402
+from bench_daemon import ARTICLE  # noqa: E402
 from bench_smtp import run_sink  # noqa: E402
-
-ARTICLE = """---
-title: 'Load article {n}'
-description: 'Article {n} of the load digest.'
-read_time: '4 mins'
-publish_date: '{date}'
-heroImage: 'https://img.example.com/load-{n}.webp'
-cta: 'Forward this to a colleague who would like article {n}.'
----
-
-{body}
-"""
 
 
 def make_site(root: Path, count: int, port: int) -> Path:
