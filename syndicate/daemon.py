@@ -197,7 +197,7 @@ class Daemon:
         now: datetime,
         state_of: Callable[[DraftId], DraftState | None],
     ) -> None:
-        for slug, article in changed.items():
+        for slug, article in sorted(changed.items(), key=_by_date):
             for channel, target in self._article_routes:
                 job_id = f"article:{channel}:{target}:{slug}"
                 if article is None or article.draft:
@@ -232,8 +232,11 @@ class Daemon:
         slugs = self.articles.by_slug()
         wanted = {f"article:{c}:{t}:{slug}" for c, t in self._article_routes for slug in slugs}
         wanted |= {f"{kind}:{c}:{t}" for c, t in self._digest_routes for kind in ("digest", "digest-now")}
-        for job_id in set(self._queued) - wanted:
-            self._unqueue(job_id, "no longer in the content or config")
+        for job_id in sorted(set(self._queued) - wanted):
+            # A pending retry is dropped quietly: its draft is `started`, and resumed below.
+            self._unqueue(
+                job_id, None if job_id.startswith("retry:") else "no longer in the content or config"
+            )
 
     def _start_digest(self, channel: str, target: str, now: datetime) -> None:
         """The digest's cron job, and the latest window's digest if it was missed."""
@@ -471,6 +474,12 @@ def format_event(event: Event, style: str) -> str:
     rest = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("time", "event", "reason"))
     reason = f"  ({event['reason']})" if "reason" in event else ""
     return f"{head} {rest}{reason}".rstrip()
+
+
+def _by_date(item: tuple[str, Article | None]) -> tuple[datetime, str]:
+    """Log lines in publish order, gone articles first."""
+    slug, article = item
+    return (article.publish_date if article else datetime.min.replace(tzinfo=UTC), slug)
 
 
 def _duration(delta: timedelta) -> str:

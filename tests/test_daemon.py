@@ -84,20 +84,9 @@ def outbox_posts(site) -> list[dict]:
 
 
 def smtp_and_webhook_site(site, port: int, receiver_url: str) -> None:
-    site.data["channels"] = {
-        "letters": {"kind": "email", "mode": "single", "targets": ["newsletter"]},
-        "linkedin": {"kind": "social", "network": "linkedin", "targets": ["hook"]},
-    }
-    site.data["targets"] = {
-        "newsletter": {
-            "type": "smtp",
-            "host": "127.0.0.1",
-            "port": port,
-            "security": "none",
-            "recipients": ["reader@example.org"],
-        },
-        "hook": {"type": "webhook", "url": receiver_url, "local": True},
-    }
+    smtp_single_site(site, port, ["reader@example.org"])
+    site.data["channels"]["linkedin"] = {"kind": "social", "network": "linkedin", "targets": ["hook"]}
+    site.data["targets"]["hook"] = {"type": "webhook", "url": receiver_url, "local": True}
     fast_rescans(site)
 
 
