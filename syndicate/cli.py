@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ import click
 from . import __version__
 from .config import CONFIG_ENV, Config, load_config
 from .content import load_articles
+from .daemon import Daemon, format_event
 from .errors import ConfigError, SyndicateError
 from .gallery import render_preview
 from .ledger import Ledger
@@ -355,16 +357,18 @@ def status(ctx: click.Context, limit: int) -> None:
     config = _config(ctx)
     tz = config.site.tz
     with Ledger.from_config(config) as ledger:
-        counts, recent, failures, unknowns = (
+        counts, recent, failures, unknowns, skipped = (
             ledger.counts(),
             ledger.recent(limit),
             ledger.failures(),
             ledger.unknowns(),
+            ledger.skipped_drafts(),
         )
-    if not counts:
+    if not counts and not skipped:
         click.echo("the ledger is empty: nothing sent yet")
         return
-    click.echo("totals:")
+    if counts:
+        click.echo("totals:")
     for (channel, target), row in sorted(counts.items()):
         parts = ", ".join(f"{n} {status}" for status, n in sorted(row.items()))
         click.echo(f"  {channel} -> {target}: {parts}")
@@ -384,6 +388,40 @@ def status(ctx: click.Context, limit: int) -> None:
                 f"  {show_time(row.updated_at, tz)}  {row.status:<9} {row.key.draft_key} -> "
                 f"{row.key.target} {who}{error}"
             )
+    if skipped:
+        click.echo(f"skipped by the daemon's catch-up policy ({len(skipped)}; `send --due` sends them):")
+        for (_channel, target, draft_key), reason in skipped[-limit:]:
+            click.echo(f"  {draft_key} -> {target}  ({reason})")
+
+
+@cli.command()
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="One line per scheduled, sent, skipped or failed item.",
+)
+@config_option
+@click.pass_context
+@_fail_cleanly
+def daemon(ctx: click.Context, log_format: str) -> None:
+    """Run the scheduler: every send at its time, following content edits, until SIGTERM/SIGINT."""
+    config = _config(ctx)
+
+    def log(event: dict) -> None:
+        click.echo(format_event(event, log_format))
+
+    running = Daemon(config, log)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: running.stop())
+    running.run()
+    click.echo(
+        format_event(
+            {"time": datetime.now(config.site.tz).isoformat(timespec="seconds"), "event": "stopped"},
+            log_format,
+        )
+    )
 
 
 def _check_names(config: Config, channels: tuple[str, ...], targets: tuple[str, ...]) -> None:

@@ -8,10 +8,11 @@ so an interpolated secret never reaches a message.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import reprlib
-from datetime import time
+from datetime import time, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -39,6 +40,8 @@ REPO_TEMPLATES = Path(__file__).parent.parent / "templates"
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# Interpolated values this long are searched for in error messages (shorter ones would garble them).
+MIN_HIDDEN_CHARS = 4
 
 
 def default_templates_dir() -> Path:
@@ -70,6 +73,15 @@ def _check_http_url(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"{_short(value)} is not a URL (expected http:// or https://...)")
     return value
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
 
 
 def _short(value: Any) -> str:
@@ -223,6 +235,8 @@ LINKEDIN_POSTS_URL = "https://api.linkedin.com/rest/posts"
 
 class WebhookTarget(Strict):
     type: Literal["webhook", "slack", "discord", "linkedin"]
+    # Before url: its validator reads it. Plain http is allowed for loopback hosts, or with this.
+    local: bool = False
     url: str
     secret: SecretStr | None = None
     token: SecretStr | None = Field(default=None, validate_default=True)
@@ -232,9 +246,19 @@ class WebhookTarget(Strict):
     timeout: float = Field(default=10.0, gt=0)
     retries: int = Field(default=5, ge=0)
     verify_tls: bool = True
-    local: bool = False
+    ca_file: Path | None = None
 
-    _url = field_validator("url")(lambda v: _check_http_url(v))
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str, info: ValidationInfo) -> str:
+        """Plain http would carry tokens and signed bodies in the clear, unless it never leaves the host."""
+        parts = urlsplit(_check_http_url(value))
+        if parts.scheme != "https" and not info.data.get("local") and not _is_loopback(parts.hostname):
+            raise ValueError(
+                "is not https (expected https://..., or local: true for a plain-http receiver "
+                "on a trusted network; 127.0.0.1, ::1 and localhost need neither)"
+            )
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -277,6 +301,18 @@ Target = Annotated[OutboxTarget | SmtpTarget | WebhookTarget, Field(discriminato
 class ScheduleSettings(Strict):
     catch_up: str = "skip"
     unknown: Literal["skip", "resend"] = "skip"
+    jobstore_url: str | None = None
+    rescan_seconds: float = Field(default=30, gt=0)
+
+    @property
+    def catch_up_window(self) -> timedelta | None:
+        """How late a missed send may still go out: 0 for `skip`, None (no limit) for `send`."""
+        if self.catch_up == "send":
+            return None
+        if self.catch_up == "skip":
+            return timedelta(0)
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[self.catch_up[-1]]
+        return timedelta(**{unit: int(self.catch_up[:-1])})
 
     @field_validator("catch_up")
     @classmethod
@@ -357,20 +393,22 @@ def config_from_dict(raw: Any, path: Path) -> Config:
     """Validate an already-parsed config; `path` names it in errors and anchors relative paths."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: is {_kind(raw)} (expected a mapping with a site: section)")
-    data = _interpolate(raw, path, ())
+    used: dict[str, str] = {}
+    data = _interpolate(raw, path, (), used)
     root = path.resolve().parent
     try:
         config = Config.model_validate({**data, "root": root})
     except ValidationError as exc:
-        raise ConfigError(_format_validation(exc, raw, path)) from None
+        raise ConfigError(_hide_values(_format_validation(exc, raw, data, path), used)) from None
     return _resolve_paths(config, root)
 
 
-def _interpolate(node: Any, path: Path, where: tuple) -> Any:
+def _interpolate(node: Any, path: Path, where: tuple, used: dict[str, str]) -> Any:
+    """`${NAME}` -> the variable's value; `used` collects NAME -> value to keep out of messages."""
     if isinstance(node, dict):
-        return {k: _interpolate(v, path, (*where, k)) for k, v in node.items()}
+        return {k: _interpolate(v, path, (*where, k), used) for k, v in node.items()}
     if isinstance(node, list):
-        return [_interpolate(v, path, (*where, i)) for i, v in enumerate(node)]
+        return [_interpolate(v, path, (*where, i), used) for i, v in enumerate(node)]
     if isinstance(node, str) and "${" in node:
 
         def value(match: re.Match[str]) -> str:
@@ -380,6 +418,7 @@ def _interpolate(node: Any, path: Path, where: tuple) -> Any:
                     f"{path}: {_dotted(where)}: environment variable {name} is not set "
                     f"(expected it to hold the value)"
                 )
+            used[name] = os.environ[name]
             return os.environ[name]
 
         return _ENV_REF.sub(value, node)
@@ -405,7 +444,16 @@ def _path_fields(model: BaseModel, absolute) -> dict[str, Path]:
     return {name: absolute(value) for name, value in model.__dict__.items() if isinstance(value, Path)}
 
 
-def _format_validation(exc: ValidationError, raw: Any, path: Path) -> str:
+def _hide_values(text: str, used: dict[str, str]) -> str:
+    """The last guard: any interpolated value still in a message is shown as its `${NAME}`."""
+    for name, value in sorted(used.items(), key=lambda item: -len(item[1])):
+        if len(value) >= MIN_HIDDEN_CHARS:
+            text = text.replace(value, f"${{{name}}}")
+    return text
+
+
+def _format_validation(exc: ValidationError, raw: Any, data: Any, path: Path) -> str:
+    """One line per error, quoting values as written in the file: `${VAR}`, never what it held."""
     lines = []
     for err in exc.errors():
         loc = _without_union_tag(err["loc"])
@@ -424,6 +472,9 @@ def _format_validation(exc: ValidationError, raw: Any, path: Path) -> str:
             message = f"{_short(written)} is not allowed (expected {err['ctx']['expected']})"
         elif err["type"] not in ("value_error", "assertion_error"):
             message = f"{_short(written)}: {message.lower()}"
+        given, written = _lookup(data, loc), _lookup(raw, loc)
+        if isinstance(written, str) and given != written:  # interpolated: quote the ${VAR} instead
+            message = message.replace(_short(given), _short(written))
         lines.append(f"{path}: {_dotted(loc)}: {message}" if loc else f"{path}: {message}")
     return "\n".join(lines)
 

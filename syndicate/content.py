@@ -6,7 +6,9 @@ mistake, so one broken article never stops the others.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import html
 import os
 import re
 import reprlib
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import yaml
 from frontmatter.default_handlers import BaseHandler, YAMLHandler
@@ -31,8 +33,15 @@ MARKDOWN_SUFFIXES = (".md", ".markdown")
 Severity = Literal["error", "warning"]
 
 # Commonmark without raw HTML: article bodies end up in emails, so a stray <script> or
-# <style> in a body must arrive as text. markdown-it already refuses javascript: links.
+# <style> in a body must arrive as text. Links are checked after parsing (`_neutralise_links`),
+# where a refused one can be reported, so markdown-it's own quieter check is turned off.
 _markdown = MarkdownIt("commonmark", {"html": False, "typographer": False}).enable("table")
+_markdown.validateLink = lambda url: True
+# Schemes links and images in a body may use; relative links (no scheme) stay as they are.
+LINK_SCHEMES = ("http", "https", "mailto")
+IMAGE_SCHEMES = ("http", "https")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+_INVISIBLE = re.compile(r"[\x00-\x20\x7f]+")
 _reprs = reprlib.Repr()
 _reprs.maxstring = 60
 _reprs.maxother = 60
@@ -175,10 +184,14 @@ def load_articles(config: Config, paths: Iterable[str | os.PathLike[str]] | None
     if not files:
         where = ", ".join(str(r) for r in roots)
         raise ContentError(f"{where}: no articles found (expected *.md or *.markdown files)")
+    return _assemble((path, *read_article(path, config)) for path in files)
+
+
+def _assemble(read: Iterable[tuple[Path, Article | None, list[Problem]]]) -> Loaded:
+    """Collect read files into a `Loaded`; a second article with a slug already taken is an error."""
     loaded = Loaded([], [])
     by_slug: dict[str, Path] = {}
-    for path in files:
-        article, problems = read_article(path, config)
+    for path, article, problems in read:
         loaded.problems.extend(problems)
         if article is None:
             continue
@@ -196,6 +209,65 @@ def load_articles(config: Config, paths: Iterable[str | os.PathLike[str]] | None
         by_slug[article.slug] = path
         loaded.articles.append(article)
     return loaded
+
+
+@dataclass
+class _Cached:
+    stat: tuple[int, int]  # (mtime_ns, size): unchanged means the file is not even opened
+    digest: bytes  # of the raw bytes: a touched but unchanged file is not parsed again
+    article: Article | None
+    problems: list[Problem]
+
+
+class ArticleCache:
+    """The content folder kept loaded, for the daemon's frequent rescans.
+
+    `refresh()` stats every file and reads only those whose mtime or size changed, parsing
+    again only when their bytes changed, so rescanning a large unchanged folder costs a
+    directory walk.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.loaded = Loaded([], [])
+        self._files: dict[Path, _Cached] = {}
+
+    def by_slug(self) -> dict[str, Article]:
+        return {a.slug: a for a in self.loaded.articles}
+
+    def refresh(self) -> dict[str, Article | None]:
+        """Rescan; returns the articles that appeared or changed (slug -> article) and those
+        that went away or became unusable (slug -> None)."""
+        files = _markdown_files(self.config.content.dir)
+        fresh: dict[Path, _Cached] = {}
+        for path in files:
+            fresh[path] = self._read(path, self._files.get(path))
+        before = {a.slug: a for a in self.loaded.articles}
+        self._files = fresh
+        self.loaded = _assemble((path, entry.article, entry.problems) for path, entry in fresh.items())
+        after = {a.slug: a for a in self.loaded.articles}
+        return {
+            slug: after.get(slug)
+            for slug in before.keys() | after.keys()
+            if before.get(slug) is not after.get(slug)
+        }
+
+    def _read(self, path: Path, cached: _Cached | None) -> _Cached:
+        try:
+            info = path.stat()
+        except OSError:
+            info = None
+        stat = (info.st_mtime_ns, info.st_size) if info else (0, -1)
+        if cached is not None and cached.stat == stat:
+            return cached
+        digest = b""
+        if info is not None and info.st_size <= self.config.content.max_bytes:
+            with contextlib.suppress(OSError):  # read_article below reports it
+                digest = hashlib.blake2b(path.read_bytes(), digest_size=16).digest()
+        if cached is not None and digest and cached.digest == digest:
+            return _Cached(stat, digest, cached.article, cached.problems)
+        article, problems = read_article(path, self.config)
+        return _Cached(stat, digest, article, problems)
 
 
 def _markdown_files(root: Path) -> list[Path]:
@@ -346,6 +418,7 @@ def _normalise(path: Path, raw: bytes, meta: dict[str, Any], body: str, config: 
     cta = _text(meta, "cta")
     tags = _tags(meta)
     tokens = _markdown.parse(body)  # parsed once: the HTML and the excerpt share it
+    _neutralise_links(tokens, warn)
     body_html = _markdown.renderer.render(tokens, _markdown.options, {})
     excerpt = _excerpt(tokens, 300)
 
@@ -485,20 +558,75 @@ def _url(meta: dict[str, Any], base_url: str, slug: str) -> str:
     for name in ("url", "canonical_url"):
         given = _text(meta, name)
         if given is not None:
-            return _check_url(name, urljoin(base_url, given))
+            return _http_url(name, given, base_url)
     return urljoin(base_url, slug)
 
 
 def _image_url(value: str, base_url: str) -> str:
     """Relative image paths are published beside the articles, under base_url."""
-    return _check_url("heroImage", urljoin(base_url, value))
+    return _http_url("heroImage", value, base_url)
 
 
-def _check_url(name: str, url: str) -> str:
+def _http_url(name: str, given: str, base_url: str) -> str:
+    """`given` made absolute against base_url; anything but http(s) is an error."""
+    url = urljoin(base_url, given)
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
-        raise _Bad(name, f"{_reprs.repr(url)} is not a valid URL (expected http:// or https://)")
+    if (
+        url_scheme(given) not in (None, *IMAGE_SCHEMES)
+        or parts.scheme not in IMAGE_SCHEMES
+        or not parts.netloc
+        or any(c.isspace() or not c.isprintable() for c in url)
+    ):
+        raise _Bad(
+            name,
+            f"{_reprs.repr(given)} is not an http(s) URL "
+            "(expected https://..., or a path under site.base_url)",
+        )
     return url
+
+
+def url_scheme(url: str) -> str | None:
+    """The scheme a browser would see, lower-cased, or None for a relative URL.
+
+    Read after HTML entities and percent-escapes are decoded and spaces, tabs and control
+    characters dropped, so ` JaVaScRiPt:`, `java<TAB>script:` and `&#106;avascript:` all give
+    `javascript`.
+    """
+    seen = _INVISIBLE.sub("", unquote(html.unescape(url)))
+    match = _SCHEME.match(seen)
+    return match.group(1).lower() if match else None
+
+
+def _neutralise_links(tokens: list[Token], warn) -> None:
+    """Links and images in a body whose scheme is not allowed become their text, with a warning."""
+    for token in tokens:
+        if token.type != "inline" or not token.children:
+            continue
+        kept: list[Token] = []
+        dropping = False
+        for child in token.children:
+            if child.type == "link_open" and not _allowed(child, "href", LINK_SCHEMES, warn):
+                dropping = True
+            elif child.type == "link_close" and dropping:
+                dropping = False
+            elif child.type == "image" and not _allowed(child, "src", IMAGE_SCHEMES, warn):
+                kept.append(Token("text", "", 0, content=child.content))
+            else:
+                kept.append(child)
+        token.children = kept
+
+
+def _allowed(token: Token, attr: str, schemes: tuple[str, ...], warn) -> bool:
+    url = str(token.attrGet(attr) or "")
+    if url_scheme(url) in (None, *schemes):
+        return True
+    what = "link" if attr == "href" else "image"
+    warn(
+        "body",
+        f"{what} {_reprs.repr(url)} is not allowed (expected {', '.join(f'{s}:' for s in schemes)} "
+        "or a relative path; shown as text)",
+    )
+    return False
 
 
 def _read_minutes(meta: dict[str, Any], words: int, wpm: int, warn) -> int:

@@ -9,7 +9,8 @@ ledger for the next run. An `unknown` outcome (the connection lost before the se
 to a message it may hold) is recorded as such and never retried here: `schedule.unknown`
 decides on the next run, as for a crash. `error_threshold` failures in a row pause the send:
 nothing more is taken, what was not sent stays pending, and the next run resumes where this
-one stopped.
+one stopped. A `stop` event (the daemon's SIGTERM) ends the run the same way once the messages
+in flight finish.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def dispatch(
     resend: bool = False,
     unknown: UnknownPolicy = "skip",
     on_result: Callable[[Result], None] | None = None,
+    stop: threading.Event | None = None,
     sleep: Sleep = time.sleep,
     clock: Clock = time.monotonic,
 ) -> Report:
@@ -71,6 +73,7 @@ def dispatch(
     report = Report(target.name)
     due = _due(messages, ledger, resend, unknown, report)
     run = _Run(target.pacing, due, ledger, report, on_result, sleep, clock)
+    run.stop = stop or threading.Event()
     try:
         if ledger is not None:
             report.recovered = ledger.recover()
@@ -135,6 +138,7 @@ class _Run:
         self.in_a_row = 0
         self.next_slot = 0.0
         self.error: BaseException | None = None
+        self.stop = threading.Event()
 
     def drive(self, target: Target) -> None:
         """Work the queue on `pacing.connections` connections, opened only if something is due."""
@@ -183,7 +187,7 @@ class _Run:
     def _take(self) -> tuple[Message, int] | float | None:
         """Next (message, attempt); a float is a wait before asking again; None is the end."""
         with self.lock:
-            if self.report.paused or self.error is not None:
+            if self.report.paused or self.error is not None or self.stop.is_set():
                 return None
             now = self.clock()
             if self.retries and self.retries[0][0] <= now:

@@ -22,3 +22,7 @@ class TemplateError(SyndicateError):
 
 class DeliveryError(SyndicateError):
     """A target cannot be used at all (bad recipients file, unreachable server at start)."""
+
+
+class StateError(SyndicateError):
+    """The state folder cannot be used: another daemon holds it, or it cannot be written."""

@@ -33,6 +33,7 @@ from .content import Article, Loaded, Problem, load_articles
 from .errors import TemplateError
 from .plan import Send, upcoming
 from .preview import PreviewItem, preview_articles, writing
+from .state import state_path
 
 INDEX = "index.html"
 FRAMES = "frames"
@@ -61,7 +62,7 @@ def render_preview(
 ) -> Rendered:
     """Load the articles, write every draft and the gallery (with the queue of sends after `now`)."""
     loaded = load_articles(config, paths)
-    out = out_dir or config.state_dir / "preview"
+    out = out_dir or state_path(config, "preview")
     items = preview_articles(config, loaded.articles, channel=channel, out_dir=out)
     sends = upcoming(
         config,

@@ -5,12 +5,18 @@ the message is handed to a server and `sent` right after the server accepts it; 
 between leaves `in_flight`, which the next run reports as `unknown` and handles by policy.
 SQLite (the default, a file in the state folder) runs in WAL mode with synchronous=NORMAL:
 two commits per message stay well under the time an SMTP transaction takes.
+
+Beside the messages, one row per draft and target says how far its run got: `started` (a run
+began and has not finished its list), `finished` (every message has its outcome) or `skipped`
+(the daemon's catch-up policy passed it over, with the reason). The daemon reads it to resume
+an interrupted run and not to re-examine what was settled; `send --due` ignores skips, which is
+how a user backfills.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,8 +45,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from .config import Config
 from .deliver import MessageKey
 from .errors import DeliveryError
+from .state import private_dir, private_file, state_path
 
 Status = Literal["pending", "in_flight", "sent", "failed", "retry", "unknown"]
+DraftState = Literal["started", "finished", "skipped"]
+DraftId = tuple[str, str, str]  # (channel, target, draft key)
 LEDGER_FILE = "ledger.sqlite"
 
 _metadata = MetaData()
@@ -60,6 +69,19 @@ deliveries = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, index=True),
     Column("sent_at", DateTime(timezone=True)),
     UniqueConstraint("channel", "target", "draft_key", "recipient", name="one_row_per_message"),
+)
+
+drafts = Table(
+    "drafts",
+    _metadata,
+    Column("id", Integer, primary_key=True),
+    Column("channel", String(200), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("draft_key", String(500), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("detail", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("channel", "target", "draft_key", name="one_row_per_draft"),
 )
 
 _c = deliveries.c
@@ -107,11 +129,16 @@ class Ledger:
         self.url = url
         self._lock = threading.Lock()
         try:
-            self.engine = _engine(url)
+            self.engine = make_engine(url)
             _metadata.create_all(self.engine)
             self._conn = self.engine.connect()
         except SQLAlchemyError as exc:
             raise DeliveryError(f"database_url: cannot open the ledger ({_reason(exc)})") from None
+        except ImportError as exc:  # the URL names a driver that is not installed
+            raise DeliveryError(
+                f"database_url: cannot open the ledger (its driver is not installed: {exc}; "
+                "expected sqlite or a database whose driver is installed)"
+            ) from None
         self._ids: dict[MessageKey, int] = {}
         self._loaded: set[tuple[str, str, str]] = set()
 
@@ -120,7 +147,7 @@ class Ledger:
         """The ledger at `database_url`, else a SQLite file in the state folder."""
         if config.database_url:
             return cls(config.database_url)
-        return cls(sqlite_url(config.state_dir / LEDGER_FILE))
+        return cls(sqlite_url(state_path(config, LEDGER_FILE)))
 
     def close(self) -> None:
         with self._lock:
@@ -181,6 +208,53 @@ class Ledger:
             if row_id is None:
                 raise KeyError(key)
             self._conn.execute(_FINISH, {"row_id": row_id, **values})
+
+    # -- how far each draft's run got -----------------------------------------------------
+
+    def set_draft_state(self, draft: DraftId, state: DraftState, detail: str | None = None) -> None:
+        channel, target, draft_key = draft
+        d = drafts.c
+        values = {"state": state, "detail": detail, "updated_at": _now()}
+        with self._lock, self._transaction():
+            changed = self._conn.execute(
+                update(drafts)
+                .where(d.channel == channel, d.target == target, d.draft_key == draft_key)
+                .values(**values)
+            ).rowcount
+            if not changed:
+                self._conn.execute(
+                    drafts.insert().values(channel=channel, target=target, draft_key=draft_key, **values)
+                )
+
+    def draft_states(self) -> dict[DraftId, DraftState]:
+        """Every draft's state, in one query: the daemon reads it once at start."""
+        d = drafts.c
+        return {
+            (r.channel, r.target, r.draft_key): r.state
+            for r in self._rows(select(d.channel, d.target, d.draft_key, d.state))
+        }
+
+    def draft_state(self, draft: DraftId) -> DraftState | None:
+        d = drafts.c
+        rows = self._rows(
+            select(d.state).where(d.channel == draft[0], d.target == draft[1], d.draft_key == draft[2])
+        )
+        return rows[0].state if rows else None
+
+    def settled_draft_keys(self, channel: str, target: str) -> set[str]:
+        """Drafts the daemon need not reach back past: sent, finished, or skipped by catch-up."""
+        d = drafts.c
+        query = select(d.draft_key).where(
+            d.channel == channel, d.target == target, d.state.in_(("finished", "skipped"))
+        )
+        return self.sent_draft_keys(channel, target) | {row.draft_key for row in self._rows(query)}
+
+    def skipped_drafts(self) -> list[tuple[DraftId, str]]:
+        d = drafts.c
+        query = select(d.channel, d.target, d.draft_key, d.detail).where(d.state == "skipped")
+        return [
+            ((r.channel, r.target, r.draft_key), r.detail or "") for r in self._rows(query.order_by(d.id))
+        ]
 
     # -- what `syndicate status` shows ---------------------------------------------------
 
@@ -258,7 +332,7 @@ class Ledger:
     def _where(self) -> str:
         return str(self.engine.url.render_as_string(hide_password=True))
 
-    def _rows(self, query) -> Iterable:
+    def _rows(self, query) -> list:
         with self._lock:
             rows = list(self._conn.execute(query))
             self._conn.commit()
@@ -281,11 +355,14 @@ class Ledger:
 
 
 def sqlite_url(path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """The URL of a SQLite database at `path` (ledger, job store), the file (and a missing folder)
+    created owner-only."""
+    private_file(private_dir(path.parent) / path.name)
     return f"sqlite:///{path}"
 
 
-def _engine(url: str) -> Engine:
+def make_engine(url: str) -> Engine:
+    """An engine; a SQLite file runs in WAL mode with synchronous=NORMAL (fast, crash-safe commits)."""
     if not url.startswith("sqlite"):
         return create_engine(url)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})

@@ -23,6 +23,7 @@ from .content import Article, Problem, load_articles
 from .errors import ConfigError, ContentError
 from .recipients import Recipient
 from .schedule import digest_end_covering
+from .state import state_path
 
 PREVIEW_RECIPIENT = Recipient(email="reader@example.com", name="Reader")
 SUBJECT_COLUMN = 50
@@ -73,7 +74,7 @@ def preview_articles(
     if channel is not None and channel not in config.channels:
         known = ", ".join(config.channels) or "none defined"
         raise ConfigError(f"--channel: {channel!r} is not a channel (expected one of: {known})")
-    out = out_dir or config.state_dir / "preview"
+    out = out_dir or state_path(config, "preview")
     names = [channel] if channel else list(config.channels)
     items: list[PreviewItem] = []
     for name in names:

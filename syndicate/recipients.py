@@ -14,9 +14,11 @@ import itertools
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
+from typing import Any
 
 from .errors import DeliveryError
 
@@ -52,7 +54,6 @@ class RecipientList:
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LOCAL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
 _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def check_address(text: str) -> str:
@@ -113,27 +114,12 @@ def load_recipients(
 def load_suppression(path: Path) -> set[str]:
     """Case-folded addresses never to mail: a CSV with an `email` column, or one address a line."""
     reader = csv.reader(io.StringIO(_read(path)))
-    first = next(reader, [])
-    header = [cell.strip().lower() for cell in first]
-    column = header.index("email") if "email" in header else 0
-    rows = reader if "email" in header else itertools.chain([first], reader)
-    return {row[column].strip().casefold() for row in rows if len(row) > column and row[column].strip()}
-
-
-def write_recipients_csv(path: Path, recipients: Iterable[Recipient]) -> None:
-    """An email,name,... CSV whose cells can never run as spreadsheet formulas."""
-    recipients = list(recipients)
-    extra = sorted({name for r in recipients for name in r.fields} - {"email", "name"})
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["email", "name", *extra])
-        for r in recipients:
-            writer.writerow([csv_cell(v) for v in (r.email, r.name, *(r.fields.get(k, "") for k in extra))])
-
-
-def csv_cell(value: str) -> str:
-    """Spreadsheets run a cell starting with = + - @ as a formula; a leading ' makes it text."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    with _readable(path, reader):
+        first = next(reader, [])
+        header = [cell.strip().lower() for cell in first]
+        column = header.index("email") if "email" in header else 0
+        rows = reader if "email" in header else itertools.chain([first], reader)
+        return {row[column].strip().casefold() for row in rows if len(row) > column and row[column].strip()}
 
 
 def _inline_rows(entries: list[str], where: str) -> Iterator[tuple[str, int, Recipient | str]]:
@@ -144,18 +130,29 @@ def _inline_rows(entries: list[str], where: str) -> Iterator[tuple[str, int, Rec
 
 def _csv_rows(path: Path) -> Iterator[tuple[str, int, Recipient | str]]:
     reader = csv.DictReader(io.StringIO(_read(path)))
-    columns = {name.strip().lower(): name for name in reader.fieldnames or [] if name}
-    if "email" not in columns:
-        raise DeliveryError(f"{path}: has no email column (expected a header row like email,name)")
-    for row in reader:
-        if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
-            continue
-        if None in row:
-            yield str(path), reader.line_num, "has more cells than the header row"
-            continue
-        values = {key.strip().lower(): (value or "").strip() for key, value in row.items() if key}
-        extras = {key: value for key, value in values.items() if key not in ("email", "name")}
-        yield str(path), reader.line_num, _recipient(values["email"], values.get("name", ""), extras)
+    with _readable(path, reader.reader):  # DictReader's own line_num lags behind a failing row
+        columns = {name.strip().lower(): name for name in reader.fieldnames or [] if name}
+        if "email" not in columns:
+            raise DeliveryError(f"{path}: has no email column (expected a header row like email,name)")
+        for row in reader:
+            if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
+                continue
+            if None in row:
+                yield str(path), reader.line_num, "has more cells than the header row"
+                continue
+            values = {key.strip().lower(): (value or "").strip() for key, value in row.items() if key}
+            extras = {key: value for key, value in values.items() if key not in ("email", "name")}
+            yield str(path), reader.line_num, _recipient(values["email"], values.get("name", ""), extras)
+
+
+@contextmanager
+def _readable(path: Path, reader: Any) -> Iterator[None]:
+    """A csv.Error from `reader` (a csv.reader; e.g. a cell over the csv module's 128 KiB limit)
+    is one line naming its row."""
+    try:
+        yield
+    except csv.Error as exc:
+        raise DeliveryError(f"{path}:{reader.line_num}: cannot be read as CSV ({exc})") from None
 
 
 def _recipient(address: str, name: str, extras: dict[str, str]) -> Recipient | str:

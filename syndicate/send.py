@@ -7,6 +7,7 @@ touches no server and no ledger. The CLI's `send` and the daemon's jobs both cal
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from .errors import ContentError
 from .ledger import LEDGER_FILE, Ledger
 from .plan import Send, plan_articles, plan_due
 from .recipients import Recipient, RecipientProblem, load_recipients
+from .state import state_path
 
 Selection = Literal["due", "all"]
 Draft = EmailDraft | SocialPost
@@ -83,14 +85,34 @@ def send(
     now = now or datetime.now(UTC)
     loaded = load_articles(config, paths)
     outcome = Outcome(problems=list(loaded.problems))
-    outcome.dry_run_dir = (dry_run_dir or config.state_dir / "dry-run") if dry_run else None
-    outcome.sends = _plan(config, loaded.articles, select, now, channels, targets, dry_run)
-    if not outcome.sends:
+    outcome.dry_run_dir = (dry_run_dir or state_path(config, "dry-run")) if dry_run else None
+    sends = _plan(config, loaded.articles, select, now, channels, targets, dry_run)
+    return deliver(config, sends, outcome, resend=resend, on_start=on_start, on_result=on_result)
+
+
+def deliver(
+    config: Config,
+    sends: Sequence[Send],
+    outcome: Outcome | None = None,
+    *,
+    resend: bool = False,
+    stop: threading.Event | None = None,
+    on_start: Callable[[Send, int], None] | None = None,
+    on_result: Callable[[Result], None] | None = None,
+) -> Outcome:
+    """Compose each planned send once and dispatch it through the ledger: the one path that
+    `syndicate send` and the daemon's jobs share. A dry run (`outcome.dry_run_dir` set) writes
+    there instead and records nothing. `stop` ends the run after the messages in flight."""
+    outcome = outcome or Outcome()
+    outcome.sends.extend(sends)
+    if not sends:
         return outcome
-    ledger = None if dry_run else Ledger.from_config(config)
+    ledger = None if outcome.dry_run_dir else Ledger.from_config(config)
     try:
         drafts: dict[tuple[str, str], Draft | None] = {}
-        for planned in outcome.sends:
+        for planned in sends:
+            if stop is not None and stop.is_set():
+                break
             draft_id = (planned.channel, planned.draft_key)
             if draft_id not in drafts:
                 drafts[draft_id] = _compose(config, planned, outcome.problems)
@@ -101,6 +123,9 @@ def send(
             messages = _messages(config, planned, draft, outcome)
             if on_start is not None:
                 on_start(planned, len(messages))
+            ids = (planned.channel, planned.target, planned.draft_key)
+            if ledger is not None:
+                ledger.set_draft_state(ids, "started")
             # A target that cannot be reached at all (server down, bad TLS) stops only itself:
             # its messages stay pending for the next run, the other targets carry on.
             report = dispatch(
@@ -110,7 +135,10 @@ def send(
                 resend=resend,
                 unknown=config.schedule.unknown,
                 on_result=on_result,
+                stop=stop,
             )
+            if ledger is not None and report.pending == 0 and not report.paused:
+                ledger.set_draft_state(ids, "finished")
             outcome.reports.append((planned, report))
     finally:
         if ledger is not None:

@@ -20,6 +20,7 @@ import watchfiles
 from .config import Config, default_templates_dir, load_config
 from .errors import ConfigError, SyndicateError
 from .gallery import render_preview, write_error_page
+from .state import state_path
 
 DEFAULT_PORT = 8000
 # How often the main thread looks up from waiting, so Ctrl-C is handled promptly.
@@ -63,7 +64,7 @@ def serve_preview(
     The config must load at start (it says what to watch); later mistakes are shown on the page.
     """
     config = load_config(config_path)
-    out = out_dir or config.state_dir / "preview"
+    out = out_dir or state_path(config, "preview")
     out.mkdir(parents=True, exist_ok=True)
     stop = stop or threading.Event()
     changed = threading.Event()

@@ -12,12 +12,14 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import lxml.html
 import pytest
 import trustme
 import yaml
@@ -27,6 +29,8 @@ from syndicate.config import Config, config_from_dict
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
+# An article with markup, MJML and Jinja syntax in every field it has.
+EVERY_FIELD = DATA / "email" / "hostile" / "every-field.md"
 
 
 def base_config_dict() -> dict:
@@ -102,6 +106,16 @@ def email_site(site):
     return site
 
 
+def assert_inert(html: str) -> lxml.html.HtmlElement:
+    """Markup from article fields arrived as text: no script, no handler, no element it named."""
+    page = lxml.html.fromstring(html)
+    assert page.xpath("//script | //svg | //*[starts-with(local-name(), 'mj-')]") == []
+    assert page.xpath("//@*[starts-with(name(), 'on')]") == []
+    assert all(src.startswith("https://") for src in page.xpath("//img/@src"))
+    assert "<mj-" not in html
+    return page
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -121,6 +135,7 @@ class SmtpSink:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.received: list[tuple[str, bytes]] = []
+        self.arrivals: list[tuple[float, bytes]] = []  # (time.time(), message) as each lands
         self.attempts: Counter[str] = Counter()
         self.rsets = 0
         self.connections = 0
@@ -162,6 +177,7 @@ class SmtpSink:
         with self.lock:
             for rcpt in envelope.rcpt_tos:
                 self.received.append((rcpt, envelope.original_content))
+            self.arrivals.append((time.time(), envelope.original_content))
         session.accepted = getattr(session, "accepted", 0) + 1
         if self.close_after and session.accepted % self.close_after == 0:
             asyncio.get_running_loop().call_soon(server.transport.close)
@@ -175,8 +191,8 @@ class SmtpSink:
 
 
 @contextmanager
-def running_sink(handler: SmtpSink, **smtp_options) -> Iterator[Controller]:
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **smtp_options)
+def running_sink(handler: SmtpSink, port: int | None = None, **smtp_options) -> Iterator[Controller]:
+    controller = Controller(handler, hostname="127.0.0.1", port=port or free_port(), **smtp_options)
     controller.start()
     try:
         yield controller
@@ -194,7 +210,7 @@ def smtp_sink() -> Iterator[tuple[SmtpSink, int]]:
 
 @pytest.fixture(scope="session")
 def tls(tmp_path_factory) -> tuple[ssl.SSLContext, Path]:
-    """A private CA, a server certificate for 127.0.0.1 and the CA's PEM file for `ca_file`."""
+    """A private CA no trust store knows, a server context for 127.0.0.1 and the CA's PEM file."""
     ca = trustme.CA()
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1", "localhost").configure_cert(server)
@@ -262,18 +278,22 @@ def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
 class Receiver(ThreadingHTTPServer):
     """An HTTP server on 127.0.0.1 that records each POST and answers from a script, then 200.
 
-    A scripted reply is (status, headers) or (status, headers, body bytes).
+    A scripted reply is (status, headers) or (status, headers, body bytes). With `tls`, it is https.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _ReceiverHandler)
+        if tls is not None:
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
+        self.scheme = "https" if tls is not None else "http"
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.arrivals: list[tuple[float, bytes]] = []  # (time.time(), body) as each lands
         self.methods: list[str] = []
         self.replies: deque[tuple] = deque()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hooks/abc"
+        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}/hooks/abc"
 
 
 class _ReceiverHandler(BaseHTTPRequestHandler):
@@ -283,6 +303,7 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.server.methods.append(self.command)
         self.server.requests.append((self.path, dict(self.headers), body))
+        self.server.arrivals.append((time.time(), body))
         status, headers, *rest = self.server.replies.popleft() if self.server.replies else (200, {})
         answer = rest[0] if rest else b""
         self.send_response(status)
@@ -296,14 +317,28 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
+@contextmanager
+def serving(server: Receiver) -> Iterator[Receiver]:
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with serving(Receiver()) as server:
+        yield server
+
+
+@pytest.fixture
+def tls_receiver(tls) -> Iterator[Receiver]:
+    """The receiver over https, its certificate from the private CA of `tls`."""
+    with serving(Receiver(tls[0])) as server:
+        yield server
 
 
 # Headless Chromium as the browser tests run it: Debian's package, no network but loopback

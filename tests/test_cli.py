@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import subprocess
 import sys
 
 import pytest
+from aiosmtpd.smtp import AuthResult
 from click.testing import CliRunner
 
 from syndicate import __version__
 from syndicate.cli import cli
 
-from .conftest import REPO
+from .conftest import REPO, Receiver, SmtpSink, free_port, running_sink, serving
 
 
 def run(*args: str, cwd=REPO, env=None) -> subprocess.CompletedProcess:
@@ -112,3 +115,108 @@ def test_config_option_after_the_command_too(site):
     site.article("ok.md", "---\ntitle: T\npublish_date: '2024-01-01'\n---\nb\n")
     result = CliRunner().invoke(cli, ["validate", "--config", str(site.config_path)])
     assert result.exit_code == 0 and "1 article(s) ok" in result.output
+
+
+# --- secrets never leak ---------------------------------------------------------------------------
+
+SECRETS = {
+    "SYN_SMTP_PASSWORD": "smtp-pw-7f3a9c1e5b",
+    "SYN_WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"webhook-key-0a1b2c3d4e5f6a7b").decode(),
+    "SYN_LINKEDIN_TOKEN": "li-token-AQX9z8y7w6v5u4",
+    "SYN_UNSUBSCRIBE_SECRET": "unsub-key-5d4c3b2a19",
+    "SYN_SLACK_PATH": "T0001/B0001/slackpathsecret42",
+}
+
+
+def _reject_login(server, session, envelope, mechanism, auth_data):
+    return AuthResult(success=False, handled=False)
+
+
+def _leaks(text: str | bytes) -> list[str]:
+    data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape")
+    values = [*SECRETS.values(), SECRETS["SYN_WEBHOOK_SECRET"].removeprefix("whsec_")]
+    return [v for v in values if v.encode() in data]
+
+
+def test_no_command_shows_or_writes_a_secret(site, receiver, tls, tmp_path):
+    """Every command, against servers that refuse: the values of ${VARS} appear nowhere."""
+    sink = SmtpSink()
+    options = {"tls_context": tls[0], "auth_required": True, "authenticator": _reject_login}
+    with running_sink(sink, **options) as smtp, serving(Receiver()) as linkedin:
+        site.article("a.md", "---\ntitle: T\npublish_date: '2024-01-01'\ncta: Go\ndescription: D\n---\nB.\n")
+        site.article("b.md", "---\ntitle: Later\npublish_date: '2099-01-01'\n---\nBody.\n")
+        site.data["site"]["unsubscribe_secret"] = "${SYN_UNSUBSCRIBE_SECRET}"
+        site.data["channels"] = {
+            "weekly": {"kind": "email", "mode": "single", "targets": ["newsletter", "automations"]},
+            "linkedin": {"kind": "social", "targets": ["company", "chat"]},
+        }
+        site.data["targets"] = {
+            "newsletter": {
+                "type": "smtp",
+                "host": "127.0.0.1",
+                "port": smtp.port,
+                "security": "starttls",
+                "ca_file": str(tls[1]),
+                "username": "mailer",
+                "password": "${SYN_SMTP_PASSWORD}",
+                "recipients": ["a@example.org", "b@example.org"],
+                "timeout": 5,
+            },
+            "automations": {
+                "type": "webhook",
+                "url": receiver.url,
+                "secret": "${SYN_WEBHOOK_SECRET}",
+                "retries": 0,
+            },
+            "company": {
+                "type": "linkedin",
+                "url": linkedin.url,
+                "author": "urn:li:organization:1",
+                "token": "${SYN_LINKEDIN_TOKEN}",
+                "retries": 0,
+            },
+            "chat": {
+                "type": "slack",
+                "url": f"http://127.0.0.1:{free_port()}/${{SYN_SLACK_PATH}}",
+                "retries": 0,
+            },
+        }
+        site.write_config()
+        said = {"message": f"Invalid access token {SECRETS['SYN_LINKEDIN_TOKEN']}"}
+        linkedin.replies.append((401, {}, json.dumps(said).encode()))  # LinkedIn quoting the token
+        receiver.replies.append((401, {}))
+        env = {**os.environ, **SECRETS, "SYNDICATE_CONFIG": str(site.config_path)}
+        commands = [
+            ("validate",),
+            ("validate", "--json"),
+            ("preview",),
+            ("send", "--all", "--dry-run", "-v"),
+            ("send", "--all"),
+            ("status",),
+            ("queue", "--days", "40000"),
+            ("queue", "--json", "--days", "40000"),
+        ]
+        results = {command: run(*command, cwd=site.root, env=env) for command in commands}
+    assert results[("send", "--all")].returncode == 1  # every target refused or unreachable
+    sent = results[("send", "--all")].stdout
+    assert "535" in sent and "refused the access token" in sent and "cannot reach the receiver" in sent
+    assert (tmp_path / ".syndicate" / "dry-run" / "automations").is_dir()
+    assert receiver.requests and linkedin.requests and not sink.received
+    assert "Invalid access token [token]" in results[("status",)].stdout
+    assert "Later" in results[("queue", "--json", "--days", "40000")].stdout
+
+    bad = dict(
+        site.data, targets={**site.data["targets"], "chat": {"type": "slack", "url": "${SYN_SLACK_PATH}"}}
+    )
+    site.write_config(bad)
+    results[("config error",)] = error = run("validate", cwd=site.root, env=env)
+    assert error.returncode == 2 and "targets.chat.url: '${SYN_SLACK_PATH}' is not a URL" in error.stderr
+
+    for command, result in results.items():
+        assert "Traceback" not in result.stderr, (command, result.stderr)
+        assert _leaks(result.stdout + result.stderr) == [], (command, result.stdout, result.stderr)
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(written) > 10  # previews, dry-run messages, the ledger
+    assert {str(p.relative_to(tmp_path)): _leaks(p.read_bytes()) for p in written} == {
+        str(p.relative_to(tmp_path)): [] for p in written
+    }

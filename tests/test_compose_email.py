@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import lxml.html
 import pytest
 
 from syndicate.compose.email import (
@@ -21,10 +22,12 @@ from syndicate.compose.email import (
     compose_email_channel,
     compose_single,
 )
+from syndicate.compose.mime import build_message
 from syndicate.content import load_articles
 from syndicate.errors import ConfigError, TemplateError
+from syndicate.recipients import Recipient
 
-from .conftest import DATA
+from .conftest import DATA, EVERY_FIELD, assert_inert
 
 sys.path.insert(0, str(DATA / "email"))
 from generate import write_articles  # noqa: E402
@@ -180,6 +183,35 @@ def test_hostile_title_is_escaped_in_html_and_intact_in_text(email_site):
     assert hostile_image["alt"] == HOSTILE_TITLE  # the quote in alt= could not end the attribute
     single = compose_single(_article(email_site, "hostile-title"), "letters", email_site.config())
     assert single.subject == HOSTILE_TITLE
+
+
+LONG_CTA = "cta: '" + '"><svg onload=alert(5)>' * 3 + "{{7*7}}'"
+
+
+@pytest.mark.parametrize("cta", ["button", "line"])
+def test_every_article_field_is_escaped_in_every_email_template(email_site, cta):
+    text = EVERY_FIELD.read_text(encoding="utf-8")
+    if cta == "line":
+        text = re.sub(r"^cta: .*$", lambda _: LONG_CTA, text, flags=re.MULTILINE)
+    (email_site.content / EVERY_FIELD.name).write_text(text, encoding="utf-8")
+    config = email_site.config()
+    article = _article(email_site, "every-field")
+    single = compose_single(article, "letters", config)
+    drafts = [digest(email_site), single]
+    hostile = Recipient("r@example.org", "<script>alert(7)</script>")
+    for draft in drafts:
+        sent = build_message(draft, hostile, config).get_body(("html",)).get_content()
+        for html in (draft.html, sent):
+            page = assert_inert(html)
+            visible = " ".join(page.text_content().split())
+            assert article.title in visible  # the Jinja syntax in it shown, not evaluated
+            assert "{% if true %}evaluated{% endif %}" in visible and "{{7*7}}" in visible
+            assert '"><img src=x onerror=alert(2)>' in visible and 'Eve" onmouseover="alert(4)' in visible
+            hero = page.xpath("//img[contains(@src, '/x.png')]")
+            assert hero and hero[0].get("src") == article.hero_image and not hero[0].get("onerror")
+        assert "Hi <script>alert(7)</script>," in lxml.html.fromstring(sent).text_content()
+    assert single.subject == article.title
+    assert lxml.html.fromstring(single.html).findtext(".//title") == article.title
 
 
 def test_header_injection_title_cannot_leave_the_subject(email_site):

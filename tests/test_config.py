@@ -146,3 +146,26 @@ def test_unreadable_configs(tmp_path, text, message):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "absent.yaml")
+
+
+@pytest.mark.parametrize(
+    ("target", "key"),
+    [
+        ({"type": "slack", "url": "${SYN_TEST_HOOK}"}, "url"),  # a validator quoting the value
+        ({"type": "linkedin", "author": "${SYN_TEST_HOOK}", "token": "t"}, "author"),
+        (
+            {"type": "webhook", "url": "https://h.example/${SYN_TEST_HOOK}", "retries": "x${SYN_TEST_HOOK}"},
+            "retries",
+        ),
+    ],
+)
+def test_a_rejected_interpolated_value_is_quoted_as_written(tmp_path, monkeypatch, target, key):
+    secret = "hooks.slack.com/services/T000/B000/" + "s3cr3t" * 10  # long: reprlib would cut it
+    monkeypatch.setenv("SYN_TEST_HOOK", secret)
+    data = base_config_dict()
+    data["targets"]["hook"] = target
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, data)
+    message = str(err.value)
+    assert f"targets.hook.{key}: " in message and "${SYN_TEST_HOOK}" in message
+    assert "s3cr3t" not in message and "\n" not in message

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from syndicate.content import load_articles, read_article, shorten
+from syndicate.content import ArticleCache, load_articles, read_article, shorten
 from syndicate.errors import ContentError
 
 from .conftest import REPO
@@ -276,3 +278,96 @@ def test_as_dict_is_json_ready(site):
     assert data["title"].startswith("Harbour Lights")
     assert data["publish_date"] == "2024-02-01T00:00:00+00:00"
     assert data["read_minutes"] == 8
+
+
+def test_article_cache_reads_only_what_changed(site):
+    site.article("one.md", "---\ntitle: One\npublish_date: '2026-01-05'\n---\nBody one.\n")
+    site.article("two.md", "---\ntitle: Two\npublish_date: '2026-01-06'\n---\nBody two.\n")
+    cache = ArticleCache(site.config())
+    assert set(cache.refresh()) == {"one", "two"}
+    one = cache.by_slug()["one"]
+    assert cache.refresh() == {}  # nothing changed: nothing read
+    path = site.content / "one.md"
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert cache.refresh() == {} and cache.by_slug()["one"] is one  # touched, same bytes: not parsed
+    site.article("one.md", "---\ntitle: One, edited\npublish_date: '2026-01-05'\n---\nBody one.\n")
+    changed = cache.refresh()
+    assert list(changed) == ["one"] and changed["one"].title == "One, edited"
+    (site.content / "two.md").unlink()
+    site.article("three.md", "---\ntitle: Three\npublish_date: 'not a date'\n---\nBody.\n")
+    assert cache.refresh() == {"two": None}  # gone; three never became an article
+    assert [str(p.path.name) for p in cache.loaded.errors] == ["three.md"]
+
+
+# --- links: http(s) only -------------------------------------------------------------------------
+
+TRICKS = [
+    "javascript:alert(1)",
+    " JaVaScRiPt:alert(1)",
+    "java\tscript:alert(1)",
+    "&#106;avascript:alert(1)",
+    "java%0Ascript:alert(1)",
+    "vbscript:msgbox(1)",
+    "file:///etc/passwd",
+    "data:text/html;base64,PHNjcmlwdD4=",
+    "data:image/png;base64,AAAA",
+    "ftp://files.example.com/a",
+]
+
+
+@pytest.mark.parametrize("field", ["url", "canonical_url", "heroImage"])
+@pytest.mark.parametrize("value", TRICKS)
+def test_frontmatter_links_must_be_http(site, field, value):
+    path = site.article("a.md", VALID.format(n=1))
+    path.write_text(
+        VALID.format(n=1).replace("cta:", f"{field}: {json.dumps(value)}\ncta:"), encoding="utf-8"
+    )
+    article, problems = read_article(path, site.config())
+    assert article is None
+    [problem] = [p for p in problems if p.severity == "error"]
+    assert problem.field == field
+    assert str(problem).startswith(f"{path}: {field}: ") and "is not an http(s) URL (expected" in str(problem)
+    assert "\n" not in str(problem) and "\t" not in str(problem)
+
+
+def test_relative_and_protocol_relative_links_resolve_to_http(site):
+    text = VALID.format(n=1).replace("cta:", "heroImage: '//cdn.example.net/a.png'\nurl: 'elsewhere/'\ncta:")
+    article, _ = read_article(site.article("a.md", text), site.config())
+    assert article.hero_image == "https://cdn.example.net/a.png"
+    assert article.url == "https://example.com/articles/elsewhere/"
+
+
+BODY_TRICKS = [
+    ("[a](javascript:alert(1))", "link"),
+    ("[a](JaVaScRiPt:alert(1))", "link"),
+    ("[a](&#106;avascript:alert(1))", "link"),
+    ("[a](<java\tscript:alert(1)>)", "link"),
+    ("<vbscript:msgbox(1)>", "link"),
+    ("[a][r]\n\n[r]: file:///etc/passwd", "link"),
+    ("![a](data:image/png;base64,AAAA)", "image"),
+    ("![a](javascript:alert(1))", "image"),
+    ("[![a](file:///etc/passwd)](https://ok.example/)", "image"),
+]
+
+
+@pytest.mark.parametrize(("markdown", "kind"), BODY_TRICKS)
+def test_body_links_that_are_not_http_become_text_with_a_warning(site, markdown, kind):
+    path = site.article("a.md", VALID.format(n=1) + "\n" + markdown + "\n")
+    article, problems = read_article(path, site.config())
+    [problem] = [p for p in problems if p.field == "body"]
+    assert problem.severity == "warning" and str(problem).startswith(f"{path}: body: {kind} ")
+    assert "shown as text" in problem.message and "\n" not in str(problem)
+    hrefs = re.findall(r'(?:href|src)="([^"]*)"', article.body_html)
+    assert all(h.startswith("https://") for h in hrefs), hrefs
+
+
+def test_http_mailto_and_relative_body_links_stay(site):
+    body = "[w](https://a.example/) [m](mailto:ed@example.com) [r](other/) ![i](http://a.example/i.png)\n"
+    article, problems = read_article(site.article("a.md", VALID.format(n=1) + body), site.config())
+    assert [p for p in problems if p.field == "body"] == []
+    assert re.findall(r'(?:href|src)="([^"]*)"', article.body_html) == [
+        "https://a.example/",
+        "mailto:ed@example.com",
+        "other/",
+        "http://a.example/i.png",
+    ]

@@ -15,7 +15,7 @@ from syndicate.errors import TemplateError
 from syndicate.gallery import local_time, render_preview
 from syndicate.serve import start_server
 
-from .conftest import DATA, REPO, chromium, needs_chromium
+from .conftest import DATA, EVERY_FIELD, REPO, assert_inert, chromium, needs_chromium
 
 NOW = datetime(2024, 3, 6, 12, 0, tzinfo=UTC)
 SCREENSHOTS = REPO / "artifacts" / "gallery"
@@ -163,6 +163,43 @@ def test_a_local_hero_image_is_copied_for_the_gallery_only(email_site, tmp_path)
         "https://example.com/articles/images/nowhere.png"
     ]
     assert sorted(p.name for p in (out / "assets" / "images").iterdir()) == ["light one.png"]
+
+
+def test_every_article_field_is_escaped_in_the_gallery(email_site, tmp_path):
+    shutil.copy(EVERY_FIELD, email_site.content)
+    out = tmp_path / "out"
+    render_preview(email_site.config(), None, None, out, NOW)
+    page = assert_inert((out / "index.html").read_text(encoding="utf-8"))
+    for frame in (out / "frames").iterdir():
+        assert_inert(frame.read_text(encoding="utf-8"))
+    title = "<script>alert(1)</script> {{ 7*7 }} {% if true %}evaluated{% endif %}"
+    for key in ("letters:every-field", "linkedin:every-field"):
+        assert title in _text(_item(page, key))
+    assert page.xpath("//iframe[not(@sandbox)]") == []  # the emails' own HTML runs no script either
+
+
+@pytest.mark.parametrize(
+    "hero",
+    [
+        "../outside.png",
+        "%2e%2e/outside.png",
+        "images/..%2f..%2foutside.png",
+        "images/linked.png",
+        "/outside.png",
+    ],
+)
+def test_a_hero_image_is_copied_only_from_inside_the_content_folder(site, tmp_path, hero):
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(b"private bytes, not an image")
+    (site.content / "images").mkdir()
+    (site.content / "images" / "linked.png").symlink_to(outside)
+    site.article("a.md", f"---\ntitle: T\npublish_date: 2024-03-01\nheroImage: '{hero}'\ncta: Go\n---\nB.\n")
+    out = tmp_path / "out"
+    render_preview(site.config(), None, None, out, NOW)
+    assert not (out / "assets").exists()
+    copied = [p for p in out.rglob("*") if p.is_file() and p.read_bytes() == outside.read_bytes()]
+    assert copied == []
+    assert all(src.startswith("https://") for src in _page(out / "index.html").xpath("//img/@src"))
 
 
 def test_a_post_that_cannot_fit_is_a_card_with_its_error(email_site, tmp_path):

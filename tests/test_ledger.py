@@ -97,3 +97,24 @@ def test_failures_carry_their_errors_and_counts_group_by_target(ledger):
 def test_marking_an_unknown_message_is_a_bug(ledger):
     with pytest.raises(KeyError):
         ledger.mark(KEY, "sent")
+
+
+def test_draft_states_say_how_far_each_run_got(tmp_path):
+    with Ledger(sqlite_url(tmp_path / "ledger.sqlite")) as ledger:
+        started, skipped = ("weekly", "mail", "weekly:2026-11-23"), ("linkedin", "posts", "linkedin:fog")
+        assert ledger.draft_state(started) is None
+        ledger.set_draft_state(started, "started")
+        ledger.set_draft_state(skipped, "skipped", "missed by 2d 0h")
+        assert ledger.draft_states() == {started: "started", skipped: "skipped"}
+        assert ledger.settled_draft_keys("weekly", "mail") == set()  # started is not settled
+        ledger.set_draft_state(started, "finished")
+        assert ledger.draft_state(started) == "finished"
+        assert ledger.settled_draft_keys("weekly", "mail") == {"weekly:2026-11-23"}
+        assert ledger.skipped_drafts() == [(skipped, "missed by 2d 0h")]
+
+
+def test_a_database_url_is_never_quoted_and_a_missing_driver_is_one_line():
+    for url in ("postgresql://u:pw-s3cret@127.0.0.1:1/db", "post gres://u:pw-s3cret@h/db"):
+        with pytest.raises(DeliveryError, match=r"^database_url: cannot open the ledger \(") as caught:
+            Ledger(url)
+        assert "pw-s3cret" not in str(caught.value) and "\n" not in str(caught.value)

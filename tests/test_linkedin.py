@@ -14,7 +14,7 @@ from syndicate.config import LINKEDIN_POSTS_URL, load_config
 from syndicate.content import load_articles
 from syndicate.deliver import Message, MessageKey, make_target
 from syndicate.dispatch import dispatch
-from syndicate.errors import ConfigError, DeliveryError
+from syndicate.errors import ConfigError
 from syndicate.ledger import Ledger, sqlite_url
 
 from .conftest import DATA
@@ -37,7 +37,7 @@ def post(site) -> SocialPost:
 
 def linkedin(site, url: str, monkeypatch, **options):
     monkeypatch.setenv("LINKEDIN_TOKEN", TOKEN)
-    settings = {"type": "linkedin", "url": url, "local": True, "author": AUTHOR, "token": "${LINKEDIN_TOKEN}"}
+    settings = {"type": "linkedin", "url": url, "author": AUTHOR, "token": "${LINKEDIN_TOKEN}"}
     site.data["targets"]["li"] = {**settings, **options}
     target = make_target("li", site.config())
     target.slept = []
@@ -171,7 +171,7 @@ def test_email_is_refused_without_a_request(site, receiver, monkeypatch, payload
     assert receiver.requests == []
 
 
-def test_plain_http_is_refused_unless_local(site, monkeypatch):
+def test_plain_http_is_a_config_error_unless_local(site, monkeypatch):
     monkeypatch.setenv("LINKEDIN_TOKEN", TOKEN)
     site.data["targets"]["li"] = {
         "type": "linkedin",
@@ -179,8 +179,8 @@ def test_plain_http_is_refused_unless_local(site, monkeypatch):
         "author": AUTHOR,
         "token": "${LINKEDIN_TOKEN}",
     }
-    with pytest.raises(DeliveryError, match=r"^targets.li.url: is not https"):
-        make_target("li", site.config())
+    with pytest.raises(ConfigError, match=r"config.yaml: targets.li.url: is not https"):
+        site.config()
 
 
 def test_the_url_defaults_to_the_posts_api(site, monkeypatch):

@@ -1,18 +1,17 @@
-"""Recipients from config or CSV: validation, line numbers, suppression, formula-safe output."""
+"""Recipients from config or CSV: validation, line numbers, suppression; never written out as CSV."""
 
 from __future__ import annotations
 
-import csv
-
 import pytest
+from click.testing import CliRunner
 
+from syndicate.cli import cli
 from syndicate.errors import DeliveryError
 from syndicate.recipients import (
     Recipient,
     check_address,
     load_recipients,
     load_suppression,
-    write_recipients_csv,
 )
 
 from .conftest import DATA
@@ -93,14 +92,33 @@ def test_unusable_files_are_one_clear_error(tmp_path):
         load_recipients(latin)
 
 
-def test_formula_cells_never_reach_an_output_csv_unquoted(tmp_path):
-    out = tmp_path / "out.csv"
-    recipients = load_recipients(DATA / "subscribers.csv").recipients
-    hostile = Recipient("d@example.org", "@SUM(1+1)", {"note": "-2+3", "city": "+cmd"})
-    write_recipients_csv(out, [*recipients, hostile])
-    rows = list(csv.reader(out.open(encoding="utf-8", newline="")))
-    assert rows[0] == ["email", "name", "city", "note"]
-    cells = [cell for row in rows for cell in row]
-    assert '\'=HYPERLINK("http://evil.example")' in cells
-    assert not any(cell.startswith(("=", "+", "-", "@")) for cell in cells)
-    assert rows[-1] == ["d@example.org", "'@SUM(1+1)", "'+cmd", "'-2+3"]
+def test_a_cell_over_the_csv_field_limit_is_one_line_naming_its_row(tmp_path):
+    huge = tmp_path / "huge.csv"
+    huge.write_text("email,name\na@example.org,A\nb@example.org," + "x" * 200_000 + "\n", encoding="utf-8")
+    for load in (load_recipients, load_suppression):
+        with pytest.raises(DeliveryError, match=r"huge.csv:3: cannot be read as CSV \(field larger than"):
+            load(huge)
+
+
+def test_recipient_values_never_reach_an_output_csv(site, tmp_path):
+    """syndicate writes no CSV (nor a report a spreadsheet would open): formula cells stay in the input."""
+    site.article("a.md", "---\ntitle: T\npublish_date: '2024-01-01'\ncta: Go\ndescription: D\n---\nB.\n")
+    formulas = tmp_path / "formulas.csv"
+    formulas.write_text(
+        "email,name,city\n"
+        'a@example.org,"=HYPERLINK(""http://evil.example"")",+cmd\n'
+        "b@example.org,@SUM(1+1),-2+3\n"
+        "=1+1@example.org,x,y\n"
+        '"\tc@example.org","\rname",z\n',
+        encoding="utf-8",
+    )
+    site.data["targets"]["mail-outbox"]["recipients"] = str(formulas)
+    site.write_config()
+    runner = CliRunner()
+    for command in (["preview"], ["send", "--all", "--dry-run", "-v"], ["send", "--all"], ["status"]):
+        result = runner.invoke(cli, ["--config", str(site.config_path), *command])
+        assert result.exit_code == 0, result.output
+    assert "=1+1@example.org" in result.output  # status: text on a terminal, not a spreadsheet
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p != formulas]
+    assert [p for p in written if p.suffix.lower() in (".csv", ".tsv", ".xls", ".xlsx")] == []
+    assert not any(b"HYPERLINK" in p.read_bytes() for p in written if p.suffix != ".eml")

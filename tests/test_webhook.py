@@ -10,7 +10,7 @@ from standardwebhooks import Webhook
 
 from syndicate.deliver import Message, MessageKey, make_target
 from syndicate.dispatch import dispatch
-from syndicate.errors import DeliveryError
+from syndicate.errors import ConfigError, DeliveryError
 from syndicate.ledger import Ledger, sqlite_url
 
 from .sample_mail import email_for
@@ -20,7 +20,7 @@ PAYLOAD = {"text": "New article: <Tides> & currents", "link": "https://example.c
 
 
 def webhook(site, url: str, kind: str = "webhook", **options):
-    site.data["targets"]["hook"] = {"type": kind, "url": url, "local": True, **options}
+    site.data["targets"]["hook"] = {"type": kind, "url": url, **options}
     target = make_target("hook", site.config())
     target.slept = []
     target.sleep = target.slept.append  # record the waits instead of waiting
@@ -120,10 +120,42 @@ def test_an_email_goes_out_as_its_parts(site, receiver):
     assert body["subject"] == "digest-1 for a@example.org" and body["html"].startswith("<p>Line 0")
 
 
-def test_plain_http_is_refused_unless_local(site):
-    site.data["targets"]["hook"] = {"type": "webhook", "url": "http://hooks.example.com/x"}
-    with pytest.raises(DeliveryError, match=r"targets.hook.url: is not https"):
-        make_target("hook", site.config())
+def test_plain_http_is_a_config_error_unless_local(site):
+    site.data["targets"]["hook"] = {"type": "webhook", "url": "http://hooks.example.com/x/secret-path"}
+    with pytest.raises(ConfigError) as caught:
+        site.config()
+    assert str(caught.value).startswith(f"{site.config_path}: targets.hook.url: is not https (expected")
+    assert "secret-path" not in str(caught.value)  # incoming-webhook URLs are secrets
+    site.data["targets"]["hook"]["local"] = True
+    assert site.config().targets["hook"].local
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.10", "[::1]", "localhost"])
+def test_plain_http_to_a_loopback_host_needs_no_flag(site, host):
+    site.data["targets"]["hook"] = {"type": "slack", "url": f"http://{host}:8080/x"}
+    assert site.config().targets["hook"].url.startswith("http://")
+
+
+def test_an_untrusted_certificate_fails_on_one_line_without_retries(site, tls_receiver):
+    target = webhook(site, tls_receiver.url)
+    result = send(target)
+    assert result.outcome == "retry" and tls_receiver.requests == [] and target.slept == []
+    assert result.detail.startswith("TLS certificate not trusted (expected") and "\n" not in result.detail
+
+
+def test_ca_file_trusts_a_private_ca(site, tls_receiver, tls):
+    assert send(webhook(site, tls_receiver.url, ca_file=str(tls[1]))).outcome == "sent"
+    assert len(tls_receiver.requests) == 1
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_verify_tls_false_is_an_explicit_opt_out(site, tls_receiver):
+    assert send(webhook(site, tls_receiver.url, verify_tls=False)).outcome == "sent"
+
+
+def test_a_missing_ca_file_is_named(site, tls_receiver, tmp_path):
+    with pytest.raises(DeliveryError, match=r"^targets.hook.ca_file: .*no.pem is not a file"):
+        webhook(site, tls_receiver.url, ca_file=str(tmp_path / "no.pem"))
 
 
 def test_a_malformed_secret_is_named_but_not_shown(site, receiver):

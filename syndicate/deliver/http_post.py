@@ -1,8 +1,9 @@
 """HTTP POSTs for the webhook-shaped targets (webhook, slack, discord, linkedin), retried alike.
 
 Connection errors, 5xx and 429 are retried with exponential backoff and jitter (Retry-After
-honoured, capped); any other answer is final and left to the target to read. Problems name the
-exception type or status only, never the URL or headers: both may hold secrets.
+honoured, capped); any other answer is final and left to the target to read. An untrusted TLS
+certificate is not retried. Problems name the exception type or status only, never the URL or
+headers: both may hold secrets. (Plain http is refused when the config is read.)
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
 
 import requests
 
@@ -23,13 +23,19 @@ from ..errors import DeliveryError
 MAX_WAIT = 300.0
 
 
-def require_https(name: str, settings: WebhookTarget) -> None:
-    """Plain http would carry tokens and signed bodies in the clear: only allowed when local."""
-    if urlsplit(settings.url).scheme != "https" and not settings.local:
+def check_ca_file(name: str, settings: WebhookTarget) -> None:
+    """A missing `ca_file` is a mistake to name at once, not an error on every POST."""
+    if settings.verify_tls and settings.ca_file is not None and not settings.ca_file.is_file():
         raise DeliveryError(
-            f"targets.{name}.url: is not https "
-            "(expected https://..., or local: true for a server on this machine)"
+            f"targets.{name}.ca_file: {settings.ca_file} is not a file (expected a PEM CA certificate)"
         )
+
+
+def _verify(settings: WebhookTarget) -> bool | str:
+    """requests' `verify`: the system CAs, the target's own CA file, or (opted out) nothing."""
+    if settings.verify_tls and settings.ca_file is not None:
+        return str(settings.ca_file)
+    return settings.verify_tls
 
 
 @contextmanager
@@ -62,8 +68,14 @@ def post_with_retries(
                 data=body,
                 headers=headers(),
                 timeout=settings.timeout,
-                verify=settings.verify_tls,
+                verify=_verify(settings),
                 allow_redirects=False,
+            )
+        except requests.exceptions.SSLError:
+            # Not retried: a certificate that is not trusted now will not be in a few seconds.
+            return (
+                "TLS certificate not trusted (expected one the system trusts, or ca_file "
+                "naming its CA; verify_tls: false only for a test server)"
             )
         except requests.RequestException as exc:
             problem = f"cannot reach the receiver ({type(exc).__name__})"

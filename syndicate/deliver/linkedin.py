@@ -20,7 +20,7 @@ import requests
 from ..compose.littletext import little_text
 from ..config import Config, WebhookTarget
 from . import Message, Pacing, Result, register
-from .http_post import http_session, post_with_retries, require_https
+from .http_post import check_ca_file, http_session, post_with_retries
 
 RESTLI_PROTOCOL = "2.0.0"
 # LinkedIn's error `message` is quoted in results up to this many characters.
@@ -35,7 +35,7 @@ class LinkedInDelivery:
         self.settings = settings
         self.sleep = sleep
         self.pacing = Pacing(max_attempts=1)
-        require_https(name, settings)
+        check_ca_file(name, settings)
 
     @contextmanager
     def open(self) -> Iterator[LinkedInConnection]:

@@ -48,6 +48,12 @@ class SmtpDelivery:
         connection = SmtpConnection(self)
         try:
             connection.connect()
+        except ssl.SSLCertVerificationError as exc:
+            raise DeliveryError(
+                f"targets.{self.name}: the TLS certificate of {self._where()} is not trusted "
+                f"({exc.verify_message}; expected one the system trusts, or targets.{self.name}.ca_file "
+                "naming its CA)"
+            ) from None
         except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
             raise DeliveryError(
                 f"targets.{self.name}: cannot connect to {self._where()} ({_reason(exc)})"

@@ -26,7 +26,7 @@ import requests
 from ..config import Config, WebhookTarget
 from ..errors import DeliveryError
 from . import Message, Pacing, Result, register
-from .http_post import http_session, post_with_retries, require_https
+from .http_post import check_ca_file, http_session, post_with_retries
 
 DISCORD_LIMIT = 2000
 
@@ -39,7 +39,7 @@ class WebhookDelivery:
         self.settings = settings
         self.sleep = sleep
         self.pacing = Pacing(max_attempts=1)
-        require_https(name, settings)
+        check_ca_file(name, settings)
         self.secret = _decode_secret(name, settings) if settings.secret else None
 
     @contextmanager

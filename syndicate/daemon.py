@@ -1,0 +1,498 @@
+"""The daemon: every send queued in APScheduler's persistent job store at its time.
+
+The job store (`jobs.sqlite` in the state folder, or `schedule.jobstore_url`) holds one date job
+per article and per-article channel/target at the article's publish date, and one cron job per
+digest channel/target in the site's timezone. A rescan (every `schedule.rescan_seconds`, and on
+file events) follows content edits, reading only changed files. A job runs the same `deliver()`
+as `syndicate send`, through the ledger, so a restart, an edit racing a job or a manual `send`
+in between never sends anything twice.
+
+Sends whose time passed while the daemon was not running, or before it first saw them, follow
+`schedule.catch_up`: `skip` records and logs them (`send --due` is the explicit backfill),
+`send` sends them now, a window like `2d` sends those at most that late. A late digest coalesces
+every window since the last one settled.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import IO, Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+
+from .config import Config, DigestSchedule
+from .content import Article, ArticleCache
+from .errors import StateError, SyndicateError
+from .ledger import DraftId, DraftState, Ledger, make_engine, sqlite_url
+from .plan import Send, is_digest_channel, plan_articles, plan_due
+from .schedule import article_key, digest_key, digest_window, latest_digest_end
+from .send import Outcome, deliver
+from .state import private_dir, private_file
+
+ON_TIME = timedelta(minutes=1)  # a send this late is still on time; later, it was missed
+JOBS_FILE = "jobs.sqlite"
+LOCK_FILE = "daemon.lock"
+RETRY_FIRST, RETRY_MAX = timedelta(minutes=1), timedelta(hours=1)
+
+Event = dict[str, Any]
+Log = Callable[[Event], None]
+
+# The daemon whose jobs fire in this process. APScheduler's persistent store keeps a job as a
+# reference to a module-level function plus its arguments, so the jobs find their daemon here.
+_running: Daemon | None = None
+
+
+def run_article_job(channel: str, target: str, slug: str) -> None:
+    _current().run_article(channel, target, slug)
+
+
+def run_digest_job(channel: str, target: str, since: datetime | None = None) -> None:
+    _current().run_digest(channel, target, since)
+
+
+def _current() -> Daemon:
+    if _running is None:
+        raise RuntimeError("a syndicate job fired with no daemon running in this process")
+    return _running
+
+
+def digest_trigger(schedule: DigestSchedule, tz: tzinfo) -> CronTrigger:
+    """The cron job of a digest channel: wall-clock time in the site's timezone, so 08:00 stays
+    08:00 local across daylight-saving changes."""
+    return CronTrigger(
+        day_of_week=schedule.weekday if schedule.every == "week" else "*",
+        hour=schedule.at.hour,
+        minute=schedule.at.minute,
+        timezone=tz,
+    )
+
+
+class Daemon:
+    """Keeps the job store in step with the content and runs each job through `deliver()`.
+
+    `run()` blocks until `stop()` (the CLI wires SIGTERM and SIGINT to it); a send in progress
+    finishes the messages in flight, leaves the rest pending and is resumed at the next start.
+    """
+
+    def __init__(self, config: Config, log: Log, *, watch: bool = True) -> None:
+        self.config = config
+        self.log = log
+        self.watch = watch
+        self.articles = ArticleCache(config)
+        self.stopping = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.RLock()  # rescans and jobs take turns with the cache and the store
+        self._queued: dict[str, datetime] = {}  # job id -> next run: a mirror of the store
+        self._retries: dict[str, int] = {}
+        self._reported: set[str] = set()
+        self._lock_file: IO[str] | None = None
+        self.ledger: Ledger | None = None
+        self.scheduler: BackgroundScheduler | None = None
+        per_article = [name for name in config.channels if not is_digest_channel(config, name)]
+        self._article_routes = [(c, t) for c in per_article for t in config.channels[c].targets]
+        self._digest_routes = [
+            (c, t)
+            for c in config.channels
+            if is_digest_channel(config, c)
+            for t in config.channels[c].targets
+        ]
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.start()
+        try:
+            if self.watch:
+                threading.Thread(target=self._watch_files, name="syndicate-watch", daemon=True).start()
+            while not self.stopping.is_set():
+                self._wake.wait(self.config.schedule.rescan_seconds)
+                self._wake.clear()
+                if not self.stopping.is_set():
+                    self.rescan()
+        finally:
+            self.close()
+
+    def start(self) -> None:
+        """Lock the state folder, open the stores, bring the jobs in step with the content."""
+        self._lock_file = lock_state_folder(self.config.state_dir)
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+        self._event("ready", articles=len(self.articles.loaded.articles), jobs=len(self._queued))
+
+    def _open(self) -> None:
+        global _running
+        self.ledger = Ledger.from_config(self.config)
+        self.scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=make_engine(self._jobstore_url()))},
+            executors={"default": ThreadPoolExecutor(1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+        _running = self
+        self.scheduler.start(paused=True)
+        self._queued = {job.id: job.next_run_time for job in self.scheduler.get_jobs()}
+        with self._lock:
+            now = _now()
+            states = self.ledger.draft_states()
+            self._follow(self.articles.refresh(), now, lambda draft: states.get(draft))
+            self._report_problems()
+            self._drop_stale_jobs()
+            for channel, target in self._digest_routes:
+                self._start_digest(channel, target, now)
+        self.scheduler.resume()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self._wake.set()
+
+    def close(self) -> None:
+        """Wait for the job in progress (it stops after its messages in flight), then let go."""
+        global _running
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        if self.ledger is not None:
+            self.ledger.close()
+        if _running is self:
+            _running = None
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def jobs(self) -> dict[str, datetime]:
+        """Job id -> next run time, as the job store has them."""
+        assert self.scheduler is not None
+        return {job.id: job.next_run_time for job in self.scheduler.get_jobs()}
+
+    # -- following the content -------------------------------------------------------------
+
+    def rescan(self) -> None:
+        """Read what changed in the content folder and move, add or drop its jobs."""
+        with self._lock:
+            try:
+                changed = self.articles.refresh()
+            except SyndicateError as exc:
+                self._event("failed", reason=str(exc))
+                return
+            assert self.ledger is not None
+            self._follow(changed, _now(), self.ledger.draft_state)
+            self._report_problems()
+
+    def _follow(
+        self,
+        changed: dict[str, Article | None],
+        now: datetime,
+        state_of: Callable[[DraftId], DraftState | None],
+    ) -> None:
+        for slug, article in sorted(changed.items(), key=_by_date):
+            for channel, target in self._article_routes:
+                job_id = f"article:{channel}:{target}:{slug}"
+                if article is None or article.draft:
+                    self._unqueue(job_id, "draft" if article else "deleted or unreadable")
+                    continue
+                draft = (channel, target, article_key(channel, article))
+                when = self._when(job_id, draft, article.publish_date, now, state_of(draft))
+                if when is not None:
+                    self._queue(job_id, when, run_article_job, (channel, target, slug), draft)
+
+    def _when(
+        self, job_id: str, draft: DraftId, due: datetime, now: datetime, state: DraftState | None
+    ) -> datetime | None:
+        """When to run a per-article send, or None when it is settled or missed for good."""
+        if state in ("finished", "skipped"):
+            self._unqueue(job_id, f"already {state}")
+            return None
+        if state == "started":  # a run was interrupted (stopped, target down): finish it
+            return now
+        if due > now:
+            return due
+        queued = self._queued.get(job_id)
+        if queued is not None and queued <= now:  # already waiting for its turn
+            return queued
+        if self._may_catch_up(now - due):
+            return now
+        self._skip(job_id, draft, due, now)
+        return None
+
+    def _drop_stale_jobs(self) -> None:
+        """Jobs of articles deleted, or channels and targets renamed, while the daemon was down."""
+        slugs = self.articles.by_slug()
+        wanted = {f"article:{c}:{t}:{slug}" for c, t in self._article_routes for slug in slugs}
+        wanted |= {f"{kind}:{c}:{t}" for c, t in self._digest_routes for kind in ("digest", "digest-now")}
+        for job_id in sorted(set(self._queued) - wanted):
+            # A pending retry is dropped quietly: its draft is `started`, and resumed below.
+            self._unqueue(
+                job_id, None if job_id.startswith("retry:") else "no longer in the content or config"
+            )
+
+    def _start_digest(self, channel: str, target: str, now: datetime) -> None:
+        """The digest's cron job, and the latest window's digest if it was missed."""
+        assert self.scheduler is not None and self.ledger is not None
+        schedule = self.config.channels[channel].schedule
+        tz = self.config.site.tz
+        job_id = f"digest:{channel}:{target}"
+        job = self.scheduler.add_job(
+            run_digest_job,
+            digest_trigger(schedule, tz),
+            args=(channel, target),
+            id=job_id,
+            name=job_id,
+            replace_existing=True,
+        )
+        self._queued[job_id] = job.next_run_time
+        self._event("scheduled", channel=channel, target=target, at=job.next_run_time, draft=job_id)
+        end = latest_digest_end(schedule, tz, now)
+        draft = (channel, target, digest_key(channel, end, tz))
+        state = self.ledger.draft_state(draft)
+        if state in ("finished", "skipped") or draft[2] in self.ledger.sent_draft_keys(channel, target):
+            return
+        late = now - end
+        if state == "started" or late <= ON_TIME:
+            since = None
+        elif self._may_catch_up(late):  # a window policy sends what is at most that late
+            window = self.config.schedule.catch_up_window
+            since = None if window is None else now - window
+        else:
+            self._skip(None, draft, end, now)
+            return
+        self._queue(f"digest-now:{channel}:{target}", now, run_digest_job, (channel, target, since), draft)
+
+    def _may_catch_up(self, late: timedelta) -> bool:
+        window = self.config.schedule.catch_up_window
+        return late <= ON_TIME or window is None or late <= window
+
+    def _skip(self, job_id: str | None, draft: DraftId, due: datetime, now: datetime) -> None:
+        assert self.ledger is not None
+        reason = f"missed by {_duration(now - due)} (schedule.catch_up: {self.config.schedule.catch_up})"
+        self.ledger.set_draft_state(draft, "skipped", reason)
+        if job_id is not None:
+            self._unqueue(job_id, None)
+        self._event("skipped", channel=draft[0], target=draft[1], draft=draft[2], due=due, reason=reason)
+
+    def _queue(self, job_id: str, when: datetime, func: Callable, args: tuple, draft: DraftId) -> None:
+        if self._queued.get(job_id) == when:
+            return
+        assert self.scheduler is not None
+        self.scheduler.add_job(
+            func, DateTrigger(run_date=when), args=args, id=job_id, name=job_id, replace_existing=True
+        )
+        self._queued[job_id] = when
+        self._event("scheduled", channel=draft[0], target=draft[1], draft=draft[2], at=when)
+
+    def _unqueue(self, job_id: str, reason: str | None) -> None:
+        if self._queued.pop(job_id, None) is None:
+            return
+        assert self.scheduler is not None
+        try:
+            self.scheduler.remove_job(job_id)
+        except JobLookupError:
+            return  # it fired meanwhile
+        if reason:
+            self._event("unscheduled", draft=job_id, reason=reason)
+
+    def _report_problems(self) -> None:
+        """Each article error once, as it appears (a fixed file can break again and is told again)."""
+        current = {str(p) for p in self.articles.loaded.errors}
+        for line in sorted(current - self._reported):
+            self._event("invalid", reason=line)
+        self._reported = current
+
+    def _watch_files(self) -> None:
+        from watchfiles import watch
+
+        try:
+            for _changes in watch(self.config.content.dir, stop_event=self.stopping, debounce=300):
+                self._wake.set()
+        except (OSError, RuntimeError) as exc:  # no inotify here: the interval rescan still runs
+            self._event(
+                "failed", reason=f"content.dir: file events unavailable ({exc}); rescanning on a timer"
+            )
+
+    # -- the jobs ---------------------------------------------------------------------------
+
+    def run_article(self, channel: str, target: str, slug: str) -> None:
+        job_id = f"article:{channel}:{target}:{slug}"
+        with self._lock:
+            fired = self._queued.pop(job_id, None)
+            self._queued.pop(f"retry:{job_id}", None)
+            self.rescan()  # an edit made just before the time goes out as edited
+            now = _now()
+            if job_id in self._queued and self._queued[job_id] > now:  # the edit moved it later
+                return
+            self._unqueue(job_id, None)
+            article = self.articles.by_slug().get(slug)
+            if article is None or article.draft or article.publish_date > now + timedelta(seconds=1):
+                return
+            assert self.ledger is not None
+            if self.ledger.draft_state((channel, target, article_key(channel, article))) in (
+                "finished",
+                "skipped",
+            ):
+                return
+            sends = plan_articles(self.config, [article], now, channels=[channel], targets=[target])
+            self._deliver(sends, job_id, run_article_job, (channel, target, slug), fired)
+
+    def run_digest(self, channel: str, target: str, since: datetime | None = None) -> None:
+        """The digest due now; `since` keeps a late one to what the catch-up window allows."""
+        with self._lock:
+            self.rescan()
+            now = _now()
+            assert self.ledger is not None
+            settled = self.ledger.settled_draft_keys(channel, target)
+            articles = self.articles.loaded.articles
+            if since is not None:
+                articles = [a for a in articles if a.publish_date >= since]
+            if not settled and self.config.schedule.catch_up != "send":
+                # The first digest this route ever sends covers its own window, not the archive.
+                schedule = self.config.channels[channel].schedule
+                start = digest_window(
+                    schedule, self.config.site.tz, latest_digest_end(schedule, self.config.site.tz, now)
+                )[0]
+                articles = [a for a in articles if a.publish_date > start]
+            sends = plan_due(
+                self.config,
+                articles,
+                now,
+                channels=[channel],
+                targets=[target],
+                sent_keys=lambda _c, _t: settled,
+            )
+            job_id = f"digest-now:{channel}:{target}"
+            self._queued.pop(job_id, None)
+            self._queued.pop(f"retry:{job_id}", None)
+            if not sends:
+                end = latest_digest_end(self.config.channels[channel].schedule, self.config.site.tz, now)
+                key = digest_key(channel, end, self.config.site.tz)
+                self.ledger.set_draft_state((channel, target, key), "finished", "no new articles")
+                self._event("skipped", channel=channel, target=target, draft=key, reason="no new articles")
+                return
+            self._deliver(sends, job_id, run_digest_job, (channel, target, since), None)
+
+    def _deliver(
+        self, sends: list[Send], job_id: str, func: Callable, args: tuple, fired: datetime | None
+    ) -> None:
+        try:
+            outcome = deliver(self.config, sends, stop=self.stopping)
+        except SyndicateError as exc:
+            self._event("failed", draft=job_id, reason=str(exc))
+            outcome = None
+        if outcome is not None:
+            self._log_outcome(outcome, fired)
+        if outcome is not None and outcome.ok:
+            self._retries.pop(job_id, None)
+            return
+        pending = outcome is None or any(r.pending or r.paused for _, r in outcome.reports)
+        if pending and not self.stopping.is_set():
+            tries = self._retries.get(job_id, 0) + 1
+            self._retries[job_id] = tries
+            when = _now() + min(RETRY_FIRST * 2 ** (tries - 1), RETRY_MAX)
+            planned = sends[0]
+            # Its own id: APScheduler drops the fired job's id just after starting it.
+            retry = f"retry:{job_id}"
+            self._queue(retry, when, func, args, (planned.channel, planned.target, planned.draft_key))
+
+    def _log_outcome(self, outcome: Outcome, fired: datetime | None) -> None:
+        for problem in outcome.problems:
+            if problem.severity == "error":
+                self._event("invalid", reason=str(problem))
+        for planned, report in outcome.reports:
+            counts = {
+                "sent": report.sent,
+                "failed": report.failed,
+                "pending": report.pending,
+                "skipped": report.skipped,
+            }
+            reason = report.error or "; ".join(
+                f"{r.key.recipient or planned.draft_key}: {r.detail}" for r in report.problems[:3]
+            )
+            self._event(
+                "sent" if report.ok else "failed",
+                channel=planned.channel,
+                target=planned.target,
+                draft=planned.draft_key,
+                due=fired or planned.due,
+                reason=reason or None,
+                **counts,
+            )
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _event(self, event: str, **fields: Any) -> None:
+        tz = self.config.site.tz
+
+        def shown(moment: datetime) -> str:  # the site's local time with its offset, to the second
+            return moment.astimezone(tz).isoformat(timespec="seconds")
+
+        values = {k: shown(v) if isinstance(v, datetime) else v for k, v in fields.items() if v is not None}
+        self.log({"time": shown(_now()), "event": event, **values})
+
+    def _jobstore_url(self) -> str:
+        return self.config.schedule.jobstore_url or sqlite_url(self.config.state_dir / JOBS_FILE)
+
+
+def lock_state_folder(state_dir: Path) -> IO[str]:
+    """One daemon per state folder: a second one would send what the first is sending."""
+    path = private_file(private_dir(state_dir) / LOCK_FILE)
+    handle = path.open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise StateError(
+            f"{state_dir}: another syndicate daemon is running on this state folder (pid {holder}); "
+            "stop it first (expected one daemon per state folder)"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def format_event(event: Event, style: str) -> str:
+    """One log line: `text` for people, `json` for log collectors."""
+    if style == "json":
+        import json
+
+        return json.dumps(event, ensure_ascii=False)
+    head = f"{event['time']}  {event['event']:<11}"
+    rest = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("time", "event", "reason"))
+    reason = f"  ({event['reason']})" if "reason" in event else ""
+    return f"{head} {rest}{reason}".rstrip()
+
+
+def _by_date(item: tuple[str, Article | None]) -> tuple[datetime, str]:
+    """Log lines in publish order, gone articles first."""
+    slug, article = item
+    return (article.publish_date if article else datetime.min.replace(tzinfo=UTC), slug)
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds >= 86400:
+        return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+    if seconds >= 3600:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    return f"{seconds // 60}m {seconds % 60}s"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+logging.getLogger("apscheduler").setLevel(logging.WARNING)

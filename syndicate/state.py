@@ -1,0 +1,38 @@
+"""The state folder (`state_dir`): the ledger, the daemon's job store and lock, previews and dry
+runs, private to its owner.
+
+It holds subscribers' addresses, delivery errors and drafts not yet published, so syndicate
+creates it owner-only (0700) and its databases and lock file 0600 (SQLite gives its -wal and -shm
+files the database file's mode), whatever the umask. A folder that already exists is left as it is: it may
+be one the user chose and shares on purpose.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from .config import Config
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def state_path(config: Config, *parts: str) -> Path:
+    """A path inside the state folder, the folder created owner-only first if missing."""
+    private_dir(config.state_dir)
+    return config.state_dir.joinpath(*parts)
+
+
+def private_dir(folder: Path) -> Path:
+    """Create `folder` (and missing parents) as 0700; the umask can only take bits away."""
+    folder.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    return folder
+
+
+def private_file(path: Path) -> Path:
+    """Create `path` empty as 0600 unless it exists, so whatever opens it next cannot widen it."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+    return path
