@@ -383,3 +383,20 @@ def test_a_missing_content_folder_is_one_line_and_frees_the_state_folder(site):
     site.content.mkdir()
     with running(site.config()) as (_daemon, events):  # the lock was let go
         assert events[-1]["event"] == "ready"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql+nosuchdriver://u@127.0.0.1/jobs", "schedule.jobstore_url: cannot open the job store"),
+        ("not a url", "schedule.jobstore_url: cannot open the job store"),
+        ("sqlite:////nonexistent-folder/x/jobs.sqlite", "schedule.jobstore_url: cannot open the job store"),
+    ],
+)
+def test_a_job_store_that_cannot_be_opened_is_one_line(site, url, expected):
+    site.data["schedule"] = {"jobstore_url": url}
+    site.write_config()
+    result = CliRunner().invoke(cli, ["--config", str(site.config_path), "daemon"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {expected}") and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
