@@ -30,6 +30,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
+from sqlalchemy.exc import SQLAlchemyError
 
 from .config import Config, DigestSchedule
 from .content import Article, ArticleCache
@@ -137,13 +138,18 @@ class Daemon:
         global _running
         self.ledger = Ledger.from_config(self.config)
         self.scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=make_engine(self._jobstore_url()))},
+            jobstores={"default": self._job_store()},
             executors={"default": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
         )
         _running = self
-        self.scheduler.start(paused=True)
+        try:
+            self.scheduler.start(paused=True)
+        except SQLAlchemyError as exc:
+            raise StateError(
+                f"schedule.jobstore_url: cannot open the job store ({_first_line(exc)})"
+            ) from None
         self._queued = {job.id: job.next_run_time for job in self.scheduler.get_jobs()}
         with self._lock:
             now = _now()
@@ -439,8 +445,15 @@ class Daemon:
         values = {k: shown(v) if isinstance(v, datetime) else v for k, v in fields.items() if v is not None}
         self.log({"time": shown(_now()), "event": event, **values})
 
-    def _jobstore_url(self) -> str:
-        return self.config.schedule.jobstore_url or sqlite_url(self.config.state_dir / JOBS_FILE)
+    def _job_store(self) -> SQLAlchemyJobStore:
+        url = self.config.schedule.jobstore_url or sqlite_url(self.config.state_dir / JOBS_FILE)
+        try:
+            return SQLAlchemyJobStore(engine=make_engine(url))
+        except (ImportError, SQLAlchemyError, ValueError) as exc:  # no driver, or not a database URL
+            raise StateError(
+                f"schedule.jobstore_url: cannot open the job store ({_first_line(exc)}; "
+                "expected a SQLAlchemy URL whose driver is installed)"
+            ) from None
 
 
 def lock_state_folder(state_dir: Path) -> IO[str]:
@@ -480,6 +493,10 @@ def _by_date(item: tuple[str, Article | None]) -> tuple[datetime, str]:
     """Log lines in publish order, gone articles first."""
     slug, article = item
     return (article.publish_date if article else datetime.min.replace(tzinfo=UTC), slug)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", None) or exc).splitlines()[0]
 
 
 def _duration(delta: timedelta) -> str:

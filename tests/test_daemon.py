@@ -383,3 +383,42 @@ def test_a_missing_content_folder_is_one_line_and_frees_the_state_folder(site):
     site.content.mkdir()
     with running(site.config()) as (_daemon, events):  # the lock was let go
         assert events[-1]["event"] == "ready"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql+nosuchdriver://u@127.0.0.1/jobs", "schedule.jobstore_url: cannot open the job store"),
+        ("not a url", "schedule.jobstore_url: cannot open the job store"),
+        ("sqlite:////nonexistent-folder/x/jobs.sqlite", "schedule.jobstore_url: cannot open the job store"),
+    ],
+)
+def test_a_job_store_that_cannot_be_opened_is_one_line(site, url, expected):
+    site.data["schedule"] = {"jobstore_url": url}
+    site.write_config()
+    result = CliRunner().invoke(cli, ["--config", str(site.config_path), "daemon"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {expected}") and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_ledger_and_job_store_on_postgresql(site, postgres_url):
+    """`database_url` and `schedule.jobstore_url` on a real PostgreSQL server: a job waits there
+    across a restart, a due one goes out and its ledger rows are in PostgreSQL."""
+    site.data["database_url"] = postgres_url
+    site.data["channels"] = {"linkedin": site.data["channels"]["linkedin"]}
+    site.data["schedule"] = {"jobstore_url": postgres_url}
+    site.write_config()
+    deep = soon(86400)
+    write(site, "deep-water", deep)
+    write(site, "shallows", soon(2))
+    with running(site.config()) as (daemon, _events):
+        assert daemon.jobs()["article:linkedin:social-outbox:deep-water"] == deep
+        wait_for(lambda: len(outbox_posts(site)) == 1)
+    assert not (site.root / ".syndicate" / "jobs.sqlite").exists()
+    assert not (site.root / ".syndicate" / "ledger.sqlite").exists()
+    with Ledger.from_config(site.config()) as ledger:
+        assert ledger.counts() == {("linkedin", "social-outbox"): {"sent": 1}}
+    with running(site.config()) as (daemon, events):  # the job came back from PostgreSQL
+        assert daemon.jobs()["article:linkedin:social-outbox:deep-water"] == deep
+        assert not [e for e in events if e["event"] == "scheduled" and "deep-water" in e.get("draft", "")]
