@@ -208,6 +208,10 @@ class Ledger:
             if row_id is None:
                 raise KeyError(key)
             self._conn.execute(_FINISH, {"row_id": row_id, **values})
+            if status != "retry":
+                # Settled for this dispatch (it takes each message once, and a later one reads the
+                # draft's rows again): forgetting it keeps memory flat over a long list.
+                self._ids.pop(key, None)
 
     # -- how far each draft's run got -----------------------------------------------------
 
@@ -296,7 +300,8 @@ class Ledger:
     # -- plumbing ------------------------------------------------------------------------
 
     def _row_id(self, key: MessageKey) -> int | None:
-        """From memory when the draft's rows were read (`statuses`), else from the database."""
+        """From memory when the draft's rows were read (`statuses`, which every dispatch calls
+        first) or the row was made in this run, else from the database."""
         row_id = self._ids.get(key)
         if row_id is None and (key.channel, key.target, key.draft_key) not in self._loaded:
             row_id = self._find(key)
