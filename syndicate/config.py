@@ -228,6 +228,17 @@ class SmtpTarget(Strict):
     error_threshold: int = Field(default=10, gt=0)
     max_attempts: int = Field(default=5, gt=0)
     retry_delay: float = Field(default=60.0, ge=0)
+    local: bool = False  # a relay on this machine or a trusted network: plain-text login allowed
+
+    @model_validator(mode="after")
+    def _no_clear_text_password(self) -> SmtpTarget:
+        """`security: none` would send the login in clear across the network."""
+        if self.security == "none" and self.username and not self.local and not _is_loopback(self.host):
+            raise ValueError(
+                "security: none would send the password unencrypted to "
+                f"{self.host} (expected starttls or ssl, or local: true for a relay you trust)"
+            )
+        return self
 
 
 LINKEDIN_POSTS_URL = "https://api.linkedin.com/rest/posts"

@@ -169,3 +169,36 @@ def test_a_rejected_interpolated_value_is_quoted_as_written(tmp_path, monkeypatc
     message = str(err.value)
     assert f"targets.hook.{key}: " in message and "${SYN_TEST_HOOK}" in message
     assert "s3cr3t" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("host", "extra", "refused"),
+    [
+        ("smtp.example.com", {}, True),
+        ("smtp.example.com", {"local": True}, False),
+        ("127.0.0.1", {}, False),
+        ("smtp.example.com", {"security": "starttls"}, False),
+    ],
+)
+def test_a_password_never_goes_out_in_clear_text(tmp_path, host, extra, refused):
+    data = base_config_dict()
+    data["targets"]["newsletter"] = {
+        "type": "smtp",
+        "host": host,
+        "security": "none",
+        "username": "me",
+        "password": "secret",
+        "recipients": ["a@example.com"],
+        **extra,
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    if not refused:
+        assert load_config(path).targets["newsletter"].host == host
+        return
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == (
+        f"{path}: targets.newsletter: security: none would send the password unencrypted to "
+        "smtp.example.com (expected starttls or ssl, or local: true for a relay you trust)"
+    )
