@@ -7,6 +7,7 @@ touches no server and no ledger. The CLI's `send` and the daemon's jobs both cal
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from .config import Config, EmailChannel, SmtpTarget
 from .content import Article, Problem, load_articles
 from .deliver import Message, MessageKey, Result, make_target
 from .dispatch import Report, dispatch
-from .errors import ContentError
+from .errors import ContentError, DeliveryError
 from .ledger import LEDGER_FILE, Ledger
 from .plan import Send, plan_articles, plan_due
 from .recipients import Recipient, RecipientProblem, load_recipients
@@ -124,8 +125,13 @@ def deliver(
             if on_start is not None:
                 on_start(planned, len(messages))
             ids = (planned.channel, planned.target, planned.draft_key)
-            if ledger is not None:
-                ledger.set_draft_state(ids, "started")
+            try:
+                if ledger is not None:
+                    ledger.set_draft_state(ids, "started")
+            except DeliveryError as exc:  # a ledger that refuses writes (full disk): send nothing
+                report = Report(planned.target, pending=len(messages), paused=True, error=str(exc))
+                outcome.reports.append((planned, report))
+                continue
             # A target that cannot be reached at all (server down, bad TLS) stops only itself:
             # its messages stay pending for the next run, the other targets carry on.
             report = dispatch(
@@ -138,7 +144,10 @@ def deliver(
                 stop=stop,
             )
             if ledger is not None and report.pending == 0 and not report.paused:
-                ledger.set_draft_state(ids, "finished")
+                # Not written (full disk), the draft stays `started`: the daemon resumes it,
+                # and finds every message settled.
+                with contextlib.suppress(DeliveryError):
+                    ledger.set_draft_state(ids, "finished")
             outcome.reports.append((planned, report))
     finally:
         if ledger is not None:
