@@ -343,10 +343,12 @@ class Daemon:
             if article is None or article.draft or article.publish_date > now + timedelta(seconds=1):
                 return
             assert self.ledger is not None
-            if self.ledger.draft_state((channel, target, article_key(channel, article))) in (
-                "finished",
-                "skipped",
-            ):
+            draft = (channel, target, article_key(channel, article))
+            state = self.ledger.draft_state(draft)
+            if state in ("finished", "skipped"):  # e.g. a `syndicate send` of it got there first
+                self._event(
+                    "skipped", channel=channel, target=target, draft=draft[2], reason=f"already {state}"
+                )
                 return
             sends = plan_articles(self.config, [article], now, channels=[channel], targets=[target])
             self._deliver(sends, job_id, run_article_job, (channel, target, slug), fired)

@@ -422,3 +422,27 @@ def test_ledger_and_job_store_on_postgresql(site, postgres_url):
     with running(site.config()) as (daemon, events):  # the job came back from PostgreSQL
         assert daemon.jobs()["article:linkedin:social-outbox:deep-water"] == deep
         assert not [e for e in events if e["event"] == "scheduled" and "deep-water" in e.get("draft", "")]
+
+
+def test_a_broken_article_is_reported_and_the_others_still_go_out(site):
+    site.data["channels"] = {"linkedin": site.data["channels"]["linkedin"]}
+    fast_rescans(site)
+    site.article("broken.md", "---\ntitle: Broken\npublish_date: 'the 31st of Smarch'\n---\nBody.\n")
+    write(site, "sound", soon(1))
+    with running(site.config()) as (_daemon, events):
+        wait_for(lambda: len(outbox_posts(site)) == 1, log=events)
+    [invalid] = [e for e in events if e["event"] == "invalid"]
+    assert "broken.md: publish_date: 'the 31st of Smarch' is not a date" in invalid["reason"]
+
+
+def test_an_article_sent_by_hand_before_its_time_is_not_sent_again(site):
+    site.data["channels"] = {"linkedin": site.data["channels"]["linkedin"]}
+    fast_rescans(site)
+    write(site, "early-bird", soon(2))
+    with running(site.config()) as (_daemon, events):
+        result = CliRunner().invoke(cli, ["--config", str(site.config_path), "send", "early-bird"])
+        assert result.exit_code == 0, result.output
+        wait_for(lambda: any(e["event"] == "skipped" for e in events), log=events)
+    skipped = next(e for e in events if e["event"] == "skipped")
+    assert skipped["draft"] == "linkedin:early-bird" and skipped["reason"] == "already finished"
+    assert len(outbox_posts(site)) == 1
