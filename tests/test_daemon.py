@@ -446,3 +446,25 @@ def test_an_article_sent_by_hand_before_its_time_is_not_sent_again(site):
     skipped = next(e for e in events if e["event"] == "skipped")
     assert skipped["draft"] == "linkedin:early-bird" and skipped["reason"] == "already finished"
     assert len(outbox_posts(site)) == 1
+
+
+def test_queue_shows_what_the_daemon_will_do(site):
+    for path in (REPO / "content").glob("*.md"):
+        shutil.copy(path, site.content / path.name)
+    result = CliRunner().invoke(cli, ["--config", str(site.config_path), "queue", "--json", "--days", "400"])
+    assert result.exit_code == 0, result.output
+    queued = [
+        (datetime.strptime(row["due"], "%Y-%m-%d %H:%M %z"), row["channel"], row["target"], row["draft"])
+        for row in json.loads(result.output)
+    ]
+    assert queued, "the example content has future articles"
+    with running(site.config()) as (daemon, _events):
+        jobs = daemon.jobs()
+        digest = daemon.scheduler.get_job("digest:weekly:mail-outbox").trigger
+    for due, channel, target, draft in queued:
+        if channel == "weekly":  # the digest's cron job fires at that time
+            assert digest.get_next_fire_time(None, due - timedelta(seconds=1)) == due
+        else:
+            assert jobs[f"article:{channel}:{target}:{draft.split(':', 1)[1]}"] == due
+    article_jobs = {job for job in jobs if job.startswith("article:")}
+    assert len(article_jobs) == len([q for q in queued if q[1] != "weekly"])
