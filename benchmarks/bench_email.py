@@ -56,7 +56,7 @@ def _config(root: Path, clip_limit: int):
                 "targets": ["outbox"],
             }
         },
-        "targets": {"outbox": {"type": "outbox", "dir": "outbox"}},
+        "targets": {"outbox": {"type": "outbox", "dir": "outbox", "recipients": ["reader@example.com"]}},
     }
     return config_from_dict(raw, root / "config.yaml")
 
