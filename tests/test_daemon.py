@@ -468,3 +468,36 @@ def test_queue_shows_what_the_daemon_will_do(site):
             assert jobs[f"article:{channel}:{target}:{draft.split(':', 1)[1]}"] == due
     article_jobs = {job for job in jobs if job.startswith("article:")}
     assert len(article_jobs) == len([q for q in queued if q[1] != "weekly"])
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [("send", {"three-days", "two-days", "one-day"}), ("2d", {"one-day"}), ("skip", set())],
+)
+def test_missed_digests_coalesce_into_one_as_the_policy_allows(site, policy, expected):
+    site.data["channels"] = {
+        "daily": {
+            "kind": "email",
+            "mode": "digest",
+            "schedule": {"every": "day", "at": "00:00"},
+            "targets": ["mail-outbox"],
+        }
+    }
+    site.data["site"]["timezone"] = "UTC"
+    site.data["schedule"] = {"catch_up": policy}
+    site.write_config()
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if datetime.now(UTC) - midnight < timedelta(minutes=2):
+        pytest.skip("too close to the digest's own time for a missed one")
+    for hours, slug in ((80, "three-days"), (60, "two-days"), (30, "one-day")):  # all before midnight
+        write(site, slug, soon(-hours * 3600))
+    with running(site.config()) as (_daemon, events):
+        if expected:
+            wait_for(lambda: any(e["event"] == "sent" for e in events), log=events)
+    emails = list((site.root / "outbox" / "email").glob("*.eml"))
+    assert len(emails) == (1 if expected else 0)  # one digest for every missed window
+    if emails:
+        body = emails[0].read_bytes()
+        assert {s for s in ("three-days", "two-days", "one-day") if s.encode() in body} == expected
+    else:
+        assert [e["draft"] for e in events if e["event"] == "skipped"] == [f"daily:{midnight:%Y-%m-%d}"]
