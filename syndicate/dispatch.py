@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .deliver import Message, MessageKey, Pacing, Result, Target
+from .deliver import Message, Pacing, Result, Target
 from .errors import DeliveryError, SyndicateError
 from .ledger import Ledger
 
@@ -91,18 +91,20 @@ def _due(
     unknown: UnknownPolicy,
     report: Report,
 ) -> Iterator[Message]:
-    """The messages to send now, with the ledger read once per draft (not once per message)."""
-    seen: set[MessageKey] = set()
+    """The messages to send now, with the ledger read once per draft (not once per message).
+    Messages come draft by draft; a recipient listed twice in a draft gets it once."""
+    seen: set[str] = set()  # the current draft's recipients
     group: tuple[str, str, str] | None = None
     known: dict[str, tuple[str, str]] = {}
     for message in messages:
         key = message.key
-        if key in seen:
-            continue
-        seen.add(key)
-        if ledger is not None and (key.channel, key.target, key.draft_key) != group:
+        if (key.channel, key.target, key.draft_key) != group:
             group = (key.channel, key.target, key.draft_key)
-            known = ledger.statuses(*group)
+            seen = set()
+            known = ledger.statuses(*group) if ledger is not None else {}
+        if key.recipient in seen:
+            continue
+        seen.add(key.recipient)
         status = known.get(key.recipient, ("pending", ""))[0]
         if resend or status in ("pending", "retry") or (status == "unknown" and unknown == "resend"):
             yield message

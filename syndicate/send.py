@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -121,15 +121,15 @@ def deliver(
             if draft is None:
                 continue
             target = make_target(planned.target, config, outcome.dry_run_dir)
-            messages = _messages(config, planned, draft, outcome)
+            count, messages = _messages(config, planned, draft, outcome)
             if on_start is not None:
-                on_start(planned, len(messages))
+                on_start(planned, count)
             ids = (planned.channel, planned.target, planned.draft_key)
             try:
                 if ledger is not None:
                     ledger.set_draft_state(ids, "started")
             except DeliveryError as exc:  # a ledger that refuses writes (full disk): send nothing
-                report = Report(planned.target, pending=len(messages), paused=True, error=str(exc))
+                report = Report(planned.target, pending=count, paused=True, error=str(exc))
                 outcome.reports.append((planned, report))
                 continue
             # A target that cannot be reached at all (server down, bad TLS) stops only itself:
@@ -201,19 +201,20 @@ def _compose(config: Config, planned: Send, problems: list[Problem]) -> Draft | 
     return post
 
 
-def _messages(config: Config, planned: Send, draft: Draft, outcome: Outcome) -> list[Message]:
-    """One message per recipient for email to a mail target, else one JSON message.
-
-    Messages are cheap: each builds its payload only when it is about to go out.
-    """
+def _messages(config: Config, planned: Send, draft: Draft, outcome: Outcome) -> tuple[int, Iterator[Message]]:
+    """How many, and the messages: one per recipient for email to a mail target, else one JSON
+    message. Each is made as the dispatch reaches it and builds its payload only as it goes out,
+    so a long list holds only its recipients in memory."""
     settings = config.targets[planned.target]
     key = partial(MessageKey, planned.channel, planned.target, planned.draft_key)
     if isinstance(draft, EmailDraft) and settings.type in MIME_TYPES:
-        return [
+        recipients = _recipients(planned.target, settings, outcome)
+        made = (
             Message(key(r.email), draft.content_hash, partial(build_message, draft, r, config))
-            for r in _recipients(planned.target, settings, outcome)
-        ]
-    return [Message(key(""), draft.content_hash, partial(_json_payload, draft))]
+            for r in recipients
+        )
+        return len(recipients), made
+    return 1, iter([Message(key(""), draft.content_hash, partial(_json_payload, draft))])
 
 
 def _recipients(name: str, settings: Any, outcome: Outcome) -> list[Recipient]:
