@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench_content import PARAGRAPH  # noqa: E402
+from sites import bench_config  # noqa: E402
 
 ARTICLE = """---
 title: 'Scheduled article {n}'
@@ -52,19 +53,11 @@ def generate(root: Path, count: int) -> Path:
     for n in range(count):
         date = (start + timedelta(minutes=n)).isoformat()
         (content / f"scheduled-{n:05d}.md").write_text(ARTICLE.format(n=n, date=date, body=PARAGRAPH))
-    config = {
-        "site": {
-            "name": "Bench",
-            "base_url": "https://bench.example.com/",
-            "timezone": "Europe/London",
-            "sender": "Bench <b@example.com>",
-            "postal_address": "1 Bench Street",
-        },
-        "content": {"dir": "content"},
-        "channels": {"linkedin": {"kind": "social", "network": "linkedin", "targets": ["posts"]}},
-        "targets": {"posts": {"type": "outbox", "dir": "outbox"}},
-        "schedule": {"rescan_seconds": 3600},
-    }
+    config = bench_config(
+        channels={"linkedin": {"kind": "social", "network": "linkedin", "targets": ["posts"]}},
+        targets={"posts": {"type": "outbox", "dir": "outbox"}},
+        schedule={"rescan_seconds": 3600},
+    )
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "data" / "email"))
 
 from generate import write_articles  # noqa: E402
+from sites import bench_config, digest_channel  # noqa: E402
 
 from syndicate.compose.email import compose_digest  # noqa: E402
 from syndicate.compose.mime import build_message, message_bytes  # noqa: E402
@@ -36,28 +37,11 @@ WINDOW_END = datetime(2024, 3, 11, 8, 0, tzinfo=ZoneInfo("Europe/London"))
 
 
 def _config(root: Path, clip_limit: int):
-    raw = {
-        "site": {
-            "name": "Bench Weekly",
-            "base_url": "https://example.com/articles/",
-            "timezone": "Europe/London",
-            "sender": "Bench Weekly <news@example.com>",
-            "postal_address": "1 Example Street, London",
-            "unsubscribe_url": "https://example.com/unsubscribe",
-            "unsubscribe_mailto": "unsubscribe@example.com",
-        },
-        "content": {"dir": "content"},
-        "channels": {
-            "weekly": {
-                "kind": "email",
-                "mode": "digest",
-                "utm": {"source": "newsletter", "medium": "email"},
-                "clip_limit": clip_limit,
-                "targets": ["outbox"],
-            }
-        },
-        "targets": {"outbox": {"type": "outbox", "dir": "outbox", "recipients": ["reader@example.com"]}},
-    }
+    raw = bench_config(
+        channels={"weekly": digest_channel("outbox", clip_limit=clip_limit)},
+        targets={"outbox": {"type": "outbox", "dir": "outbox", "recipients": ["reader@example.com"]}},
+        site={"unsubscribe_mailto": "unsubscribe@example.com"},
+    )
     return config_from_dict(raw, root / "config.yaml")
 
 

@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 from bench_content import PARAGRAPH  # noqa: E402
 from bench_daemon import ARTICLE  # noqa: E402
 from bench_smtp import run_sink  # noqa: E402
+from sites import bench_config, digest_channel, loopback_smtp  # noqa: E402
 
 
 def make_site(root: Path, count: int, port: int) -> Path:
@@ -40,34 +41,11 @@ def make_site(root: Path, count: int, port: int) -> Path:
         (content / f"load-{n}.md").write_text(ARTICLE.format(n=n, date=yesterday, body=PARAGRAPH))
     csv = root / "readers.csv"
     csv.write_text("email,name\n" + "".join(f"reader{n}@example.org,Reader {n}\n" for n in range(count)))
-    config = {
-        "site": {
-            "name": "Load Weekly",
-            "base_url": "https://load.example.com/",
-            "timezone": "UTC",
-            "sender": "Load Weekly <news@load.example.com>",
-            "postal_address": "1 Load Street",
-            "unsubscribe_url": "https://load.example.com/unsubscribe",
-        },
-        "content": {"dir": "content"},
-        "channels": {
-            "daily": {
-                "kind": "email",
-                "mode": "digest",
-                "schedule": {"every": "day", "at": "00:00"},
-                "targets": ["mail"],
-            }
-        },
-        "targets": {
-            "mail": {
-                "type": "smtp",
-                "host": "127.0.0.1",
-                "port": port,
-                "security": "none",
-                "recipients": str(csv),
-            }
-        },
-    }
+    config = bench_config(
+        channels={"daily": digest_channel("mail", schedule={"every": "day", "at": "00:00"})},
+        targets={"mail": loopback_smtp(port, str(csv))},
+        site={"timezone": "UTC"},
+    )
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

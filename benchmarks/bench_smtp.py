@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "data" / "email"))
 
 from generate import write_articles  # noqa: E402
+from sites import bench_config, digest_channel, loopback_smtp  # noqa: E402
 
 from syndicate.compose.email import compose_digest  # noqa: E402
 from syndicate.compose.mime import build_message, message_bytes  # noqa: E402
@@ -65,38 +66,17 @@ def run_sink(port: int, counter, stop) -> None:
 
 def site_config(root: Path, port: int, connections: int) -> Config:
     """A site whose weekly digest goes to an smtp target on the sink; its own ledger under `root`."""
-    raw = {
-        "site": {
-            "name": "Bench Weekly",
-            "base_url": "https://example.com/articles/",
-            "timezone": "Europe/London",
-            "sender": "Bench Weekly <news@example.com>",
-            "postal_address": "1 Example Street, London",
-            "unsubscribe_url": "https://example.com/unsubscribe",
-            "unsubscribe_secret": "bench-secret",
+    raw = bench_config(
+        channels={"weekly": digest_channel("newsletter")},
+        targets={
+            "newsletter": loopback_smtp(
+                port, str(root.parent / "subscribers.csv"), per_connection=100_000, connections=connections
+            )
         },
-        "content": {"dir": str(root.parent / "content")},
-        "state_dir": str(root / "state"),
-        "channels": {
-            "weekly": {
-                "kind": "email",
-                "mode": "digest",
-                "utm": {"source": "newsletter", "medium": "email"},
-                "targets": ["newsletter"],
-            }
-        },
-        "targets": {
-            "newsletter": {
-                "type": "smtp",
-                "host": "127.0.0.1",
-                "port": port,
-                "security": "none",
-                "recipients": str(root.parent / "subscribers.csv"),
-                "per_connection": 100_000,
-                "connections": connections,
-            }
-        },
-    }
+        site={"unsubscribe_secret": "bench-secret"},
+        content={"dir": str(root.parent / "content")},
+        state_dir=str(root / "state"),
+    )
     return config_from_dict(raw, root / "config.yaml")
 
 
