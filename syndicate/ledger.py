@@ -53,13 +53,22 @@ DraftId = tuple[str, str, str]  # (channel, target, draft key)
 LEDGER_FILE = "ledger.sqlite"
 
 _metadata = MetaData()
+
+
+def _draft_columns() -> list[Column]:
+    """A row id and the name of one draft on one target: how both tables begin."""
+    return [
+        Column("id", Integer, primary_key=True),
+        Column("channel", String(200), nullable=False),
+        Column("target", String(200), nullable=False),
+        Column("draft_key", String(500), nullable=False),
+    ]
+
+
 deliveries = Table(
     "deliveries",
     _metadata,
-    Column("id", Integer, primary_key=True),
-    Column("channel", String(200), nullable=False),
-    Column("target", String(200), nullable=False),
-    Column("draft_key", String(500), nullable=False),
+    *_draft_columns(),
     Column("recipient", String(320), nullable=False),
     Column("content_hash", String(128), nullable=False),
     Column("status", String(16), nullable=False, index=True),
@@ -74,10 +83,7 @@ deliveries = Table(
 drafts = Table(
     "drafts",
     _metadata,
-    Column("id", Integer, primary_key=True),
-    Column("channel", String(200), nullable=False),
-    Column("target", String(200), nullable=False),
-    Column("draft_key", String(500), nullable=False),
+    *_draft_columns(),
     Column("state", String(16), nullable=False),
     Column("detail", Text),
     Column("updated_at", DateTime(timezone=True), nullable=False),
