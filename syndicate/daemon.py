@@ -34,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .config import Config, DigestSchedule
 from .content import Article, ArticleCache
-from .errors import StateError, SyndicateError
+from .errors import DeliveryError, StateError, SyndicateError
 from .ledger import DraftId, DraftState, Ledger, make_engine, sqlite_url
 from .plan import Send, is_digest_channel, plan_articles, plan_due
 from .schedule import article_key, digest_key, digest_window, latest_digest_end
@@ -100,6 +100,7 @@ class Daemon:
         self._lock_file: IO[str] | None = None
         self.ledger: Ledger | None = None
         self.scheduler: BackgroundScheduler | None = None
+        self._store: SQLAlchemyJobStore | None = None
         per_article = [name for name in config.channels if not is_digest_channel(config, name)]
         self._article_routes = [(c, t) for c in per_article for t in config.channels[c].targets]
         self._digest_routes = [
@@ -137,8 +138,9 @@ class Daemon:
     def _open(self) -> None:
         global _running
         self.ledger = Ledger.from_config(self.config)
+        self._store = self._job_store()
         self.scheduler = BackgroundScheduler(
-            jobstores={"default": self._job_store()},
+            jobstores={"default": self._store},
             executors={"default": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
@@ -170,6 +172,8 @@ class Daemon:
         global _running
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+        if self._store is not None:  # the scheduler's own close can come before its thread's last query
+            self._store.shutdown()
         if self.ledger is not None:
             self.ledger.close()
         if _running is self:
@@ -194,7 +198,12 @@ class Daemon:
                 self._event("failed", reason=str(exc))
                 return
             assert self.ledger is not None
-            self._follow(changed, _now(), self.ledger.draft_state)
+            try:
+                self._follow(changed, _now(), self.ledger.draft_state)
+            except (SQLAlchemyError, DeliveryError) as exc:  # a store refusing writes (full disk)
+                reason = exc if isinstance(exc, DeliveryError) else f"job store: {_first_line(exc)}"
+                self._event("failed", reason=f"{reason}; trying again at the next rescan")
+                self.articles = ArticleCache(self.config)  # so that every article counts as changed then
             self._report_problems()
 
     def _follow(

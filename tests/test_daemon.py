@@ -4,6 +4,7 @@ digest times across daylight-saving changes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -503,3 +504,25 @@ def test_missed_digests_coalesce_into_one_as_the_policy_allows(site, policy, exp
         assert {s for s in ("three-days", "two-days", "one-day") if s.encode() in body} == expected
     else:
         assert [e["draft"] for e in events if e["event"] == "skipped"] == [f"daily:{midnight:%Y-%m-%d}"]
+
+
+def test_a_full_disk_under_the_job_store_is_reported_and_caught_up(site, small_disk):
+    if not small_disk.mounted:
+        pytest.skip("needs a small tmpfs (root): a file-size limit cannot be put on a thread")
+    subprocess.run(["mount", "-o", "remount,size=4m", str(small_disk.folder)], check=True)  # room to start
+    site.data["channels"] = {"linkedin": site.data["channels"]["linkedin"]}
+    site.data["state_dir"] = str(small_disk.folder)
+    fast_rescans(site)
+    with running(site.config()) as (daemon, events):
+        filler = small_disk.folder / "filler"
+        with filler.open("wb", buffering=0) as handle, contextlib.suppress(OSError):
+            while True:
+                handle.write(b"\0" * 4096)
+                handle.flush()
+        for n in range(20):  # enough new jobs that the store must grow
+            write(site, f"flood-{n:02d}", soon(3600 + n))
+        wait_for(lambda: any(e["event"] == "failed" for e in events), log=events)
+        failed = next(e for e in events if e["event"] == "failed")
+        assert "full" in failed["reason"] and failed["reason"].endswith("trying again at the next rescan")
+        filler.unlink()
+        wait_for(lambda: sum(j.startswith("article:") for j in daemon.jobs()) == 20, log=events)
