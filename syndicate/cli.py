@@ -18,7 +18,7 @@ import click
 from . import __version__
 from .config import CONFIG_ENV, Config, load_config
 from .content import load_articles
-from .daemon import Daemon, format_event
+from .daemon import Runner, format_event
 from .errors import ConfigError, SyndicateError
 from .gallery import render_preview
 from .ledger import Ledger
@@ -406,22 +406,17 @@ def status(ctx: click.Context, limit: int) -> None:
 @click.pass_context
 @_fail_cleanly
 def daemon(ctx: click.Context, log_format: str) -> None:
-    """Run the scheduler: every send at its time, following content edits, until SIGTERM/SIGINT."""
-    config = _config(ctx)
+    """Run the scheduler: every send at its time, following content edits, until SIGTERM/SIGINT;
+    SIGHUP reloads the config."""
 
     def log(event: dict) -> None:
         click.echo(format_event(event, log_format))
 
-    running = Daemon(config, log)
+    runner = Runner(lambda: _config(ctx), log)
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: running.stop())
-    running.run()
-    click.echo(
-        format_event(
-            {"time": datetime.now(config.site.tz).isoformat(timespec="seconds"), "event": "stopped"},
-            log_format,
-        )
-    )
+        signal.signal(signum, lambda *_: runner.stop())
+    signal.signal(signal.SIGHUP, lambda *_: runner.reload())
+    runner.run()
 
 
 def _check_names(config: Config, channels: tuple[str, ...], targets: tuple[str, ...]) -> None:

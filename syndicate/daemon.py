@@ -448,13 +448,7 @@ class Daemon:
     # -- plumbing -----------------------------------------------------------------------------
 
     def _event(self, event: str, **fields: Any) -> None:
-        tz = self.config.site.tz
-
-        def shown(moment: datetime) -> str:  # the site's local time with its offset, to the second
-            return moment.astimezone(tz).isoformat(timespec="seconds")
-
-        values = {k: shown(v) if isinstance(v, datetime) else v for k, v in fields.items() if v is not None}
-        self.log({"time": shown(_now()), "event": event, **values})
+        emit(self.log, self.config, event, **fields)
 
     def _job_store(self) -> SQLAlchemyJobStore:
         url = self.config.schedule.jobstore_url or sqlite_url(self.config.state_dir / JOBS_FILE)
@@ -465,6 +459,67 @@ class Daemon:
                 f"schedule.jobstore_url: cannot open the job store ({_first_line(exc)}; "
                 "expected a SQLAlchemy URL whose driver is installed)"
             ) from None
+
+
+class Runner:
+    """The daemon as `syndicate daemon` runs it: `stop()` (SIGTERM, SIGINT) ends it; `reload()`
+    (SIGHUP) stops the daemon the same careful way, reads the config again and starts anew. A
+    config that no longer loads is logged and the one loaded before is kept, so a typo made
+    while the daemon runs never stops it."""
+
+    def __init__(self, load: Callable[[], Config], log: Log) -> None:
+        self.load = load
+        self.log = log
+        self.config = load()
+        self._stopping = False
+        self._reloading = threading.Event()
+        self._current: Daemon | None = None
+
+    def run(self) -> None:
+        previous: Config | None = None  # the config to go back to if a reloaded one cannot start
+        while True:
+            self._current = Daemon(self.config, self.log)
+            try:
+                self._current.run()
+            except SyndicateError as exc:
+                if previous is None:
+                    raise
+                self._failed(exc, "back to the config loaded before")
+                self.config, previous = previous, None
+                continue
+            if self._stopping or not self._reloading.is_set():
+                break
+            self._reloading.clear()
+            try:
+                self.config, previous = self.load(), self.config
+                emit(self.log, self.config, "reloaded")
+            except SyndicateError as exc:
+                self._failed(exc, "the config loaded before stays in use")
+        emit(self.log, self.config, "stopped")
+
+    def _failed(self, exc: SyndicateError, then: str) -> None:
+        emit(self.log, self.config, "failed", reason=f"{exc}; {then}".replace("\n", "; "))
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._current is not None:
+            self._current.stop()
+
+    def reload(self) -> None:
+        self._reloading.set()
+        if self._current is not None:
+            self._current.stop()
+
+
+def emit(log: Log, config: Config, event: str, **fields: Any) -> None:
+    """One log event; times in the site's timezone with their offset, to the second."""
+    tz = config.site.tz
+
+    def shown(moment: datetime) -> str:
+        return moment.astimezone(tz).isoformat(timespec="seconds")
+
+    values = {k: shown(v) if isinstance(v, datetime) else v for k, v in fields.items() if v is not None}
+    log({"time": shown(_now()), "event": event, **values})
 
 
 def lock_state_folder(state_dir: Path) -> IO[str]:

@@ -526,3 +526,45 @@ def test_a_full_disk_under_the_job_store_is_reported_and_caught_up(site, small_d
         assert "full" in failed["reason"] and failed["reason"].endswith("trying again at the next rescan")
         filler.unlink()
         wait_for(lambda: sum(j.startswith("article:") for j in daemon.jobs()) == 20, log=events)
+
+
+def test_sighup_reloads_the_config_and_a_broken_one_is_kept_out(site):
+    site.data["channels"] = {"linkedin": site.data["channels"]["linkedin"]}
+    site.write_config()
+    write(site, "tidings", soon(3600))
+    process = daemon_process(site)
+    lines: list[dict] = []
+
+    def read_until(event: str) -> None:
+        for line in process.stdout:
+            lines.append(json.loads(line))
+            if lines[-1]["event"] == event:
+                return
+        raise AssertionError(f"no {event!r} event; the daemon said {lines}")
+
+    read_until("ready")
+    site.data["channels"]["mastodon"] = {
+        "kind": "social",
+        "network": "mastodon",
+        "targets": ["social-outbox"],
+    }
+    site.write_config()
+    process.send_signal(signal.SIGHUP)
+    read_until("ready")
+    assert any(e["event"] == "reloaded" for e in lines)
+    assert any(e["event"] == "scheduled" and e.get("draft") == "mastodon:tidings" for e in lines)
+
+    site.config_path.write_text("site: [this is not a site\n")  # a typo while it runs
+    process.send_signal(signal.SIGHUP)
+    read_until("ready")
+    failed = next(e for e in lines if e["event"] == "failed")
+    assert "the config loaded before stays in use" in failed["reason"] and "\n" not in failed["reason"]
+    site.data["content"]["dir"] = "no-such-folder"  # loads, but cannot start
+    site.write_config()
+    process.send_signal(signal.SIGHUP)
+    read_until("ready")
+    assert "back to the config loaded before" in [e for e in lines if e["event"] == "failed"][-1]["reason"]
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0 and "Traceback" not in err
+    assert json.loads(out.splitlines()[-1])["event"] == "stopped"
