@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -132,6 +133,22 @@ def _reject_login(server, session, envelope, mechanism, auth_data):
     return AuthResult(success=False, handled=False)
 
 
+def _daemon_until_it_fails(cwd, env) -> subprocess.CompletedProcess:
+    """`syndicate daemon` until it logs a refused send, then SIGTERM: all it said."""
+    command = [sys.executable, "-m", "syndicate", "daemon"]
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    said = []
+    for line in process.stdout:
+        said.append(line)
+        if " failed " in line:
+            break
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(command, process.returncode, "".join(said) + out, err)
+
+
 def _leaks(text: str | bytes) -> list[str]:
     data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape")
     values = [*SECRETS.values(), SECRETS["SYN_WEBHOOK_SECRET"].removeprefix("whsec_")]
@@ -197,6 +214,9 @@ def test_no_command_shows_or_writes_a_secret(site, receiver, tls, tmp_path):
             ("queue", "--json", "--days", "40000"),
         ]
         results = {command: run(*command, cwd=site.root, env=env) for command in commands}
+        site.data["schedule"] = {"catch_up": "send"}  # the daemon tries the 2024 article too
+        site.write_config()
+        results[("daemon",)] = _daemon_until_it_fails(site.root, env)
     assert results[("send", "--all")].returncode == 1  # every target refused or unreachable
     sent = results[("send", "--all")].stdout
     assert "535" in sent and "refused the access token" in sent and "cannot reach the receiver" in sent
@@ -204,6 +224,8 @@ def test_no_command_shows_or_writes_a_secret(site, receiver, tls, tmp_path):
     assert receiver.requests and linkedin.requests and not sink.received
     assert "Invalid access token [token]" in results[("status",)].stdout
     assert "Later" in results[("queue", "--json", "--days", "40000")].stdout
+    daemon = results[("daemon",)]
+    assert daemon.returncode == 0 and " failed " in daemon.stdout and "stopped" in daemon.stdout
 
     bad = dict(
         site.data, targets={**site.data["targets"], "chat": {"type": "slack", "url": "${SYN_SLACK_PATH}"}}
