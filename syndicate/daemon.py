@@ -11,6 +11,9 @@ Sends whose time passed while the daemon was not running, or before it first saw
 `schedule.catch_up`: `skip` records and logs them (`send --due` is the explicit backfill),
 `send` sends them now, a window like `2d` sends those at most that late. A late digest coalesces
 every window since the last one settled.
+
+`Runner` is the daemon as the CLI runs it: SIGTERM/SIGINT stop it, SIGHUP restarts it on a
+freshly read config.
 """
 
 from __future__ import annotations
@@ -137,6 +140,7 @@ class Daemon:
 
     def _open(self) -> None:
         global _running
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # our own log says what happened
         self.ledger = Ledger.from_config(self.config)
         self._store = self._job_store()
         self.scheduler = BackgroundScheduler(
@@ -576,6 +580,3 @@ def _duration(delta: timedelta) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-logging.getLogger("apscheduler").setLevel(logging.WARNING)
