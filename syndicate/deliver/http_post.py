@@ -19,16 +19,35 @@ import requests
 from .. import __version__
 from ..config import WebhookTarget
 from ..errors import DeliveryError
+from . import Pacing
 
 MAX_WAIT = 300.0
 
 
-def check_ca_file(name: str, settings: WebhookTarget) -> None:
-    """A missing `ca_file` is a mistake to name at once, not an error on every POST."""
-    if settings.verify_tls and settings.ca_file is not None and not settings.ca_file.is_file():
-        raise DeliveryError(
-            f"targets.{name}.ca_file: {settings.ca_file} is not a file (expected a PEM CA certificate)"
-        )
+class HttpDelivery:
+    """What every webhook-shaped target shares: its settings, one try per message as the
+    dispatch loop sees it (the retries happen inside `post_with_retries`), a checked `ca_file`."""
+
+    def __init__(
+        self, name: str, settings: WebhookTarget, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.sleep = sleep
+        self.pacing = Pacing(max_attempts=1)
+        if settings.verify_tls and settings.ca_file is not None and not settings.ca_file.is_file():
+            # A mistake to name at once, not an error on every POST.
+            raise DeliveryError(
+                f"targets.{name}.ca_file: {settings.ca_file} is not a file (expected a PEM CA certificate)"
+            )
+
+
+class HttpConnection:
+    """One `requests` session of a target, for a whole batch."""
+
+    def __init__(self, delivery: HttpDelivery, session: requests.Session) -> None:
+        self.delivery = delivery
+        self.session = session
 
 
 def _verify(settings: WebhookTarget) -> bool | str:

@@ -9,8 +9,7 @@ URN in `x-restli-id`. Retries are the webhook's (`http_post`); the token never r
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
 from typing import Any
@@ -18,25 +17,16 @@ from typing import Any
 import requests
 
 from ..compose.littletext import little_text
-from ..config import Config, WebhookTarget
-from . import Message, Pacing, Result, register
-from .http_post import check_ca_file, http_session, post_with_retries
+from ..config import Config
+from . import Message, Result, register
+from .http_post import HttpConnection, HttpDelivery, http_session, post_with_retries
 
 RESTLI_PROTOCOL = "2.0.0"
 # LinkedIn's error `message` is quoted in results up to this many characters.
 MESSAGE_CHARS = 300
 
 
-class LinkedInDelivery:
-    def __init__(
-        self, name: str, settings: WebhookTarget, sleep: Callable[[float], None] = time.sleep
-    ) -> None:
-        self.name = name
-        self.settings = settings
-        self.sleep = sleep
-        self.pacing = Pacing(max_attempts=1)
-        check_ca_file(name, settings)
-
+class LinkedInDelivery(HttpDelivery):
     @contextmanager
     def open(self) -> Iterator[LinkedInConnection]:
         with http_session() as session:
@@ -51,10 +41,8 @@ class LinkedInDelivery:
             yield LinkedInConnection(self, session)
 
 
-class LinkedInConnection:
-    def __init__(self, delivery: LinkedInDelivery, session: requests.Session) -> None:
-        self.delivery = delivery
-        self.session = session
+class LinkedInConnection(HttpConnection):
+    delivery: LinkedInDelivery
 
     def send(self, message: Message) -> Result:
         d = self.delivery

@@ -21,25 +21,19 @@ from contextlib import contextmanager
 from email.message import EmailMessage
 from typing import Any
 
-import requests
-
 from ..config import Config, WebhookTarget
 from ..errors import DeliveryError
-from . import Message, Pacing, Result, register
-from .http_post import check_ca_file, http_session, post_with_retries
+from . import Message, Result, register
+from .http_post import HttpConnection, HttpDelivery, http_session, post_with_retries
 
 DISCORD_LIMIT = 2000
 
 
-class WebhookDelivery:
+class WebhookDelivery(HttpDelivery):
     def __init__(
         self, name: str, settings: WebhookTarget, sleep: Callable[[float], None] = time.sleep
     ) -> None:
-        self.name = name
-        self.settings = settings
-        self.sleep = sleep
-        self.pacing = Pacing(max_attempts=1)
-        check_ca_file(name, settings)
+        super().__init__(name, settings, sleep)
         self.secret = _decode_secret(name, settings) if settings.secret else None
 
     @contextmanager
@@ -57,10 +51,8 @@ class WebhookDelivery:
         return payload
 
 
-class WebhookConnection:
-    def __init__(self, delivery: WebhookDelivery, session: requests.Session) -> None:
-        self.delivery = delivery
-        self.session = session
+class WebhookConnection(HttpConnection):
+    delivery: WebhookDelivery
 
     def send(self, message: Message) -> Result:
         d = self.delivery
