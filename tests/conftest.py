@@ -116,6 +116,19 @@ def assert_inert(html: str) -> lxml.html.HtmlElement:
     return page
 
 
+def loopback_smtp(port: int, recipients: list[str] | str | Path, **options) -> dict:
+    """An smtp target's config for a sink on 127.0.0.1 (plain, no login unless `options` say)."""
+    recipients = str(recipients) if isinstance(recipients, Path) else recipients
+    return {
+        "type": "smtp",
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "none",
+        "recipients": recipients,
+        **options,
+    }
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -28,7 +28,7 @@ from syndicate.errors import StateError
 from syndicate.ledger import Ledger
 from syndicate.schedule import digest_end_covering
 
-from .conftest import REPO, SmtpSink, free_port, running_sink
+from .conftest import REPO, SmtpSink, free_port, loopback_smtp, running_sink
 
 ARTICLE = """---
 title: '{title}'
@@ -268,16 +268,7 @@ def daemon_process(site, log_format: str = "json") -> subprocess.Popen:
 
 def smtp_single_site(site, port: int, recipients: list[str] | str, **target) -> None:
     site.data["channels"] = {"letters": {"kind": "email", "mode": "single", "targets": ["newsletter"]}}
-    site.data["targets"] = {
-        "newsletter": {
-            "type": "smtp",
-            "host": "127.0.0.1",
-            "port": port,
-            "security": "none",
-            "recipients": recipients,
-            **target,
-        }
-    }
+    site.data["targets"] = {"newsletter": loopback_smtp(port, recipients, **target)}
     site.write_config()
 
 

@@ -13,6 +13,7 @@ from syndicate.deliver import MessageKey, make_target
 from syndicate.dispatch import dispatch
 from syndicate.ledger import Ledger, sqlite_url
 
+from .conftest import loopback_smtp
 from .sample_mail import addresses, messages_for
 
 TESTS = Path(__file__).resolve().parent
@@ -40,16 +41,9 @@ def ledger(tmp_path):
 
 
 def smtp_target(site, port: int, **options):
-    site.data["targets"]["newsletter"] = {
-        "type": "smtp",
-        "host": "127.0.0.1",
-        "port": port,
-        "security": "none",
-        "timeout": 5,
-        "recipients": ["unused@example.org"],
-        "retry_delay": 10,
-        **options,
-    }
+    site.data["targets"]["newsletter"] = loopback_smtp(
+        port, ["unused@example.org"], **{"timeout": 5, "retry_delay": 10, **options}
+    )
     return make_target("newsletter", site.config())
 
 

@@ -23,7 +23,7 @@ from syndicate.config import ConfigError
 from syndicate.ledger import Ledger
 from syndicate.send import send
 
-from .conftest import REPO
+from .conftest import REPO, loopback_smtp
 
 ARTICLE = """---
 title: '{title}'
@@ -45,14 +45,7 @@ def write_articles(site, count: int = 3, date: str = "2026-11-2{n}") -> None:
 
 
 def smtp_site(site, port: int, recipients: list[str] | Path) -> None:
-    site.data["targets"]["newsletter"] = {
-        "type": "smtp",
-        "host": "127.0.0.1",
-        "port": port,
-        "security": "none",
-        "recipients": str(recipients) if isinstance(recipients, Path) else recipients,
-        "retry_delay": 0.01,
-    }
+    site.data["targets"]["newsletter"] = loopback_smtp(port, recipients, retry_delay=0.01)
     site.data["channels"]["weekly"]["targets"] = ["newsletter"]
     site.write_config()
 

@@ -8,22 +8,14 @@ from aiosmtpd.smtp import AuthResult
 from syndicate.deliver import make_target
 from syndicate.errors import DeliveryError
 
-from .conftest import SmtpSink, running_sink
+from .conftest import SmtpSink, loopback_smtp, running_sink
 from .sample_mail import messages_for
 
 USER, PASSWORD = "mailer", "s3cret-pass-phrase"
 
 
 def smtp_config(site, port: int, **options):
-    site.data["targets"]["newsletter"] = {
-        "type": "smtp",
-        "host": "127.0.0.1",
-        "port": port,
-        "security": "none",
-        "timeout": 5,
-        "recipients": ["a@example.org"],
-        **options,
-    }
+    site.data["targets"]["newsletter"] = loopback_smtp(port, ["a@example.org"], **{"timeout": 5, **options})
     return site.config()
 
 
