@@ -18,7 +18,7 @@ import click
 from . import __version__
 from .config import CONFIG_ENV, Config, load_config
 from .content import load_articles
-from .daemon import Runner, format_event
+from .daemon import Runner, format_event, running_daemon
 from .errors import ConfigError, SyndicateError
 from .gallery import render_preview
 from .ledger import Ledger
@@ -364,6 +364,8 @@ def status(ctx: click.Context, limit: int) -> None:
             ledger.unknowns(),
             ledger.skipped_drafts(),
         )
+    pid = running_daemon(config.state_dir)
+    click.echo(f"daemon: running (pid {pid})" if pid else "daemon: not running")
     if not counts and not skipped:
         click.echo("the ledger is empty: nothing sent yet")
         return

@@ -22,6 +22,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -530,9 +531,14 @@ def lock_state_folder(state_dir: Path) -> IO[str]:
     """One daemon per state folder: a second one would send what the first is sending."""
     path = private_file(private_dir(state_dir) / LOCK_FILE)
     handle = path.open("a+", encoding="utf-8")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    for attempt in range(6):  # `syndicate status` may be peeking at it (a shared lock, for an instant)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError:
+            if attempt < 5:
+                time.sleep(0.1)
+    else:
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
@@ -545,6 +551,19 @@ def lock_state_folder(state_dir: Path) -> IO[str]:
     handle.write(str(os.getpid()))
     handle.flush()
     return handle
+
+
+def running_daemon(state_dir: Path) -> str | None:
+    """The pid of the daemon holding this state folder, or None when none does."""
+    path = state_dir / LOCK_FILE
+    if not path.is_file():
+        return None
+    with path.open(encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return handle.read().strip() or "?"
+    return None
 
 
 def format_event(event: Event, style: str) -> str:

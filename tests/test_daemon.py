@@ -197,7 +197,11 @@ def test_content_edits_add_move_drop_and_edit_jobs(site):
 
 
 def test_a_second_daemon_on_the_same_state_folder_is_refused(site):
+    status = CliRunner().invoke(cli, ["--config", str(site.config_path), "status"])
+    assert status.output.startswith("daemon: not running\n")
     with running(site.config()) as (daemon, _events):
+        status = CliRunner().invoke(cli, ["--config", str(site.config_path), "status"])
+        assert status.output.startswith(f"daemon: running (pid {os.getpid()})\n")
         with pytest.raises(StateError, match="another syndicate daemon is running"):
             Daemon(site.config(), lambda e: None, watch=False).start()
         result = CliRunner().invoke(cli, ["--config", str(site.config_path), "daemon"])
