@@ -199,7 +199,15 @@ class Ledger:
             with self._transaction():
                 row_id = self._row_id(key)
                 if row_id is None:
-                    row = {**key.__dict__, "content_hash": content_hash, "created_at": now, "updated_at": now}
+                    row = {
+                        "channel": key.channel,
+                        "target": key.target,
+                        "draft_key": key.draft_key,
+                        "recipient": key.recipient,
+                        "content_hash": content_hash,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
                     row_id = self._conn.execute(_INSERT, row).inserted_primary_key[0]
                 else:
                     self._conn.execute(_START, {"row_id": row_id, "new_hash": content_hash, "now": now})

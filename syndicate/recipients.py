@@ -18,14 +18,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from .errors import DeliveryError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Recipient:
-    """An address plus its name and any extra CSV columns (for personalisation)."""
+    """An address plus its name and any extra CSV columns (for personalisation). Slotted, and
+    without extra columns sharing one empty mapping: a list holds many."""
 
     email: str
     name: str = ""
@@ -51,6 +53,7 @@ class RecipientList:
     suppressed: int = 0
 
 
+_NO_FIELDS: Mapping[str, str] = MappingProxyType({})
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LOCAL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
 _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
@@ -160,7 +163,7 @@ def _recipient(address: str, name: str, extras: dict[str, str]) -> Recipient | s
         email = check_address(address)
     except ValueError as exc:
         return str(exc)
-    return Recipient(email, " ".join(name.split()), extras)
+    return Recipient(email, " ".join(name.split()), extras or _NO_FIELDS)
 
 
 def _read(path: Path) -> str:

@@ -24,7 +24,7 @@ Payload = EmailMessage | dict[str, Any]
 Outcome = Literal["sent", "retry", "failed", "unknown"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MessageKey:
     """What the ledger keys a delivery by: the same key is never sent twice."""
 
@@ -39,7 +39,7 @@ class MessageKey:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Message:
     """One delivery to one recipient; `build()` makes the payload only when it is about to go out."""
 
