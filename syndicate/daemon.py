@@ -373,16 +373,15 @@ class Daemon:
             self.rescan()
             now = _now()
             assert self.ledger is not None
+            schedule, tz = self.config.channels[channel].schedule, self.config.site.tz
+            end = latest_digest_end(schedule, tz, now)
             settled = self.ledger.settled_draft_keys(channel, target)
             articles = self.articles.loaded.articles
             if since is not None:
                 articles = [a for a in articles if a.publish_date >= since]
             if not settled and self.config.schedule.catch_up != "send":
                 # The first digest this route ever sends covers its own window, not the archive.
-                schedule = self.config.channels[channel].schedule
-                start = digest_window(
-                    schedule, self.config.site.tz, latest_digest_end(schedule, self.config.site.tz, now)
-                )[0]
+                start = digest_window(schedule, tz, end)[0]
                 articles = [a for a in articles if a.publish_date > start]
             sends = plan_due(
                 self.config,
@@ -396,8 +395,7 @@ class Daemon:
             self._queued.pop(job_id, None)
             self._queued.pop(f"retry:{job_id}", None)
             if not sends:
-                end = latest_digest_end(self.config.channels[channel].schedule, self.config.site.tz, now)
-                key = digest_key(channel, end, self.config.site.tz)
+                key = digest_key(channel, end, tz)
                 self.ledger.set_draft_state((channel, target, key), "finished", "no new articles")
                 self._event("skipped", channel=channel, target=target, draft=key, reason="no new articles")
                 return
