@@ -10,12 +10,12 @@ import functools
 import json
 import signal
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, clock
 from .config import CONFIG_ENV, Config, load_config
 from .content import load_articles
 from .daemon import Runner, format_event, running_daemon
@@ -162,7 +162,7 @@ def preview(
         )
         return
     config = _config(ctx)
-    rendered = render_preview(config, paths, channel, out_dir, datetime.now(UTC))
+    rendered = render_preview(config, paths, channel, out_dir, clock.now())
     for problem in rendered.loaded.errors:
         click.echo(f"{problem.severity}: {problem}", err=True)
     items = rendered.items
@@ -192,7 +192,7 @@ def queue(
     """List upcoming sends: what goes out when, where (times in the site's timezone)."""
     config = _config(ctx)
     _check_names(config, channels, targets)
-    now = datetime.now(UTC)
+    now = clock.now()
     sends = upcoming(
         config,
         load_articles(config).articles,

@@ -36,6 +36,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
+from . import clock
 from .config import Config, DigestSchedule
 from .content import Article, ArticleCache
 from .errors import DeliveryError, StateError, SyndicateError
@@ -142,6 +143,7 @@ class Daemon:
     def _open(self) -> None:
         global _running
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # our own log says what happened
+        clock.patch_scheduler()  # its timers follow SYNDICATE_NOW like everything else
         self.ledger = Ledger.from_config(self.config)
         self._store = self._job_store()
         self.scheduler = BackgroundScheduler(
@@ -596,4 +598,4 @@ def _duration(delta: timedelta) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()

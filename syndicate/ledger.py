@@ -42,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from . import clock
 from .config import Config
 from .deliver import MessageKey
 from .errors import DeliveryError
@@ -397,7 +398,7 @@ def make_engine(url: str) -> Engine:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def _aware(value: datetime) -> datetime:

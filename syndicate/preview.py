@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from . import clock
 from .compose.email import EmailDraft, compose_email_channel, file_stem
 from .compose.mime import build_message, message_bytes
 from .compose.social import SocialPost, compose_social_channel, describe, write_post_files
@@ -97,7 +98,7 @@ def email_drafts(
             return []
         newest = max(a.publish_date for a in published)
         at = digest_end_covering(channel.schedule, config.site.tz, newest)
-    return compose_email_channel(articles, name, config, at or datetime.now().astimezone())
+    return compose_email_channel(articles, name, config, at or clock.now())
 
 
 def digest_sizes(config: Config, articles: Sequence[Article]) -> list[dict[str, object]]:

@@ -11,11 +11,12 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+from . import clock
 from .compose.email import PLACEHOLDERS, EmailDraft, compose_digest, compose_single
 from .compose.mime import build_message
 from .compose.social import SocialPost, compose_post
@@ -83,7 +84,7 @@ def send(
 
     `on_start(send, messages)` and `on_result(result)` let a caller draw progress.
     """
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     loaded = load_articles(config, paths)
     outcome = Outcome(problems=list(loaded.problems))
     outcome.dry_run_dir = (dry_run_dir or state_path(config, "dry-run")) if dry_run else None

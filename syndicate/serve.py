@@ -11,12 +11,12 @@ import functools
 import os
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import watchfiles
 
+from . import clock
 from .config import Config, default_templates_dir, load_config
 from .errors import ConfigError, SyndicateError
 from .gallery import render_preview, write_error_page
@@ -100,12 +100,12 @@ def _render(
     echo: Callable[[str], object],
 ) -> None:
     try:
-        rendered = render_preview(load_config(config_path), paths, channel, out, datetime.now(UTC))
+        rendered = render_preview(load_config(config_path), paths, channel, out, clock.now())
     except SyndicateError as exc:
         write_error_page(out, str(exc))
         echo(f"error: {exc}")
         return
-    echo(f"rendered {len(rendered.items)} draft(s) at {datetime.now():%H:%M:%S}")
+    echo(f"rendered {len(rendered.items)} draft(s) at {clock.now().astimezone():%H:%M:%S}")
 
 
 def _watched(config: Config, config_path: Path) -> list[tuple[list[Path], bool]]:

@@ -16,6 +16,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -25,12 +26,46 @@ import trustme
 import yaml
 from aiosmtpd.controller import Controller
 
+from syndicate import clock
 from syndicate.config import Config, config_from_dict
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 # An article with markup, MJML and Jinja syntax in every field it has.
 EVERY_FIELD = DATA / "email" / "hostile" / "every-field.md"
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a `syndicate` process a test starts: this checkout on the path, and
+    the clock seam at the instant the test has reached, so parent and child agree on "now"."""
+    return clock.child_env({**os.environ, "PYTHONPATH": str(REPO), **extra})
+
+
+@pytest.fixture(autouse=True)
+def _children_start_at_the_seam(monkeypatch) -> None:
+    """A process started by a test with the plain environment still starts at this process's
+    instant (not at the one the suite was started with)."""
+    if os.environ.get(clock.NOW_ENV):
+        monkeypatch.setenv(clock.NOW_ENV, clock.now().isoformat())
+
+
+@pytest.fixture
+def clock_at(monkeypatch):
+    """`clock_at(moment)` moves this process's clock (the `SYNDICATE_NOW` seam) to `moment`, and
+    runs on from there; afterwards the clock carries on from where it was, as if never moved."""
+    seam_was = os.environ.get(clock.NOW_ENV)
+    before, started = clock.now(), time.monotonic()
+
+    def move(moment) -> None:
+        monkeypatch.setenv(clock.NOW_ENV, moment.isoformat())
+        clock.reset()
+
+    yield move
+    if seam_was:
+        os.environ[clock.NOW_ENV] = (before + timedelta(seconds=time.monotonic() - started)).isoformat()
+    else:
+        os.environ.pop(clock.NOW_ENV, None)
+    clock.reset()
 
 
 def base_config_dict() -> dict:
@@ -148,7 +183,7 @@ class SmtpSink:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.received: list[tuple[str, bytes]] = []
-        self.arrivals: list[tuple[float, bytes]] = []  # (time.time(), message) as each lands
+        self.arrivals: list[tuple[float, bytes]] = []  # (clock instant, message) as each lands
         self.attempts: Counter[str] = Counter()
         self.rsets = 0
         self.connections = 0
@@ -190,7 +225,7 @@ class SmtpSink:
         with self.lock:
             for rcpt in envelope.rcpt_tos:
                 self.received.append((rcpt, envelope.original_content))
-            self.arrivals.append((time.time(), envelope.original_content))
+            self.arrivals.append((clock.now().timestamp(), envelope.original_content))
         session.accepted = getattr(session, "accepted", 0) + 1
         if self.close_after and session.accepted % self.close_after == 0:
             asyncio.get_running_loop().call_soon(server.transport.close)
@@ -261,7 +296,7 @@ class SmallDisk:
         limit = SMALL_DISK if self.capped and not self.mounted else None
         return subprocess.run(
             [sys.executable, "-m", "syndicate", *args],
-            env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"},
+            env=child_env(PYTHONDONTWRITEBYTECODE="1"),
             capture_output=True,
             text=True,
             timeout=120,
@@ -300,7 +335,7 @@ class Receiver(ThreadingHTTPServer):
             self.socket = tls.wrap_socket(self.socket, server_side=True)
         self.scheme = "https" if tls is not None else "http"
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
-        self.arrivals: list[tuple[float, bytes]] = []  # (time.time(), body) as each lands
+        self.arrivals: list[tuple[float, bytes]] = []  # (clock instant, body) as each lands
         self.methods: list[str] = []
         self.replies: deque[tuple] = deque()
 
@@ -316,7 +351,7 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.server.methods.append(self.command)
         self.server.requests.append((self.path, dict(self.headers), body))
-        self.server.arrivals.append((time.time(), body))
+        self.server.arrivals.append((clock.now().timestamp(), body))
         status, headers, *rest = self.server.replies.popleft() if self.server.replies else (200, {})
         answer = rest[0] if rest else b""
         self.send_response(status)

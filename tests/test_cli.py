@@ -13,7 +13,7 @@ import pytest
 from aiosmtpd.smtp import AuthResult
 from click.testing import CliRunner
 
-from syndicate import __version__
+from syndicate import __version__, clock
 from syndicate.cli import cli
 
 from .conftest import REPO, Receiver, SmtpSink, free_port, running_sink, serving
@@ -22,7 +22,11 @@ from .conftest import REPO, Receiver, SmtpSink, free_port, running_sink, serving
 def run(*args: str, cwd=REPO, env=None) -> subprocess.CompletedProcess:
     """The real console entry point in a subprocess, as a user would run it."""
     return subprocess.run(
-        [sys.executable, "-m", "syndicate", *args], cwd=cwd, capture_output=True, text=True, env=env
+        [sys.executable, "-m", "syndicate", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=clock.child_env(env),
     )
 
 

@@ -16,11 +16,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from datetime import time as time_of_day
 from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
 
+from syndicate import clock
 from syndicate.cli import cli
 from syndicate.config import DigestSchedule
 from syndicate.daemon import Daemon, digest_trigger
@@ -28,7 +30,7 @@ from syndicate.errors import StateError
 from syndicate.ledger import Ledger
 from syndicate.schedule import digest_end_covering
 
-from .conftest import REPO, SmtpSink, free_port, loopback_smtp, running_sink
+from .conftest import REPO, SmtpSink, child_env, free_port, loopback_smtp, running_sink
 
 ARTICLE = """---
 title: '{title}'
@@ -48,7 +50,7 @@ def write(site, slug: str, when: datetime, title: str | None = None, draft: bool
 
 
 def soon(seconds: float) -> datetime:
-    return (datetime.now(UTC) + timedelta(seconds=seconds)).replace(microsecond=0)
+    return (clock.now() + timedelta(seconds=seconds)).replace(microsecond=0)
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 20.0, log: object = None) -> None:
@@ -266,7 +268,7 @@ def daemon_process(site, log_format: str = "json") -> subprocess.Popen:
         "--log-format",
         log_format,
     ]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    env = child_env(PYTHONUNBUFFERED="1")
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -322,7 +324,7 @@ def test_kill_9_of_a_real_daemon_with_50_sends_in_a_minute(site, smtp_sink, caps
         in_flight = sum(c.get("in_flight", 0) for c in ledger.counts().values())
     restarted = daemon_process(site)
     last_due = start + timedelta(seconds=49 * 1.2)
-    wait_for(lambda: datetime.now(UTC) > last_due + timedelta(seconds=3), timeout=120)
+    wait_for(lambda: clock.now() > last_due + timedelta(seconds=3), timeout=120)
     wait_for(lambda: len(sink.received) >= 50 - in_flight, timeout=30)
     time.sleep(1)
     restarted.send_signal(signal.SIGTERM)
@@ -474,7 +476,7 @@ def test_queue_shows_what_the_daemon_will_do(site):
     ("policy", "expected"),
     [("send", {"three-days", "two-days", "one-day"}), ("2d", {"one-day"}), ("skip", set())],
 )
-def test_missed_digests_coalesce_into_one_as_the_policy_allows(site, policy, expected):
+def test_missed_digests_coalesce_into_one_as_the_policy_allows(site, policy, expected, clock_at):
     site.data["channels"] = {
         "daily": {
             "kind": "email",
@@ -486,11 +488,12 @@ def test_missed_digests_coalesce_into_one_as_the_policy_allows(site, policy, exp
     site.data["site"]["timezone"] = "UTC"
     site.data["schedule"] = {"catch_up": policy}
     site.write_config()
-    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    if datetime.now(UTC) - midnight < timedelta(minutes=2):
-        pytest.skip("too close to the digest's own time for a missed one")
-    for hours, slug in ((80, "three-days"), (60, "two-days"), (30, "one-day")):  # all before midnight
-        write(site, slug, soon(-hours * 3600))
+    if clock.now().time() < time_of_day(0, 5):  # the digest of midnight would still be on time
+        clock_at(clock.now() + timedelta(minutes=5))
+    midnight = clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    # One article in each of the three windows before this midnight's digest.
+    for hours, slug in ((54, "three-days"), (30, "two-days"), (6, "one-day")):
+        write(site, slug, midnight - timedelta(hours=hours))
     with running(site.config()) as (_daemon, events):
         if expected:
             wait_for(lambda: any(e["event"] == "sent" for e in events), log=events)

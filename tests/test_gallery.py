@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import lxml.html
 import pytest
 
+from syndicate import clock
 from syndicate.config import load_config
 from syndicate.errors import TemplateError
 from syndicate.gallery import local_time, render_preview
@@ -237,7 +238,7 @@ def test_example_gallery_in_headless_chromium(tmp_path):
     """The repository's example content: every draft shown, local images load, screenshots written."""
     config = load_config(REPO / "config.yaml")
     out = tmp_path / "preview"
-    rendered = render_preview(config, None, None, out, datetime.now(UTC))
+    rendered = render_preview(config, None, None, out, clock.now())
     page = rendered.index.read_text(encoding="utf-8")
     (out / "check.html").write_text(page.replace("</body>", IMAGE_CHECK + "</body>"), encoding="utf-8")
     server = start_server(out, 0)

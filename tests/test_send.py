@@ -23,7 +23,7 @@ from syndicate.config import ConfigError
 from syndicate.ledger import Ledger
 from syndicate.send import send
 
-from .conftest import REPO, loopback_smtp
+from .conftest import child_env, loopback_smtp
 
 ARTICLE = """---
 title: '{title}'
@@ -78,7 +78,8 @@ def test_due_sends_go_to_the_outbox_once(site):
     assert forced.totals()["social-outbox"]["sent"] == 3
 
 
-def test_dry_run_writes_the_same_messages_and_touches_no_ledger(site, monkeypatch):
+def test_dry_run_writes_the_same_messages_and_touches_no_ledger(site, monkeypatch, clock_at):
+    clock_at(NOW)
     monkeypatch.setenv("SYN_SEND_PASSWORD", "s3cret-value-xyz")
     write_articles(site)
     site.data["targets"]["newsletter"] = {
@@ -205,7 +206,7 @@ def test_kill_9_of_a_real_send_then_send_again(site, smtp_sink, capsys):
     site.data["schedule"] = {"unknown": "resend"}
     site.write_config()
     command = [sys.executable, "-m", "syndicate", "--config", str(site.config_path), "send", "--due"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = child_env()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while len(sink.received) < 600 and process.poll() is None and time.monotonic() < deadline:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import queue
 import re
 import shutil
@@ -18,7 +17,7 @@ import pytest
 from syndicate.errors import ConfigError
 from syndicate.serve import start_server
 
-from .conftest import REPO
+from .conftest import REPO, child_env
 
 # The issue's promise: an edit shows on reload within this many seconds.
 WITHIN = 2.0
@@ -28,7 +27,7 @@ class _Server:
     """`syndicate preview --serve --port 0` in a subprocess; its output lines read from a thread."""
 
     def __init__(self, site, out):
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = child_env(PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "syndicate", "--config", str(site.config_path), "preview", "--serve"]
             + ["--port", "0", "--out", str(out)],

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 
+from syndicate import clock
 from syndicate.daemon import JOBS_FILE, LOCK_FILE, lock_state_folder
 from syndicate.deliver import MessageKey
 from syndicate.gallery import render_preview
@@ -55,7 +55,7 @@ def test_the_daemon_lock_and_job_store_are_owner_only(site):
 def test_previews_and_dry_runs_create_it_owner_only_too(site, first):
     site.article("a.md", ARTICLE)
     if first == "preview":
-        render_preview(site.config(), None, None, None, datetime.now(UTC))
+        render_preview(site.config(), None, None, None, clock.now())
     else:
         send(site.config(), select="all", dry_run=True)
     assert mode(site.root / ".syndicate") == 0o700

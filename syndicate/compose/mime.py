@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import html
 import re
-from datetime import UTC, datetime
 from email import policy
 from email.header import Header
 from email.message import EmailMessage
@@ -26,6 +25,7 @@ from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from .. import clock
 from ..config import Config
 from ..errors import DeliveryError
 from ..recipients import Recipient
@@ -79,7 +79,7 @@ def build_message(draft: EmailDraft, recipient: Recipient, config: Config) -> Em
     msg["From"] = _from_header(config.site.sender)
     msg["To"] = _address_header("To", name, address)
     msg["Subject"] = _text_header("Subject", clean_header_text(draft.subject))
-    msg["Date"] = _Prefolded("Date", format_datetime(datetime.now(UTC)))
+    msg["Date"] = _Prefolded("Date", format_datetime(clock.now()))
     msg["Message-ID"] = _Prefolded("Message-ID", _message_id(draft, address, config))
     msg["MIME-Version"] = _MIME_VERSION
     if links:

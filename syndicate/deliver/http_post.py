@@ -16,7 +16,7 @@ from email.utils import parsedate_to_datetime
 
 import requests
 
-from .. import __version__
+from .. import __version__, clock
 from ..config import WebhookTarget
 from ..errors import DeliveryError
 from . import Pacing
@@ -124,4 +124,4 @@ def _retry_after(value: str | None) -> float | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return min(max(when.timestamp() - time.time(), 0.0), MAX_WAIT)
+    return min(max(when.timestamp() - clock.now().timestamp(), 0.0), MAX_WAIT)

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from email.message import EmailMessage
 from typing import Any
 
+from .. import clock
 from ..config import Config, WebhookTarget
 from ..errors import DeliveryError
 from . import Message, Result, register
@@ -65,7 +66,7 @@ class WebhookConnection(HttpConnection):
         def headers() -> dict[str, str]:
             headers = {"Content-Type": "application/json"}
             if d.secret is not None:
-                timestamp = int(time.time())
+                timestamp = int(clock.now().timestamp())
                 headers.update(
                     {
                         "webhook-id": message_id,
