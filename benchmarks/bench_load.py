@@ -72,7 +72,7 @@ def run(count: int) -> dict:
     time.sleep(1.0)
     with tempfile.TemporaryDirectory() as tmp:
         config = make_site(Path(tmp), count, port)
-        command = [sys.executable, "-m", "syndicate", "--config", str(config), "send", "--due"]
+        command = [sys.executable, "-m", "syndicate", "--config", str(config), "send", "--due", "--backfill"]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         began = time.perf_counter()
         process = subprocess.Popen(

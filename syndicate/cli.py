@@ -25,6 +25,7 @@ from .ledger import Ledger
 from .plan import upcoming
 from .preview import digest_sizes, preview_table
 from .schedule import show_time
+from .send import check_routes, send_test
 from .send import send as send_api
 from .serve import DEFAULT_PORT, serve_preview
 
@@ -76,7 +77,10 @@ config_option = click.option(
 
 
 def _config(ctx: click.Context) -> Config:
-    return load_config(ctx.find_root().obj)
+    config = load_config(ctx.find_root().obj)
+    for line in config.warnings:
+        click.echo(f"warning: {line}", err=True)
+    return config
 
 
 @cli.command()
@@ -223,12 +227,19 @@ def queue(
 
 @cli.command()
 @click.argument("articles", nargs=-1)
-@click.option("--due", "select", flag_value="due", help="What the schedule says is due by now (backfill).")
 @click.option(
-    "--all", "select", flag_value="all", help="Every published article now, one digest per channel."
+    "--due", is_flag=True, help="What the schedule says is due by now (as schedule.catch_up allows)."
 )
+@click.option("--all", "send_all", is_flag=True, help="Every published article now, one digest per channel.")
+@click.option("--backfill", is_flag=True, help="With --due: also what schedule.catch_up passed over.")
 @click.option("--channel", "channels", multiple=True, help="Only this channel (repeatable).")
 @click.option("--target", "targets", multiple=True, help="Only this target (repeatable).")
+@click.option(
+    "--to",
+    "test_address",
+    metavar="ADDRESS",
+    help="A test send of ARTICLE to this one address ([test] subject, no ledger row).",
+)
 @click.option(
     "--dry-run", is_flag=True, help="Write what would be sent to a folder; touch no server or ledger."
 )
@@ -241,9 +252,12 @@ def queue(
 def send(
     ctx: click.Context,
     articles: tuple[str, ...],
-    select: str | None,
+    due: bool,
+    send_all: bool,
+    backfill: bool,
     channels: tuple[str, ...],
     targets: tuple[str, ...],
+    test_address: str | None,
     dry_run: bool,
     out_dir: Path | None,
     resend: bool,
@@ -252,40 +266,97 @@ def send(
     """Compose and deliver ARTICLES (slugs or files), or --due, or --all.
 
     Each message is recorded in the ledger before and after it goes out, so a second run sends
-    nothing twice (unless --resend). Exits 1 if anything failed or is still pending.
+    nothing twice (unless --resend). `--due` follows schedule.catch_up: what it passes over is
+    recorded and listed, and `--due --backfill` sends it. `ARTICLE --to ADDRESS` sends a test copy
+    to one address. Exits 1 if anything failed or is still pending, or an article could not be
+    read.
     """
-    if bool(articles) == bool(select):
-        raise click.UsageError("say what to send: ARTICLE..., --due or --all (one of them)")
+    chosen = [
+        name for name, given in (("ARTICLE...", articles), ("--due", due), ("--all", send_all)) if given
+    ]
+    if len(chosen) != 1:
+        raise click.UsageError(
+            "say what to send: ARTICLE..., --due or --all (one of them"
+            + (f"; got {' and '.join(chosen)})" if chosen else ")")
+        )
+    if backfill and not due:
+        raise click.UsageError("--backfill goes with --due")
+    if test_address is not None:
+        for flag, given in (
+            ("--due", due),
+            ("--all", send_all),
+            ("--dry-run", dry_run),
+            ("--resend", resend),
+        ):
+            if given:
+                raise click.UsageError(f"--to sends named articles to one address; it does not take {flag}")
     config = _config(ctx)
     _check_names(config, channels, targets)
+    check_routes(config, channels, targets)
+    if test_address is not None:
+        _report_test_send(send_test(config, articles, test_address, channels=channels, targets=targets))
+        return
     progress = _Progress(enabled=not dry_run)
     outcome = send_api(
         config,
-        select=select or list(articles),
+        select="due" if due else "all" if send_all else list(articles),
         channels=channels,
         targets=targets,
         dry_run=dry_run,
         dry_run_dir=out_dir,
         resend=resend,
+        backfill=backfill,
         on_start=progress.start,
         on_result=progress.advance,
     )
     progress.finish()
-    for problem in outcome.problems:
-        if problem.severity == "error":
-            click.echo(f"skipped: {problem}", err=True)
+    for problem in outcome.article_errors:
+        click.echo(f"skipped: {problem}", err=True)
     warnings = sum(p.severity == "warning" for p in outcome.problems)
     if warnings:
         click.echo(f"{warnings} content warning(s): see syndicate validate", err=True)
     for problem in outcome.recipient_problems:
         click.echo(f"warning: {problem}", err=True)
+    _print_catch_up(outcome, config, dry_run)
+    failed_articles = 1 if outcome.article_errors else 0
     if not outcome.sends:
         click.echo("nothing to send")
-        return
+        sys.exit(failed_articles)
     if dry_run:
         _print_dry_run(config, outcome, verbose)
-        return
+        sys.exit(failed_articles)
     _print_summary(outcome)
+    sys.exit(0 if outcome.ok and not failed_articles else 1)
+
+
+def _print_catch_up(outcome, config: Config, dry_run: bool) -> None:
+    """One line for what schedule.catch_up passed over, and how to send it after all."""
+    policy = config.schedule.catch_up
+    if outcome.missed:
+        verb = "would skip" if dry_run else "skipped"
+        click.echo(
+            f"{verb} {len(outcome.missed)} send(s) whose time had passed (schedule.catch_up: {policy}); "
+            "`syndicate send --due --backfill` sends them"
+        )
+    if outcome.skipped_before:
+        click.echo(
+            f"{outcome.skipped_before} send(s) skipped earlier by schedule.catch_up are waiting "
+            "(`syndicate status` lists them; `syndicate send --due --backfill` sends them)"
+        )
+
+
+def _report_test_send(outcome) -> None:
+    for planned, report in outcome.reports:
+        where = outcome.test_outbox if planned.target in outcome.test_outboxes else planned.target
+        if report.ok:
+            click.echo(f"test: {planned.draft_key} -> {where}: sent")
+        for result in report.problems:
+            click.echo(
+                f"{result.outcome}: {planned.target}: {result.key.recipient or planned.draft_key}: "
+                f"{result.detail}"
+            )
+        if report.error:
+            click.echo(f"error: {report.error}")
     sys.exit(0 if outcome.ok else 1)
 
 

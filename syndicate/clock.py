@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 from .errors import ConfigError
 
-__all__ = ["NOW_ENV", "child_env", "now", "offset_seconds", "patch_scheduler"]
+__all__ = ["NOW_ENV", "SeamDatetime", "child_env", "now", "offset_seconds", "patch_scheduler"]
 
 NOW_ENV = "SYNDICATE_NOW"
 
@@ -79,7 +79,7 @@ def reset() -> None:
     _anchor_read = False
 
 
-class _ClockDatetime(datetime):
+class SeamDatetime(datetime):
     """`datetime` whose `now()` is this module's clock: what APScheduler's scheduler sees."""
 
     @classmethod
@@ -94,4 +94,4 @@ def patch_scheduler() -> None:
     the daemon's jobs fire at the instants the seam says (a no-op without SYNDICATE_NOW)."""
     from apscheduler.schedulers import base
 
-    base.datetime = _ClockDatetime  # type: ignore[attr-defined,misc]
+    base.datetime = SeamDatetime  # type: ignore[attr-defined,misc]

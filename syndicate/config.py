@@ -24,6 +24,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -359,6 +360,12 @@ class Config(Strict):
     targets: dict[str, Target] = Field(default_factory=dict)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     root: Path = Path(".")
+    # Lines about things that load but are probably not what was meant (a `$VAR` without braces).
+    _warnings: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        return self._warnings
 
     @model_validator(mode="after")
     def _targets_exist(self) -> Config:
@@ -411,7 +418,28 @@ def config_from_dict(raw: Any, path: Path) -> Config:
         config = Config.model_validate({**data, "root": root})
     except ValidationError as exc:
         raise ConfigError(_hide_values(_format_validation(exc, raw, data, path), used)) from None
-    return _resolve_paths(config, root)
+    resolved = _resolve_paths(config, root)
+    resolved.warnings.extend(_bare_variables(raw, path, ()))
+    return resolved
+
+
+_BARE_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _bare_variables(node: Any, path: Path, where: tuple) -> list[str]:
+    """A value `$NAME` without braces is taken literally (a password of "$SMTP_PASSWORD" would
+    go out as written): a warning that shows the spelling that reads the variable."""
+    if isinstance(node, dict):
+        return [line for k, v in node.items() for line in _bare_variables(v, path, (*where, k))]
+    if isinstance(node, list):
+        return [line for i, v in enumerate(node) for line in _bare_variables(v, path, (*where, i))]
+    match = _BARE_REF.fullmatch(node.strip()) if isinstance(node, str) else None
+    if match is None:  # only a whole value: part of a literal secret is never quoted back
+        return []
+    return [
+        f"{path}: {_dotted(where)}: ${match.group(1)} is used as written "
+        f"(expected ${{{match.group(1)}}} to read the environment variable)"
+    ]
 
 
 def _interpolate(node: Any, path: Path, where: tuple, used: dict[str, str]) -> Any:
@@ -424,9 +452,10 @@ def _interpolate(node: Any, path: Path, where: tuple, used: dict[str, str]) -> A
 
         def value(match: re.Match[str]) -> str:
             name = match.group(1)
-            if name not in os.environ:
+            if not os.environ.get(name):
+                state = "is not set" if name not in os.environ else "is empty"
                 raise ConfigError(
-                    f"{path}: {_dotted(where)}: environment variable {name} is not set "
+                    f"{path}: {_dotted(where)}: environment variable {name} {state} "
                     f"(expected it to hold the value)"
                 )
             used[name] = os.environ[name]

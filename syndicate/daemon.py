@@ -41,12 +41,21 @@ from .config import Config, DigestSchedule
 from .content import Article, ArticleCache
 from .errors import DeliveryError, StateError, SyndicateError
 from .ledger import DraftId, DraftState, Ledger, make_engine, sqlite_url
-from .plan import Send, is_digest_channel, plan_articles, plan_due
-from .schedule import article_key, digest_key, digest_window, latest_digest_end
+from .plan import (
+    ON_TIME,
+    Send,
+    catch_up_since,
+    first_digest_articles,
+    is_digest_channel,
+    may_catch_up,
+    missed_reason,
+    plan_articles,
+    plan_due,
+)
+from .schedule import article_key, digest_key, latest_digest_end
 from .send import Outcome, deliver
 from .state import private_dir, private_file
 
-ON_TIME = timedelta(minutes=1)  # a send this late is still on time; later, it was missed
 JOBS_FILE = "jobs.sqlite"
 LOCK_FILE = "daemon.lock"
 RETRY_FIRST, RETRY_MAX = timedelta(minutes=1), timedelta(hours=1)
@@ -244,7 +253,7 @@ class Daemon:
         queued = self._queued.get(job_id)
         if queued is not None and queued <= now:  # already waiting for its turn
             return queued
-        if self._may_catch_up(now - due):
+        if may_catch_up(self.config, now - due):
             return now
         self._skip(job_id, draft, due, now)
         return None
@@ -284,21 +293,16 @@ class Daemon:
         late = now - end
         if state == "started" or late <= ON_TIME:
             since = None
-        elif self._may_catch_up(late):  # a window policy sends what is at most that late
-            window = self.config.schedule.catch_up_window
-            since = None if window is None else now - window
+        elif may_catch_up(self.config, late):  # a window policy sends what is at most that late
+            since = catch_up_since(self.config, now, late)
         else:
             self._skip(None, draft, end, now)
             return
         self._queue(f"digest-now:{channel}:{target}", now, run_digest_job, (channel, target, since), draft)
 
-    def _may_catch_up(self, late: timedelta) -> bool:
-        window = self.config.schedule.catch_up_window
-        return late <= ON_TIME or window is None or late <= window
-
     def _skip(self, job_id: str | None, draft: DraftId, due: datetime, now: datetime) -> None:
         assert self.ledger is not None
-        reason = f"missed by {_duration(now - due)} (schedule.catch_up: {self.config.schedule.catch_up})"
+        reason = missed_reason(self.config, now - due)
         self.ledger.set_draft_state(draft, "skipped", reason)
         if job_id is not None:
             self._unqueue(job_id, None)
@@ -381,10 +385,7 @@ class Daemon:
             articles = self.articles.loaded.articles
             if since is not None:
                 articles = [a for a in articles if a.publish_date >= since]
-            if not settled and self.config.schedule.catch_up != "send":
-                # The first digest this route ever sends covers its own window, not the archive.
-                start = digest_window(schedule, tz, end)[0]
-                articles = [a for a in articles if a.publish_date > start]
+            articles = first_digest_articles(self.config, channel, articles, settled, end)
             sends = plan_due(
                 self.config,
                 articles,
@@ -586,15 +587,6 @@ def _by_date(item: tuple[str, Article | None]) -> tuple[datetime, str]:
 
 def _first_line(exc: BaseException) -> str:
     return str(getattr(exc, "orig", None) or exc).splitlines()[0]
-
-
-def _duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds >= 86400:
-        return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
-    if seconds >= 3600:
-        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
-    return f"{seconds // 60}m {seconds % 60}s"
 
 
 def _now() -> datetime:

@@ -10,13 +10,20 @@ never stores state of its own.
   covering the articles published in that window. A digest that was never sent (the daemon
   was down, or this is the first run) coalesces: its window reaches back to the last digest
   the ledger has for that channel and target.
+
+The catch-up rule lives here too, for `send --due` and the daemon alike: a send at most
+`ON_TIME` late is on time; a later one goes out only as `schedule.catch_up` allows (`skip`:
+never; `send`: always; a window like `2d`: if at most that late), and the first digest a route
+ever sends covers its own window, not the archive. `due_now` applies it and says which sends it
+passed over, for the caller to record; `--backfill` (and naming articles) goes around it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from .config import Config, EmailChannel
 from .content import Article
@@ -32,6 +39,18 @@ from .schedule import (
 # What the ledger already holds for a (channel, target): the draft keys with a sent message.
 SentKeys = Callable[[str, str], set[str]]
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
+ON_TIME = timedelta(minutes=1)  # a send this late is still on time; later, it was missed
+DraftId = tuple[str, str, str]  # (channel, target, draft key), as the ledger names a draft
+
+
+class History(Protocol):
+    """What the planner asks the ledger (which satisfies this) about sends that went before."""
+
+    def sent_draft_keys(self, channel: str, target: str) -> set[str]: ...
+
+    def settled_draft_keys(self, channel: str, target: str) -> set[str]: ...
+
+    def draft_states(self) -> dict[DraftId, str]: ...
 
 
 @dataclass(frozen=True)
@@ -48,6 +67,139 @@ class Send:
     @property
     def is_digest(self) -> bool:
         return self.window is not None
+
+
+@dataclass(frozen=True)
+class Missed:
+    """A send whose time passed longer ago than `schedule.catch_up` allows: recorded as skipped."""
+
+    channel: str
+    target: str
+    draft_key: str
+    due: datetime
+    reason: str
+
+    @property
+    def draft(self) -> DraftId:
+        return (self.channel, self.target, self.draft_key)
+
+
+@dataclass
+class DuePlan:
+    """What `due_now` found: the sends to make, those the catch-up policy passes over now, and
+    how many it had passed over before (still skipped: `--backfill` sends them)."""
+
+    sends: list[Send] = field(default_factory=list)
+    missed: list[Missed] = field(default_factory=list)
+    skipped_before: int = 0
+
+
+def may_catch_up(config: Config, late: timedelta) -> bool:
+    """Whether a send this late still goes out under `schedule.catch_up`."""
+    window = config.schedule.catch_up_window
+    return late <= ON_TIME or window is None or late <= window
+
+
+def catch_up_since(config: Config, now: datetime, late: timedelta) -> datetime | None:
+    """A late digest under a window policy holds only articles at most that old (None: all)."""
+    window = config.schedule.catch_up_window
+    return None if late <= ON_TIME or window is None else now - window
+
+
+def missed_reason(config: Config, late: timedelta) -> str:
+    return f"missed by {duration(late)} (schedule.catch_up: {config.schedule.catch_up})"
+
+
+def duration(delta: timedelta) -> str:
+    """A lateness as people say it: `3d 4h`, `2h 5m`, `4m 10s`."""
+    seconds = int(delta.total_seconds())
+    if seconds >= 86400:
+        return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+    if seconds >= 3600:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    return f"{seconds // 60}m {seconds % 60}s"
+
+
+def first_digest_articles(
+    config: Config, channel: str, articles: Sequence[Article], settled: set[str], end: datetime
+) -> list[Article]:
+    """The first digest a route ever sends covers its own window, not the archive (unless
+    `catch_up: send`): a new list is not mailed every article the site ever published."""
+    if settled or config.schedule.catch_up == "send":
+        return list(articles)
+    schedule, tz = config.channels[channel].schedule, config.site.tz
+    start = digest_window(schedule, tz, end)[0]
+    return [a for a in articles if a.publish_date > start]
+
+
+def due_now(
+    config: Config,
+    articles: Sequence[Article],
+    now: datetime,
+    history: History | None,
+    *,
+    backfill: bool = False,
+    channels: Iterable[str] | None = None,
+    targets: Iterable[str] | None = None,
+) -> DuePlan:
+    """What `send --due` sends: everything due by `now` that the catch-up policy allows, and
+    (with `backfill`) what it passed over, too. `history` is the ledger (None: nothing sent yet)."""
+    plan = DuePlan()
+    states = history.draft_states() if history is not None else {}
+    published = [a for a in articles if not a.draft and a.publish_date <= now]
+    for channel, target in _routes(config, channels, targets):
+        if is_digest_channel(config, channel):
+            _due_digest_with_policy(config, channel, target, published, now, history, states, backfill, plan)
+            continue
+        for article in published:
+            planned = _article_send(channel, target, article)
+            state = states.get((channel, target, planned.draft_key))
+            if not backfill and state == "skipped":
+                plan.skipped_before += 1
+            elif not backfill and state is None and not may_catch_up(config, now - planned.due):
+                reason = missed_reason(config, now - planned.due)
+                plan.missed.append(Missed(channel, target, planned.draft_key, planned.due, reason))
+            else:
+                plan.sends.append(planned)
+    plan.sends.sort(key=lambda s: (s.due, s.channel, s.target, s.draft_key))
+    return plan
+
+
+def _due_digest_with_policy(
+    config: Config,
+    channel: str,
+    target: str,
+    published: list[Article],
+    now: datetime,
+    history: History | None,
+    states: dict[DraftId, str],
+    backfill: bool,
+    plan: DuePlan,
+) -> None:
+    sent = history.sent_draft_keys(channel, target) if history is not None else set()
+    if backfill:  # the explicit archive send: reach back to the last digest that went out
+        plan.sends.extend(_due_digest(config, channel, target, published, now, lambda _c, _t: sent))
+        return
+    settled = history.settled_draft_keys(channel, target) if history is not None else set()
+    schedule, tz = config.channels[channel].schedule, config.site.tz
+    end = latest_digest_end(schedule, tz, now)
+    key = digest_key(channel, end, tz)
+    state = states.get((channel, target, key))
+    if state == "skipped":
+        plan.skipped_before += 1
+        return
+    chosen: Sequence[Article] = published
+    if state is None and key not in sent:  # not begun: the policy decides whether it goes out
+        late = now - end
+        if not may_catch_up(config, late):
+            if articles_in_window(published, (BEGINNING, end), 1):
+                plan.missed.append(Missed(channel, target, key, end, missed_reason(config, late)))
+            return
+        since = catch_up_since(config, now, late)
+        if since is not None:
+            chosen = [a for a in chosen if a.publish_date >= since]
+    chosen = first_digest_articles(config, channel, chosen, settled, end)
+    plan.sends.extend(_due_digest(config, channel, target, chosen, now, lambda _c, _t: settled))
 
 
 def is_digest_channel(config: Config, channel: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -23,11 +23,13 @@ from .compose.social import SocialPost, compose_post
 from .config import Config, EmailChannel, SmtpTarget
 from .content import Article, Problem, load_articles
 from .deliver import Message, MessageKey, Result, make_target
+from .deliver.outbox import OutboxTarget
 from .dispatch import Report, dispatch
-from .errors import ContentError, DeliveryError
+from .errors import ConfigError, ContentError, DeliveryError
 from .ledger import LEDGER_FILE, Ledger
-from .plan import Send, plan_articles, plan_due
-from .recipients import Recipient, RecipientProblem, load_recipients
+from .plan import Missed, Send, due_now, plan_articles
+from .recipients import Recipient, RecipientProblem, check_address, load_recipients
+from .schedule import article_key
 from .state import state_path
 
 Selection = Literal["due", "all"]
@@ -46,6 +48,18 @@ class Outcome:
     recipient_problems: list[RecipientProblem] = field(default_factory=list)
     recipients: dict[str, list[Recipient]] = field(default_factory=dict)
     dry_run_dir: Path | None = None
+    # `send --due`: sends the catch-up policy passed over in this run (recorded as skipped),
+    # and how many it had passed over in earlier runs; `--backfill` sends both.
+    missed: list[Missed] = field(default_factory=list)
+    skipped_before: int = 0
+    # A test send (`send_test`): the folder social drafts were written to, and under which names.
+    test_outbox: Path | None = None
+    test_outboxes: set[str] = field(default_factory=set)
+
+    @property
+    def article_errors(self) -> list[Problem]:
+        """Articles left out because they could not be read: a run with any is not a success."""
+        return [p for p in self.problems if p.severity == "error"]
 
     @property
     def ok(self) -> bool:
@@ -74,13 +88,15 @@ def send(
     dry_run: bool = False,
     dry_run_dir: Path | None = None,
     resend: bool = False,
+    backfill: bool = False,
     now: datetime | None = None,
     on_start: Callable[[Send, int], None] | None = None,
     on_result: Callable[[Result], None] | None = None,
 ) -> Outcome:
-    """Compose and deliver. `select` is "due" (what the schedule says is due by now), "all"
-    (every published article now, one digest per digest channel), or article slugs or paths
-    (these articles now, even future-dated ones).
+    """Compose and deliver. `select` is "due" (what the schedule says is due by now, as far as
+    `schedule.catch_up` allows; with `backfill`, what it passed over too), "all" (every published
+    article now, one digest per digest channel), or article slugs or paths (these articles now,
+    even future-dated ones).
 
     `on_start(send, messages)` and `on_result(result)` let a caller draw progress.
     """
@@ -88,7 +104,7 @@ def send(
     loaded = load_articles(config, paths)
     outcome = Outcome(problems=list(loaded.problems))
     outcome.dry_run_dir = (dry_run_dir or state_path(config, "dry-run")) if dry_run else None
-    sends = _plan(config, loaded.articles, select, now, channels, targets, dry_run)
+    sends = _plan(config, loaded.articles, select, now, channels, targets, outcome, backfill)
     return deliver(config, sends, outcome, resend=resend, on_start=on_start, on_result=on_result)
 
 
@@ -163,16 +179,24 @@ def _plan(
     now: datetime,
     channels: Iterable[str] | None,
     targets: Iterable[str] | None,
-    dry_run: bool,
+    outcome: Outcome,
+    backfill: bool,
 ) -> list[Send]:
     if select == "due":
+        dry_run = outcome.dry_run_dir is not None
         if dry_run and not config.database_url and not (config.state_dir / LEDGER_FILE).exists():
             # A dry run creates nothing: with no ledger yet, nothing has been sent.
-            return plan_due(config, articles, now, channels=channels, targets=targets)
-        with Ledger.from_config(config) as ledger:
-            return plan_due(
-                config, articles, now, channels=channels, targets=targets, sent_keys=ledger.sent_draft_keys
-            )
+            plan = due_now(config, articles, now, None, backfill=backfill, channels=channels, targets=targets)
+        else:
+            with Ledger.from_config(config) as ledger:
+                plan = due_now(
+                    config, articles, now, ledger, backfill=backfill, channels=channels, targets=targets
+                )
+                if not dry_run:  # recorded, so `status` lists them and the daemon leaves them be
+                    for missed in plan.missed:
+                        ledger.set_draft_state(missed.draft, "skipped", missed.reason)
+        outcome.missed, outcome.skipped_before = plan.missed, plan.skipped_before
+        return plan.sends
     # --all: everything already published, whatever its window; a future article only by name.
     chosen = [a for a in articles if a.publish_date <= now] if select == "all" else _pick(articles, select)
     return plan_articles(config, chosen, now, channels=channels, targets=targets)
@@ -246,3 +270,89 @@ def _json_payload(draft: Draft) -> dict[str, Any]:
         "articles": [a.as_dict() for a in draft.articles],
         "overflow": [a.as_dict() for a in draft.overflow],
     }
+
+
+def check_routes(config: Config, channels: Sequence[str], targets: Sequence[str]) -> None:
+    """A `--target` that none of the chosen channels sends to is a mistake, not an empty send:
+    the message names the targets those channels do have."""
+    chosen = list(channels) or list(config.channels)
+    for target in targets:
+        if any(target in config.channels[c].targets for c in chosen):
+            continue
+        if channels:
+            known = "; ".join(f"{c}: {', '.join(config.channels[c].targets)}" for c in chosen)
+            raise ConfigError(
+                f"--target {target}: not a target of the chosen channel(s) (their targets: {known})"
+            )
+        raise ConfigError(f"--target {target}: no channel sends to this target (see channels.*.targets)")
+
+
+def send_test(
+    config: Config,
+    names: Sequence[str],
+    address: str,
+    *,
+    channels: Sequence[str] = (),
+    targets: Sequence[str] = (),
+) -> Outcome:
+    """A test send: each chosen channel's real draft of the named articles (drafts included: this
+    is how one looks at an article before it is published), to one address through the channel's
+    first email target (or the `--target` given), its subject prefixed `[test]`. Social drafts go
+    to `<state_dir>/test-send/`. Nothing is written to the ledger, so the real send still happens."""
+    try:
+        email = check_address(address)
+    except ValueError as exc:
+        raise ConfigError(f"--to: {exc}") from None
+    if not names:
+        raise ConfigError("--to: name the article(s) to send (a slug or a file)")
+    loaded = load_articles(config)
+    chosen = _pick(loaded.articles, names)
+    outcome = Outcome(problems=list(loaded.problems))
+    outcome.test_outbox = state_path(config, "test-send")
+    now = clock.now()
+    for channel_name in channels or list(config.channels):
+        channel = config.channels[channel_name]
+        if isinstance(channel, EmailChannel):
+            target = _test_target(config, channel_name, targets)
+            if channel.mode == "digest":
+                drafts: list[Draft] = [compose_digest(chosen, channel_name, config, window_end=now)]
+            else:
+                drafts = [compose_single(a, channel_name, config) for a in chosen]
+            for draft in drafts:
+                assert isinstance(draft, EmailDraft)
+                trial = replace(draft, subject=f"[test] {draft.subject}")
+                key = MessageKey(channel_name, target, f"test:{draft.key}", email)
+                message = Message(
+                    key, trial.content_hash, partial(build_message, trial, Recipient(email), config)
+                )
+                planned = Send(channel_name, target, key.draft_key, now, trial.articles)
+                report = dispatch([message], make_target(target, config), None)
+                outcome.sends.append(planned)
+                outcome.reports.append((planned, report))
+            continue
+        for article in chosen:
+            post = _compose(config, Send(channel_name, "", "", now, (article,)), outcome.problems)
+            if post is None:
+                continue
+            outcome.test_outboxes.add(channel_name)
+            draft_key = f"test:{article_key(channel_name, article)}"
+            planned = Send(channel_name, channel_name, draft_key, now, (article,))
+            key = MessageKey(channel_name, channel_name, draft_key, "")
+            message = Message(key, post.content_hash, partial(_json_payload, post))
+            outbox = OutboxTarget(channel_name, outcome.test_outbox / channel_name)
+            report = dispatch([message], outbox, None)
+            outcome.sends.append(planned)
+            outcome.reports.append((planned, report))
+    return outcome
+
+
+def _test_target(config: Config, channel: str, targets: Sequence[str]) -> str:
+    """The `--target` given, else the channel's first target that takes an email as a message."""
+    candidates = [t for t in config.channels[channel].targets if not targets or t in targets]
+    for name in candidates:
+        if config.targets[name].type in MIME_TYPES:
+            return name
+    raise ConfigError(
+        f"channels.{channel}: no email target to send a test through "
+        f"(expected one of type {' or '.join(sorted(MIME_TYPES))} among: {', '.join(candidates) or 'none'})"
+    )

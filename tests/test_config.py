@@ -202,3 +202,25 @@ def test_a_password_never_goes_out_in_clear_text(tmp_path, host, extra, refused)
         f"{path}: targets.newsletter: security: none would send the password unencrypted to "
         "smtp.example.com (expected starttls or ssl, or local: true for a relay you trust)"
     )
+
+
+def test_a_variable_without_braces_is_a_warning_and_an_empty_one_an_error(site, monkeypatch):
+    monkeypatch.setenv("SYN_EMPTY", "")
+    site.data["targets"]["hook"] = {
+        "type": "webhook",
+        "url": "https://hooks.example.com/x",
+        "secret": "$SYN_HOOK",
+    }
+    site.write_config()
+    config = load_config(site.config_path)
+    assert config.warnings == [
+        f"{site.config_path}: targets.hook.secret: $SYN_HOOK is used as written "
+        "(expected ${SYN_HOOK} to read the environment variable)"
+    ]
+    site.data["targets"]["hook"]["secret"] = "${SYN_EMPTY}"
+    site.write_config()
+    with pytest.raises(ConfigError, match=r"targets\.hook\.secret: environment variable SYN_EMPTY is empty"):
+        load_config(site.config_path)
+    site.data["targets"]["hook"]["secret"] = "literal$part"  # part of a literal: never quoted back
+    site.write_config()
+    assert load_config(site.config_path).warnings == []

@@ -137,8 +137,12 @@ def test_past_dated_articles_are_skipped_logged_and_left_for_send_due(site):
     status = CliRunner().invoke(cli, ["--config", str(site.config_path), "status"])
     assert "skipped by the daemon's catch-up policy" in status.output
     assert "linkedin:fog-signals -> social-outbox  (missed by" in status.output
-    # `send --due` is the explicit backfill.
+    # `send --due` follows the same policy; `send --due --backfill` is the explicit backfill.
     result = CliRunner().invoke(cli, ["--config", str(site.config_path), "send", "--due"])
+    assert result.exit_code == 0, result.output
+    assert "skipped earlier by schedule.catch_up are waiting" in result.output
+    assert not (site.root / "outbox" / "social").exists()
+    result = CliRunner().invoke(cli, ["--config", str(site.config_path), "send", "--due", "--backfill"])
     assert result.exit_code == 0, result.output
     slugs = {p["article"]["slug"] for p in outbox_posts(site)}
     assert {d.split(":")[1] for d in past} <= slugs

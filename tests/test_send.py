@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from syndicate import clock
 from syndicate.cli import cli
 from syndicate.config import ConfigError
 from syndicate.ledger import Ledger
 from syndicate.send import send
 
-from .conftest import child_env, loopback_smtp
+from .conftest import child_env, free_port, loopback_smtp
 
 ARTICLE = """---
 title: '{title}'
@@ -53,7 +54,7 @@ def smtp_site(site, port: int, recipients: list[str] | Path) -> None:
 def test_due_sends_go_to_the_outbox_once(site):
     write_articles(site)
     config = site.config()
-    first = send(config, select="due", now=NOW)
+    first = send(config, select="due", backfill=True, now=NOW)
     assert first.ok
     totals = first.totals()
     assert totals["social-outbox"]["sent"] == 3 and totals["mail-outbox"]["sent"] == 1
@@ -91,7 +92,9 @@ def test_dry_run_writes_the_same_messages_and_touches_no_ledger(site, monkeypatc
     }
     site.data["channels"]["weekly"]["targets"] = ["newsletter"]
     site.write_config()
-    result = CliRunner().invoke(cli, ["--config", str(site.config_path), "send", "--due", "--dry-run"])
+    result = CliRunner().invoke(
+        cli, ["--config", str(site.config_path), "send", "--due", "--backfill", "--dry-run"]
+    )
     assert result.exit_code == 0, result.output
     assert "weekly:2026-11-23 -> newsletter: 2 recipient(s)" in result.output
     assert "one@example.org" not in result.output
@@ -99,7 +102,9 @@ def test_dry_run_writes_the_same_messages_and_touches_no_ledger(site, monkeypatc
     assert not (site.root / ".syndicate" / "ledger.sqlite").exists()
     written = list((site.root / ".syndicate" / "dry-run" / "newsletter").glob("*.eml"))
     assert len(written) == 2
-    verbose = CliRunner().invoke(cli, ["--config", str(site.config_path), "send", "--due", "--dry-run", "-v"])
+    verbose = CliRunner().invoke(
+        cli, ["--config", str(site.config_path), "send", "--due", "--backfill", "--dry-run", "-v"]
+    )
     assert "one@example.org" in verbose.output and "s3cret-value-xyz" not in verbose.output
 
 
@@ -110,7 +115,7 @@ def test_smtp_digest_reaches_each_recipient_once_and_550_is_reported(site, smtp_
     sink.rcpt_reply = lambda address, attempt: (
         "550 5.1.1 no such user" if address.startswith("refused") else None
     )
-    outcome = send(site.config(), select="due", now=NOW)
+    outcome = send(site.config(), select="due", backfill=True, now=NOW)
     assert not outcome.ok
     assert outcome.totals()["newsletter"]["sent"] == 2 and outcome.totals()["newsletter"]["failed"] == 1
     assert sink.copies() == {"a@example.org": 1, "b@example.org": 1}
@@ -120,7 +125,7 @@ def test_smtp_digest_reaches_each_recipient_once_and_550_is_reported(site, smtp_
         [failure] = ledger.failures()
     assert failure.key.recipient == "refused@example.org" and "550" in failure.last_error
 
-    again = send(site.config(), select="due", now=NOW)
+    again = send(site.config(), select="due", backfill=True, now=NOW)
     assert [(r.sent, r.skipped) for _, r in again.reports if r.target == "newsletter"] == [
         (0, 3)
     ]  # 550 is final
@@ -133,7 +138,7 @@ def test_cli_send_exit_codes_and_summary(site, smtp_sink):
     smtp_site(site, port, ["a@example.org", "refused@example.org"])
     sink.rcpt_reply = lambda address, attempt: "550 no" if address.startswith("refused") else None
     runner = CliRunner()
-    result = runner.invoke(cli, ["--config", str(site.config_path), "send", "--due"])
+    result = runner.invoke(cli, ["--config", str(site.config_path), "send", "--due", "--backfill"])
     assert result.exit_code == 1
     assert "newsletter" in result.output and "failed: newsletter: refused@example.org" in result.output
     assert runner.invoke(cli, ["--config", str(site.config_path), "send"]).exit_code == 2  # nothing selected
@@ -171,7 +176,7 @@ def test_email_digest_to_a_webhook_is_json_with_placeholders(site):
         site.data["targets"]["automations"] = {"type": "webhook", "url": url, "local": True}
         site.data["channels"]["weekly"]["targets"] = ["automations"]
         _Receiver.bodies = []
-        outcome = send(site.config(), select="due", channels=["weekly"], now=NOW)
+        outcome = send(site.config(), select="due", backfill=True, channels=["weekly"], now=NOW)
         assert outcome.ok
         [body] = _Receiver.bodies
         assert body["kind"] == "email" and body["key"] == "weekly:2026-11-23"
@@ -205,7 +210,16 @@ def test_kill_9_of_a_real_send_then_send_again(site, smtp_sink, capsys):
     site.data["channels"] = {"weekly": site.data["channels"]["weekly"]}
     site.data["schedule"] = {"unknown": "resend"}
     site.write_config()
-    command = [sys.executable, "-m", "syndicate", "--config", str(site.config_path), "send", "--due"]
+    command = [
+        sys.executable,
+        "-m",
+        "syndicate",
+        "--config",
+        str(site.config_path),
+        "send",
+        "--due",
+        "--backfill",
+    ]
     env = child_env()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -227,3 +241,220 @@ def test_kill_9_of_a_real_send_then_send_again(site, smtp_sink, capsys):
         print(
             f"\nsyndicate send killed after {before} delivered: {in_flight} in flight, {duplicates} duplicate(s)"
         )
+
+
+# -- the archive guard: `send --due` follows schedule.catch_up ------------------------------------
+
+
+def archive_site(site, port: int, receiver_url: str, catch_up: str | None) -> datetime:
+    """60 posts from 2023-2025 and one due an hour ago; a daily digest (UTC) whose latest time
+    was 30 minutes ago, to one reader on a loopback SMTP sink; posts to a loopback webhook.
+    Returns the instant the new article is due."""
+    now = clock.now().replace(microsecond=0)
+    digest_at = now - timedelta(minutes=30)
+    site.data["site"]["timezone"] = "UTC"
+    site.data["channels"] = {
+        "daily": {
+            "kind": "email",
+            "mode": "digest",
+            "schedule": {"every": "day", "at": f"{digest_at:%H:%M}"},
+            "targets": ["newsletter"],
+        },
+        "linkedin": {"kind": "social", "network": "linkedin", "targets": ["hook"]},
+    }
+    site.data["targets"] = {
+        "newsletter": loopback_smtp(port, ["reader@example.org"]),
+        "hook": {"type": "webhook", "url": receiver_url, "local": True},
+    }
+    if catch_up is not None:
+        site.data["schedule"] = {"catch_up": catch_up}
+    site.write_config()
+    for n in range(60):
+        day = datetime(2023, 1, 2, 9, tzinfo=UTC) + timedelta(days=n * 17)  # 2023-01 to 2025-10
+        slug = f"archive-{n:02d}"
+        site.article(f"{slug}.md", ARTICLE.format(title=f"Archive {n:02d}", slug=slug, date=day.isoformat()))
+    fresh = now - timedelta(hours=1)
+    site.article(
+        "fresh-tide.md", ARTICLE.format(title="Fresh Tide", slug="fresh-tide", date=fresh.isoformat())
+    )
+    return fresh
+
+
+def posted_slugs(receiver) -> list[str]:
+    return [json.loads(body)["article"]["slug"] for _, body in receiver.arrivals]
+
+
+def test_first_send_due_sends_what_is_new_not_the_archive_and_backfill_sends_the_rest(
+    site, smtp_sink, receiver
+):
+    sink, port = smtp_sink
+    archive_site(site, port, receiver.url, catch_up="1d")
+    runner = CliRunner()
+    args = ["--config", str(site.config_path), "send", "--due"]
+
+    first = runner.invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert posted_slugs(receiver) == ["fresh-tide"]  # one post
+    assert sink.copies() == {"reader@example.org": 1}  # one email: the first digest, its own window
+    digest = sink.received[0][1]
+    assert b"Fresh Tide" in digest and b"Archive" not in digest
+    assert "skipped 60 send(s) whose time had passed (schedule.catch_up: 1d)" in first.output
+    assert "`syndicate send --due --backfill` sends them" in first.output
+
+    backfill = runner.invoke(cli, [*args, "--backfill"])
+    assert backfill.exit_code == 0, backfill.output
+    slugs = posted_slugs(receiver)
+    assert len(slugs) == 61 and sorted(slugs[1:]) == [f"archive-{n:02d}" for n in range(60)]
+    assert sink.copies() == {"reader@example.org": 1}  # the digest went out already
+
+    for again in (args, [*args, "--backfill"]):
+        result = runner.invoke(cli, again)
+        assert result.exit_code == 0, result.output
+    assert len(receiver.arrivals) == 61 and sink.copies() == {"reader@example.org": 1}
+
+
+def test_the_default_policy_sends_nothing_late_records_it_and_says_how_to_send_it(site, smtp_sink, receiver):
+    sink, port = smtp_sink
+    archive_site(site, port, receiver.url, catch_up=None)  # default: skip
+    runner = CliRunner()
+    first = runner.invoke(cli, ["--config", str(site.config_path), "send", "--due"])
+    assert first.exit_code == 0, first.output
+    assert receiver.arrivals == [] and sink.received == []
+    # 61 posts and the digest 30 minutes late.
+    assert "skipped 62 send(s) whose time had passed (schedule.catch_up: skip)" in first.output
+    with Ledger.from_config(site.config()) as ledger:
+        skipped = {draft[2]: reason for draft, reason in ledger.skipped_drafts()}
+    assert len(skipped) == 62 and skipped["linkedin:fresh-tide"].startswith("missed by 1h 0m")
+    second = runner.invoke(cli, ["--config", str(site.config_path), "send", "--due"])
+    assert "62 send(s) skipped earlier by schedule.catch_up are waiting" in second.output
+    assert receiver.arrivals == []
+    dry = runner.invoke(cli, ["--config", str(site.config_path), "send", "--due", "--backfill", "--dry-run"])
+    assert dry.exit_code == 0 and receiver.arrivals == []
+    backfill = runner.invoke(cli, ["--config", str(site.config_path), "send", "--due", "--backfill"])
+    assert backfill.exit_code == 0, backfill.output
+    assert len(receiver.arrivals) == 61 and sink.copies() == {"reader@example.org": 1}
+
+
+def test_a_send_due_within_a_minute_is_on_time_under_skip(site):
+    now = clock.now().replace(microsecond=0)
+    site.data["channels"] = {"linkedin": site.data["channels"]["linkedin"]}
+    site.write_config()
+    site.article(
+        "just-now.md",
+        ARTICLE.format(title="Just Now", slug="just-now", date=(now - timedelta(seconds=20)).isoformat()),
+    )
+    site.article(
+        "old.md", ARTICLE.format(title="Old", slug="old", date=(now - timedelta(minutes=3)).isoformat())
+    )
+    outcome = send(site.config(), select="due", now=now)
+    assert [s.draft_key for s in outcome.sends] == ["linkedin:just-now"]
+    assert [m.draft_key for m in outcome.missed] == ["linkedin:old"]
+    assert outcome.missed[0].reason == "missed by 3m 0s (schedule.catch_up: skip)"
+
+
+# -- exit codes and selections ----------------------------------------------------------------
+
+
+def test_send_exits_1_when_an_article_was_skipped_for_an_error(site):
+    write_articles(site, count=1, date="2026-01-1{n}")
+    site.article("broken.md", "---\ntitle: Broken\npublish_date: '2026-13-45'\n---\nBody.\n")
+    result = CliRunner().invoke(cli, ["--config", str(site.config_path), "send", "--all"])
+    assert result.exit_code == 1, result.output
+    assert "skipped: " in result.output and "broken.md: publish_date:" in result.output
+    assert len(list((site.root / "outbox" / "social").glob("*.json"))) == 1  # the good one went out
+    again = CliRunner().invoke(cli, ["--config", str(site.config_path), "send", "--due"])
+    assert again.exit_code == 1  # still skipped for its error, though nothing is left to send
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--due", "--all"], "one of them; got --due and --all"),
+        (["article-0", "--due"], "got ARTICLE... and --due"),
+        (["--all", "--backfill"], "--backfill goes with --due"),
+        (["article-0", "--to", "me@example.org", "--resend"], "does not take --resend"),
+    ],
+)
+def test_conflicting_selections_are_errors(site, args, said):
+    write_articles(site, count=1)
+    result = CliRunner().invoke(cli, ["--config", str(site.config_path), "send", *args])
+    assert result.exit_code == 2 and said in result.output
+
+
+def test_a_target_outside_the_channel_is_an_error_naming_its_targets(site):
+    write_articles(site, count=1)
+    args = ["--config", str(site.config_path), "send", "article-0", "--channel", "linkedin"]
+    result = CliRunner().invoke(cli, [*args, "--target", "mail-outbox"])
+    assert result.exit_code == 2
+    assert (
+        "--target mail-outbox: not a target of the chosen channel(s) (their targets: linkedin: social-outbox)"
+        in result.output
+    )
+    assert not (site.root / "outbox").exists()
+
+
+# -- a test send ------------------------------------------------------------------------------------
+
+
+def test_a_test_send_reaches_one_address_with_a_test_subject_and_no_ledger_row(site, smtp_sink):
+    sink, port = smtp_sink
+    write_articles(site, count=2, date="2026-01-1{n}")
+    site.article(
+        "unpublished.md", ARTICLE.format(title="Unpublished", slug="unpublished", date="2030-01-01") + ""
+    )
+    site.data["channels"]["letters"] = {
+        "kind": "email",
+        "mode": "single",
+        "targets": ["hook", "newsletter"],  # the first email target is the one a test goes through
+    }
+    site.data["targets"]["hook"] = {
+        "type": "webhook",
+        "url": f"http://127.0.0.1:{free_port()}/",
+        "local": True,
+    }
+    smtp_site(site, port, ["a@example.org", "b@example.org"])
+    runner = CliRunner()
+    result = runner.invoke(
+        cli, ["--config", str(site.config_path), "send", "unpublished", "--to", "Editor@Example.org"]
+    )
+    assert result.exit_code == 0, result.output
+    # One email per email channel (the digest and the single letter), both to that address only.
+    assert sink.copies() == {"Editor@example.org": 2}
+    subjects = sorted(message_from_bytes(body, policy=policy.default)["Subject"] for _, body in sink.received)
+    assert all(subject.startswith("[test] ") for subject in subjects)
+    assert all(b"Unpublished" in body for _, body in sink.received)
+    posts = list((site.root / ".syndicate" / "test-send" / "linkedin").glob("*.json"))
+    assert len(posts) == 1 and json.loads(posts[0].read_text())["article"]["slug"] == "unpublished"
+    assert not (site.root / "outbox").exists()  # the real outboxes are untouched
+    with Ledger.from_config(site.config()) as ledger:
+        assert ledger.counts() == {}
+    # The real send still goes out to everyone.
+    real = runner.invoke(
+        cli,
+        [
+            "--config",
+            str(site.config_path),
+            "send",
+            "article-0",
+            "--channel",
+            "letters",
+            "--target",
+            "newsletter",
+        ],
+    )
+    assert real.exit_code == 0, real.output
+    assert sink.copies() == {"Editor@example.org": 2, "a@example.org": 1, "b@example.org": 1}
+
+
+def test_a_test_send_checks_its_address_and_target(site, smtp_sink):
+    sink, port = smtp_sink
+    write_articles(site, count=1)
+    smtp_site(site, port, ["a@example.org"])
+    base = ["--config", str(site.config_path), "send", "article-0"]
+    bad = CliRunner().invoke(cli, [*base, "--to", "not an address"])
+    assert bad.exit_code == 2 and "--to: 'not an address' contains spaces" in bad.output
+    outside = CliRunner().invoke(
+        cli, [*base, "--to", "me@example.org", "--channel", "weekly", "--target", "social-outbox"]
+    )
+    assert outside.exit_code == 2 and "their targets: weekly: newsletter" in outside.output
+    assert sink.received == []

@@ -6,8 +6,10 @@ import base64
 import json
 
 import pytest
+import standardwebhooks.webhooks
 from standardwebhooks import Webhook
 
+from syndicate import clock
 from syndicate.deliver import Message, MessageKey, make_target
 from syndicate.dispatch import dispatch
 from syndicate.errors import ConfigError, DeliveryError
@@ -34,6 +36,13 @@ def message(payload=PAYLOAD, recipient: str = "") -> Message:
 def send(target, msg: Message | None = None):
     with target.open() as connection:
         return connection.send(msg or message())
+
+
+@pytest.fixture(autouse=True)
+def _verifier_on_the_seam(monkeypatch) -> None:
+    """The receiver checks the signed timestamp's freshness against its own clock: here, as for
+    everything in the tests, the SYNDICATE_NOW seam (a real receiver's clock is the real time)."""
+    monkeypatch.setattr(standardwebhooks.webhooks, "datetime", clock.SeamDatetime)
 
 
 def test_signed_post_verifies_with_standardwebhooks(site, receiver):
