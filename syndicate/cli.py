@@ -245,6 +245,9 @@ def queue(
 )
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Dry-run folder.")
 @click.option("--resend", is_flag=True, help="Send again what the ledger says already went out.")
+@click.option(
+    "--new-ledger", is_flag=True, help="Accept a ledger that is not the one this state folder used."
+)
 @click.option("-v", "--verbose", is_flag=True, help="List recipients' addresses too.")
 @config_option
 @click.pass_context
@@ -261,6 +264,7 @@ def send(
     dry_run: bool,
     out_dir: Path | None,
     resend: bool,
+    new_ledger: bool,
     verbose: bool,
 ) -> None:
     """Compose and deliver ARTICLES (slugs or files), or --due, or --all.
@@ -306,6 +310,7 @@ def send(
         dry_run_dir=out_dir,
         resend=resend,
         backfill=backfill,
+        new_ledger=new_ledger,
         on_start=progress.start,
         on_result=progress.advance,
     )
@@ -475,17 +480,20 @@ def status(ctx: click.Context, limit: int) -> None:
     show_default=True,
     help="One line per scheduled, sent, skipped or failed item.",
 )
+@click.option(
+    "--new-ledger", is_flag=True, help="Accept a ledger that is not the one this state folder used."
+)
 @config_option
 @click.pass_context
 @_fail_cleanly
-def daemon(ctx: click.Context, log_format: str) -> None:
+def daemon(ctx: click.Context, log_format: str, new_ledger: bool) -> None:
     """Run the scheduler: every send at its time, following content edits, until SIGTERM/SIGINT;
     SIGHUP reloads the config."""
 
     def log(event: dict) -> None:
         click.echo(format_event(event, log_format))
 
-    runner = Runner(lambda: _config(ctx), log)
+    runner = Runner(lambda: _config(ctx), log, new_ledger=new_ledger)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: runner.stop())
     signal.signal(signal.SIGHUP, lambda *_: runner.reload())

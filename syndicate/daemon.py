@@ -53,7 +53,7 @@ from .plan import (
     plan_due,
 )
 from .schedule import article_key, digest_key, latest_digest_end
-from .send import Outcome, deliver
+from .send import Outcome, deliver, open_ledger
 from .state import private_dir, private_file
 
 JOBS_FILE = "jobs.sqlite"
@@ -100,8 +100,9 @@ class Daemon:
     finishes the messages in flight, leaves the rest pending and is resumed at the next start.
     """
 
-    def __init__(self, config: Config, log: Log, *, watch: bool = True) -> None:
+    def __init__(self, config: Config, log: Log, *, watch: bool = True, new_ledger: bool = False) -> None:
         self.config = config
+        self.new_ledger = new_ledger
         self.log = log
         self.watch = watch
         self.articles = ArticleCache(config)
@@ -153,7 +154,7 @@ class Daemon:
         global _running
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # our own log says what happened
         clock.patch_scheduler()  # its timers follow SYNDICATE_NOW like everything else
-        self.ledger = Ledger.from_config(self.config)
+        self.ledger = open_ledger(self.config, self.new_ledger)
         self._store = self._job_store()
         self.scheduler = BackgroundScheduler(
             jobstores={"default": self._store},
@@ -473,9 +474,10 @@ class Runner:
     config that no longer loads is logged and the one loaded before is kept, so a typo made
     while the daemon runs never stops it."""
 
-    def __init__(self, load: Callable[[], Config], log: Log) -> None:
+    def __init__(self, load: Callable[[], Config], log: Log, *, new_ledger: bool = False) -> None:
         self.load = load
         self.log = log
+        self.new_ledger = new_ledger
         self.config = load()
         self._stopping = False
         self._reloading = threading.Event()
@@ -484,7 +486,7 @@ class Runner:
     def run(self) -> None:
         previous: Config | None = None  # the config to go back to if a reloaded one cannot start
         while True:
-            self._current = Daemon(self.config, self.log)
+            self._current = Daemon(self.config, self.log, new_ledger=self.new_ledger)
             try:
                 self._current.run()
             except SyndicateError as exc:

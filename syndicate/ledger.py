@@ -16,6 +16,7 @@ how a user backfills.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -81,6 +82,15 @@ deliveries = Table(
     UniqueConstraint("channel", "target", "draft_key", "recipient", name="one_row_per_message"),
 )
 
+# One row per fact about the ledger itself: its `ledger_id`, which the state folder's marker
+# remembers so that a deleted, emptied or swapped ledger is noticed (see continuity.py).
+meta = Table(
+    "meta",
+    _metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
 drafts = Table(
     "drafts",
     _metadata,
@@ -139,6 +149,7 @@ class Ledger:
             self.engine = make_engine(url)
             _metadata.create_all(self.engine)
             self._conn = self.engine.connect()
+            self.ledger_id, self.is_new = self._identity()
         except SQLAlchemyError as exc:
             raise DeliveryError(f"database_url: cannot open the ledger ({_reason(exc)})") from None
         except ImportError as exc:  # the URL names a driver that is not installed
@@ -166,6 +177,22 @@ class Ledger:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _identity(self) -> tuple[str, bool]:
+        """This ledger's id, made on first open; `is_new` says it was made just now."""
+        found = self._conn.execute(select(meta.c.value).where(meta.c.name == "ledger_id")).scalar()
+        self._conn.commit()
+        if found is not None:
+            return found, False
+        made = uuid.uuid4().hex
+        with self._conn.begin():
+            self._conn.execute(meta.insert().values(name="ledger_id", value=made))
+        return made, True
+
+    def sent_total(self) -> int:
+        """Messages this ledger records as sent, across every draft."""
+        query = select(func.count()).select_from(deliveries).where(deliveries.c.status == "sent")
+        return int(self._rows(query)[0][0])
 
     # -- the dispatch loop's writes ------------------------------------------------------
 

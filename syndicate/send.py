@@ -22,6 +22,7 @@ from .compose.mime import build_message
 from .compose.social import SocialPost, compose_post
 from .config import Config, EmailChannel, SmtpTarget
 from .content import Article, Problem, load_articles
+from .continuity import check_ledger, remember_ledger
 from .deliver import Message, MessageKey, Result, make_target
 from .deliver.outbox import OutboxTarget
 from .dispatch import Report, dispatch
@@ -89,6 +90,7 @@ def send(
     dry_run_dir: Path | None = None,
     resend: bool = False,
     backfill: bool = False,
+    new_ledger: bool = False,
     now: datetime | None = None,
     on_start: Callable[[Send, int], None] | None = None,
     on_result: Callable[[Result], None] | None = None,
@@ -104,8 +106,10 @@ def send(
     loaded = load_articles(config, paths)
     outcome = Outcome(problems=list(loaded.problems))
     outcome.dry_run_dir = (dry_run_dir or state_path(config, "dry-run")) if dry_run else None
-    sends = _plan(config, loaded.articles, select, now, channels, targets, outcome, backfill)
-    return deliver(config, sends, outcome, resend=resend, on_start=on_start, on_result=on_result)
+    sends = _plan(config, loaded.articles, select, now, channels, targets, outcome, backfill, new_ledger)
+    return deliver(
+        config, sends, outcome, resend=resend, new_ledger=new_ledger, on_start=on_start, on_result=on_result
+    )
 
 
 def deliver(
@@ -114,18 +118,20 @@ def deliver(
     outcome: Outcome | None = None,
     *,
     resend: bool = False,
+    new_ledger: bool = False,
     stop: threading.Event | None = None,
     on_start: Callable[[Send, int], None] | None = None,
     on_result: Callable[[Result], None] | None = None,
 ) -> Outcome:
     """Compose each planned send once and dispatch it through the ledger: the one path that
     `syndicate send` and the daemon's jobs share. A dry run (`outcome.dry_run_dir` set) writes
-    there instead and records nothing. `stop` ends the run after the messages in flight."""
+    there instead and records nothing. `stop` ends the run after the messages in flight. A ledger
+    that is not the one the state folder used is refused unless `new_ledger` (continuity.py)."""
     outcome = outcome or Outcome()
     outcome.sends.extend(sends)
     if not sends:
         return outcome
-    ledger = None if outcome.dry_run_dir else Ledger.from_config(config)
+    ledger = None if outcome.dry_run_dir else open_ledger(config, new_ledger)
     try:
         drafts: dict[tuple[str, str], Draft | None] = {}
         for planned in sends:
@@ -168,8 +174,21 @@ def deliver(
             outcome.reports.append((planned, report))
     finally:
         if ledger is not None:
+            with contextlib.suppress(OSError, DeliveryError):  # a full disk: the old marker stays
+                remember_ledger(config, ledger)
             ledger.close()
     return outcome
+
+
+def open_ledger(config: Config, new_ledger: bool = False) -> Ledger:
+    """The ledger to send through, checked against the one the state folder remembers."""
+    ledger = Ledger.from_config(config)
+    try:
+        check_ledger(config, ledger, accept_new=new_ledger)
+    except BaseException:
+        ledger.close()
+        raise
+    return ledger
 
 
 def _plan(
@@ -181,6 +200,7 @@ def _plan(
     targets: Iterable[str] | None,
     outcome: Outcome,
     backfill: bool,
+    new_ledger: bool,
 ) -> list[Send]:
     if select == "due":
         dry_run = outcome.dry_run_dir is not None
@@ -188,7 +208,7 @@ def _plan(
             # A dry run creates nothing: with no ledger yet, nothing has been sent.
             plan = due_now(config, articles, now, None, backfill=backfill, channels=channels, targets=targets)
         else:
-            with Ledger.from_config(config) as ledger:
+            with Ledger.from_config(config) if dry_run else open_ledger(config, new_ledger) as ledger:
                 plan = due_now(
                     config, articles, now, ledger, backfill=backfill, channels=channels, targets=targets
                 )
