@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError
+from .yaml_shape import shape_problem
 
 CONFIG_ENV = "SYNDICATE_CONFIG"
 DEFAULT_CONFIG = "config.yaml"
@@ -43,6 +44,10 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # Interpolated values this long are searched for in error messages (shorter ones would garble them).
 MIN_HIDDEN_CHARS = 4
+# The longest catch-up window: ten years (a larger number would overflow the arithmetic).
+CATCH_UP_MAX_DAYS = 3650
+# Values a config may hold, YAML aliases counted (inline recipient lists included).
+CONFIG_MAX_VALUES = 1_000_000
 
 
 def default_templates_dir() -> Path:
@@ -83,6 +88,34 @@ def _is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host or "").is_loopback
     except ValueError:
         return False
+
+
+# Names that reach a cloud provider's instance metadata (credentials) from inside its network.
+_METADATA_HOSTS = {"metadata.google.internal", "metadata.goog", "metadata", "instance-data"}
+
+
+def _is_internal(host: str | None) -> bool:
+    """A host a webhook must not reach unless the user says so: private, link-local (the
+    169.254.169.254 metadata service), unspecified, reserved or multicast addresses, and cloud
+    metadata names. Loopback is allowed (tests, local relays); names are not resolved here."""
+    name = (host or "").rstrip(".").lower()
+    if name in _METADATA_HOSTS:
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_loopback:
+        return False
+    return (
+        address.is_private
+        or address.is_link_local
+        or address.is_unspecified
+        or address.is_reserved
+        or address.is_multicast
+    )
 
 
 def _short(value: Any) -> str:
@@ -151,9 +184,9 @@ class Content(Strict):
     dir: Path = Path("content")
     aliases: dict[str, str] = Field(default_factory=dict)
     default_time: time = time(0, 0)
-    max_bytes: int = Field(default=2_000_000, gt=0)
-    words_per_minute: int = Field(default=220, gt=0)
-    preheader_chars: int = Field(default=100, gt=10)
+    max_bytes: int = Field(default=2_000_000, gt=0, le=1_000_000_000)
+    words_per_minute: int = Field(default=220, gt=0, le=10_000)
+    preheader_chars: int = Field(default=100, gt=10, le=1000)
 
     _time = field_validator("default_time", mode="before")(lambda v: _parse_time(v))
 
@@ -185,10 +218,10 @@ class EmailChannel(Strict):
     mode: Literal["single", "digest"] = "digest"
     schedule: DigestSchedule = Field(default_factory=DigestSchedule)
     subject: str | None = None
-    max_articles: int = Field(default=20, gt=0)
+    max_articles: int = Field(default=20, gt=0, le=1000)
     template: str | None = None
     utm: Utm | None = None
-    clip_limit: int = Field(default=100_000, gt=1000)
+    clip_limit: int = Field(default=100_000, gt=1000, le=100_000_000)
     targets: list[str] = Field(min_length=1)
 
 
@@ -218,17 +251,18 @@ class SmtpTarget(Strict):
     security: Literal["ssl", "starttls", "none"] = "starttls"
     username: str | None = None
     password: SecretStr | None = None
-    timeout: float = Field(default=30.0, gt=0)
+    # Every number has a range, so a value that validates cannot overflow or hang a send later.
+    timeout: float = Field(default=30.0, gt=0, le=3600)
     verify_tls: bool = True
     ca_file: Path | None = None
     recipients: list[str] | Path
     suppression: Path | None = None
-    per_connection: int = Field(default=500, gt=0)
-    rate: float | None = Field(default=None, gt=0)
+    per_connection: int = Field(default=500, gt=0, le=1_000_000)
+    rate: float | None = Field(default=None, ge=0.001, le=100_000)  # messages per second
     connections: int = Field(default=1, gt=0, le=32)
-    error_threshold: int = Field(default=10, gt=0)
-    max_attempts: int = Field(default=5, gt=0)
-    retry_delay: float = Field(default=60.0, ge=0)
+    error_threshold: int = Field(default=10, gt=0, le=100_000)
+    max_attempts: int = Field(default=5, gt=0, le=100)
+    retry_delay: float = Field(default=60.0, ge=0, le=3600)
     local: bool = False  # a relay on this machine or a trusted network: plain-text login allowed
 
     @model_validator(mode="after")
@@ -255,8 +289,8 @@ class WebhookTarget(Strict):
     author: str | None = Field(default=None, validate_default=True)
     # The Posts API version (YYYYMM) sent as LinkedIn-Version; LinkedIn retires versions after a year.
     linkedin_version: str = "202610"
-    timeout: float = Field(default=10.0, gt=0)
-    retries: int = Field(default=5, ge=0)
+    timeout: float = Field(default=10.0, gt=0, le=3600)
+    retries: int = Field(default=5, ge=0, le=100)
     verify_tls: bool = True
     ca_file: Path | None = None
 
@@ -269,6 +303,11 @@ class WebhookTarget(Strict):
             raise ValueError(
                 "is not https (expected https://..., or local: true for a plain-http receiver "
                 "on a trusted network; 127.0.0.1, ::1 and localhost need neither)"
+            )
+        if not info.data.get("local") and _is_internal(parts.hostname):
+            raise ValueError(
+                "points at a private, link-local or cloud-metadata address (expected a public "
+                "receiver, or local: true for one on your own network)"
             )
         return value
 
@@ -314,7 +353,7 @@ class ScheduleSettings(Strict):
     catch_up: str = "skip"
     unknown: Literal["skip", "resend"] = "skip"
     jobstore_url: str | None = None
-    rescan_seconds: float = Field(default=30, gt=0)
+    rescan_seconds: float = Field(default=30, ge=0.05, le=86_400)
 
     @property
     def catch_up_window(self) -> timedelta | None:
@@ -329,8 +368,15 @@ class ScheduleSettings(Strict):
     @field_validator("catch_up")
     @classmethod
     def _catch_up(cls, value: str) -> str:
-        if value in ("skip", "send") or re.fullmatch(r"\d+[mhd]", value):
+        if value in ("skip", "send"):
             return value
+        if re.fullmatch(r"\d{1,9}[mhd]", value):
+            minutes = int(value[:-1]) * {"m": 1, "h": 60, "d": 1440}[value[-1]]
+            if 0 < minutes <= CATCH_UP_MAX_DAYS * 1440:
+                return value
+            raise ValueError(
+                f"{_short(value)} is not a catch-up window (expected one from 1m to {CATCH_UP_MAX_DAYS}d)"
+            )
         raise ValueError(
             f"{_short(value)} is not a catch-up policy (expected skip, send or a window like 2d)"
         )
@@ -411,6 +457,9 @@ def config_from_dict(raw: Any, path: Path) -> Config:
     """Validate an already-parsed config; `path` names it in errors and anchors relative paths."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: is {_kind(raw)} (expected a mapping with a site: section)")
+    problem = shape_problem(raw, max_depth=50, max_nodes=CONFIG_MAX_VALUES, expected="a config file")
+    if problem is not None:
+        raise ConfigError(f"{path}: {problem}")
     used: dict[str, str] = {}
     data = _interpolate(raw, path, (), used)
     root = path.resolve().parent

@@ -28,6 +28,7 @@ from markdown_it.token import Token
 
 from .config import Config
 from .errors import ContentError
+from .yaml_shape import shape_problem
 
 MARKDOWN_SUFFIXES = (".md", ".markdown")
 Severity = Literal["error", "warning"]
@@ -360,32 +361,11 @@ def _split(raw: bytes) -> tuple[dict[str, Any], str]:
     return meta, body
 
 
-def _check_shape(meta: dict[str, Any], max_depth: int = 20, max_nodes: int = 10_000) -> None:
-    """Refuse YAML alias bombs and absurd nesting before anything walks the values.
-
-    YAML aliases share objects, so a "billion laughs" document loads instantly but explodes
-    as soon as something iterates it; counting nodes as they are reached, aliases included,
-    stops at the budget.
-    """
-    budget = max_nodes
-    stack: list[tuple[Any, int]] = [(meta, 0)]
-    while stack:
-        node, depth = stack.pop()
-        budget -= 1
-        if budget < 0:
-            raise _Bad(
-                "frontmatter",
-                f"has more than {max_nodes:,} values, counting YAML aliases (expected a small set of fields)",
-            )
-        if depth > max_depth:
-            raise _Bad(
-                "frontmatter",
-                f"is nested more than {max_depth} levels deep (expected simple key: value pairs)",
-            )
-        if isinstance(node, dict):
-            stack.extend((v, depth + 1) for v in node.values())
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node)
+def _check_shape(meta: dict[str, Any]) -> None:
+    """Refuse YAML alias bombs and absurd nesting before anything walks the values."""
+    problem = shape_problem(meta, max_depth=20, max_nodes=10_000, expected="a small set of fields")
+    if problem is not None:
+        raise _Bad("frontmatter", problem)
 
 
 def _normalise(path: Path, raw: bytes, meta: dict[str, Any], body: str, config: Config, warn) -> Article:

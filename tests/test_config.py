@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import time
 
 import pytest
@@ -10,7 +12,7 @@ import yaml
 from syndicate.config import EmailChannel, load_config
 from syndicate.errors import ConfigError
 
-from .conftest import REPO, base_config_dict
+from .conftest import REPO, base_config_dict, child_env
 
 
 def _load(tmp_path, data) -> object:
@@ -224,3 +226,100 @@ def test_a_variable_without_braces_is_a_warning_and_an_empty_one_an_error(site, 
     site.data["targets"]["hook"]["secret"] = "literal$part"  # part of a literal: never quoted back
     site.write_config()
     assert load_config(site.config_path).warnings == []
+
+
+BOMB = """
+a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+"""
+
+
+def test_a_yaml_alias_bomb_in_the_config_is_one_line_not_a_hang(site):
+    site.config_path.write_text(site.config_path.read_text() + BOMB)
+    command = [sys.executable, "-m", "syndicate", "--config", str(site.config_path), "validate"]
+    done = subprocess.run(command, env=child_env(), capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith(
+        "has more than 1,000,000 values, counting YAML aliases (expected a config file)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        (("targets", "mail", "timeout"), ".inf"),
+        (("targets", "mail", "timeout"), ".nan"),
+        (("targets", "mail", "rate"), "1e-300"),
+        (("targets", "mail", "retry_delay"), "1e300"),
+        (("targets", "mail", "max_attempts"), "1000000"),
+        (("targets", "hook", "timeout"), ".inf"),
+        (("targets", "hook", "retries"), "1000000"),
+        (("schedule", "rescan_seconds"), "1e300"),
+        (("schedule", "rescan_seconds"), "0.000001"),
+        (("schedule", "catch_up"), "1000000000d"),
+        (("schedule", "catch_up"), "0m"),
+        (("channels", "weekly", "max_articles"), "1e9"),
+    ],
+)
+def test_every_number_is_range_checked_so_nothing_that_validates_crashes_later(site, where, value):
+    site.data["targets"]["mail"] = {
+        "type": "smtp",
+        "host": "smtp.example.com",
+        "recipients": ["a@example.org"],
+    }
+    site.data["targets"]["hook"] = {"type": "webhook", "url": "https://hooks.example.com/x"}
+    node = site.data
+    for key in where[:-1]:
+        node = node.setdefault(key, {})
+    node[where[-1]] = "PLACEHOLDER"
+    text = yaml.safe_dump(site.data).replace("PLACEHOLDER", value)
+    site.config_path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(site.config_path)
+    [line] = str(caught.value).splitlines()
+    assert ".".join(where) in line
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://169.254.169.254/latest/meta-data/",
+        "https://metadata.google.internal/computeMetadata/v1/",
+        "https://10.0.0.5/hook",
+        "https://192.168.1.20/hook",
+        "https://172.16.4.4/hook",
+        "https://[fd00:ec2::254]/hook",
+        "https://[::ffff:169.254.169.254]/hook",
+        "https://0.0.0.0/hook",
+    ],
+)
+def test_webhooks_to_private_link_local_or_metadata_addresses_need_local_true(site, url):
+    site.data["targets"]["hook"] = {"type": "webhook", "url": url}
+    site.write_config()
+    with pytest.raises(ConfigError) as caught:
+        load_config(site.config_path)
+    line = str(caught.value)
+    assert "targets.hook.url: points at a private, link-local or cloud-metadata address" in line
+    assert url not in line  # a URL may carry a secret: never quoted
+    site.data["targets"]["hook"]["local"] = True
+    site.write_config()
+    assert load_config(site.config_path).targets["hook"].url == url
+
+
+def test_public_and_loopback_webhooks_are_fine(site):
+    for url in (
+        "https://hooks.example.com/x",
+        "https://8.8.8.8/x",
+        "http://127.0.0.1:9/x",
+        "https://[::1]/x",
+    ):
+        site.data["targets"]["hook"] = {"type": "webhook", "url": url}
+        site.write_config()
+        assert load_config(site.config_path).targets["hook"].url == url
