@@ -1,8 +1,9 @@
 """Sending: compose what the plan says is due, then dispatch it through each target's ledger.
 
 One draft is composed once (the costly Jinja -> MJML -> premailer step) and personalised per
-recipient as it goes out. A dry run writes the very same messages to a dry-run outbox folder and
-touches no server and no ledger. The CLI's `send` and the daemon's jobs both call `send()`.
+recipient as it goes out. A dry run writes the very same messages to a dry-run outbox folder
+(emptied first) and touches no server; it reads the ledger, never writes it, and writes only the
+messages the real send would send. The CLI's `send` and the daemon's jobs both call `send()`.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from .config import Config, EmailChannel, SmtpTarget
 from .content import Article, Problem, load_articles
 from .deliver import Message, MessageKey, Result, make_target
 from .dispatch import Report, dispatch
+from .dryrun import dry_run_folder
 from .errors import ContentError, DeliveryError
-from .ledger import LEDGER_FILE, Ledger
+from .ledger import Ledger
 from .plan import Send, plan_articles, plan_due
-from .recipients import Recipient, RecipientProblem, load_recipients
-from .state import state_path
+from .recipients import Recipient, RecipientList, RecipientProblem, load_recipients
 
 Selection = Literal["due", "all"]
 Draft = EmailDraft | SocialPost
@@ -87,9 +88,20 @@ def send(
     now = now or clock.now()
     loaded = load_articles(config, paths)
     outcome = Outcome(problems=list(loaded.problems))
-    outcome.dry_run_dir = (dry_run_dir or state_path(config, "dry-run")) if dry_run else None
     sends = _plan(config, loaded.articles, select, now, channels, targets, dry_run)
-    return deliver(config, sends, outcome, resend=resend, on_start=on_start, on_result=on_result)
+    if not dry_run:
+        return deliver(config, sends, outcome, resend=resend, on_start=on_start, on_result=on_result)
+    with dry_run_folder(config, dry_run_dir) as folder:
+        outcome.dry_run_dir = folder
+        return deliver(config, sends, outcome, resend=resend, on_start=on_start, on_result=on_result)
+
+
+def dry_run_mark(report: Report) -> Literal["new", "already sent", "partly sent"]:
+    """What a dry run found of one send in the ledger: nothing of it yet, nothing left to send
+    (every message sent, or settled as failed or unknown), or some messages left."""
+    if report.skipped == 0:
+        return "new"
+    return "already sent" if report.sent == 0 else "partly sent"
 
 
 def deliver(
@@ -104,12 +116,14 @@ def deliver(
 ) -> Outcome:
     """Compose each planned send once and dispatch it through the ledger: the one path that
     `syndicate send` and the daemon's jobs share. A dry run (`outcome.dry_run_dir` set) writes
-    there instead and records nothing. `stop` ends the run after the messages in flight."""
+    there instead, skipping what the ledger has (read, never written). `stop` ends the run
+    after the messages in flight; the draft's ledger row then says why messages were left."""
     outcome = outcome or Outcome()
     outcome.sends.extend(sends)
     if not sends:
         return outcome
-    ledger = None if outcome.dry_run_dir else Ledger.from_config(config)
+    ledger = Ledger.reader(config) if outcome.dry_run_dir else Ledger.from_config(config)
+    recorder = None if ledger is None or ledger.read_only else ledger
     try:
         drafts: dict[tuple[str, str], Draft | None] = {}
         for planned in sends:
@@ -127,8 +141,9 @@ def deliver(
                 on_start(planned, count)
             ids = (planned.channel, planned.target, planned.draft_key)
             try:
-                if ledger is not None:
-                    ledger.set_draft_state(ids, "started")
+                if recorder is not None:
+                    slugs = [a.slug for a in planned.articles]
+                    recorder.set_draft_state(ids, "started", planned=count, articles=slugs)
             except DeliveryError as exc:  # a ledger that refuses writes (full disk): send nothing
                 report = Report(planned.target, pending=count, paused=True, error=str(exc))
                 outcome.reports.append((planned, report))
@@ -144,11 +159,14 @@ def deliver(
                 on_result=on_result,
                 stop=stop,
             )
-            if ledger is not None and report.pending == 0 and not report.paused:
+            if recorder is not None:
                 # Not written (full disk), the draft stays `started`: the daemon resumes it,
                 # and finds every message settled.
                 with contextlib.suppress(DeliveryError):
-                    ledger.set_draft_state(ids, "finished")
+                    if report.pending == 0 and not report.paused:
+                        recorder.set_draft_state(ids, "finished")
+                    elif report.pending:  # what `status` shows beside the messages left
+                        recorder.set_draft_state(ids, "started", report.why_pending)
             outcome.reports.append((planned, report))
     finally:
         if ledger is not None:
@@ -166,13 +184,11 @@ def _plan(
     dry_run: bool,
 ) -> list[Send]:
     if select == "due":
-        if dry_run and not config.database_url and not (config.state_dir / LEDGER_FILE).exists():
-            # A dry run creates nothing: with no ledger yet, nothing has been sent.
-            return plan_due(config, articles, now, channels=channels, targets=targets)
-        with Ledger.from_config(config) as ledger:
-            return plan_due(
-                config, articles, now, channels=channels, targets=targets, sent_keys=ledger.sent_draft_keys
-            )
+        # A dry run reads the ledger and creates nothing: with no ledger yet, nothing has been sent.
+        ledger = Ledger.reader(config) if dry_run else Ledger.from_config(config)
+        with ledger or contextlib.nullcontext():
+            sent_keys = ledger.sent_draft_keys if ledger is not None else None
+            return plan_due(config, articles, now, channels=channels, targets=targets, sent_keys=sent_keys)
     # --all: everything already published, whatever its window; a future article only by name.
     chosen = [a for a in articles if a.publish_date <= now] if select == "all" else _pick(articles, select)
     return plan_articles(config, chosen, now, channels=channels, targets=targets)
@@ -221,11 +237,17 @@ def _messages(config: Config, planned: Send, draft: Draft, outcome: Outcome) -> 
 def _recipients(name: str, settings: Any, outcome: Outcome) -> list[Recipient]:
     """A target's recipients, loaded once per send() however many drafts go to it."""
     if name not in outcome.recipients:
-        suppression = settings.suppression if isinstance(settings, SmtpTarget) else None
-        found = load_recipients(settings.recipients, suppression, where=f"targets.{name}.recipients")
+        found = target_recipients(name, settings)
         outcome.recipient_problems.extend(found.problems)
         outcome.recipients[name] = found.recipients
     return outcome.recipients[name]
+
+
+def target_recipients(name: str, settings: Any) -> RecipientList:
+    """The readers of a mail target (smtp, outbox) as a send would mail them: valid, unique and
+    not suppressed."""
+    suppression = settings.suppression if isinstance(settings, SmtpTarget) else None
+    return load_recipients(settings.recipients, suppression, where=f"targets.{name}.recipients")
 
 
 def _json_payload(draft: Draft) -> dict[str, Any]:
