@@ -263,7 +263,7 @@ def send(
         raise click.UsageError("say what to send: ARTICLE..., --due or --all (one of them)")
     config = _config(ctx)
     _check_names(config, channels, targets)
-    progress = _Progress(enabled=not dry_run)
+    progress = _Progress(enabled=not dry_run, collect=dry_run and verbose)
     outcome = send_api(
         config,
         select=select or list(articles),
@@ -288,7 +288,7 @@ def send(
         click.echo("nothing to send")
         return
     if dry_run:
-        _print_dry_run(config, outcome, progress.written if verbose else None)
+        _print_dry_run(config, outcome, progress.written)
         return
     _print_summary(outcome)
     sys.exit(0 if outcome.ok else 1)
@@ -297,9 +297,10 @@ def send(
 class _Progress:
     """A progress bar per batch of more than one message (on a terminal)."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, collect: bool = False) -> None:
         self.enabled = enabled
         self.bar = None
+        self.collect = collect  # a verbose dry run lists who each message would go to
         self.written: dict[tuple[str, str], list[str]] = {}  # (draft, target) -> recipients
 
     def start(self, planned, count: int) -> None:
@@ -311,7 +312,9 @@ class _Progress:
             self.bar.__enter__()
 
     def advance(self, result) -> None:
-        self.written.setdefault((result.key.draft_key, result.key.target), []).append(result.key.recipient)
+        if self.collect:
+            key = result.key
+            self.written.setdefault((key.draft_key, key.target), []).append(key.recipient)
         if self.bar is not None and result.outcome != "retry":
             self.bar.update(1)
 
@@ -321,9 +324,9 @@ class _Progress:
             self.bar = None
 
 
-def _print_dry_run(config: Config, outcome, written: dict[tuple[str, str], list[str]] | None) -> None:
-    """Each send marked new, already sent or partly sent (as the ledger has it); with `written`
-    (-v), the addresses each would go to."""
+def _print_dry_run(config: Config, outcome, written: dict[tuple[str, str], list[str]]) -> None:
+    """Each send marked new, already sent or partly sent (as the ledger has it), and the addresses
+    in `written` (collected with -v): those each would go to."""
     tz = config.site.tz
     for planned, report in outcome.reports:
         recipients = outcome.recipients.get(planned.target)
@@ -332,7 +335,7 @@ def _print_dry_run(config: Config, outcome, written: dict[tuple[str, str], list[
         if mark == "partly sent":
             mark = f"partly sent: {report.sent} left to send, {report.skipped} already done"
         click.echo(f"{show_time(planned.due, tz)}  {planned.draft_key} -> {planned.target}: {who}, {mark}")
-        for address in (written or {}).get((planned.draft_key, planned.target), []):
+        for address in written.get((planned.draft_key, planned.target), []):
             if address:
                 click.echo(f"    {address}")
     would = sum(report.sent for _, report in outcome.reports)

@@ -63,6 +63,7 @@ class Outcome:
 
 
 SUMMARY_COLUMNS = ("sent", "failed", "pending", "skipped", "recovered")
+INTERRUPTED = "interrupted (Ctrl-C) before the end of the list"
 
 
 def send(
@@ -150,15 +151,21 @@ def deliver(
                 continue
             # A target that cannot be reached at all (server down, bad TLS) stops only itself:
             # its messages stay pending for the next run, the other targets carry on.
-            report = dispatch(
-                messages,
-                target,
-                ledger,
-                resend=resend,
-                unknown=config.schedule.unknown,
-                on_result=on_result,
-                stop=stop,
-            )
+            try:
+                report = dispatch(
+                    messages,
+                    target,
+                    ledger,
+                    resend=resend,
+                    unknown=config.schedule.unknown,
+                    on_result=on_result,
+                    stop=stop,
+                )
+            except KeyboardInterrupt:  # Ctrl-C: the draft says so beside the messages left
+                if recorder is not None:
+                    with contextlib.suppress(DeliveryError):
+                        recorder.set_draft_state(ids, "started", INTERRUPTED)
+                raise
             if recorder is not None:
                 # Not written (full disk), the draft stays `started`: the daemon resumes it,
                 # and finds every message settled.

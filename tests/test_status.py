@@ -17,7 +17,7 @@ from syndicate.cli import cli
 from syndicate.content import load_articles
 from syndicate.ledger import Ledger
 from syndicate.plan import plan_articles
-from syndicate.send import deliver
+from syndicate.send import INTERRUPTED, deliver
 
 from .conftest import SmtpSink, child_env, free_port, running_sink
 from .test_send import NOW, smtp_site, write_articles
@@ -148,7 +148,7 @@ def test_ctrl_c_of_a_real_send_leaves_the_rest_counted_as_pending(site, smtp_sin
     assert 0 < received < 400, "the signal must land part-way through the list"
 
     [left] = status_json(site)["left"]
-    assert left["planned"] == 400
+    assert left["planned"] == 400 and left["error"] == INTERRUPTED
     assert left["sent"] + left["in_flight"] + left["pending"] == 400
     assert received - 1 <= left["sent"] <= received and left["in_flight"] <= 1
     assert left["pending"] >= 400 - received - 1
@@ -281,6 +281,11 @@ def test_queue_and_status_mark_overdue_sends(site, clock_at):
         in invoke(site, "status").output
     )
 
+    with Ledger.from_config(site.config()) as ledger:  # as the daemon's catch-up policy records a skip
+        ledger.set_draft_state(("linkedin", "social-outbox", "linkedin:article-1"), "skipped", "missed by 2d")
+    assert status_json(site)["overdue"] == []
+    assert not [r for r in json.loads(invoke(site, "queue", "--json").output) if r["overdue"]]
+
 
 def test_a_send_stopped_part_way_is_overdue_as_started(site, clock_at):
     """The planner's digest, its server down: overdue and `started` until a run finishes it."""
@@ -310,3 +315,15 @@ def test_status_creates_no_ledger(site):
     assert result.output == "daemon: not running\nthe ledger is empty: nothing sent yet\n"
     assert not (site.root / ".syndicate").exists()
     assert status_json(site)["left"] == [] and not (site.root / ".syndicate").exists()
+
+
+def test_a_run_started_before_runs_were_counted_shows_its_pending_as_unknown(site):
+    site.article("later.md", "---\ntitle: Later\npublish_date: '2099-01-01'\n---\nb\n")
+    with Ledger.from_config(site.config()) as ledger:  # as an older syndicate left it: no count
+        ledger.set_draft_state(("weekly", "mail-outbox", DIGEST), "started")
+    [left] = status_json(site)["left"]
+    assert (left["draft"], left["planned"], left["pending"], left["left"]) == (DIGEST, None, None, 0)
+    assert (
+        f"  {DIGEST} -> mail-outbox: ? pending (not counted: started by an older syndicate)  (no error recorded"
+        in invoke(site, "status").output
+    )
