@@ -10,7 +10,7 @@ import functools
 import json
 import signal
 import sys
-from datetime import timedelta
+from datetime import timedelta, tzinfo
 from pathlib import Path
 
 import click
@@ -27,7 +27,16 @@ from .schedule import show_time
 from .send import dry_run_mark
 from .send import send as send_api
 from .serve import DEFAULT_PORT, serve_preview
-from .status import Progress, article_history, overdue, read_status, recipient_history
+from .status import (
+    ArticleHistory,
+    Progress,
+    RecipientHistory,
+    Status,
+    article_history,
+    overdue,
+    read_status,
+    recipient_history,
+)
 
 
 def _fail_cleanly(command):
@@ -392,22 +401,27 @@ def status(ctx: click.Context, limit: int, as_json: bool, recipient: str | None,
     config = _config(ctx)
     tz = config.site.tz
     if recipient is not None:
-        found = recipient_history(config, recipient)
+        history = recipient_history(config, recipient)
+        if as_json:
+            return _echo_json(history.as_dict(tz))
+        _print_recipient(history, tz)
     elif article is not None:
-        found = article_history(config, article)
+        readers = article_history(config, article)
+        if as_json:
+            return _echo_json(readers.as_dict(tz))
+        _print_article(readers, tz, limit)
     else:
         found = read_status(config, clock.now(), recent=limit)
-    if as_json:
-        click.echo(json.dumps(found.as_dict(tz), indent=2, ensure_ascii=False))
-    elif recipient is not None:
-        _print_recipient(found, tz)
-    elif article is not None:
-        _print_article(found, tz, limit)
-    else:
+        if as_json:
+            return _echo_json(found.as_dict(tz))
         _print_status(found, tz, limit)
 
 
-def _print_status(found, tz, limit: int) -> None:
+def _echo_json(facts: dict) -> None:
+    click.echo(json.dumps(facts, indent=2, ensure_ascii=False))
+
+
+def _print_status(found: Status, tz: tzinfo, limit: int) -> None:
     pid = found.daemon_pid
     click.echo(f"daemon: running (pid {pid})" if pid else "daemon: not running")
     if found.empty:
@@ -471,14 +485,14 @@ def _counts(progress: Progress) -> str:
     return ", ".join(parts) or "no message recorded"
 
 
-def _left_line(progress: Progress, tz) -> str:
+def _left_line(progress: Progress, tz: tzinfo) -> str:
     """`weekly:2026-11-23 -> newsletter: 104 pending, 96 sent  (why; since when)`."""
     _channel, target, draft_key = progress.draft
     when = f"; since {show_time(progress.updated_at, tz)}" if progress.updated_at else ""
     return f"{draft_key} -> {target}: {_counts(progress)}  ({progress.error or 'no error recorded'}{when})"
 
 
-def _print_recipient(found, tz) -> None:
+def _print_recipient(found: RecipientHistory, tz: tzinfo) -> None:
     if not found.deliveries and not found.pending:
         click.echo(f"{found.address}: no message in the ledger")
         return
@@ -495,7 +509,7 @@ def _print_recipient(found, tz) -> None:
         click.echo(f"  {'not yet sent':<24} pending   {draft_key} -> {target}  ({why})")
 
 
-def _print_article(found, tz, limit: int) -> None:
+def _print_article(found: ArticleHistory, tz: tzinfo, limit: int) -> None:
     title = f": {found.title}" if found.title else ""
     click.echo(f"article {found.slug}{title}")
     if not found.sends:
