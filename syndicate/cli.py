@@ -10,7 +10,7 @@ import functools
 import json
 import signal
 import sys
-from datetime import timedelta
+from datetime import timedelta, tzinfo
 from pathlib import Path
 
 import click
@@ -18,16 +18,25 @@ import click
 from . import __version__, clock
 from .config import CONFIG_ENV, Config, load_config
 from .content import load_articles
-from .daemon import Runner, format_event, running_daemon
+from .daemon import Runner, format_event
 from .errors import ConfigError, SyndicateError
 from .gallery import render_preview
-from .ledger import Ledger
-from .plan import upcoming
+from .plan import Send, upcoming
 from .preview import digest_sizes, preview_table
 from .schedule import show_time
-from .send import check_routes, send_test
+from .send import check_routes, dry_run_mark, send_test
 from .send import send as send_api
 from .serve import DEFAULT_PORT, serve_preview
+from .status import (
+    ArticleHistory,
+    Progress,
+    RecipientHistory,
+    Status,
+    article_history,
+    overdue,
+    read_status,
+    recipient_history,
+)
 
 
 def _fail_cleanly(command):
@@ -193,36 +202,40 @@ def preview(
 def queue(
     ctx: click.Context, days: int, channels: tuple[str, ...], targets: tuple[str, ...], as_json: bool
 ) -> None:
-    """List upcoming sends: what goes out when, where (times in the site's timezone)."""
+    """List upcoming sends: what goes out when, where (times in the site's timezone); first the
+    overdue ones (due by now, not finished), marked."""
     config = _config(ctx)
     _check_names(config, channels, targets)
     now = clock.now()
-    sends = upcoming(
-        config,
-        load_articles(config).articles,
-        now,
-        now + timedelta(days=days),
-        channels=channels,
-        targets=targets,
-    )
+    articles = load_articles(config).articles
+    late = overdue(config, articles, now, channels=channels, targets=targets)
+    sends = upcoming(config, articles, now, now + timedelta(days=days), channels=channels, targets=targets)
     tz = config.site.tz
-    rows = [
-        {
+
+    def row(s: Send, state: str | None) -> dict:
+        shown = {
             "due": show_time(s.due, tz),
             "channel": s.channel,
             "target": s.target,
             "draft": s.draft_key,
             "articles": [a.title for a in s.articles],
+            "overdue": state is not None,
         }
-        for s in sends
-    ]
+        return shown | ({"state": state} if state else {})
+
+    rows = [row(o.send, o.state or "not started") for o in late] + [row(s, None) for s in sends]
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    for row in rows:
-        what = row["articles"][0] if len(row["articles"]) == 1 else f"{len(row['articles'])} articles"
-        click.echo(f"{row['due']}  {row['channel']:<12} {row['target']:<16} {what}")
-    click.echo(f"{len(rows)} send(s) in the next {days} day(s) ({config.site.timezone})")
+    for shown in rows:
+        titles = shown["articles"]
+        what = titles[0] if len(titles) == 1 else f"{len(titles)} articles"
+        mark = f"  [overdue: {shown['state']}]" if shown["overdue"] else ""
+        click.echo(f"{shown['due']}  {shown['channel']:<12} {shown['target']:<16} {what}{mark}")
+    click.echo(
+        f"{len(sends)} send(s) in the next {days} day(s) ({config.site.timezone})"
+        + (f"; {len(late)} overdue (due, not finished: see syndicate status)" if late else "")
+    )
 
 
 @cli.command()
@@ -300,7 +313,7 @@ def send(
     if test_address is not None:
         _report_test_send(send_test(config, articles, test_address, channels=channels, targets=targets))
         return
-    progress = _Progress(enabled=not dry_run)
+    progress = _Progress(enabled=not dry_run, collect=dry_run and verbose)
     outcome = send_api(
         config,
         select="due" if due else "all" if send_all else list(articles),
@@ -328,7 +341,7 @@ def send(
         click.echo("nothing to send")
         sys.exit(failed_articles)
     if dry_run:
-        _print_dry_run(config, outcome, verbose)
+        _print_dry_run(config, outcome, progress.written)
         sys.exit(failed_articles)
     _print_summary(outcome)
     sys.exit(0 if outcome.ok and not failed_articles else 1)
@@ -368,9 +381,11 @@ def _report_test_send(outcome) -> None:
 class _Progress:
     """A progress bar per batch of more than one message (on a terminal)."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, collect: bool = False) -> None:
         self.enabled = enabled
         self.bar = None
+        self.collect = collect  # a verbose dry run lists who each message would go to
+        self.written: dict[tuple[str, str], list[str]] = {}  # (draft, target) -> recipients
 
     def start(self, planned, count: int) -> None:
         self.finish()
@@ -381,6 +396,9 @@ class _Progress:
             self.bar.__enter__()
 
     def advance(self, result) -> None:
+        if self.collect:
+            key = result.key
+            self.written.setdefault((key.draft_key, key.target), []).append(key.recipient)
         if self.bar is not None and result.outcome != "retry":
             self.bar.update(1)
 
@@ -390,16 +408,28 @@ class _Progress:
             self.bar = None
 
 
-def _print_dry_run(config: Config, outcome, verbose: bool) -> None:
+def _print_dry_run(config: Config, outcome, written: dict[tuple[str, str], list[str]]) -> None:
+    """Each send marked new, already sent or partly sent (as the ledger has it), and the addresses
+    in `written` (collected with -v): those each would go to."""
     tz = config.site.tz
-    for planned, _ in outcome.reports:
+    for planned, report in outcome.reports:
         recipients = outcome.recipients.get(planned.target)
         who = f"{len(recipients)} recipient(s)" if recipients is not None else "1 message"
-        click.echo(f"{show_time(planned.due, tz)}  {planned.draft_key} -> {planned.target}: {who}")
-        if verbose and recipients:
-            for recipient in recipients:
-                click.echo(f"    {recipient.email}")
-    click.echo(f"dry run: nothing sent, no ledger written; messages in {outcome.dry_run_dir}")
+        mark = dry_run_mark(report)
+        if mark == "partly sent":
+            mark = f"partly sent: {report.sent} left to send, {report.skipped} already done"
+        click.echo(f"{show_time(planned.due, tz)}  {planned.draft_key} -> {planned.target}: {who}, {mark}")
+        for address in written.get((planned.draft_key, planned.target), []):
+            if address:
+                click.echo(f"    {address}")
+    would = sum(report.sent for _, report in outcome.reports)
+    if not would:
+        click.echo("dry run: nothing would be sent (the ledger has every message); no messages written")
+        return
+    click.echo(
+        f"dry run: {would} message(s) would be sent; nothing sent, no ledger written; "
+        f"messages in {outcome.dry_run_dir}"
+    )
 
 
 def _print_summary(outcome) -> None:
@@ -421,39 +451,82 @@ def _print_summary(outcome) -> None:
         for result in report.problems:
             who = result.key.recipient or result.key.draft_key
             click.echo(f"{result.outcome}: {planned.target}: {who}: {result.detail}")
+        if report.pending and not report.error:
+            click.echo(
+                f"pending: {planned.target}: {report.pending} message(s) of {planned.draft_key} "
+                f"left for the next run ({report.why_pending})"
+            )
 
 
 @cli.command()
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Recent rows shown.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Rows shown per list."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the same facts as JSON (every row).")
+@click.option("--recipient", metavar="ADDR", help="What this reader got: every message to ADDR.")
+@click.option("--article", metavar="SLUG", help="Who got this article: each send holding it.")
 @config_option
 @click.pass_context
 @_fail_cleanly
-def status(ctx: click.Context, limit: int) -> None:
-    """Show the ledger: totals per channel and target, recent sends, failures, unknowns."""
+def status(ctx: click.Context, limit: int, as_json: bool, recipient: str | None, article: str | None) -> None:
+    """Show the ledger: totals per channel and target, sends with messages left (pending, retry,
+    unknown) and why, overdue sends, failures, unknowns, recent sends. Reads the ledger only."""
+    if recipient is not None and article is not None:
+        raise click.UsageError("--recipient and --article: one at a time")
     config = _config(ctx)
     tz = config.site.tz
-    with Ledger.from_config(config) as ledger:
-        counts, recent, failures, unknowns, skipped = (
-            ledger.counts(),
-            ledger.recent(limit),
-            ledger.failures(),
-            ledger.unknowns(),
-            ledger.skipped_drafts(),
-        )
-    pid = running_daemon(config.state_dir)
+    if recipient is not None:
+        history = recipient_history(config, recipient)
+        if as_json:
+            return _echo_json(history.as_dict(tz))
+        _print_recipient(history, tz)
+    elif article is not None:
+        readers = article_history(config, article)
+        if as_json:
+            return _echo_json(readers.as_dict(tz))
+        _print_article(readers, tz, limit)
+    else:
+        found = read_status(config, clock.now(), recent=limit)
+        if as_json:
+            return _echo_json(found.as_dict(tz))
+        _print_status(found, tz, limit)
+
+
+def _echo_json(facts: dict) -> None:
+    click.echo(json.dumps(facts, indent=2, ensure_ascii=False))
+
+
+def _print_status(found: Status, tz: tzinfo, limit: int) -> None:
+    pid = found.daemon_pid
     click.echo(f"daemon: running (pid {pid})" if pid else "daemon: not running")
-    if not counts and not skipped:
+    if found.empty:
         click.echo("the ledger is empty: nothing sent yet")
-        return
-    if counts:
+    if found.totals:
         click.echo("totals:")
-    for (channel, target), row in sorted(counts.items()):
+    for (channel, target), row in sorted(found.totals.items()):
         parts = ", ".join(f"{n} {status}" for status, n in sorted(row.items()))
         click.echo(f"  {channel} -> {target}: {parts}")
+    if found.left:
+        count = sum(p.left for p in found.left)
+        click.echo(
+            f"left to send ({count} message(s); pending and retry go with the next send, "
+            "unknown as schedule.unknown says):"
+        )
+        _echo_capped([_left_line(p, tz) for p in found.left], limit)
+    if found.overdue:
+        click.echo(f"overdue (due, not finished: {len(found.overdue)}):")
+        lines = [
+            f"{show_time(o.send.due, tz)}  {o.send.draft_key} -> {o.send.target}  "
+            f"({o.state or 'not started'})"
+            for o in found.overdue
+        ]
+        _echo_capped(lines, limit)
+    if found.content_error:
+        click.echo(f"overdue: not worked out ({found.content_error})")
     sections = (
-        ("recent", recent),
-        ("failures", failures),
-        ("unknown (the server may have them: in flight at a crash, or its answer lost)", unknowns),
+        ("recent", found.recent),
+        ("failures", found.failures),
+        ("unknown (the server may have them: in flight at a crash, or its answer lost)", found.unknowns),
     )
     for title, rows in sections:
         if not rows:
@@ -466,10 +539,78 @@ def status(ctx: click.Context, limit: int) -> None:
                 f"  {show_time(row.updated_at, tz)}  {row.status:<9} {row.key.draft_key} -> "
                 f"{row.key.target} {who}{error}"
             )
+    skipped = found.skipped
     if skipped:
         click.echo(f"skipped by the daemon's catch-up policy ({len(skipped)}; `send --due` sends them):")
         for (_channel, target, draft_key), reason in skipped[-limit:]:
             click.echo(f"  {draft_key} -> {target}  ({reason})")
+
+
+def _counts(progress: Progress) -> str:
+    """`104 pending, 96 sent`: what is left first, then what is settled."""
+    counts = progress.counts
+    parts = []
+    if progress.pending is None:
+        parts.append("? pending (not counted: started by an older syndicate)")
+    elif progress.pending:
+        parts.append(f"{progress.pending} pending")
+    parts += [
+        f"{counts[s]} {s}" for s in ("retry", "unknown", "in_flight", "sent", "failed") if counts.get(s)
+    ]
+    return ", ".join(parts) or "no message recorded"
+
+
+def _left_line(progress: Progress, tz: tzinfo) -> str:
+    """`weekly:2026-11-23 -> newsletter: 104 pending, 96 sent  (why; since when)`."""
+    _channel, target, draft_key = progress.draft
+    when = f"; since {show_time(progress.updated_at, tz)}" if progress.updated_at else ""
+    return f"{draft_key} -> {target}: {_counts(progress)}  ({progress.error or 'no error recorded'}{when})"
+
+
+def _print_recipient(found: RecipientHistory, tz: tzinfo) -> None:
+    if not found.deliveries and not found.pending:
+        click.echo(f"{found.address}: no message in the ledger")
+        return
+    click.echo(f"{found.address}: {len(found.deliveries)} message(s)")
+    for row in found.deliveries:
+        error = f"  ({row.last_error})" if row.last_error and row.status != "sent" else ""
+        click.echo(
+            f"  {show_time(row.sent_at or row.updated_at, tz)}  {row.status:<9} "
+            f"{row.key.draft_key} -> {row.key.target}{error}"
+        )
+    for progress in found.pending:
+        _channel, target, draft_key = progress.draft
+        why = progress.error or "its run stopped before reaching this address"
+        click.echo(f"  {'not yet sent':<24} pending   {draft_key} -> {target}  ({why})")
+
+
+def _print_article(found: ArticleHistory, tz: tzinfo, limit: int) -> None:
+    title = f": {found.title}" if found.title else ""
+    click.echo(f"article {found.slug}{title}")
+    if not found.sends:
+        click.echo("  in no send yet")
+    for sent in found.sends:
+        channel, target, draft_key = sent.progress.draft
+        kind = " (digest)" if sent.digest else ""
+        why = f"  ({sent.progress.error})" if sent.progress.left and sent.progress.error else ""
+        click.echo(f"  {channel} -> {target}  {draft_key}{kind}: {_counts(sent.progress)}{why}")
+        for status, recipients in sent.by_status().items():
+            shown = ", ".join(recipients[:limit])
+            more = f", ... and {len(recipients) - limit} more" if len(recipients) > limit else ""
+            click.echo(f"    {status} ({len(recipients)}): {shown}{more}")
+    if found.unmatched_digests:
+        click.echo(
+            f"note: {found.unmatched_digests} digest draft(s) were recorded before the ledger kept "
+            "a digest's articles: whether they held this article is not known"
+        )
+
+
+def _echo_capped(lines: list[str], limit: int) -> None:
+    """The first `limit` lines, indented, and how many more `--json` lists."""
+    for line in lines[:limit]:
+        click.echo(f"  {line}")
+    if len(lines) > limit:
+        click.echo(f"  ... and {len(lines) - limit} more (status --json lists them all)")
 
 
 @cli.command()

@@ -10,7 +10,7 @@ to a message it may hold) is recorded as such and never retried here: `schedule.
 decides on the next run, as for a crash. `error_threshold` failures in a row pause the send:
 nothing more is taken, what was not sent stays pending, and the next run resumes where this
 one stopped. A `stop` event (the daemon's SIGTERM) ends the run the same way once the messages
-in flight finish.
+in flight finish. A read-only ledger (a dry run's) is consulted but never written.
 """
 
 from __future__ import annotations
@@ -45,12 +45,27 @@ class Report:
     unknown: int = 0
     recovered: int = 0
     paused: bool = False
+    stopped: bool = False  # a `stop` event ended the run before its list did
     problems: list[Result] = field(default_factory=list)
     error: str = ""  # why the target could not be used at all, if it could not
 
     @property
     def ok(self) -> bool:
         return self.failed == 0 and self.pending == 0 and self.unknown == 0 and not self.paused
+
+    @property
+    def why_pending(self) -> str:
+        """Why messages were left for the next run, in a few words ("" when none were)."""
+        if not self.pending:
+            return ""
+        if self.error:
+            return self.error
+        if self.stopped:
+            return "stopped before the end of the list"
+        last = f" (last: {self.problems[-1].detail})" if self.problems else ""
+        if self.paused:
+            return f"paused after too many refusals in a row{last}"
+        return f"still refused after every attempt{last}"
 
 
 def dispatch(
@@ -72,15 +87,17 @@ def dispatch(
     """
     report = Report(target.name)
     due = _due(messages, ledger, resend, unknown, report)
-    run = _Run(target.pacing, due, ledger, report, on_result, sleep, clock)
+    recorder = None if ledger is None or ledger.read_only else ledger
+    run = _Run(target.pacing, due, recorder, report, on_result, sleep, clock)
     run.stop = stop or threading.Event()
     try:
-        if ledger is not None:
-            report.recovered = ledger.recover()
+        if recorder is not None:
+            report.recovered = recorder.recover()
         run.drive(target)
     except DeliveryError as exc:
         report.error, report.paused = str(exc), True
     report.pending += run.left_over()
+    report.stopped = run.stop.is_set()
     return report
 
 
@@ -106,6 +123,8 @@ def _due(
             continue
         seen.add(key.recipient)
         status = known.get(key.recipient, ("pending", ""))[0]
+        if status == "in_flight":  # what `recover()` makes of it (a read-only ledger is not recovered)
+            status = "unknown"
         if resend or status in ("pending", "retry") or (status == "unknown" and unknown == "resend"):
             yield message
         else:

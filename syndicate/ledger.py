@@ -10,19 +10,27 @@ Beside the messages, one row per draft and target says how far its run got: `sta
 began and has not finished its list), `finished` (every message has its outcome) or `skipped`
 (the daemon's catch-up policy passed it over, with the reason). The daemon reads it to resume
 an interrupted run and not to re-examine what was settled; `send --due` ignores skips, which is
-how a user backfills.
+how a user backfills. A run also records how many messages it planned and which articles the
+draft holds, and, when it stops with messages left, why: messages not reached have no row of
+their own, so `status` counts them as planned minus rows.
+
+`Ledger.reader()` opens an existing ledger read-only (a dry run, `status`, `queue`): it never
+creates the file or writes a row, and reads a ledger made by an older version as it is.
 """
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 from sqlalchemy import (
     Column,
@@ -37,7 +45,12 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
+    make_url,
+    null,
+    pool,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -52,6 +65,7 @@ from .state import private_dir, private_file, state_path
 Status = Literal["pending", "in_flight", "sent", "failed", "retry", "unknown"]
 DraftState = Literal["started", "finished", "skipped"]
 DraftId = tuple[str, str, str]  # (channel, target, draft key)
+UNSETTLED = ("retry", "unknown", "in_flight")  # statuses of a message that may still go out
 LEDGER_FILE = "ledger.sqlite"
 
 _metadata = MetaData()
@@ -96,10 +110,16 @@ drafts = Table(
     _metadata,
     *_draft_columns(),
     Column("state", String(16), nullable=False),
-    Column("detail", Text),
+    Column("detail", Text),  # a skip's reason, or why a started run stopped with messages left
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Added after the table first shipped (see ADDED_DRAFT_COLUMNS): the messages the last run
+    # planned, and the draft's article slugs as a JSON list.
+    Column("planned", Integer),
+    Column("articles", Text),
     UniqueConstraint("channel", "target", "draft_key", name="one_row_per_draft"),
 )
+# Nullable columns a ledger made before them gets on its next read-write open (ALTER TABLE).
+ADDED_DRAFT_COLUMNS = ("planned", "articles")
 
 _c = deliveries.c
 _INSERT = deliveries.insert().values(status="in_flight", attempts=1)
@@ -139,15 +159,39 @@ class Delivery:
     sent_at: datetime | None
 
 
-class Ledger:
-    """Thread-safe: parallel SMTP connections share one ledger (writes are serialised)."""
+@dataclass(frozen=True)
+class DraftRow:
+    """How far the runs of one draft on one target got."""
 
-    def __init__(self, url: str) -> None:
+    draft: DraftId
+    state: DraftState
+    detail: str | None  # a skip's reason, or why a started run stopped
+    planned: int | None  # messages its last run planned (None: recorded before they were counted)
+    articles: tuple[str, ...] | None  # its articles' slugs (None: recorded before they were kept)
+    updated_at: datetime
+
+
+class Ledger:
+    """Thread-safe: parallel SMTP connections share one ledger (writes are serialised).
+
+    A `read_only` ledger (see `reader()`) answers every query and refuses every write."""
+
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
         self.url = url
+        self.read_only = read_only
         self._lock = threading.Lock()
         try:
-            self.engine = make_engine(url)
-            _metadata.create_all(self.engine)
+            if read_only:
+                self.engine = _read_only_engine(url)
+            else:
+                self.engine = make_engine(url)
+                _metadata.create_all(self.engine)
+                _add_missing_columns(self.engine)
+            tables = inspect(self.engine)
+            self.tables = set(tables.get_table_names())
+            self._draft_names = (
+                {c["name"] for c in tables.get_columns("drafts")} if "drafts" in self.tables else set()
+            )
             self._conn = self.engine.connect()
             self.ledger_id, self.is_new = self._identity()
         except SQLAlchemyError as exc:
@@ -167,6 +211,20 @@ class Ledger:
             return cls(config.database_url)
         return cls(sqlite_url(state_path(config, LEDGER_FILE)))
 
+    @classmethod
+    def reader(cls, config: Config) -> Ledger | None:
+        """The ledger opened read-only, or None when there is none yet (nothing was ever sent).
+        Creates nothing: no state folder, no file, no table."""
+        url = config.database_url or f"sqlite:///{config.state_dir / LEDGER_FILE}"
+        sqlite_file = _sqlite_file(url)
+        if sqlite_file is not None and not sqlite_file.is_file():
+            return None
+        ledger = cls(url, read_only=True)
+        if "deliveries" not in ledger.tables:
+            ledger.close()
+            return None
+        return ledger
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
@@ -180,10 +238,12 @@ class Ledger:
 
     def _identity(self) -> tuple[str, bool]:
         """This ledger's id, made on first open; `is_new` says it was made just now."""
+        if "meta" not in self.tables:  # a ledger read as it is, from before it had an id
+            return "", False
         found = self._conn.execute(select(meta.c.value).where(meta.c.name == "ledger_id")).scalar()
         self._conn.commit()
-        if found is not None:
-            return found, False
+        if found is not None or self.read_only:
+            return found or "", False
         made = uuid.uuid4().hex
         with self._conn.begin():
             self._conn.execute(meta.insert().values(name="ledger_id", value=made))
@@ -257,10 +317,24 @@ class Ledger:
 
     # -- how far each draft's run got -----------------------------------------------------
 
-    def set_draft_state(self, draft: DraftId, state: DraftState, detail: str | None = None) -> None:
+    def set_draft_state(
+        self,
+        draft: DraftId,
+        state: DraftState,
+        detail: str | None = None,
+        *,
+        planned: int | None = None,
+        articles: Sequence[str] | None = None,
+    ) -> None:
+        """Record a draft's state and `detail`; `planned` and `articles`, when given, too (a run
+        gives them as it starts; later updates leave them as they were)."""
         channel, target, draft_key = draft
         d = drafts.c
-        values = {"state": state, "detail": detail, "updated_at": _now()}
+        values: dict[str, object] = {"state": state, "detail": detail, "updated_at": _now()}
+        if planned is not None:
+            values["planned"] = planned
+        if articles is not None:
+            values["articles"] = json.dumps(list(articles), ensure_ascii=False)
         with self._lock, self._transaction():
             changed = self._conn.execute(
                 update(drafts)
@@ -277,12 +351,12 @@ class Ledger:
         d = drafts.c
         return {
             (r.channel, r.target, r.draft_key): r.state
-            for r in self._rows(select(d.channel, d.target, d.draft_key, d.state))
+            for r in self._draft_rows(select(d.channel, d.target, d.draft_key, d.state))
         }
 
     def draft_state(self, draft: DraftId) -> DraftState | None:
         d = drafts.c
-        rows = self._rows(
+        rows = self._draft_rows(
             select(d.state).where(d.channel == draft[0], d.target == draft[1], d.draft_key == draft[2])
         )
         return rows[0].state if rows else None
@@ -293,13 +367,34 @@ class Ledger:
         query = select(d.draft_key).where(
             d.channel == channel, d.target == target, d.state.in_(("finished", "skipped"))
         )
-        return self.sent_draft_keys(channel, target) | {row.draft_key for row in self._rows(query)}
+        return self.sent_draft_keys(channel, target) | {row.draft_key for row in self._draft_rows(query)}
 
     def skipped_drafts(self) -> list[tuple[DraftId, str]]:
         d = drafts.c
         query = select(d.channel, d.target, d.draft_key, d.detail).where(d.state == "skipped")
         return [
-            ((r.channel, r.target, r.draft_key), r.detail or "") for r in self._rows(query.order_by(d.id))
+            ((r.channel, r.target, r.draft_key), r.detail or "")
+            for r in self._draft_rows(query.order_by(d.id))
+        ]
+
+    def drafts(self, state: DraftState | None = None) -> list[DraftRow]:
+        """Every draft's row (or those in `state`), oldest first."""
+        d = drafts.c
+        added = [self._column(name) for name in ADDED_DRAFT_COLUMNS]
+        query = select(d.channel, d.target, d.draft_key, d.state, d.detail, d.updated_at, *added)
+        query = query.order_by(d.id)
+        if state is not None:
+            query = query.where(d.state == state)
+        return [
+            DraftRow(
+                draft=(r.channel, r.target, r.draft_key),
+                state=r.state,
+                detail=r.detail,
+                planned=r.planned,
+                articles=tuple(json.loads(r.articles)) if r.articles else None,
+                updated_at=_aware(r.updated_at),
+            )
+            for r in self._draft_rows(query)
         ]
 
     # -- what `syndicate status` shows ---------------------------------------------------
@@ -329,6 +424,53 @@ class Ledger:
             select(c.draft_key).where(c.channel == channel, c.target == target, c.status == "sent").distinct()
         )
         return {row.draft_key for row in self._rows(query)}
+
+    def unsettled_drafts(self) -> set[DraftId]:
+        """Drafts with a message left `retry`, `unknown` or `in_flight`."""
+        c = deliveries.c
+        query = select(c.channel, c.target, c.draft_key).where(c.status.in_(UNSETTLED)).distinct()
+        return {(r.channel, r.target, r.draft_key) for r in self._rows(query)}
+
+    def known_drafts(self) -> set[DraftId]:
+        """Every draft with at least one message row."""
+        c = deliveries.c
+        return {
+            (r.channel, r.target, r.draft_key)
+            for r in self._rows(select(c.channel, c.target, c.draft_key).distinct())
+        }
+
+    def message_counts(self, draft: DraftId) -> dict[str, int]:
+        """status -> rows, for one draft on one target."""
+        c = deliveries.c
+        query = select(c.status, func.count()).where(*_is_draft(draft)).group_by(c.status).order_by(c.status)
+        return {status: count for status, count in self._rows(query)}
+
+    def last_error(self, draft: DraftId) -> str | None:
+        """The latest error of a draft's messages that did not go out (retry, unknown, failed)."""
+        c = deliveries.c
+        query = (
+            select(c.last_error)
+            .where(*_is_draft(draft), c.status != "sent", c.last_error.is_not(None))
+            .order_by(c.updated_at.desc(), c.id.desc())
+            .limit(1)
+        )
+        rows = self._rows(query)
+        return rows[0].last_error if rows else None
+
+    def deliveries_of(self, draft: DraftId) -> list[Delivery]:
+        """One draft's rows on one target, by recipient."""
+        c = deliveries.c
+        return self._query(select(deliveries).where(*_is_draft(draft)).order_by(c.recipient))
+
+    def deliveries_to(self, recipient: str) -> list[Delivery]:
+        """Every row for one address (its case ignored), oldest first: what this reader got."""
+        c = deliveries.c
+        query = (
+            select(deliveries)
+            .where(func.lower(c.recipient) == recipient.strip().lower())
+            .order_by(c.updated_at, c.id)
+        )
+        return self._query(query)
 
     def counts(self) -> dict[tuple[str, str], dict[str, int]]:
         """(channel, target) -> {status: rows}."""
@@ -363,9 +505,19 @@ class Ledger:
             self._ids[key] = row_id
         return row_id
 
+    def _column(self, name: str):
+        """A drafts column, or NULL in its place where a read-only ledger predates it."""
+        return drafts.c[name] if name in self._draft_names else null().label(name)
+
+    def _draft_rows(self, query) -> list:
+        """Rows of a query on `drafts`; none where a read-only ledger predates the table."""
+        return self._rows(query) if self._draft_names else []
+
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         """Commit on success; a database that refuses a write stops the send (it could double-send)."""
+        if self.read_only:
+            raise RuntimeError(f"ledger {self._where()} was opened read-only")
         try:
             if self._conn.in_transaction():
                 self._conn.commit()
@@ -406,6 +558,53 @@ def sqlite_url(path: Path) -> str:
     created owner-only."""
     private_file(private_dir(path.parent) / path.name)
     return f"sqlite:///{path}"
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for another database (or an in-memory one)."""
+    try:
+        parsed = make_url(url)
+    except SQLAlchemyError as exc:
+        raise DeliveryError(f"database_url: cannot open the ledger ({_reason(exc)})") from None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def _read_only_engine(url: str) -> Engine:
+    """An engine that cannot write: SQLite opened with `mode=ro` (no pragma set, nothing
+    created but SQLite's own -wal/-shm files beside a WAL database); another database as it is
+    (the Ledger refuses writes itself)."""
+    path = _sqlite_file(url)
+    if path is None:
+        return create_engine(url)
+    location = f"file:{quote(str(path.resolve()))}?mode=ro"
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(location, uri=True, check_same_thread=False, timeout=30)
+
+    return create_engine("sqlite://", creator=connect, poolclass=pool.NullPool)
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Give a ledger made before them the drafts columns added since (nullable: the rows it has
+    keep NULL). Another process may add one at the same instant: then its ALTER wins."""
+    present = {c["name"] for c in inspect(engine).get_columns("drafts")}
+    for name in ADDED_DRAFT_COLUMNS:
+        if name in present:
+            continue
+        kind = drafts.c[name].type.compile(dialect=engine.dialect)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE drafts ADD COLUMN {name} {kind}"))
+        except SQLAlchemyError:
+            if name not in {c["name"] for c in inspect(engine).get_columns("drafts")}:
+                raise
+
+
+def _is_draft(draft: DraftId) -> tuple:
+    c = deliveries.c
+    return (c.channel == draft[0], c.target == draft[1], c.draft_key == draft[2])
 
 
 def make_engine(url: str) -> Engine:

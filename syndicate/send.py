@@ -1,8 +1,9 @@
 """Sending: compose what the plan says is due, then dispatch it through each target's ledger.
 
 One draft is composed once (the costly Jinja -> MJML -> premailer step) and personalised per
-recipient as it goes out. A dry run writes the very same messages to a dry-run outbox folder and
-touches no server and no ledger. The CLI's `send` and the daemon's jobs both call `send()`.
+recipient as it goes out. A dry run writes the very same messages to a dry-run outbox folder
+(emptied first) and touches no server; it reads the ledger, never writes it, and writes only the
+messages the real send would send. The CLI's `send` and the daemon's jobs both call `send()`.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from .continuity import check_ledger, remember_ledger
 from .deliver import Message, MessageKey, Result, make_target
 from .deliver.outbox import OutboxTarget
 from .dispatch import Report, dispatch
+from .dryrun import dry_run_folder
 from .errors import ConfigError, ContentError, DeliveryError
-from .ledger import LEDGER_FILE, Ledger
+from .ledger import Ledger
 from .plan import Missed, Send, due_now, plan_articles
-from .recipients import Recipient, RecipientProblem, check_address, load_recipients
+from .recipients import Recipient, RecipientList, RecipientProblem, check_address, load_recipients
 from .schedule import article_key
 from .state import state_path
 
@@ -77,6 +79,7 @@ class Outcome:
 
 
 SUMMARY_COLUMNS = ("sent", "failed", "pending", "skipped", "recovered")
+INTERRUPTED = "interrupted (Ctrl-C) before the end of the list"
 
 
 def send(
@@ -105,11 +108,30 @@ def send(
     now = now or clock.now()
     loaded = load_articles(config, paths)
     outcome = Outcome(problems=list(loaded.problems))
-    outcome.dry_run_dir = (dry_run_dir or state_path(config, "dry-run")) if dry_run else None
-    sends = _plan(config, loaded.articles, select, now, channels, targets, outcome, backfill, new_ledger)
-    return deliver(
-        config, sends, outcome, resend=resend, new_ledger=new_ledger, on_start=on_start, on_result=on_result
+    sends = _plan(
+        config, loaded.articles, select, now, channels, targets, outcome, backfill, new_ledger, dry_run
     )
+    if not dry_run:
+        return deliver(
+            config,
+            sends,
+            outcome,
+            resend=resend,
+            new_ledger=new_ledger,
+            on_start=on_start,
+            on_result=on_result,
+        )
+    with dry_run_folder(config, dry_run_dir) as folder:
+        outcome.dry_run_dir = folder
+        return deliver(config, sends, outcome, resend=resend, on_start=on_start, on_result=on_result)
+
+
+def dry_run_mark(report: Report) -> Literal["new", "already sent", "partly sent"]:
+    """What a dry run found of one send in the ledger: nothing of it yet, nothing left to send
+    (every message sent, or settled as failed or unknown), or some messages left."""
+    if report.skipped == 0:
+        return "new"
+    return "already sent" if report.sent == 0 else "partly sent"
 
 
 def deliver(
@@ -125,13 +147,16 @@ def deliver(
 ) -> Outcome:
     """Compose each planned send once and dispatch it through the ledger: the one path that
     `syndicate send` and the daemon's jobs share. A dry run (`outcome.dry_run_dir` set) writes
-    there instead and records nothing. `stop` ends the run after the messages in flight. A ledger
-    that is not the one the state folder used is refused unless `new_ledger` (continuity.py)."""
+    there instead, skipping what the ledger has (read, never written). `stop` ends the run
+    after the messages in flight; the draft's ledger row then says why messages were left. A
+    ledger that is not the one the state folder used is refused unless `new_ledger`
+    (continuity.py)."""
     outcome = outcome or Outcome()
     outcome.sends.extend(sends)
     if not sends:
         return outcome
-    ledger = None if outcome.dry_run_dir else open_ledger(config, new_ledger)
+    ledger = Ledger.reader(config) if outcome.dry_run_dir else open_ledger(config, new_ledger)
+    recorder = None if ledger is None or ledger.read_only else ledger
     try:
         drafts: dict[tuple[str, str], Draft | None] = {}
         for planned in sends:
@@ -149,33 +174,44 @@ def deliver(
                 on_start(planned, count)
             ids = (planned.channel, planned.target, planned.draft_key)
             try:
-                if ledger is not None:
-                    ledger.set_draft_state(ids, "started")
+                if recorder is not None:
+                    slugs = [a.slug for a in planned.articles]
+                    recorder.set_draft_state(ids, "started", planned=count, articles=slugs)
             except DeliveryError as exc:  # a ledger that refuses writes (full disk): send nothing
                 report = Report(planned.target, pending=count, paused=True, error=str(exc))
                 outcome.reports.append((planned, report))
                 continue
             # A target that cannot be reached at all (server down, bad TLS) stops only itself:
             # its messages stay pending for the next run, the other targets carry on.
-            report = dispatch(
-                messages,
-                target,
-                ledger,
-                resend=resend,
-                unknown=config.schedule.unknown,
-                on_result=on_result,
-                stop=stop,
-            )
-            if ledger is not None and report.pending == 0 and not report.paused:
+            try:
+                report = dispatch(
+                    messages,
+                    target,
+                    ledger,
+                    resend=resend,
+                    unknown=config.schedule.unknown,
+                    on_result=on_result,
+                    stop=stop,
+                )
+            except KeyboardInterrupt:  # Ctrl-C: the draft says so beside the messages left
+                if recorder is not None:
+                    with contextlib.suppress(DeliveryError):
+                        recorder.set_draft_state(ids, "started", INTERRUPTED)
+                raise
+            if recorder is not None:
                 # Not written (full disk), the draft stays `started`: the daemon resumes it,
                 # and finds every message settled.
                 with contextlib.suppress(DeliveryError):
-                    ledger.set_draft_state(ids, "finished")
+                    if report.pending == 0 and not report.paused:
+                        recorder.set_draft_state(ids, "finished")
+                    elif report.pending:  # what `status` shows beside the messages left
+                        recorder.set_draft_state(ids, "started", report.why_pending)
             outcome.reports.append((planned, report))
     finally:
-        if ledger is not None:
+        if recorder is not None:
             with contextlib.suppress(OSError, DeliveryError):  # a full disk: the old marker stays
-                remember_ledger(config, ledger)
+                remember_ledger(config, recorder)
+        if ledger is not None:
             ledger.close()
     return outcome
 
@@ -201,20 +237,18 @@ def _plan(
     outcome: Outcome,
     backfill: bool,
     new_ledger: bool,
+    dry_run: bool,
 ) -> list[Send]:
     if select == "due":
-        dry_run = outcome.dry_run_dir is not None
-        if dry_run and not config.database_url and not (config.state_dir / LEDGER_FILE).exists():
-            # A dry run creates nothing: with no ledger yet, nothing has been sent.
-            plan = due_now(config, articles, now, None, backfill=backfill, channels=channels, targets=targets)
-        else:
-            with Ledger.from_config(config) if dry_run else open_ledger(config, new_ledger) as ledger:
-                plan = due_now(
-                    config, articles, now, ledger, backfill=backfill, channels=channels, targets=targets
-                )
-                if not dry_run:  # recorded, so `status` lists them and the daemon leaves them be
-                    for missed in plan.missed:
-                        ledger.set_draft_state(missed.draft, "skipped", missed.reason)
+        # A dry run reads the ledger and creates nothing: with no ledger yet, nothing has been sent.
+        ledger = Ledger.reader(config) if dry_run else open_ledger(config, new_ledger)
+        with ledger or contextlib.nullcontext():
+            plan = due_now(
+                config, articles, now, ledger, backfill=backfill, channels=channels, targets=targets
+            )
+            if ledger is not None and not dry_run:  # recorded: `status` lists them, the daemon leaves them
+                for missed in plan.missed:
+                    ledger.set_draft_state(missed.draft, "skipped", missed.reason)
         outcome.missed, outcome.skipped_before = plan.missed, plan.skipped_before
         return plan.sends
     # --all: everything already published, whatever its window; a future article only by name.
@@ -265,11 +299,17 @@ def _messages(config: Config, planned: Send, draft: Draft, outcome: Outcome) -> 
 def _recipients(name: str, settings: Any, outcome: Outcome) -> list[Recipient]:
     """A target's recipients, loaded once per send() however many drafts go to it."""
     if name not in outcome.recipients:
-        suppression = settings.suppression if isinstance(settings, SmtpTarget) else None
-        found = load_recipients(settings.recipients, suppression, where=f"targets.{name}.recipients")
+        found = target_recipients(name, settings)
         outcome.recipient_problems.extend(found.problems)
         outcome.recipients[name] = found.recipients
     return outcome.recipients[name]
+
+
+def target_recipients(name: str, settings: Any) -> RecipientList:
+    """The readers of a mail target (smtp, outbox) as a send would mail them: valid, unique and
+    not suppressed."""
+    suppression = settings.suppression if isinstance(settings, SmtpTarget) else None
+    return load_recipients(settings.recipients, suppression, where=f"targets.{name}.recipients")
 
 
 def _json_payload(draft: Draft) -> dict[str, Any]:

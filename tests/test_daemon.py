@@ -462,6 +462,7 @@ def test_queue_shows_what_the_daemon_will_do(site):
     queued = [
         (datetime.strptime(row["due"], "%Y-%m-%d %H:%M %z"), row["channel"], row["target"], row["draft"])
         for row in json.loads(result.output)
+        if not row["overdue"]  # the examples' past articles: the daemon's catch-up policy decides those
     ]
     assert any(q[3] == "linkedin:next-month" for q in queued)
     with running(site.config()) as (daemon, _events):

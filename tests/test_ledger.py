@@ -6,10 +6,11 @@ from datetime import UTC
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from syndicate.deliver import MessageKey
 from syndicate.errors import DeliveryError
-from syndicate.ledger import Ledger, sqlite_url
+from syndicate.ledger import ADDED_DRAFT_COLUMNS, Ledger, sqlite_url
 
 KEY = MessageKey("weekly", "newsletter", "digest-2026-11-23", "reader@example.org")
 
@@ -118,3 +119,61 @@ def test_a_database_url_is_never_quoted_and_a_missing_driver_is_one_line():
         with pytest.raises(DeliveryError, match=r"^database_url: cannot open the ledger \(") as caught:
             Ledger(url)
         assert "pw-s3cret" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_reader_creates_nothing_and_writes_nothing(site):
+    config = site.config()
+    assert Ledger.reader(config) is None
+    assert not (site.root / ".syndicate").exists()  # not even the state folder
+    with Ledger.from_config(config) as ledger:
+        ledger.mark_in_flight(KEY, "h1")
+        ledger.mark(KEY, "sent")
+    path = site.root / ".syndicate" / "ledger.sqlite"
+    before = path.read_bytes()
+    reader = Ledger.reader(config)
+    assert reader is not None and reader.read_only
+    with reader:
+        assert reader.statuses(KEY.channel, KEY.target, KEY.draft_key) == {KEY.recipient: ("sent", "h1")}
+        with pytest.raises(RuntimeError, match="opened read-only"):
+            reader.set_draft_state(("weekly", "newsletter", KEY.draft_key), "finished")
+        with reader.engine.connect() as conn, pytest.raises(OperationalError, match="readonly"):
+            conn.execute(text("DELETE FROM deliveries"))  # the connection itself cannot write
+    assert path.read_bytes() == before
+
+
+def test_a_ledger_from_before_the_added_columns_reads_as_it_is_and_gains_them(tmp_path):
+    url = sqlite_url(tmp_path / "ledger.sqlite")
+    draft = ("weekly", "newsletter", "weekly:2026-11-23")
+    with Ledger(url) as ledger:
+        ledger.set_draft_state(draft, "started")
+        with ledger.engine.begin() as conn:  # the drafts table as syndicate 0.1 made it
+            for name in ADDED_DRAFT_COLUMNS:
+                conn.execute(text(f"ALTER TABLE drafts DROP COLUMN {name}"))
+    old = Ledger(url, read_only=True)
+    with old:
+        [row] = old.drafts()
+        assert (row.draft, row.state, row.planned, row.articles) == (draft, "started", None, None)
+    with Ledger(url) as ledger:  # a read-write open adds them; the old row keeps NULL
+        assert [(r.planned, r.articles) for r in ledger.drafts()] == [(None, None)]
+        ledger.set_draft_state(draft, "started", planned=40, articles=["fog", "tide"])
+        ledger.set_draft_state(draft, "started", "stopped before the end of the list")
+        [row] = ledger.drafts("started")
+    assert (row.planned, row.articles, row.detail) == (
+        40,
+        ("fog", "tide"),
+        "stopped before the end of the list",
+    )
+
+
+def test_messages_left_are_counted_per_draft(ledger):
+    draft = ("weekly", "newsletter", "d1")
+    for n, (status, error) in enumerate([("sent", None), ("retry", "451 later"), ("unknown", "lost")]):
+        key = MessageKey(*draft, f"r{n}@example.org")
+        ledger.mark_in_flight(key, "h")
+        ledger.mark(key, status, error)
+    ledger.mark_in_flight(MessageKey("linkedin", "posts", "linkedin:fog", ""), "h")
+    assert ledger.message_counts(draft) == {"retry": 1, "sent": 1, "unknown": 1}
+    assert ledger.unsettled_drafts() == {draft, ("linkedin", "posts", "linkedin:fog")}
+    assert ledger.last_error(draft) == "lost"
+    assert [d.key.recipient for d in ledger.deliveries_to("R1@Example.org")] == ["r1@example.org"]
+    assert [d.status for d in ledger.deliveries_of(draft)] == ["sent", "retry", "unknown"]

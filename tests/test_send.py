@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from syndicate import clock
 from syndicate.cli import cli
 from syndicate.config import ConfigError
+from syndicate.deliver import MessageKey
 from syndicate.ledger import Ledger
 from syndicate.send import send
 
@@ -458,3 +459,127 @@ def test_a_test_send_checks_its_address_and_target(site, smtp_sink):
     )
     assert outside.exit_code == 2 and "their targets: weekly: newsletter" in outside.output
     assert sink.received == []
+
+
+# --- the dry run reads the ledger (never writes it) and owns its folder -----------------------------
+
+
+def dry_run(site, *args: str):
+    result = CliRunner().invoke(cli, ["--config", str(site.config_path), "send", "--all", "--dry-run", *args])
+    assert "Traceback" not in result.output
+    return result
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def test_dry_run_before_any_send_marks_everything_new(site, smtp_sink, clock_at):
+    clock_at(NOW)
+    sink, port = smtp_sink
+    write_articles(site)
+    smtp_site(site, port, ["a@example.org", "b@example.org"])
+    folder = site.root / ".syndicate" / "dry-run"
+    (folder / "gone-target").mkdir(parents=True)
+    (folder / "gone-target" / "stale.eml").write_text("from an earlier run")
+    result = dry_run(site)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [line.split("  ", 1)[1] for line in lines[:4]] == [
+        "linkedin:article-0 -> social-outbox: 1 message, new",
+        "linkedin:article-1 -> social-outbox: 1 message, new",
+        "linkedin:article-2 -> social-outbox: 1 message, new",
+        "weekly:2026-11-23 -> newsletter: 2 recipient(s), new",
+    ]
+    assert (
+        lines[4]
+        == f"dry run: 5 message(s) would be sent; nothing sent, no ledger written; messages in {folder}"
+    )
+    assert not (site.root / ".syndicate" / "ledger.sqlite").exists()
+    written = files_in(folder)
+    assert len(written) == 5 and "gone-target/stale.eml" not in written  # the stale file is gone
+    assert sum(name.startswith("newsletter/") for name in written) == 2
+    assert sink.received == []
+
+
+def test_dry_run_after_a_full_send_says_nothing_would_be_sent(site, smtp_sink, clock_at):
+    clock_at(NOW)
+    sink, port = smtp_sink
+    write_articles(site)
+    smtp_site(site, port, ["a@example.org", "b@example.org"])
+    assert dry_run(site).exit_code == 0  # messages in the folder, from before the send
+    sent = CliRunner().invoke(cli, ["--config", str(site.config_path), "send", "--all"])
+    assert sent.exit_code == 0, sent.output
+    ledger = site.root / ".syndicate" / "ledger.sqlite"
+    before = ledger.read_bytes()
+
+    result = dry_run(site, "-v")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert all(line.endswith(", already sent") for line in lines[:4]), lines
+    assert lines[4:] == ["dry run: nothing would be sent (the ledger has every message); no messages written"]
+    assert files_in(site.root / ".syndicate" / "dry-run") == []  # nothing written, the earlier files gone
+    assert ledger.read_bytes() == before
+    assert sink.copies() == {"a@example.org": 1, "b@example.org": 1}
+
+    due = CliRunner().invoke(cli, ["--config", str(site.config_path), "send", "--due", "--dry-run"])
+    assert due.exit_code == 0 and "nothing would be sent" in due.output
+
+
+def test_dry_run_of_a_partly_sent_digest_writes_only_what_is_left(site, smtp_sink, clock_at):
+    clock_at(NOW)
+    sink, port = smtp_sink
+    write_articles(site, count=1)
+    smtp_site(site, port, ["a@example.org", "b@example.org", "c@example.org"])
+    site.data["channels"] = {"weekly": site.data["channels"]["weekly"]}
+    site.write_config()
+    sink.rcpt_reply = lambda address, attempt: "550 no" if address.startswith("b") else None
+    with Ledger.from_config(site.config()) as ledger:  # c is left in flight, as by a crash
+        ledger.mark_in_flight(MessageKey("weekly", "newsletter", "weekly:2026-11-23", "c@example.org"), "h")
+    first = CliRunner().invoke(
+        cli, ["--config", str(site.config_path), "send", "--all", "--channel", "weekly"]
+    )
+    assert first.exit_code == 1  # b refused; c unknown (skipped under the default policy)
+    site.data["targets"]["newsletter"]["recipients"].append("d@example.org")  # a new reader since
+    site.write_config()
+
+    result = dry_run(site, "-v")
+    assert result.exit_code == 0, result.output
+    assert "weekly:2026-11-23 -> newsletter: 4 recipient(s), partly sent: 1 left to send, 3 already done" in (
+        result.output
+    )
+    assert "    d@example.org" in result.output and "    a@example.org" not in result.output
+    [written] = files_in(site.root / ".syndicate" / "dry-run")
+    assert written.startswith("newsletter/weekly-2026-11-23.d@example.org.")
+
+
+def test_dry_run_out_folder_is_emptied_only_of_what_dry_runs_wrote(site, tmp_path, clock_at):
+    clock_at(NOW)
+    write_articles(site)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    refused = dry_run(site, "--out", str(mine))
+    assert refused.exit_code == 2
+    assert refused.output == (
+        f"error: {mine}: holds 1 file(s) no dry run wrote (e.g. notes.txt); not emptying it "
+        "(expected a new or empty folder, or one only dry runs wrote to)\n"
+    )
+    assert files_in(mine) == ["notes.txt"]
+
+    out = tmp_path / "out"
+    assert dry_run(site, "--out", str(out)).exit_code == 0
+    first = files_in(out)
+    assert ".syndicate-dry-run" in first and len(first) == 5  # 3 posts, 1 digest, the marker
+    (site.content / "article-2.md").unlink()
+    assert dry_run(site, "--out", str(out)).exit_code == 0
+    second = files_in(out)
+    assert len(second) == 4 and not [f for f in second if "article-2" in f]  # its post is gone
+
+    (out / "social-outbox" / "mine.json").write_text("{}")
+    again = dry_run(site, "--out", str(out))
+    assert (
+        again.exit_code == 2
+        and "holds 1 file(s) no dry run wrote (e.g. social-outbox/mine.json)" in again.output
+    )
+    assert files_in(out) == sorted([*second, "social-outbox/mine.json"])
