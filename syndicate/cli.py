@@ -277,7 +277,7 @@ def send(
     warnings = sum(p.severity == "warning" for p in outcome.problems)
     if warnings:
         click.echo(f"{warnings} content warning(s): see syndicate validate", err=True)
-    for problem in outcome.recipient_problems:
+    for problem in [*outcome.renamed, *outcome.recipient_problems]:
         click.echo(f"warning: {problem}", err=True)
     if not outcome.sends:
         click.echo("nothing to send")

@@ -40,6 +40,7 @@ from . import clock
 from .config import Config, DigestSchedule
 from .content import Article, ArticleCache
 from .errors import DeliveryError, StateError, SyndicateError
+from .identity import resolve
 from .ledger import DraftId, DraftState, Ledger, make_engine, sqlite_url
 from .plan import Send, is_digest_channel, plan_articles, plan_due
 from .schedule import article_key, digest_key, digest_window, latest_digest_end
@@ -219,6 +220,7 @@ class Daemon:
         now: datetime,
         state_of: Callable[[DraftId], DraftState | None],
     ) -> None:
+        changed = self._identify(changed)
         for slug, article in sorted(changed.items(), key=_by_date):
             for channel, target in self._article_routes:
                 job_id = f"article:{channel}:{target}:{slug}"
@@ -229,6 +231,19 @@ class Daemon:
                 when = self._when(job_id, draft, article.publish_date, now, state_of(draft))
                 if when is not None:
                     self._queue(job_id, when, run_article_job, (channel, target, slug), draft)
+
+    def _identify(self, changed: dict[str, Article | None]) -> dict[str, Article | None]:
+        """The articles under the names their sends have in the ledger: a renamed article keeps
+        its own (`identity.py`), and is logged once as `renamed`."""
+        present = [a for a in changed.values() if a is not None]
+        if not present:
+            return changed
+        assert self.ledger is not None
+        found, renamed = resolve(self.config, self.ledger, present, everyone=self.articles.loaded.articles)
+        for problem in renamed:
+            self._event("renamed", reason=str(problem))
+        by_slug = {a.slug: a for a in found}
+        return {slug: by_slug[slug] if article is not None else None for slug, article in changed.items()}
 
     def _when(
         self, job_id: str, draft: DraftId, due: datetime, now: datetime, state: DraftState | None
@@ -358,7 +373,8 @@ class Daemon:
             article = self.articles.by_slug().get(slug)
             if article is None or article.draft or article.publish_date > now + timedelta(seconds=1):
                 return
-            assert self.ledger is not None
+            article = self._identify({slug: article})[slug]
+            assert self.ledger is not None and article is not None
             draft = (channel, target, article_key(channel, article))
             state = self.ledger.draft_state(draft)
             if state in ("finished", "skipped"):  # e.g. a `syndicate send` of it got there first

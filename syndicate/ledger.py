@@ -11,6 +11,11 @@ began and has not finished its list), `finished` (every message has its outcome)
 (the daemon's catch-up policy passed it over, with the reason). The daemon reads it to resume
 an interrupted run and not to re-examine what was settled; `send --due` ignores skips, which is
 how a user backfills.
+
+A third table, `articles`, remembers each article the ledger has seen: the stem of its
+per-article draft keys (`channel:stem`, the slug it was first seen under), its identity (its
+`id`, explicit URL or slug), its file and content hash, so a renamed file keeps its keys
+(`identity.py`).
 """
 
 from __future__ import annotations
@@ -91,6 +96,19 @@ drafts = Table(
     UniqueConstraint("channel", "target", "draft_key", name="one_row_per_draft"),
 )
 
+articles = Table(
+    "articles",
+    _metadata,
+    Column("id", Integer, primary_key=True),
+    Column("stem", String(500), nullable=False),
+    Column("identity", Text, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("content_hash", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("stem", name="one_row_per_stem"),
+)
+
 _c = deliveries.c
 _INSERT = deliveries.insert().values(status="in_flight", attempts=1)
 _START = (
@@ -127,6 +145,16 @@ class Delivery:
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class KnownArticle:
+    """One row of `articles`: an article as the ledger last saw it."""
+
+    stem: str  # its per-article drafts are `channel:stem`; never changes once recorded
+    identity: str  # `content.identity()`: id:..., url:... or slug:...
+    path: str  # its file, relative to content.dir (absolute when outside it)
+    content_hash: str  # SHA-256 of the file's bytes
 
 
 class Ledger:
@@ -274,6 +302,44 @@ class Ledger:
         return [
             ((r.channel, r.target, r.draft_key), r.detail or "") for r in self._rows(query.order_by(d.id))
         ]
+
+    # -- which article is which ------------------------------------------------------------
+
+    def known_articles(self) -> list[KnownArticle]:
+        """Every article the ledger has seen, oldest first."""
+        a = articles.c
+        query = select(a.stem, a.identity, a.path, a.content_hash).order_by(a.id)
+        return [KnownArticle(r.stem, r.identity, r.path, r.content_hash) for r in self._rows(query)]
+
+    def remember_articles(self, known: list[KnownArticle]) -> None:
+        """Record these articles (a row per stem, made or updated) in one transaction. Another
+        process recording the same new stem at the same moment makes the insert fail: then the
+        whole batch is written again, as updates."""
+        if not known:
+            return
+        a = articles.c
+        for attempt in range(2):
+            try:
+                with self._lock, self._transaction():
+                    now = _now()
+                    for row in known:
+                        values = {
+                            "identity": row.identity,
+                            "path": row.path,
+                            "content_hash": row.content_hash,
+                            "updated_at": now,
+                        }
+                        changed = self._conn.execute(
+                            update(articles).where(a.stem == row.stem).values(**values)
+                        ).rowcount
+                        if not changed:
+                            self._conn.execute(
+                                articles.insert().values(stem=row.stem, created_at=now, **values)
+                            )
+                return
+            except DeliveryError:
+                if attempt:
+                    raise
 
     # -- what `syndicate status` shows ---------------------------------------------------
 

@@ -25,6 +25,7 @@ from .content import Article, Problem, load_articles
 from .deliver import Message, MessageKey, Result, make_target
 from .dispatch import Report, dispatch
 from .errors import ContentError, DeliveryError
+from .identity import identify
 from .ledger import LEDGER_FILE, Ledger
 from .plan import Send, plan_articles, plan_due
 from .recipients import Recipient, RecipientProblem, load_recipients
@@ -46,6 +47,7 @@ class Outcome:
     recipient_problems: list[RecipientProblem] = field(default_factory=list)
     recipients: dict[str, list[Recipient]] = field(default_factory=dict)
     dry_run_dir: Path | None = None
+    renamed: list[Problem] = field(default_factory=list)  # articles found under a new file name
 
     @property
     def ok(self) -> bool:
@@ -88,7 +90,8 @@ def send(
     loaded = load_articles(config, paths)
     outcome = Outcome(problems=list(loaded.problems))
     outcome.dry_run_dir = (dry_run_dir or state_path(config, "dry-run")) if dry_run else None
-    sends = _plan(config, loaded.articles, select, now, channels, targets, dry_run)
+    articles, outcome.renamed = identify(config, loaded.articles, record=not dry_run)
+    sends = _plan(config, articles, select, now, channels, targets, dry_run)
     return deliver(config, sends, outcome, resend=resend, on_start=on_start, on_result=on_result)
 
 

@@ -1,0 +1,166 @@
+"""Which article is which: a renamed file keeps the ledger names of its sends.
+
+Per-article sends are recorded under `channel:stem`; the stem is the article's slug, which
+defaults to its file name, so renaming a file used to make it a new article, sent again to
+every reader and network. The ledger's `articles` table now remembers, per article, the stem
+its sends carry, its identity (`content.identity`: its `id`, else the `url` or
+`canonical_url` it gives, else its slug), its file and content hash. `resolve()` gives each
+article the stem recorded for it, trying in turn:
+
+1. a row with its identity (for an article given an `id` or `url` since, its slug identity);
+2. a row with exactly its bytes whose file is gone: the same file renamed or moved;
+3. its own slug, as before this table existed, so ledgers written before it (`channel:slug`
+   keys) resolve to the keys they hold. A slug whose stem still belongs to another article
+   (a new file taking the name of one renamed away) gets `slug~2`, `slug~3`, ...
+
+Each article found under another file than the one recorded comes back as a warning naming
+both files. Recording (`record=True`: `syndicate send` and the daemon, never a dry run) keeps
+the rows in step with the folder, so the next rename is recognised from there.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from .config import Config
+from .content import Article, Problem, _display, identity
+from .errors import DeliveryError
+from .ledger import LEDGER_FILE, KnownArticle, Ledger
+
+
+def identify(
+    config: Config, articles: Sequence[Article], *, record: bool
+) -> tuple[list[Article], list[Problem]]:
+    """`resolve()` against the configured ledger, as `syndicate send` does. A dry run records
+    nothing, and with no ledger yet it has nothing to look up: every article is its slug."""
+    if not record and not config.database_url and not (config.state_dir / LEDGER_FILE).exists():
+        return list(articles), []
+    with Ledger.from_config(config) as ledger:
+        try:
+            return resolve(config, ledger, articles, record=record)
+        except DeliveryError:  # a ledger refusing writes (a full disk): the send reports it itself
+            return resolve(config, ledger, articles, record=False)
+
+
+def resolve(
+    config: Config,
+    ledger: Ledger,
+    articles: Sequence[Article],
+    *,
+    everyone: Sequence[Article] | None = None,
+    record: bool = True,
+) -> tuple[list[Article], list[Problem]]:
+    """`articles`, in order, each with the stem of its sends, and a warning per article found
+    under another file than before. `everyone` is the whole folder as loaded (default:
+    `articles`), to tell a file that is gone from one still holding its article. Drafts are
+    passed through: they are never sent."""
+    return _Resolver(config, ledger.known_articles(), everyone if everyone is not None else articles).run(
+        articles, ledger if record else None
+    )
+
+
+class _Resolver:
+    def __init__(self, config: Config, rows: list[KnownArticle], everyone: Sequence[Article]) -> None:
+        self.root = Path(os.path.abspath(config.content.dir))
+        self.rows = rows
+        self.by_identity = {row.identity: row for row in rows}
+        self.by_stem = {row.stem: row for row in rows}
+        self.held = {identity(a) for a in everyone}  # identities articles in the folder hold
+        self.at = {self.file(a.path): a for a in everyone}
+        self.claimed: set[str] = set()  # stems given out in this run
+        self.found: dict[int, tuple[str, KnownArticle | None, str]] = {}  # index -> stem, row, why
+
+    def run(self, articles: Sequence[Article], ledger: Ledger | None) -> tuple[list[Article], list[Problem]]:
+        sendable = [(n, a) for n, a in enumerate(articles) if not a.draft]
+        for n, article in sendable:
+            self._by_identity(n, article)
+        for n, article in sendable:
+            if n not in self.found:
+                self._by_content(n, article)
+        for n, article in sendable:
+            if n not in self.found:
+                self._by_slug(n, article)
+        resolved, renamed, changed = list(articles), [], []
+        for n, (stem, row, why) in sorted(self.found.items()):
+            article = articles[n]
+            now = KnownArticle(stem, identity(article), self.file(article.path), article.content_hash)
+            if row is not None and row.path != now.path:
+                renamed.append(
+                    Problem(
+                        article.path,
+                        "file",
+                        "warning",
+                        f"was {self.shown(row.path)} ({why}): the same article, "
+                        "so nothing already sent for it goes out again",
+                    )
+                )
+            if row != now:
+                changed.append(now)
+            if stem != article.slug:
+                resolved[n] = replace(article, stem=stem)
+        if ledger is not None:
+            ledger.remember_articles(changed)
+        return resolved, renamed
+
+    def _by_identity(self, n: int, article: Article) -> None:
+        own = identity(article)
+        for key in dict.fromkeys((own, f"slug:{article.slug}")):
+            row = self.by_identity.get(key)
+            if row is not None and row.stem not in self.claimed:
+                self._take(n, row.stem, row, _same(article, key))
+                return
+
+    def _by_content(self, n: int, article: Article) -> None:
+        for row in reversed(self.rows):  # the latest first
+            if (
+                row.content_hash == article.content_hash
+                and row.stem not in self.claimed
+                and row.identity not in self.held
+                and self._gone(row)
+            ):
+                self._take(n, row.stem, row, "same content")
+                return
+
+    def _by_slug(self, n: int, article: Article) -> None:
+        stem, count = article.slug, 1
+        while stem in self.claimed or (stem in self.by_stem and self._elsewhere(self.by_stem[stem], article)):
+            count += 1
+            stem = f"{article.slug}~{count}"
+        self._take(n, stem, self.by_stem.get(stem), f"same slug {article.slug!r}")
+
+    def _take(self, n: int, stem: str, row: KnownArticle | None, why: str) -> None:
+        self.claimed.add(stem)
+        self.found[n] = (stem, row, why)
+
+    def _gone(self, row: KnownArticle) -> bool:
+        """The recorded file no longer holds that article: deleted, renamed, or now another one."""
+        there = self.at.get(row.path)
+        if there is not None:
+            return identity(there) != row.identity
+        return not (self.root / row.path).exists()
+
+    def _elsewhere(self, row: KnownArticle, article: Article) -> bool:
+        """The row's article is still in the folder, as another file than this one."""
+        return row.identity in self.held or (row.path != self.file(article.path) and not self._gone(row))
+
+    def file(self, path: Path) -> str:
+        """A path as recorded: relative to the content folder, so the site can move."""
+        absolute = Path(os.path.abspath(path))
+        try:
+            return absolute.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(absolute)
+
+    def shown(self, recorded: str) -> str:
+        return _display(self.root / recorded)
+
+
+def _same(article: Article, key: str) -> str:
+    if key.startswith("id:"):
+        return f"same id {article.id!r}"
+    if key.startswith("url:"):
+        return f"same {article.url_field} {article.url}"
+    return f"same slug {article.slug!r}"
