@@ -75,11 +75,15 @@ class _Resolver:
 
     def run(self, articles: Sequence[Article], ledger: Ledger | None) -> tuple[list[Article], list[Problem]]:
         sendable = [(n, a) for n, a in enumerate(articles) if not a.draft]
-        for n, article in sendable:
-            self._by_identity(n, article)
-        for n, article in sendable:
-            if n not in self.found:
+        for n, article in sendable:  # an id or an explicit url: the user's word
+            if identity(article) != f"slug:{article.slug}":
+                self._by_row(n, self.by_identity.get(identity(article)), article)
+        for n, article in sendable:  # bytes the ledger knows from a file that no longer has them
+            if n not in self.found and identity(article) not in self.by_identity:
                 self._by_content(n, article)
+        for n, article in sendable:  # its slug (for an id or url given since, the slug it had)
+            if n not in self.found:
+                self._by_row(n, self.by_identity.get(f"slug:{article.slug}"), article)
         for n, article in sendable:
             if n not in self.found:
                 self._by_slug(n, article)
@@ -105,20 +109,16 @@ class _Resolver:
             ledger.remember_articles(changed)
         return resolved, renamed
 
-    def _by_identity(self, n: int, article: Article) -> None:
-        own = identity(article)
-        for key in dict.fromkeys((own, f"slug:{article.slug}")):
-            row = self.by_identity.get(key)
-            if row is not None and row.stem not in self.claimed:
-                self._take(n, row.stem, row, _same(article, key))
-                return
+    def _by_row(self, n: int, row: KnownArticle | None, article: Article) -> None:
+        if row is not None and row.stem not in self.claimed:
+            self._take(n, row.stem, row, _same(article, row.identity))
 
     def _by_content(self, n: int, article: Article) -> None:
         for row in reversed(self.rows):  # the latest first
             if (
                 row.content_hash == article.content_hash
                 and row.stem not in self.claimed
-                and row.identity not in self.held
+                and (row.identity.startswith("slug:") or row.identity not in self.held)
                 and self._gone(row)
             ):
                 self._take(n, row.stem, row, "same content")
@@ -136,10 +136,11 @@ class _Resolver:
         self.found[n] = (stem, row, why)
 
     def _gone(self, row: KnownArticle) -> bool:
-        """The recorded file no longer holds that article: deleted, renamed, or now another one."""
+        """The recorded file no longer holds those bytes: deleted, renamed, or rewritten. A file
+        that is there but was not loaded (unreadable, or not asked for) counts as still there."""
         there = self.at.get(row.path)
         if there is not None:
-            return identity(there) != row.identity
+            return there.content_hash != row.content_hash
         return not (self.root / row.path).exists()
 
     def _elsewhere(self, row: KnownArticle, article: Article) -> bool:
