@@ -605,8 +605,15 @@ def _id(meta: dict[str, Any]) -> str | None:
         return None
     value = meta["id"]
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        kind = "mapping" if isinstance(value, dict) else type(value).__name__
-        shown = "is empty" if value is None else f"{_reprs.repr(value)} is a {kind}"
+        if value is None:
+            shown = "is empty"
+        elif isinstance(value, bool):
+            shown = f"{str(value).lower()} is true or false"
+        elif isinstance(value, date):
+            shown = f"{value.isoformat()} is a date"
+        else:
+            kind = "mapping" if isinstance(value, dict) else type(value).__name__
+            shown = f"{_reprs.repr(value)} is a {kind}"
         raise _Bad("id", f"{shown} ({_ID_EXPECTED})")
     if isinstance(value, float):
         raise _Bad(

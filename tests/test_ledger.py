@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC
 
 import pytest
@@ -9,7 +10,7 @@ from sqlalchemy import text
 
 from syndicate.deliver import MessageKey
 from syndicate.errors import DeliveryError
-from syndicate.ledger import Ledger, sqlite_url
+from syndicate.ledger import KnownArticle, Ledger, sqlite_url
 
 KEY = MessageKey("weekly", "newsletter", "digest-2026-11-23", "reader@example.org")
 
@@ -118,3 +119,31 @@ def test_a_database_url_is_never_quoted_and_a_missing_driver_is_one_line():
         with pytest.raises(DeliveryError, match=r"^database_url: cannot open the ledger \(") as caught:
             Ledger(url)
         assert "pw-s3cret" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_articles_are_remembered_one_row_per_stem(tmp_path):
+    url = sqlite_url(tmp_path / "ledger.sqlite")
+    first = KnownArticle("tide-tables", "slug:tide-tables", "tide-tables.md", "h1")
+    other = KnownArticle("fog", "id:7", "2024/fog.md", "h2")
+    with Ledger(url) as ledger:
+        assert ledger.known_articles() == []
+        ledger.remember_articles([first, other])
+        moved = KnownArticle("tide-tables", "slug:harbour-notes", "harbour-notes.md", "h1")
+        ledger.remember_articles([moved])  # the same stem: updated, not added
+    with Ledger(url) as again:
+        assert again.known_articles() == [moved, other]
+
+
+def test_a_ledger_from_before_the_articles_table_gains_it_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    with Ledger(sqlite_url(path)) as ledger:
+        ledger.mark_in_flight(KEY, "h1")
+        ledger.mark(KEY, "sent")
+        ledger.engine.dispose()
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE articles")  # as an earlier version left it
+    with Ledger(sqlite_url(path)) as ledger:
+        assert ledger.known_articles() == []
+        assert ledger.sent_draft_keys(KEY.channel, KEY.target) == {KEY.draft_key}
+        ledger.remember_articles([KnownArticle("x", "slug:x", "x.md", "h")])
+        assert [k.stem for k in ledger.known_articles()] == ["x"]
