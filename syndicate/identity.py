@@ -21,21 +21,27 @@ the rows in step with the folder, so the next rename is recognised from there.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 
 from .config import Config
 from .content import Article, Problem, _display, identity
 from .errors import DeliveryError
 from .ledger import LEDGER_FILE, KnownArticle, Ledger
+from .plan import is_digest_channel
 
 
 def identify(
-    config: Config, articles: Sequence[Article], *, record: bool
+    config: Config, articles: Sequence[Article], *, channels: Iterable[str] | None = None, record: bool
 ) -> tuple[list[Article], list[Problem]]:
-    """`resolve()` against the configured ledger, as `syndicate send` does. A dry run records
-    nothing, and with no ledger yet it has nothing to look up: every article is its slug."""
+    """`resolve()` against the configured ledger, as `syndicate send` does. Only per-article
+    channels among `channels` (default: all) need it: a digest's key is its date. A dry run
+    records nothing, and with no ledger yet it has nothing to look up."""
+    chosen = list(config.channels) if not channels else [c for c in channels if c in config.channels]
+    if all(is_digest_channel(config, c) for c in chosen):
+        return list(articles), []
     if not record and not config.database_url and not (config.state_dir / LEDGER_FILE).exists():
         return list(articles), []
     with Ledger.from_config(config) as ledger:
@@ -57,21 +63,40 @@ def resolve(
     under another file than before. `everyone` is the whole folder as loaded (default:
     `articles`), to tell a file that is gone from one still holding its article. Drafts are
     passed through: they are never sent."""
-    return _Resolver(config, ledger.known_articles(), everyone if everyone is not None else articles).run(
-        articles, ledger if record else None
-    )
+    sendable = [a for a in articles if not a.draft]
+    near = None
+    if len(sendable) <= FEW:  # a daemon's job or rescan: only the rows that can matter
+        identities = {key for a in sendable for key in (identity(a), f"slug:{a.slug}")}
+        near = (identities, {a.content_hash for a in sendable}, {a.slug for a in sendable})
+    rows = ledger.known_articles(near)
+    resolver = _Resolver(config, rows, everyone if everyone is not None else articles)
+    return resolver.run(articles, ledger if record else None)
+
+
+FEW = 100  # up to this many articles are looked up by their keys, more by reading every row
 
 
 class _Resolver:
     def __init__(self, config: Config, rows: list[KnownArticle], everyone: Sequence[Article]) -> None:
         self.root = Path(os.path.abspath(config.content.dir))
+        self._prefix = os.path.join(self.root, "")
+        self._files: dict[Path, str] = {}
         self.rows = rows
         self.by_identity = {row.identity: row for row in rows}
         self.by_stem = {row.stem: row for row in rows}
-        self.held = {identity(a) for a in everyone}  # identities articles in the folder hold
-        self.at = {self.file(a.path): a for a in everyone}
+        self.everyone = everyone
         self.claimed: set[str] = set()  # stems given out in this run
         self.found: dict[int, tuple[str, KnownArticle | None, str]] = {}  # index -> stem, row, why
+
+    @cached_property
+    def held(self) -> set[str]:
+        """The identities the articles in the folder hold."""
+        return {identity(a) for a in self.everyone}
+
+    @cached_property
+    def at(self) -> dict[str, Article]:
+        """The articles in the folder by file, as recorded."""
+        return {self.file(a.path): a for a in self.everyone}
 
     def run(self, articles: Sequence[Article], ledger: Ledger | None) -> tuple[list[Article], list[Problem]]:
         sendable = [(n, a) for n, a in enumerate(articles) if not a.draft]
@@ -149,11 +174,13 @@ class _Resolver:
 
     def file(self, path: Path) -> str:
         """A path as recorded: relative to the content folder, so the site can move."""
-        absolute = Path(os.path.abspath(path))
-        try:
-            return absolute.relative_to(self.root).as_posix()
-        except ValueError:
-            return str(absolute)
+        recorded = self._files.get(path)
+        if recorded is None:
+            absolute = os.path.abspath(path)
+            inside = absolute.startswith(self._prefix)
+            recorded = absolute[len(self._prefix) :].replace(os.sep, "/") if inside else absolute
+            self._files[path] = recorded
+        return recorded
 
     def shown(self, recorded: str) -> str:
         return _display(self.root / recorded)

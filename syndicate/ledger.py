@@ -21,7 +21,7 @@ per-article draft keys (`channel:stem`, the slug it was first seen under), its i
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +41,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    or_,
     select,
     update,
 )
@@ -129,6 +130,17 @@ _FINISH = (
         updated_at=bindparam("now", type_=_c.updated_at.type),
         last_error=bindparam("error"),
         sent_at=func.coalesce(bindparam("sent", type_=_c.sent_at.type), _c.sent_at),
+    )
+)
+
+_REMEMBER = (
+    update(articles)
+    .where(articles.c.stem == bindparam("row_stem"))
+    .values(
+        identity=bindparam("identity"),
+        path=bindparam("path"),
+        content_hash=bindparam("content_hash"),
+        updated_at=bindparam("updated_at", type_=articles.c.updated_at.type),
     )
 )
 
@@ -305,16 +317,29 @@ class Ledger:
 
     # -- which article is which ------------------------------------------------------------
 
-    def known_articles(self) -> list[KnownArticle]:
-        """Every article the ledger has seen, oldest first."""
+    def known_articles(
+        self, near: tuple[Collection[str], Collection[str], Collection[str]] | None = None
+    ) -> list[KnownArticle]:
+        """Every article the ledger has seen, oldest first; with `near` = (identities, content
+        hashes, stems), only those with one of them, or a stem made from one (`stem~2`)."""
         a = articles.c
         query = select(a.stem, a.identity, a.path, a.content_hash).order_by(a.id)
+        if near is not None:
+            identities, hashes, stems = near
+            query = query.where(
+                or_(
+                    a.identity.in_(identities),
+                    a.content_hash.in_(hashes),
+                    a.stem.in_(stems),
+                    *(a.stem.startswith(f"{stem}~", autoescape=True) for stem in stems),
+                )
+            )
         return [KnownArticle(r.stem, r.identity, r.path, r.content_hash) for r in self._rows(query)]
 
     def remember_articles(self, known: list[KnownArticle]) -> None:
-        """Record these articles (a row per stem, made or updated) in one transaction. Another
+        """Record these articles, a row per stem made or updated, in one transaction. Another
         process recording the same new stem at the same moment makes the insert fail: then the
-        whole batch is written again, as updates."""
+        batch is written once more, finding that row made."""
         if not known:
             return
         a = articles.c
@@ -322,20 +347,27 @@ class Ledger:
             try:
                 with self._lock, self._transaction():
                     now = _now()
-                    for row in known:
-                        values = {
-                            "identity": row.identity,
-                            "path": row.path,
-                            "content_hash": row.content_hash,
+                    existing = {row.stem for row in self._conn.execute(select(a.stem))}
+                    rows = [
+                        {
+                            "row_stem": k.stem,
+                            "identity": k.identity,
+                            "path": k.path,
+                            "content_hash": k.content_hash,
                             "updated_at": now,
                         }
-                        changed = self._conn.execute(
-                            update(articles).where(a.stem == row.stem).values(**values)
-                        ).rowcount
-                        if not changed:
-                            self._conn.execute(
-                                articles.insert().values(stem=row.stem, created_at=now, **values)
-                            )
+                        for k in known
+                    ]
+                    updates = [row for row in rows if row["row_stem"] in existing]
+                    inserts = [
+                        {**row, "stem": row.pop("row_stem"), "created_at": now}
+                        for row in rows
+                        if row["row_stem"] not in existing
+                    ]
+                    if updates:
+                        self._conn.execute(_REMEMBER, updates)
+                    if inserts:
+                        self._conn.execute(articles.insert(), inserts)
                 return
             except DeliveryError:
                 if attempt:

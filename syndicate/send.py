@@ -90,7 +90,7 @@ def send(
     loaded = load_articles(config, paths)
     outcome = Outcome(problems=list(loaded.problems))
     outcome.dry_run_dir = (dry_run_dir or state_path(config, "dry-run")) if dry_run else None
-    articles, outcome.renamed = identify(config, loaded.articles, record=not dry_run)
+    articles, outcome.renamed = identify(config, loaded.articles, channels=channels, record=not dry_run)
     sends = _plan(config, articles, select, now, channels, targets, dry_run)
     return deliver(config, sends, outcome, resend=resend, on_start=on_start, on_result=on_result)
 

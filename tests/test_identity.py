@@ -14,6 +14,7 @@ from datetime import timedelta
 import pytest
 
 from syndicate import clock
+from syndicate import identity as identity_module
 from syndicate.content import load_articles
 from syndicate.identity import resolve
 from syndicate.ledger import Ledger
@@ -243,9 +244,12 @@ def test_a_dry_run_finds_the_rename_and_records_nothing(renaming):
     assert renamed_line("harbour-notes.md", "tide-tables.md", "same content") in real.stderr.splitlines()
 
 
-def test_resolve_finds_each_article_its_recorded_stem(site):
+@pytest.mark.parametrize("few", [0, 100])
+def test_resolve_finds_each_article_its_recorded_stem(site, monkeypatch, few):
     """The rule itself, on a ledger file: identity first, then the same bytes of a file that is
-    gone, then the slug; an id added later keeps the slug's stem."""
+    gone, then the slug; an id added later keeps the slug's stem. Whether it reads every row (a
+    large folder) or only those near the articles (a daemon's job), the answer is the same."""
+    monkeypatch.setattr(identity_module, "FEW", few)
     site.article("a.md", ARTICLE.format(title="A", date="2026-01-01", extra="", body="a"))
     site.article("b.md", ARTICLE.format(title="B", date="2026-01-01", extra="", body="b"))
     config = site.config()

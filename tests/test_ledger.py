@@ -134,6 +134,21 @@ def test_articles_are_remembered_one_row_per_stem(tmp_path):
         assert again.known_articles() == [moved, other]
 
 
+def test_known_articles_near_some_keys_are_only_those(ledger):
+    rows = [
+        KnownArticle("a", "slug:a", "a.md", "h1"),
+        KnownArticle("a~2", "slug:a", "new/a.md", "h2"),
+        KnownArticle("ab", "slug:ab", "ab.md", "h3"),
+        KnownArticle("b", "id:7", "b.md", "h4"),
+        KnownArticle("c", "slug:c", "c.md", "h9"),
+        KnownArticle("d", "url:https://x.example/d", "d.md", "h5"),
+    ]
+    ledger.remember_articles(rows)
+    assert ledger.known_articles() == rows
+    assert [k.stem for k in ledger.known_articles(({"id:7"}, {"h9"}, {"a"}))] == ["a", "a~2", "b", "c"]
+    assert ledger.known_articles((set(), set(), {"a%"})) == []  # a stem is matched as written
+
+
 def test_a_ledger_from_before_the_articles_table_gains_it_and_keeps_its_rows(tmp_path):
     path = tmp_path / "ledger.sqlite"
     with Ledger(sqlite_url(path)) as ledger:
