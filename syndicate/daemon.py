@@ -232,14 +232,15 @@ class Daemon:
                 if when is not None:
                     self._queue(job_id, when, run_article_job, (channel, target, slug), draft)
 
-    def _identify(self, changed: dict[str, Article | None]) -> dict[str, Article | None]:
+    def _identify(self, changed: dict[str, Article | None], record: bool = True) -> dict[str, Article | None]:
         """The articles under the names their sends have in the ledger: a renamed article keeps
-        its own (`identity.py`), and is logged once as `renamed`."""
+        its own (`identity.py`), and is logged once as `renamed` (when recorded)."""
         present = [a for a in changed.values() if a is not None]
         if not present:
             return changed
         assert self.ledger is not None
-        found, renamed = resolve(self.config, self.ledger, present, everyone=self.articles.loaded.articles)
+        everyone = self.articles.loaded.articles
+        found, renamed = resolve(self.config, self.ledger, present, everyone=everyone, record=record)
         for problem in renamed:
             self._event("renamed", reason=str(problem))
         by_slug = {a.slug: a for a in found}
@@ -373,7 +374,8 @@ class Daemon:
             article = self.articles.by_slug().get(slug)
             if article is None or article.draft or article.publish_date > now + timedelta(seconds=1):
                 return
-            article = self._identify({slug: article})[slug]
+            # Read only: the rescan just above recorded it (or failed, and the next one will).
+            article = self._identify({slug: article}, record=False)[slug]
             assert self.ledger is not None and article is not None
             draft = (channel, target, article_key(channel, article))
             state = self.ledger.draft_state(draft)
