@@ -98,6 +98,11 @@ class Article:
     cta: str | None = None
     tags: tuple[str, ...] = ()
     draft: bool = False
+    id: str | None = None  # the frontmatter's `id`: what keeps it the same article (see `identity`)
+    url_field: str | None = None  # `url` or `canonical_url` when given, None when made from the slug
+    # The name its sends carry in the ledger (`channel:stem`) when not its slug: the slug it was
+    # first seen under, for an article renamed since. Set by `identity.resolve`, never by loading.
+    stem: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -118,6 +123,17 @@ class Article:
             "excerpt": self.excerpt,
             "content_hash": self.content_hash,
         }
+
+
+def identity(article: Article) -> str:
+    """What makes an article the same article when its file is renamed or edited: its `id`, else
+    the `url` or `canonical_url` it gives, else its slug (which defaults to the file name). The
+    ledger remembers each identity's first slug, so its sends keep their names (`identity.py`)."""
+    if article.id is not None:
+        return f"id:{article.id}"
+    if article.url_field is not None:
+        return f"url:{article.url}"
+    return f"slug:{article.slug}"
 
 
 @dataclass
@@ -163,6 +179,7 @@ _KNOWN = {
     "url",
     "canonical_url",
     "draft",
+    "id",
 }
 _DEFAULT_ALIASES = {"date": "publish_date", "image": "heroImage", "cover": "heroImage"}
 
@@ -189,9 +206,12 @@ def load_articles(config: Config, paths: Iterable[str | os.PathLike[str]] | None
 
 
 def _assemble(read: Iterable[tuple[Path, Article | None, list[Problem]]]) -> Loaded:
-    """Collect read files into a `Loaded`; a second article with a slug already taken is an error."""
+    """Collect read files into a `Loaded`; a second article with a slug already taken is an error,
+    and so is one with an `id` (or, without ids, a `url`) already taken: it would be the same
+    article (`identity`)."""
     loaded = Loaded([], [])
     by_slug: dict[str, Path] = {}
+    by_identity: dict[str, Path] = {}
     for path, article, problems in read:
         loaded.problems.extend(problems)
         if article is None:
@@ -207,9 +227,26 @@ def _assemble(read: Iterable[tuple[Path, Article | None, list[Problem]]]) -> Loa
                 )
             )
             continue
+        same = identity(article)
+        if same in by_identity:
+            loaded.problems.append(_taken_identity(path, article, by_identity[same]))
+            continue
         by_slug[article.slug] = path
+        by_identity[same] = path
         loaded.articles.append(article)
     return loaded
+
+
+def _taken_identity(path: Path, article: Article, first: Path) -> Problem:
+    if article.id is not None:
+        taken = f"{_reprs.repr(article.id)} is already the id of {_display(first)}"
+        message = f"{taken} (expected each article its own id)"
+        return Problem(path, "id", "error", message)
+    message = (
+        f"{_reprs.repr(article.url)} is already the URL of {_display(first)}, which makes them one "
+        "article (expected each article its own URL, or an id to tell them apart)"
+    )
+    return Problem(path, article.url_field or "url", "error", message)
 
 
 @dataclass
@@ -388,7 +425,8 @@ def _normalise(path: Path, raw: bytes, meta: dict[str, Any], body: str, config: 
         publish = datetime.fromtimestamp(path.stat().st_mtime, tz)
     created = _date(meta, "created_date", tz, config.content.default_time)
     slug = _slug(meta, path)
-    url = _url(meta, config.site.base_url, slug)
+    article_id = _id(meta)
+    url, url_field = _url(meta, config.site.base_url, slug)
     hero = _text(meta, "heroImage")
     if hero is not None:
         hero = _image_url(hero, config.site.base_url)
@@ -445,6 +483,8 @@ def _normalise(path: Path, raw: bytes, meta: dict[str, Any], body: str, config: 
         cta=cta,
         tags=tags,
         draft=draft,
+        id=article_id,
+        url_field=url_field,
         extra={k: v for k, v in meta.items() if k not in _KNOWN and k not in aliases},
     )
 
@@ -534,12 +574,48 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
 
 
-def _url(meta: dict[str, Any], base_url: str, slug: str) -> str:
+ID_MAX_CHARS = 200
+_ID_EXPECTED = "expected one line of text or a whole number, like 'tide-tables' or 1042"
+_ID_QUOTED = "expected text in quotes, like '1.10', or a whole number"
+
+
+def _id(meta: dict[str, Any]) -> str | None:
+    """The article's own `id`: text or a whole number, one line, not empty, not too long."""
+    if "id" not in meta:
+        return None
+    value = meta["id"]
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        if value is None:
+            shown = "is empty"
+        elif isinstance(value, bool):
+            shown = f"{str(value).lower()} is true or false"
+        elif isinstance(value, date):
+            shown = f"{value.isoformat()} is a date"
+        else:
+            kind = "mapping" if isinstance(value, dict) else type(value).__name__
+            shown = f"{_reprs.repr(value)} is a {kind}"
+        raise _Bad("id", f"{shown} ({_ID_EXPECTED})")
+    if isinstance(value, float):
+        raise _Bad(
+            "id", f"{_reprs.repr(value)} is a decimal number, which YAML may have changed ({_ID_QUOTED})"
+        )
+    text = str(value).strip()
+    if not text:
+        raise _Bad("id", f"is empty ({_ID_EXPECTED})")
+    if not text.isprintable():
+        raise _Bad("id", f"{_reprs.repr(text)} is not one line ({_ID_EXPECTED}, no line breaks or tabs)")
+    if len(text) > ID_MAX_CHARS:
+        raise _Bad("id", f"is {len(text)} characters ({_ID_EXPECTED}, at most {ID_MAX_CHARS} characters)")
+    return text
+
+
+def _url(meta: dict[str, Any], base_url: str, slug: str) -> tuple[str, str | None]:
+    """The article's URL, and the field that gave it (None when made from base_url + slug)."""
     for name in ("url", "canonical_url"):
         given = _text(meta, name)
         if given is not None:
-            return _http_url(name, given, base_url)
-    return urljoin(base_url, slug)
+            return _http_url(name, given, base_url), name
+    return urljoin(base_url, slug), None
 
 
 def _image_url(value: str, base_url: str) -> str:

@@ -21,7 +21,7 @@ from .errors import StateError
 from .ledger import LEDGER_FILE, Ledger
 from .state import private_dir, private_file
 
-__all__ = ["MARKER_FILE", "Marker", "check_ledger", "remember_ledger"]
+__all__ = ["MARKER_FILE", "Marker", "check_ledger", "open_ledger", "remember_ledger"]
 
 MARKER_FILE = "ledger.marker"
 
@@ -82,3 +82,14 @@ def check_ledger(config: Config, ledger: Ledger, *, accept_new: bool = False) ->
         "sending now could send them all again. Restore it, or run again with --new-ledger to "
         "start a new ledger (expected the ledger this state folder has used)"
     )
+
+
+def open_ledger(config: Config, new_ledger: bool = False) -> Ledger:
+    """The ledger to send through, checked against the one the state folder remembers."""
+    ledger = Ledger.from_config(config)
+    try:
+        check_ledger(config, ledger, accept_new=new_ledger)
+    except BaseException:
+        ledger.close()
+        raise
+    return ledger

@@ -39,7 +39,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import clock
 from .config import Config, DigestSchedule
 from .content import Article, ArticleCache
+from .continuity import open_ledger
 from .errors import DeliveryError, StateError, SyndicateError
+from .identity import resolve
 from .ledger import DraftId, DraftState, Ledger, make_engine, sqlite_url
 from .plan import (
     ON_TIME,
@@ -53,7 +55,7 @@ from .plan import (
     plan_due,
 )
 from .schedule import article_key, digest_key, latest_digest_end
-from .send import Outcome, deliver, open_ledger
+from .send import Outcome, deliver
 from .state import private_dir, private_file
 
 JOBS_FILE = "jobs.sqlite"
@@ -229,6 +231,7 @@ class Daemon:
         now: datetime,
         state_of: Callable[[DraftId], DraftState | None],
     ) -> None:
+        changed = self._identify(changed)
         for slug, article in sorted(changed.items(), key=_by_date):
             for channel, target in self._article_routes:
                 job_id = f"article:{channel}:{target}:{slug}"
@@ -239,6 +242,20 @@ class Daemon:
                 when = self._when(job_id, draft, article.publish_date, now, state_of(draft))
                 if when is not None:
                     self._queue(job_id, when, run_article_job, (channel, target, slug), draft)
+
+    def _identify(self, changed: dict[str, Article | None], record: bool = True) -> dict[str, Article | None]:
+        """The articles under the names their sends have in the ledger: a renamed article keeps
+        its own (`identity.py`), and is logged once as `renamed` (when recorded)."""
+        present = [a for a in changed.values() if a is not None]
+        if not present:
+            return changed
+        assert self.ledger is not None
+        everyone = self.articles.loaded.articles
+        found, renamed = resolve(self.config, self.ledger, present, everyone=everyone, record=record)
+        for problem in renamed:
+            self._event("renamed", reason=str(problem))
+        by_slug = {a.slug: a for a in found}
+        return {slug: by_slug[slug] if article is not None else None for slug, article in changed.items()}
 
     def _when(
         self, job_id: str, draft: DraftId, due: datetime, now: datetime, state: DraftState | None
@@ -363,7 +380,9 @@ class Daemon:
             article = self.articles.by_slug().get(slug)
             if article is None or article.draft or article.publish_date > now + timedelta(seconds=1):
                 return
-            assert self.ledger is not None
+            # Read only: the rescan just above recorded it (or failed, and the next one will).
+            article = self._identify({slug: article}, record=False)[slug]
+            assert self.ledger is not None and article is not None
             draft = (channel, target, article_key(channel, article))
             state = self.ledger.draft_state(draft)
             if state in ("finished", "skipped"):  # e.g. a `syndicate send` of it got there first

@@ -16,6 +16,13 @@ their own, so `status` counts them as planned minus rows.
 
 `Ledger.reader()` opens an existing ledger read-only (a dry run, `status`, `queue`): it never
 creates the file or writes a row, and reads a ledger made by an older version as it is.
+
+how a user backfills.
+
+A third table, `articles`, remembers each article the ledger has seen: the stem of its
+per-article draft keys (`channel:stem`, the slug it was first seen under), its identity (its
+`id`, explicit URL or slug), its file and content hash, so a renamed file keeps its keys
+(`identity.py`).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +55,7 @@ from sqlalchemy import (
     inspect,
     make_url,
     null,
+    or_,
     pool,
     select,
     text,
@@ -121,6 +129,19 @@ drafts = Table(
 # Nullable columns a ledger made before them gets on its next read-write open (ALTER TABLE).
 ADDED_DRAFT_COLUMNS = ("planned", "articles")
 
+articles = Table(
+    "articles",
+    _metadata,
+    Column("id", Integer, primary_key=True),
+    Column("stem", String(500), nullable=False),
+    Column("identity", Text, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("content_hash", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("stem", name="one_row_per_stem"),
+)
+
 _c = deliveries.c
 _INSERT = deliveries.insert().values(status="in_flight", attempts=1)
 _START = (
@@ -144,6 +165,17 @@ _FINISH = (
     )
 )
 
+_REMEMBER = (
+    update(articles)
+    .where(articles.c.stem == bindparam("row_stem"))
+    .values(
+        identity=bindparam("identity"),
+        path=bindparam("path"),
+        content_hash=bindparam("content_hash"),
+        updated_at=bindparam("updated_at", type_=articles.c.updated_at.type),
+    )
+)
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -157,6 +189,16 @@ class Delivery:
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class KnownArticle:
+    """One row of `articles`: an article as the ledger last saw it."""
+
+    stem: str  # its per-article drafts are `channel:stem`; never changes once recorded
+    identity: str  # `content.identity()`: id:..., url:... or slug:...
+    path: str  # its file, relative to content.dir (absolute when outside it)
+    content_hash: str  # SHA-256 of the file's bytes
 
 
 @dataclass(frozen=True)
@@ -396,6 +438,64 @@ class Ledger:
             )
             for r in self._draft_rows(query)
         ]
+
+    # -- which article is which ------------------------------------------------------------
+
+    def known_articles(
+        self, near: tuple[Collection[str], Collection[str], Collection[str]] | None = None
+    ) -> list[KnownArticle]:
+        """Every article the ledger has seen, oldest first; with `near` = (identities, content
+        hashes, stems), only those with one of them, or a stem made from one (`stem~2`)."""
+        a = articles.c
+        query = select(a.stem, a.identity, a.path, a.content_hash).order_by(a.id)
+        if near is not None:
+            identities, hashes, stems = near
+            query = query.where(
+                or_(
+                    a.identity.in_(identities),
+                    a.content_hash.in_(hashes),
+                    a.stem.in_(stems),
+                    *(a.stem.startswith(f"{stem}~", autoescape=True) for stem in stems),
+                )
+            )
+        return [KnownArticle(r.stem, r.identity, r.path, r.content_hash) for r in self._rows(query)]
+
+    def remember_articles(self, known: list[KnownArticle]) -> None:
+        """Record these articles, a row per stem made or updated, in one transaction. Another
+        process recording the same new stem at the same moment makes the insert fail: then the
+        batch is written once more, finding that row made."""
+        if not known:
+            return
+        a = articles.c
+        for attempt in range(2):
+            try:
+                with self._lock, self._transaction():
+                    now = _now()
+                    existing = {row.stem for row in self._conn.execute(select(a.stem))}
+                    rows = [
+                        {
+                            "row_stem": k.stem,
+                            "identity": k.identity,
+                            "path": k.path,
+                            "content_hash": k.content_hash,
+                            "updated_at": now,
+                        }
+                        for k in known
+                    ]
+                    updates = [row for row in rows if row["row_stem"] in existing]
+                    inserts = [
+                        {**row, "stem": row.pop("row_stem"), "created_at": now}
+                        for row in rows
+                        if row["row_stem"] not in existing
+                    ]
+                    if updates:
+                        self._conn.execute(_REMEMBER, updates)
+                    if inserts:
+                        self._conn.execute(articles.insert(), inserts)
+                return
+            except DeliveryError:
+                if attempt:
+                    raise
 
     # -- what `syndicate status` shows ---------------------------------------------------
 

@@ -28,8 +28,9 @@ def digest_key(channel: str, end: datetime, tz: tzinfo) -> str:
 
 
 def article_key(channel: str, article: Article) -> str:
-    """The ledger's name for one article's email or post on a channel."""
-    return f"{channel}:{article.slug}"
+    """The ledger's name for one article's email or post on a channel: `channel:slug`, or the
+    stem its sends already carry when the article was renamed since (`identity.resolve`)."""
+    return f"{channel}:{article.stem or article.slug}"
 
 
 def _period_days(schedule: DigestSchedule) -> int:

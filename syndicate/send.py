@@ -23,12 +23,13 @@ from .compose.mime import build_message
 from .compose.social import SocialPost, compose_post
 from .config import Config, EmailChannel, SmtpTarget
 from .content import Article, Problem, load_articles
-from .continuity import check_ledger, remember_ledger
+from .continuity import open_ledger, remember_ledger
 from .deliver import Message, MessageKey, Result, make_target
 from .deliver.outbox import OutboxTarget
 from .dispatch import Report, dispatch
 from .dryrun import dry_run_folder
 from .errors import ConfigError, ContentError, DeliveryError
+from .identity import identify
 from .ledger import Ledger
 from .plan import Missed, Send, due_now, plan_articles
 from .recipients import Recipient, RecipientList, RecipientProblem, check_address, load_recipients
@@ -63,6 +64,8 @@ class Outcome:
     def article_errors(self) -> list[Problem]:
         """Articles left out because they could not be read: a run with any is not a success."""
         return [p for p in self.problems if p.severity == "error"]
+
+    renamed: list[Problem] = field(default_factory=list)  # articles found under a new file name
 
     @property
     def ok(self) -> bool:
@@ -108,9 +111,10 @@ def send(
     now = now or clock.now()
     loaded = load_articles(config, paths)
     outcome = Outcome(problems=list(loaded.problems))
-    sends = _plan(
-        config, loaded.articles, select, now, channels, targets, outcome, backfill, new_ledger, dry_run
+    articles, outcome.renamed = identify(
+        config, loaded.articles, channels=channels, record=not dry_run, new_ledger=new_ledger
     )
+    sends = _plan(config, articles, select, now, channels, targets, outcome, backfill, new_ledger, dry_run)
     if not dry_run:
         return deliver(
             config,
@@ -214,17 +218,6 @@ def deliver(
         if ledger is not None:
             ledger.close()
     return outcome
-
-
-def open_ledger(config: Config, new_ledger: bool = False) -> Ledger:
-    """The ledger to send through, checked against the one the state folder remembers."""
-    ledger = Ledger.from_config(config)
-    try:
-        check_ledger(config, ledger, accept_new=new_ledger)
-    except BaseException:
-        ledger.close()
-        raise
-    return ledger
 
 
 def _plan(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from syndicate.content import ArticleCache, load_articles, read_article, shorten
+from syndicate.content import ArticleCache, identity, load_articles, read_article, shorten
 from syndicate.errors import ContentError
 
 from .conftest import REPO
@@ -152,6 +152,87 @@ def test_duplicate_slugs_keep_the_first(site):
     loaded = load_articles(site.config())
     assert [a.title for a in loaded.articles] == ["One"]
     assert [p.field for p in loaded.errors] == ["slug"]
+
+
+@pytest.mark.parametrize(
+    ("frontmatter", "expected"),
+    [
+        ("id: tide-tables", "tide-tables"),
+        ("id: '  Tide Tables 2024 '", "Tide Tables 2024"),
+        ("id: 1042", "1042"),
+        ("id: '1.10'", "1.10"),
+        ("id: ünïcode-ид", "ünïcode-ид"),
+    ],
+)
+def test_an_id_is_one_line_of_text_or_a_whole_number(site, frontmatter, expected):
+    path = site.article("x.md", f"---\ntitle: T\npublish_date: '2024-01-01'\n{frontmatter}\n---\nb\n")
+    article, problems = read_article(path, site.config())
+    assert article is not None and article.id == expected
+    assert identity(article) == f"id:{expected}" and "id" not in article.extra
+
+
+@pytest.mark.parametrize(
+    ("frontmatter", "message"),
+    [
+        ("id:", "is empty (expected one line of text or a whole number, like 'tide-tables' or 1042)"),
+        ("id: '   '", "is empty (expected one line"),
+        ("id: true", "true is true or false (expected one line"),
+        ("id: [1, 2]", "[1, 2] is a list (expected one line"),
+        ("id: {a: 1}", "{'a': 1} is a mapping (expected one line"),
+        ("id: 2024-01-01", "2024-01-01 is a date (expected one line"),
+        ("id: 1.10", "1.1 is a decimal number, which YAML may have changed (expected text in quotes"),
+        ('id: "two\\nlines"', "'two\\nlines' is not one line (expected one line of text or a whole number"),
+        ('id: "a\\tb"', "'a\\tb' is not one line"),
+        ("id: " + "x" * 201, "is 201 characters (expected one line of text or a whole number, like"),
+    ],
+)
+def test_a_bad_id_is_one_line_naming_file_and_field(site, frontmatter, message):
+    path = site.article("x.md", f"---\ntitle: T\npublish_date: '2024-01-01'\n{frontmatter}\n---\nb\n")
+    article, problems = read_article(path, site.config())
+    assert article is None
+    [problem] = problems
+    line = str(problem)
+    assert (problem.field, problem.severity) == ("id", "error")
+    assert line.startswith(f"{path}: id: {message}"), line
+    assert "\n" not in line and len(line) < 300
+
+
+def test_toml_ids_and_the_identity_rule(site):
+    config = site.config()
+    with_id = site.article(
+        "a.md", "+++\ntitle = 'A'\npublish_date = 2024-01-01\nid = 7\nurl = '/a'\n+++\nb\n"
+    )
+    with_url = site.article(
+        "b.md", "---\ntitle: B\npublish_date: '2024-01-01'\ncanonical_url: /posts/b\n---\nb\n"
+    )
+    plain = site.article("c.md", "---\ntitle: C\npublish_date: '2024-01-01'\n---\nb\n")
+    identities = [identity(read_article(path, config)[0]) for path in (with_id, with_url, plain)]
+    # The id first, then a url given in the frontmatter, then the slug (not the url made from it).
+    assert identities == ["id:7", "url:https://example.com/posts/b", "slug:c"]
+
+
+def test_a_second_article_with_a_taken_id_or_url_is_an_error(site):
+    site.article("a.md", "---\ntitle: One\npublish_date: '2024-01-01'\nid: tide\n---\nb\n")
+    site.article("b.md", "---\ntitle: Two\npublish_date: '2024-01-01'\nid: tide\n---\nb\n")
+    site.article("c.md", "---\ntitle: Three\npublish_date: '2024-01-01'\nurl: https://x.example/p\n---\nb\n")
+    site.article(
+        "d.md", "---\ntitle: Four\npublish_date: '2024-01-01'\ncanonical_url: https://x.example/p\n---\nb\n"
+    )
+    # The same url with ids of their own: two articles.
+    site.article(
+        "e.md", "---\ntitle: Five\npublish_date: '2024-01-01'\nid: 5\nurl: https://x.example/p\n---\nb\n"
+    )
+    loaded = load_articles(site.config())
+    assert [a.title for a in loaded.articles] == ["One", "Three", "Five"]
+    assert [(p.path.name, p.field) for p in loaded.errors] == [("b.md", "id"), ("d.md", "canonical_url")]
+    first, second = (str(p) for p in loaded.errors)
+    assert first.endswith(
+        f": id: 'tide' is already the id of {site.content / 'a.md'} (expected each article its own id)"
+    )
+    assert second.endswith(
+        f": canonical_url: 'https://x.example/p' is already the URL of {site.content / 'c.md'}, which makes "
+        "them one article (expected each article its own URL, or an id to tell them apart)"
+    )
 
 
 def test_missing_folder_and_empty_folder_are_user_errors(site, tmp_path):

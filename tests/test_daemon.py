@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from syndicate import clock
 from syndicate.cli import cli
 from syndicate.config import DigestSchedule
-from syndicate.daemon import Daemon, digest_trigger
+from syndicate.daemon import Daemon, digest_trigger, run_article_job
 from syndicate.errors import StateError
 from syndicate.ledger import Ledger
 from syndicate.schedule import digest_end_covering
@@ -200,6 +200,40 @@ def test_content_edits_add_move_drop_and_edit_jobs(site):
         assert job("harbour") not in daemon.jobs()
     unscheduled = [e["reason"] for e in events if e["event"] == "unscheduled"]
     assert "draft" in unscheduled and "deleted or unreadable" in unscheduled
+
+
+def test_a_renamed_article_already_sent_is_neither_scheduled_nor_sent_again(site, smtp_sink):
+    sink, port = smtp_sink
+    readers = ["ann@example.org", "bo@example.org", "cy@example.org"]
+    smtp_single_site(site, port, readers)
+    site.data["channels"]["linkedin"] = {"kind": "social", "network": "linkedin", "targets": ["posts"]}
+    site.data["targets"]["posts"] = {"type": "outbox", "dir": "outbox/social"}
+    fast_rescans(site)
+    write(site, "storm-warning", soon(2))
+    with running(site.config()) as (daemon, events):
+        wait_for(
+            lambda: sink.copies() == dict.fromkeys(readers, 1) and len(outbox_posts(site)) == 1, log=events
+        )
+        (site.content / "storm-warning.md").rename(site.content / "gale-warning.md")  # same bytes
+        wait_for(lambda: any(e["event"] == "renamed" for e in events), log=events)
+        time.sleep(0.5)  # several rescans
+        assert not [job for job in daemon.jobs() if job.endswith(":gale-warning")]
+        # A job for the new name, had one been queued, finds its drafts finished.
+        run_article_job("letters", "newsletter", "gale-warning")
+        run_article_job("linkedin", "posts", "gale-warning")
+    assert sink.copies() == dict.fromkeys(readers, 1)
+    assert len(outbox_posts(site)) == 1
+    [renamed] = [e for e in events if e["event"] == "renamed"]
+    assert renamed["reason"] == (
+        f"{site.content / 'gale-warning.md'}: file: was {site.content / 'storm-warning.md'} (same content): "
+        "the same article, so nothing already sent for it goes out again"
+    )
+    after = events[events.index(renamed) :]
+    assert not [e for e in after if e["event"] in ("scheduled", "sent", "failed")], after
+    assert {(e["draft"], e["reason"]) for e in after if e["event"] == "skipped"} == {
+        ("letters:storm-warning", "already finished"),
+        ("linkedin:storm-warning", "already finished"),
+    }
 
 
 def test_a_second_daemon_on_the_same_state_folder_is_refused(site):

@@ -51,6 +51,7 @@ FIELDS = [
     "url",
     "canonical_url",
     "draft",
+    "id",
     "date",
     "image",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from syndicate.deliver import MessageKey
 from syndicate.errors import DeliveryError
-from syndicate.ledger import ADDED_DRAFT_COLUMNS, Ledger, sqlite_url
+from syndicate.ledger import ADDED_DRAFT_COLUMNS, KnownArticle, Ledger, sqlite_url
 
 KEY = MessageKey("weekly", "newsletter", "digest-2026-11-23", "reader@example.org")
 
@@ -177,3 +178,46 @@ def test_messages_left_are_counted_per_draft(ledger):
     assert ledger.last_error(draft) == "lost"
     assert [d.key.recipient for d in ledger.deliveries_to("R1@Example.org")] == ["r1@example.org"]
     assert [d.status for d in ledger.deliveries_of(draft)] == ["sent", "retry", "unknown"]
+
+
+def test_articles_are_remembered_one_row_per_stem(tmp_path):
+    url = sqlite_url(tmp_path / "ledger.sqlite")
+    first = KnownArticle("tide-tables", "slug:tide-tables", "tide-tables.md", "h1")
+    other = KnownArticle("fog", "id:7", "2024/fog.md", "h2")
+    with Ledger(url) as ledger:
+        assert ledger.known_articles() == []
+        ledger.remember_articles([first, other])
+        moved = KnownArticle("tide-tables", "slug:harbour-notes", "harbour-notes.md", "h1")
+        ledger.remember_articles([moved])  # the same stem: updated, not added
+    with Ledger(url) as again:
+        assert again.known_articles() == [moved, other]
+
+
+def test_known_articles_near_some_keys_are_only_those(ledger):
+    rows = [
+        KnownArticle("a", "slug:a", "a.md", "h1"),
+        KnownArticle("a~2", "slug:a", "new/a.md", "h2"),
+        KnownArticle("ab", "slug:ab", "ab.md", "h3"),
+        KnownArticle("b", "id:7", "b.md", "h4"),
+        KnownArticle("c", "slug:c", "c.md", "h9"),
+        KnownArticle("d", "url:https://x.example/d", "d.md", "h5"),
+    ]
+    ledger.remember_articles(rows)
+    assert ledger.known_articles() == rows
+    assert [k.stem for k in ledger.known_articles(({"id:7"}, {"h9"}, {"a"}))] == ["a", "a~2", "b", "c"]
+    assert ledger.known_articles((set(), set(), {"a%"})) == []  # a stem is matched as written
+
+
+def test_a_ledger_from_before_the_articles_table_gains_it_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    with Ledger(sqlite_url(path)) as ledger:
+        ledger.mark_in_flight(KEY, "h1")
+        ledger.mark(KEY, "sent")
+        ledger.engine.dispose()
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE articles")  # as an earlier version left it
+    with Ledger(sqlite_url(path)) as ledger:
+        assert ledger.known_articles() == []
+        assert ledger.sent_draft_keys(KEY.channel, KEY.target) == {KEY.draft_key}
+        ledger.remember_articles([KnownArticle("x", "slug:x", "x.md", "h")])
+        assert [k.stem for k in ledger.known_articles()] == ["x"]
