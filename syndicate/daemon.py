@@ -506,6 +506,8 @@ class Runner:
         previous: Config | None = None  # the config to go back to if a reloaded one cannot start
         while True:
             self._current = Daemon(self.config, self.log, new_ledger=self.new_ledger)
+            if self._stopping:  # a SIGTERM during a reload: `stop()` may have reached the old one
+                break
             try:
                 self._current.run()
             except SyndicateError as exc:

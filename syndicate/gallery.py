@@ -33,7 +33,7 @@ from .content import Article, Loaded, Problem, load_articles
 from .errors import TemplateError
 from .plan import Send, upcoming
 from .preview import PreviewItem, preview_articles, writing
-from .state import state_path
+from .state import state_path, write_private
 
 INDEX = "index.html"
 FRAMES = "frames"
@@ -275,8 +275,5 @@ class _LocalImages:
 
 def _write(path: Path, data: str | bytes) -> None:
     """Whole or not at all: `--serve` may be sending the old file while this one is written."""
-    partial = path.with_name(f".{path.name}.partial")
     with writing(path.parent):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
-        os.replace(partial, path)
+        write_private(path, data)

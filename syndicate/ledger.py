@@ -712,6 +712,13 @@ def make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    database = make_url(url).database
+
+    @event.listens_for(engine, "do_connect")
+    def _owner_only(_dialect, _record, _args, _params) -> None:
+        # A file deleted while the process runs is made again by the next connection: owner-only.
+        if database and database != ":memory:" and not database.startswith("file:"):
+            private_file(Path(database))
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection, _record) -> None:

@@ -24,7 +24,7 @@ from .content import Article, Problem, load_articles
 from .errors import ConfigError, ContentError
 from .recipients import Recipient
 from .schedule import digest_end_covering
-from .state import state_path
+from .state import state_path, write_private
 
 PREVIEW_RECIPIENT = Recipient(email="reader@example.com", name="Reader")
 SUBJECT_COLUMN = 50
@@ -125,10 +125,9 @@ def _write_email(draft: EmailDraft, out: Path, config: Config, clip_limit: int) 
     stem = out / file_stem(draft.key)
     files = (stem.with_suffix(".html"), stem.with_suffix(".txt"), stem.with_suffix(".eml"))
     with writing(out):
-        out.mkdir(parents=True, exist_ok=True)
         for part, path in (("html", files[0]), ("plain", files[1])):
-            path.write_text(message.get_body((part,)).get_content().replace("\r\n", "\n"), encoding="utf-8")
-        files[2].write_bytes(message_bytes(message))
+            write_private(path, message.get_body((part,)).get_content().replace("\r\n", "\n"))
+        write_private(files[2], message_bytes(message))
     return PreviewItem(
         kind="email",
         channel=draft.channel,

@@ -137,7 +137,10 @@ def _csv_rows(path: Path) -> Iterator[tuple[str, int, Recipient | str]]:
         columns = {name.strip().lower(): name for name in reader.fieldnames or [] if name}
         if "email" not in columns:
             raise DeliveryError(f"{path}: has no email column (expected a header row like email,name)")
-        for row in reader:
+        for row in _rows_past_bad_ones(path, reader):
+            if isinstance(row, tuple):  # (line, problem): one row the csv module could not read
+                yield str(path), row[0], row[1]
+                continue
             if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
                 continue
             if None in row:
@@ -146,6 +149,21 @@ def _csv_rows(path: Path) -> Iterator[tuple[str, int, Recipient | str]]:
             values = {key.strip().lower(): (value or "").strip() for key, value in row.items() if key}
             extras = {key: value for key, value in values.items() if key not in ("email", "name")}
             yield str(path), reader.line_num, _recipient(values["email"], values.get("name", ""), extras)
+
+
+def _rows_past_bad_ones(path: Path, reader: csv.DictReader) -> Iterator[dict | tuple[int, str]]:
+    """Rows of `reader`, and (line, problem) for one it cannot read (a cell over the csv module's
+    128 KiB limit, a NUL): that row is left out and the rest of the list still goes out."""
+    while True:
+        before = reader.reader.line_num
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if reader.reader.line_num == before:  # no progress: not a row-sized problem
+                raise DeliveryError(f"{path}:{before}: cannot be read as CSV ({exc})") from None
+            yield reader.reader.line_num, f"cannot be read as CSV ({exc}); left out"
 
 
 @contextmanager

@@ -31,6 +31,28 @@ def private_dir(folder: Path) -> Path:
     return folder
 
 
+def write_private(path: Path, data: str | bytes) -> Path:
+    """Write `path` whole or not at all (a temporary file, then a rename), owner-only whatever the
+    umask: outboxes, previews and dry runs hold readers' addresses and unpublished drafts. Its
+    folder (and missing parents) is created 0700."""
+    private_dir(path.parent)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        handle = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+        try:
+            os.fchmod(handle, PRIVATE_FILE)  # one left by an older run keeps no wider mode
+            with os.fdopen(handle, "wb", closefd=False) as out:
+                out.write(data.encode("utf-8") if isinstance(data, str) else data)
+        finally:
+            os.close(handle)
+        os.replace(partial, path)
+    except BaseException:  # a full disk: no partial file stays behind
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise
+    return path
+
+
 def private_file(path: Path) -> Path:
     """Create `path` empty as 0600 unless it exists, so whatever opens it next cannot widen it."""
     with contextlib.suppress(FileExistsError):

@@ -291,9 +291,10 @@ class SmallDisk:
         self.folder = folder
         self.mounted = mounted
         self.capped = True
+        self.size = SMALL_DISK
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        limit = SMALL_DISK if self.capped and not self.mounted else None
+        limit = self.size if self.capped and not self.mounted else None
         return subprocess.run(
             [sys.executable, "-m", "syndicate", *args],
             env=child_env(PYTHONDONTWRITEBYTECODE="1"),
@@ -303,6 +304,12 @@ class SmallDisk:
             check=False,
             preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))) if limit else None,
         )
+
+    def resize(self, size: int) -> None:
+        """Writes stop at `size` bytes instead (a ledger needs room for its tables first)."""
+        self.size = size
+        if self.mounted:
+            subprocess.run(["mount", "-o", f"remount,size={size}", str(self.folder)], check=True)
 
     def grow(self) -> None:
         if self.mounted:

@@ -13,8 +13,9 @@ from syndicate.recipients import (
     load_recipients,
     load_suppression,
 )
+from syndicate.send import send
 
-from .conftest import DATA
+from .conftest import DATA, loopback_smtp
 
 
 def test_csv_rows_become_recipients_with_their_extra_columns():
@@ -92,12 +93,30 @@ def test_unusable_files_are_one_clear_error(tmp_path):
         load_recipients(latin)
 
 
-def test_a_cell_over_the_csv_field_limit_is_one_line_naming_its_row(tmp_path):
+def test_a_cell_over_the_csv_field_limit_is_one_bad_row_and_the_rest_go_out(site, smtp_sink, tmp_path):
+    sink, port = smtp_sink
     huge = tmp_path / "huge.csv"
-    huge.write_text("email,name\na@example.org,A\nb@example.org," + "x" * 200_000 + "\n", encoding="utf-8")
-    for load in (load_recipients, load_suppression):
-        with pytest.raises(DeliveryError, match=r"huge.csv:3: cannot be read as CSV \(field larger than"):
-            load(huge)
+    rows = [
+        "a@example.org,A",
+        "b@example.org," + "x" * 200_000,
+        "c@example.org,C",
+        'd@example.org,"' + "y" * 200_000,
+    ]
+    huge.write_text("email,name\n" + "\n".join([*rows, "e@example.org,E"]) + "\n", encoding="utf-8")
+    loaded = load_recipients(huge)
+    assert [r.email for r in loaded.recipients][:2] == ["a@example.org", "c@example.org"]
+    [problem, *_] = loaded.problems
+    assert str(problem).startswith(f"{huge}:3: cannot be read as CSV (field larger than field limit")
+    # A suppression list that cannot be read whole is refused: nobody on it may be mailed.
+    with pytest.raises(DeliveryError, match=r"huge.csv:3: cannot be read as CSV \(field larger than"):
+        load_suppression(huge)
+    site.article("a.md", "---\ntitle: T\npublish_date: '2024-01-01'\ncta: Go\ndescription: D\n---\nB.\n")
+    site.data["channels"] = {"letters": {"kind": "email", "mode": "single", "targets": ["newsletter"]}}
+    site.data["targets"] = {"newsletter": loopback_smtp(port, huge)}
+    site.write_config()
+    outcome = send(site.config(), select="all")
+    assert outcome.ok and {r.email for r in outcome.recipients["newsletter"]} == set(sink.copies())
+    assert {"a@example.org", "c@example.org"} <= set(sink.copies()) and "b@example.org" not in sink.copies()
 
 
 def test_recipient_values_never_reach_an_output_csv(site, tmp_path):

@@ -26,6 +26,7 @@ from ..config import Config, SocialChannel, default_templates_dir
 from ..content import Article, Problem
 from ..errors import ConfigError, TemplateError
 from ..schedule import article_key
+from ..state import write_private
 from .textlength import (
     BLUESKY_MAX_BYTES,
     LIMITS,
@@ -125,12 +126,11 @@ def describe(post: SocialPost) -> str:
 
 def write_post_files(post: SocialPost, out_dir: Path) -> list[Path]:
     """`<key>.txt` (the text as posted) and `<key>.json` (`as_dict()`), in `out_dir`."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"[^\w.-]+", "_", post.key.replace(":", "--"), flags=re.ASCII)
     text_path = out_dir / f"{stem}.txt"
     json_path = out_dir / f"{stem}.json"
-    text_path.write_text(post.text + "\n", encoding="utf-8")
-    json_path.write_text(json.dumps(post.as_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    write_private(text_path, post.text + "\n")
+    write_private(json_path, json.dumps(post.as_dict(), ensure_ascii=False, indent=2) + "\n")
     return [text_path, json_path]
 
 

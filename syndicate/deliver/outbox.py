@@ -8,10 +8,9 @@ A write that fails (a full disk) leaves no partial file, and the message pending
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from ..compose.mime import message_bytes
 from ..config import Config
 from ..errors import DeliveryError
+from ..state import private_dir, write_private
 from . import Message, Pacing, Result, register
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
@@ -33,7 +33,7 @@ class OutboxTarget:
     @contextmanager
     def open(self) -> Iterator[OutboxConnection]:
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            private_dir(self.directory)
         except OSError as exc:
             raise DeliveryError(
                 f"targets.{self.name}.dir: cannot create {self.directory} ({exc.strerror})"
@@ -52,13 +52,9 @@ class OutboxConnection:
         else:
             data, suffix = _json_bytes(payload), ".json"
         path = self.directory / (file_stem(message) + suffix)
-        temporary = path.with_name(path.name + ".tmp")
         try:
-            temporary.write_bytes(data)
-            os.replace(temporary, path)
+            write_private(path, data)  # owner-only: it holds a reader's address
         except OSError as exc:  # a full disk, most likely: nothing went out, so the next run tries again
-            with suppress(OSError):
-                temporary.unlink(missing_ok=True)
             return Result(message.key, "retry", f"cannot write {path} ({exc.strerror})")
         return Result(message.key, "sent", str(path))
 
