@@ -27,6 +27,7 @@ from .preview import digest_sizes, preview_table
 from .schedule import show_time
 from .send import send as send_api
 from .serve import DEFAULT_PORT, serve_preview
+from .stopping import stop_on_signals
 
 
 def _fail_cleanly(command):
@@ -252,10 +253,13 @@ def send(
     """Compose and deliver ARTICLES (slugs or files), or --due, or --all.
 
     Each message is recorded in the ledger before and after it goes out, so a second run sends
-    nothing twice (unless --resend). Exits 1 if anything failed or is still pending.
+    nothing twice (unless --resend). Exits 1 if anything failed or is still pending. Ctrl-C (or
+    SIGTERM) stops after the message in flight, a second one at once; either way the summary
+    shows what is pending, and the exit code is 130 (143 for SIGTERM).
     """
     if bool(articles) == bool(select):
         raise click.UsageError("say what to send: ARTICLE..., --due or --all (one of them)")
+    stop = ctx.with_resource(stop_on_signals(signal.SIGINT, signal.SIGTERM))
     config = _config(ctx)
     _check_names(config, channels, targets)
     progress = _Progress(enabled=not dry_run)
@@ -269,6 +273,7 @@ def send(
         resend=resend,
         on_start=progress.start,
         on_result=progress.advance,
+        stop=stop,
     )
     progress.finish()
     for problem in outcome.problems:
@@ -281,12 +286,18 @@ def send(
         click.echo(f"warning: {problem}", err=True)
     if not outcome.sends:
         click.echo("nothing to send")
-        return
-    if dry_run:
+    elif dry_run:
         _print_dry_run(config, outcome, verbose)
-        return
-    _print_summary(outcome)
-    sys.exit(0 if outcome.ok else 1)
+    else:
+        _print_summary(outcome)
+    if stop.signum is not None:
+        pending = sum(report.pending for _, report in outcome.reports)
+        click.echo(
+            f"stopped by {signal.Signals(stop.signum).name}: "
+            f"{pending} message(s) left pending for the next run"
+        )
+        sys.exit(stop.exit_code)
+    sys.exit(0 if dry_run or not outcome.sends or outcome.ok else 1)
 
 
 class _Progress:
