@@ -12,9 +12,9 @@ nothing more is taken, what was not sent stays pending, and the next run resumes
 one stopped. A `stop` event (the daemon's SIGTERM, the first Ctrl-C of `syndicate send`) ends
 the run the same way once the messages in flight finish: every wait (a retry's backoff, the rate
 limit, the target's own retry waits) ends at once, a message waiting to be retried stays `retry`,
-and nothing new goes out. A `Stop` may also cut the send in progress short (a second Ctrl-C):
-the message then ends `unknown`, or `retry` where the target knows it was not sent; no row is
-ever left `in_flight` by a stop.
+and nothing new goes out. The targets get the event too (`open(stop)`): a `Stop` lets a
+second Ctrl-C cut their send in progress short, which they report as `unknown` (it may have
+gone out) or `retry` (it did not), so no row is left `in_flight` by a stop.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from typing import Literal
 from .deliver import Message, Pacing, Result, Target
 from .errors import DeliveryError, SyndicateError
 from .ledger import Ledger
-from .stopping import StoppedAtOnce, cuttable
 
 UnknownPolicy = Literal["skip", "resend"]
 Sleep = Callable[[float], None]
@@ -248,12 +247,7 @@ class _Run:
                     self.report.pending += 1
                 raise
         try:
-            with cuttable(self.stop):
-                return connection.send(message)
-        except StoppedAtOnce:  # a second Ctrl-C, and the target could not tell: it may have gone out
-            return Result(
-                message.key, "unknown", "stopped at once while it was going out: the server may have it"
-            )
+            return connection.send(message)
         except SyndicateError as exc:  # the payload could not be built (template, config)
             return Result(message.key, "failed", str(exc))
         except Exception as exc:

@@ -4,12 +4,12 @@
 `threading.Event` to everything below (the dispatch loop, the targets' retry waits): the message
 in flight finishes, waits before a retry end at once (a message waiting to be retried was not
 sent: it is left `retry`), nothing new starts, and the rest stays pending for the next run. The
-second signal stops at once: inside `cuttable()` (the dispatch loop wraps each message's send in
-it) it raises `StoppedAtOnce`, which the loop records as the message's outcome (`unknown` when
-it may have reached the server, `retry` when the target knows it did not), so no row is left
-`in_flight`. Anywhere else (a ledger write, composing) the run is about to notice the first
-signal anyway, so the second does nothing there and nothing half-written is left behind. Later
-signals are ignored: stopping takes no longer than the bookkeeping of one message.
+second signal stops at once: inside `cuttable()` (a target's network I/O: an HTTP POST, an SMTP
+transaction) it raises `StoppedAtOnce`, which the target turns into the message's outcome
+(`unknown` when it may have reached the server, `retry` when it cannot have), so no row is left
+`in_flight`. Anywhere else (a wait, a ledger write, composing) the run is about to notice the
+first signal anyway, so the second does nothing there and nothing half-written is left behind.
+Later signals are ignored: stopping takes no longer than the bookkeeping of one message.
 
 Only the main thread runs signal handlers, so only a send in the main thread can be cut short;
 parallel connections (`connections: 2`) finish their messages in flight.

@@ -6,6 +6,7 @@ row `in_flight`; the next run delivers what was left, each message once by the s
 from __future__ import annotations
 
 import json
+import os
 import select
 import signal
 import sqlite3
@@ -81,9 +82,15 @@ def live_statuses(site) -> list[str]:
 
 
 def wait_for_notice(process: subprocess.Popen[str]) -> None:
-    """The first signal has been handled: the process said it is stopping."""
-    ready, _, _ = select.select([process.stderr], [], [], 30)
-    assert ready and process.stderr.readline() == NOTICE.decode(), "no stopping notice"
+    """The first signal has been handled: the process said it is stopping (on stderr, after
+    any progress bar's lines)."""
+    seen, deadline, fd = b"", time.monotonic() + 30, process.stderr.fileno()
+    while NOTICE not in seen:
+        assert time.monotonic() < deadline, f"no stopping notice after 30 s: {seen!r}"
+        if select.select([fd], [], [], 1)[0]:
+            chunk = os.read(fd, 4096)
+            assert chunk, f"syndicate ended without a stopping notice: {seen!r}"
+            seen += chunk
 
 
 def per_post(receiver: Receiver) -> Counter[str]:
@@ -129,7 +136,7 @@ def test_a_second_sigint_during_the_wait_stops_at_once(site):
     code, out, _ = finish(process)
 
     assert code == 130, out
-    assert summary(out, "hook") == {"sent": 0, "pending": 2}
+    assert summary(out, "hook") == {"sent": 0, "pending": 2}, out
     assert list(ledger_rows(site).values()) == ["retry"]
     with serving(Receiver(port=port)) as receiver:
         send_again(site)
@@ -185,7 +192,7 @@ def test_a_second_sigint_cuts_a_slow_answer_short(site, receiver):
     assert receiver.answered == 0  # it ended before the answer came
     [first] = per_post(receiver)
     assert (
-        f"unknown: hook: {first}: stopped at once while it was going out: the server may have it" in out
+        f"unknown: hook: {first}: stopped at once while it was going out: the receiver may have it" in out
     )
     assert ledger_rows(site) == {first: "unknown"}
     status = subprocess.run(

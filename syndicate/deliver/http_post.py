@@ -24,7 +24,8 @@ the two cases apart like this:
   never a duplicate, at the price of an `unknown` where a retry would have been safe.
 
 A wait before a retry ends when the run is asked to stop (Ctrl-C): the message is then `retry`,
-never sent by that attempt, so safe to send on the next run.
+never sent by that attempt, so safe to send on the next run. A second Ctrl-C cuts a POST in
+progress short; the receiver may have it, so it is `unknown`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
-from typing import Literal
 
 import requests
 from urllib3.exceptions import ProtocolError
@@ -42,6 +42,7 @@ from urllib3.exceptions import ProtocolError
 from .. import __version__, clock
 from ..config import WebhookTarget
 from ..errors import DeliveryError
+from ..stopping import StoppedAtOnce, cuttable
 from . import MessageKey, Pacing, Result
 
 MAX_WAIT = 300.0
@@ -55,7 +56,7 @@ _MAYBE_SENT = (
 
 class HttpDelivery:
     """What every webhook-shaped target shares: its settings, one try per message as the
-    dispatch loop sees it (the retries happen inside `post_with_retries`), a checked `ca_file`.
+    dispatch loop sees it (the retries happen inside `HttpConnection.post`), a checked `ca_file`.
 
     `sleep`, when given, replaces the wait between attempts (tests record the waits with it);
     otherwise the connection waits on the run's stop event."""
@@ -87,14 +88,61 @@ class HttpConnection:
     def post(
         self, key: MessageKey, body: bytes, headers: Callable[[], dict[str, str]]
     ) -> requests.Response | Result:
-        """The receiver's final answer, or the message's `Result` when none came (`retry`, or
-        `unknown` when the receiver may have it)."""
-        answer = post_with_retries(self.session, self.delivery.settings, body, headers, self.wait)
-        if isinstance(answer, requests.Response):
-            return answer
-        return Result(key, *answer)
+        """The receiver's final answer, or the message's `Result` when none came: `retry` after
+        all the retries or when the run stopped before the next, `unknown` when the request went
+        out and its answer was lost (or a second Ctrl-C cut the wait for it short).
 
-    def wait(self, seconds: float) -> bool:
+        `headers` is called before each attempt, so per-attempt values (a signature timestamp)
+        stay fresh.
+        """
+        settings = self.delivery.settings
+        problem, delay = "", 0.0
+        for attempt in range(settings.retries + 1):
+            if attempt and not self._wait(delay):
+                return Result(key, "retry", f"{problem} after {attempt} attempts (stopped before the next)")
+            delay = _backoff(attempt)
+            try:
+                with cuttable(self.stop):
+                    response = self.session.post(
+                        settings.url,
+                        data=body,
+                        headers=headers(),
+                        timeout=settings.timeout,
+                        verify=_verify(settings),
+                        allow_redirects=False,
+                    )
+            except StoppedAtOnce:
+                return Result(
+                    key, "unknown", "stopped at once while it was going out: the receiver may have it"
+                )
+            except requests.exceptions.SSLError:
+                # Not retried: a certificate that is not trusted now will not be in a few seconds.
+                return Result(
+                    key,
+                    "retry",
+                    "TLS certificate not trusted (expected one the system trusts, or ca_file "
+                    "naming its CA; verify_tls: false only for a test server)",
+                )
+            except requests.RequestException as exc:
+                if _maybe_sent(exc):
+                    how = _lost(exc, settings)
+                    return Result(
+                        key,
+                        "unknown",
+                        f"no answer after the request was sent ({how}): the receiver may have it",
+                    )
+                problem = f"cannot reach the receiver ({type(exc).__name__})"
+                continue
+            status = response.status_code
+            if status != 429 and status < 500:
+                return response
+            problem = f"HTTP {status} {response.reason or ''}".strip()
+            retry_after = _retry_after(response.headers.get("Retry-After"))
+            if retry_after is not None:
+                delay = retry_after
+        return Result(key, "retry", f"{problem} after {settings.retries + 1} attempts")
+
+    def _wait(self, seconds: float) -> bool:
         """Wait before the next attempt; False when the run is stopping, so there is none."""
         if self.delivery.sleep is not None:
             self.delivery.sleep(seconds)
@@ -116,58 +164,6 @@ def http_session() -> Iterator[requests.Session]:
     with requests.Session() as session:
         session.headers["User-Agent"] = f"syndicate/{__version__}"
         yield session
-
-
-NoAnswer = tuple[Literal["retry", "unknown"], str]  # the outcome, and why
-
-
-def post_with_retries(
-    session: requests.Session,
-    settings: WebhookTarget,
-    body: bytes,
-    headers: Callable[[], dict[str, str]],
-    wait: Callable[[float], bool],
-) -> requests.Response | NoAnswer:
-    """The receiver's final answer, or why none came: after all the retries, when the run was
-    stopped before the next, or (`unknown`) when the request went out and its answer was lost.
-
-    `headers` is called before each attempt, so per-attempt values (a signature timestamp) stay
-    fresh. `wait(seconds)` waits before a retry and says whether to make it.
-    """
-    problem, delay = "", 0.0
-    for attempt in range(settings.retries + 1):
-        if attempt and not wait(delay):
-            return "retry", f"{problem} after {attempt} attempts (stopped before the next)"
-        delay = _backoff(attempt)
-        try:
-            response = session.post(
-                settings.url,
-                data=body,
-                headers=headers(),
-                timeout=settings.timeout,
-                verify=_verify(settings),
-                allow_redirects=False,
-            )
-        except requests.exceptions.SSLError:
-            # Not retried: a certificate that is not trusted now will not be in a few seconds.
-            return "retry", (
-                "TLS certificate not trusted (expected one the system trusts, or ca_file "
-                "naming its CA; verify_tls: false only for a test server)"
-            )
-        except requests.RequestException as exc:
-            if _maybe_sent(exc):
-                how = _lost(exc, settings)
-                return "unknown", f"no answer after the request was sent ({how}): the receiver may have it"
-            problem = f"cannot reach the receiver ({type(exc).__name__})"
-            continue
-        status = response.status_code
-        if status != 429 and status < 500:
-            return response
-        problem = f"HTTP {status} {response.reason or ''}".strip()
-        retry_after = _retry_after(response.headers.get("Retry-After"))
-        if retry_after is not None:
-            delay = retry_after
-    return "retry", f"{problem} after {settings.retries + 1} attempts"
 
 
 def _maybe_sent(exc: requests.RequestException) -> bool:

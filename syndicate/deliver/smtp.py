@@ -24,7 +24,7 @@ from typing import Any
 from ..compose.mime import message_bytes
 from ..config import Config, SmtpTarget
 from ..errors import DeliveryError
-from ..stopping import StoppedAtOnce
+from ..stopping import StoppedAtOnce, cuttable
 from . import Message, Pacing, Result, register
 
 _DROPPED = (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError)
@@ -47,8 +47,8 @@ class SmtpDelivery:
 
     @contextmanager
     def open(self, stop: threading.Event | None = None) -> Iterator[SmtpConnection]:
-        """A session for a batch; `stop` is not needed: the dispatch loop does the waiting."""
-        connection = SmtpConnection(self)
+        """A session for a batch; with a `Stop`, a second Ctrl-C may cut a transaction short."""
+        connection = SmtpConnection(self, stop)
         try:
             connection.connect()
         except ssl.SSLCertVerificationError as exc:
@@ -125,8 +125,9 @@ class _SslSession(_Session, smtplib.SMTP_SSL):
 class SmtpConnection:
     """One SMTP session, reopened when the server drops it or `per_connection` is reached."""
 
-    def __init__(self, delivery: SmtpDelivery) -> None:
+    def __init__(self, delivery: SmtpDelivery, stop: threading.Event | None = None) -> None:
         self.delivery = delivery
+        self.stop = stop
         self.smtp: _Session | None = None
         self.sent_here = 0
         self.connects = 0
@@ -151,7 +152,8 @@ class SmtpConnection:
             return Result(message.key, "failed", "smtp targets deliver emails, not posts")
         data = message_bytes(payload)
         try:
-            return self._send(message, data)
+            with cuttable(self.stop):
+                return self._send(message, data)
         except StoppedAtOnce as exc:  # a second signal cut the transaction short: drop the session
             return self._lost(message, exc, "not sent")
 
