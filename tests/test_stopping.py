@@ -191,9 +191,7 @@ def test_a_second_sigint_cuts_a_slow_answer_short(site, receiver):
     assert code == 130, out
     assert receiver.answered == 0  # it ended before the answer came
     [first] = per_post(receiver)
-    assert (
-        f"unknown: hook: {first}: stopped at once while it was going out: the receiver may have it" in out
-    )
+    assert f"unknown: hook: {first}: stopped at once while it was going out: the receiver may have it" in out
     assert ledger_rows(site) == {first: "unknown"}
     status = subprocess.run(
         [sys.executable, "-m", "syndicate", "--config", str(site.config_path), "status"],
