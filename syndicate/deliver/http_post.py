@@ -1,7 +1,8 @@
 """HTTP POSTs for the webhook-shaped targets (webhook, slack, discord, linkedin), retried alike.
 
-Connection errors, 5xx and 429 are retried with exponential backoff and jitter (Retry-After
-honoured, capped); any other answer is final and left to the target to read. An untrusted TLS
+A failure to connect (before the request went out), 5xx and 429 are retried with exponential
+backoff and jitter (Retry-After honoured, capped); any other answer is final and left to the
+target to read. An untrusted TLS
 certificate is not retried. Problems name the exception type or status only, never the URL or
 headers: both may hold secrets. (Plain http is refused when the config is read.)
 
@@ -101,12 +102,13 @@ class HttpConnection:
             if attempt and not self._wait(delay):
                 return Result(key, "retry", f"{problem} after {attempt} attempts (stopped before the next)")
             delay = _backoff(attempt)
+            fresh = headers()  # outside the part a second Ctrl-C may cut short: nothing sent yet
             try:
                 with cuttable(self.stop):
                     response = self.session.post(
                         settings.url,
                         data=body,
-                        headers=headers(),
+                        headers=fresh,
                         timeout=settings.timeout,
                         verify=_verify(settings),
                         allow_redirects=False,
