@@ -9,12 +9,14 @@ import json
 import os
 import select
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 
 import pytest
 
@@ -141,6 +143,53 @@ def test_a_second_sigint_during_the_wait_stops_at_once(site):
     with serving(Receiver(port=port)) as receiver:
         send_again(site)
         assert per_post(receiver) == dict.fromkeys(POSTS, 1)
+
+
+@contextmanager
+def unaccepted_port() -> Iterator[int]:
+    """A port where a connection attempt hangs: its listener never accepts and its queue is full."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        fillers: list[socket.socket] = []
+        try:
+            for _ in range(20):
+                filler = socket.socket()
+                fillers.append(filler)
+                filler.settimeout(0.3)
+                try:
+                    filler.connect(server.getsockname())
+                except TimeoutError:
+                    break  # the queue is full: the next attempt hangs too
+            else:
+                pytest.fail("the listen queue never filled")
+            yield server.getsockname()[1]
+        finally:
+            for filler in fillers:
+                filler.close()
+
+
+def test_a_second_sigint_while_connecting_leaves_the_post_retry(site, receiver):
+    """The connection attempt hangs (up to the 60 s timeout). Nothing of the post has gone out,
+    so cut short by a second Ctrl-C it is `retry`, not `unknown`, and the next run sends it."""
+    with unaccepted_port() as port:
+        hook_site(site, f"http://127.0.0.1:{port}/hook", timeout=60)
+        process = start_send(site)
+        wait_for(lambda: "in_flight" in live_statuses(site), process, "post in flight")
+        process.send_signal(signal.SIGINT)
+        wait_for_notice(process)
+        process.send_signal(signal.SIGINT)
+        code, out, _ = finish(process)
+
+    assert code == 130, out
+    assert summary(out, "hook") == {"sent": 0, "pending": 2}, out
+    [line] = [line for line in out.splitlines() if line.startswith("retry: ")]
+    assert line.endswith(": not sent: stopped at once")
+    assert list(ledger_rows(site).values()) == ["retry"]
+    site.data["targets"]["hook"]["url"] = receiver.url
+    site.write_config()
+    send_again(site)
+    assert per_post(receiver) == dict.fromkeys(POSTS, 1)
 
 
 def test_sigterm_stops_the_same_way_and_exits_143(site):

@@ -26,7 +26,9 @@ the two cases apart like this:
 
 A wait before a retry ends when the run is asked to stop (Ctrl-C): the message is then `retry`,
 never sent by that attempt, so safe to send on the next run. A second Ctrl-C cuts a POST in
-progress short; the receiver may have it, so it is `unknown`.
+progress short. Its connections (urllib3's, through a requests adapter) note when the first
+byte of the request is about to be written: cut before (connecting to a host that does not
+answer, the TLS handshake), it is `retry`; cut after, the receiver may have it: `unknown`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
 
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from requests.utils import select_proxy
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ProtocolError
 
 from .. import __version__, clock
@@ -102,7 +108,8 @@ class HttpConnection:
             if attempt and not self._wait(delay):
                 return Result(key, "retry", f"{problem} after {attempt} attempts (stopped before the next)")
             delay = _backoff(attempt)
-            fresh = headers()  # outside the part a second Ctrl-C may cut short: nothing sent yet
+            fresh = headers()
+            _attempt.phase = "not sent"
             try:
                 with cuttable(self.stop):
                     response = self.session.post(
@@ -113,7 +120,9 @@ class HttpConnection:
                         verify=_verify(settings),
                         allow_redirects=False,
                     )
-            except StoppedAtOnce:
+            except StoppedAtOnce as exc:
+                if _attempt.phase == "not sent":
+                    return Result(key, "retry", f"not sent: {exc}")
                 return Result(
                     key, "unknown", "stopped at once while it was going out: the receiver may have it"
                 )
@@ -162,10 +171,71 @@ def _verify(settings: WebhookTarget) -> bool | str:
 
 @contextmanager
 def http_session() -> Iterator[requests.Session]:
-    """One keep-alive session per batch."""
+    """One keep-alive session per batch, over connections that say when a request goes out."""
     with requests.Session() as session:
         session.headers["User-Agent"] = f"syndicate/{__version__}"
+        for prefix in ("http://", "https://"):
+            session.mount(prefix, _WatchedAdapter())
         yield session
+
+
+# How far the POST this thread is making has got, for a second Ctrl-C to judge: "not sent"
+# until the first byte of the request is about to be written, "sent" from then on, "unsure"
+# where the connection is not one of ours (a SOCKS proxy's).
+_attempt = threading.local()
+
+
+class _Watched:
+    """A urllib3 connection that notes when it starts writing the request: every write goes
+    through http.client's `send()`, which connects first when it has to."""
+
+    sock: object
+    connect: Callable[[], None]
+
+    def send(self, data: bytes) -> None:
+        if self.sock is None:
+            self.connect()  # nothing of the request has gone out while connecting
+        _attempt.phase = "sent"
+        super().send(data)  # type: ignore[misc]
+
+
+class _WatchedHttpConnection(_Watched, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _WatchedHttpsConnection(_Watched, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _WatchedHttpPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHttpConnection
+
+
+class _WatchedHttpsPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHttpsConnection
+
+
+_WATCHED_POOLS = {"http": _WatchedHttpPool, "https": _WatchedHttpsPool}
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """requests' own adapter (same pooling, no retries), over `_Watched` connections."""
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if type(manager) is urllib3.ProxyManager:  # a SOCKS manager keeps its own connections
+            manager.pool_classes_by_scheme = _WATCHED_POOLS
+        return manager
+
+    def send(self, request, **kwargs):
+        proxy = select_proxy(request.url, kwargs.get("proxies"))
+        if proxy and not proxy.lower().startswith(("http:", "https:")):
+            _attempt.phase = "unsure"
+        return super().send(request, **kwargs)
 
 
 def _maybe_sent(exc: requests.RequestException) -> bool:
