@@ -88,9 +88,10 @@ def stop_on_signals(*signums: signal.Signals) -> Iterator[Stop]:
     stop = Stop()
 
     def handle(signum: int, _frame: object) -> None:
-        if not stop.is_set():
+        first = not stop.is_set()
+        stop.request(signum)  # a second one may raise StoppedAtOnce here
+        if first:  # said once the request is recorded, so a signal after it counts as the second
             os.write(2, NOTICE)  # not print(): the handler may interrupt a write to stderr
-        stop.request(signum)
 
     previous = {signum: signal.signal(signum, handle) for signum in signums}
     try:
