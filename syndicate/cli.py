@@ -37,6 +37,7 @@ from .status import (
     read_status,
     recipient_history,
 )
+from .stopping import stop_on_signals
 
 
 def _fail_cleanly(command):
@@ -286,7 +287,8 @@ def send(
     nothing twice (unless --resend). `--due` follows schedule.catch_up: what it passes over is
     recorded and listed, and `--due --backfill` sends it. `ARTICLE --to ADDRESS` sends a test copy
     to one address. Exits 1 if anything failed or is still pending, or an article could not be
-    read.
+    read. Ctrl-C (or SIGTERM) stops after the message in flight, a second one at once; either
+    way the summary shows what is pending, and the exit code is 130 (143 for SIGTERM).
     """
     chosen = [
         name for name, given in (("ARTICLE...", articles), ("--due", due), ("--all", send_all)) if given
@@ -307,6 +309,7 @@ def send(
         ):
             if given:
                 raise click.UsageError(f"--to sends named articles to one address; it does not take {flag}")
+    stop = ctx.with_resource(stop_on_signals(signal.SIGINT, signal.SIGTERM))
     config = _config(ctx)
     _check_names(config, channels, targets)
     check_routes(config, channels, targets)
@@ -326,6 +329,7 @@ def send(
         new_ledger=new_ledger,
         on_start=progress.start,
         on_result=progress.advance,
+        stop=stop,
     )
     progress.finish()
     for problem in outcome.article_errors:
@@ -339,12 +343,18 @@ def send(
     failed_articles = 1 if outcome.article_errors else 0
     if not outcome.sends:
         click.echo("nothing to send")
-        sys.exit(failed_articles)
-    if dry_run:
+    elif dry_run:
         _print_dry_run(config, outcome, progress.written)
-        sys.exit(failed_articles)
-    _print_summary(outcome)
-    sys.exit(0 if outcome.ok and not failed_articles else 1)
+    else:
+        _print_summary(outcome)
+    if stop.signum is not None:
+        pending = sum(report.pending for _, report in outcome.reports)
+        click.echo(
+            f"stopped by {signal.Signals(stop.signum).name}: "
+            f"{pending} message(s) left pending for the next run"
+        )
+        sys.exit(stop.exit_code)
+    sys.exit(0 if (dry_run or not outcome.sends or outcome.ok) and not failed_articles else 1)
 
 
 def _print_catch_up(outcome, config: Config, dry_run: bool) -> None:

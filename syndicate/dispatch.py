@@ -9,8 +9,13 @@ ledger for the next run. An `unknown` outcome (the connection lost before the se
 to a message it may hold) is recorded as such and never retried here: `schedule.unknown`
 decides on the next run, as for a crash. `error_threshold` failures in a row pause the send:
 nothing more is taken, what was not sent stays pending, and the next run resumes where this
-one stopped. A `stop` event (the daemon's SIGTERM) ends the run the same way once the messages
-in flight finish. A read-only ledger (a dry run's) is consulted but never written.
+one stopped. A `stop` event (the daemon's SIGTERM, the first Ctrl-C of `syndicate send`) ends
+the run the same way once the messages in flight finish: every wait (a retry's backoff, the rate
+limit, the target's own retry waits) ends at once, a message waiting to be retried stays `retry`,
+and nothing new goes out. The targets get the event too (`open(stop)`): a `Stop` lets a
+second Ctrl-C cut their send in progress short, which they report as `unknown` (it may have
+gone out) or `retry` (it did not), so no row is left `in_flight` by a stop. A read-only
+ledger (a dry run's) is consulted but never written.
 """
 
 from __future__ import annotations
@@ -77,13 +82,14 @@ def dispatch(
     unknown: UnknownPolicy = "skip",
     on_result: Callable[[Result], None] | None = None,
     stop: threading.Event | None = None,
-    sleep: Sleep = time.sleep,
+    sleep: Sleep | None = None,
     clock: Clock = time.monotonic,
 ) -> Report:
     """Deliver `messages` through `target`; without a ledger (dry run) nothing is recorded.
 
     A target that cannot be reached, or a ledger that refuses a write, stops this dispatch only:
-    the report says why (`error`) and counts what is left pending for the next run.
+    the report says why (`error`) and counts what is left pending for the next run. Waits are
+    on `stop` (so it ends them), unless `sleep` is given (tests pass a fake clock's).
     """
     report = Report(target.name)
     due = _due(messages, ledger, resend, unknown, report)
@@ -125,10 +131,15 @@ def _due(
         status = known.get(key.recipient, ("pending", ""))[0]
         if status == "in_flight":  # what `recover()` makes of it (a read-only ledger is not recovered)
             status = "unknown"
-        if resend or status in ("pending", "retry") or (status == "unknown" and unknown == "resend"):
+        if goes_out(status, resend, unknown):
             yield message
         else:
             report.skipped += 1
+
+
+def goes_out(status: str, resend: bool, unknown: UnknownPolicy) -> bool:
+    """Whether a message whose ledger row says `status` (`pending`: no row) is sent in this run."""
+    return resend or status in ("pending", "retry") or (status == "unknown" and unknown == "resend")
 
 
 class _Run:
@@ -141,7 +152,7 @@ class _Run:
         ledger: Ledger | None,
         report: Report,
         on_result: Callable[[Result], None] | None,
-        sleep: Sleep,
+        sleep: Sleep | None,
         clock: Clock,
     ) -> None:
         self.pacing = pacing
@@ -188,22 +199,33 @@ class _Run:
                 self.report.paused = True
 
     def work(self, target: Target) -> None:
-        with target.open() as connection:
+        with target.open(self.stop) as connection:
             while True:
                 item = self._take()
                 if item is None:
                     return
                 if isinstance(item, float):
-                    self.sleep(item)
+                    self._wait(item)
                     continue
                 message, attempt = item
                 try:
                     self._pace()
-                    result = self._send(connection, message)
+                    result = None if self.stop.is_set() else self._send(connection, message)
                 finally:
                     with self.lock:
                         self.busy -= 1
+                if result is None:  # stopped while it waited for its turn: not sent, still due
+                    with self.lock:
+                        self.report.pending += 1
+                    return
                 self._record(message, attempt, result)
+
+    def _wait(self, seconds: float) -> None:
+        """A wait that the run's stop ends (or the injected `sleep`)."""
+        if self.sleep is not None:
+            self.sleep(seconds)
+        else:
+            self.stop.wait(seconds)
 
     def _take(self) -> tuple[Message, int] | float | None:
         """Next (message, attempt); a float is a wait before asking again; None is the end."""
@@ -235,7 +257,7 @@ class _Run:
             slot = max(self.next_slot, now)
             self.next_slot = slot + 1.0 / self.pacing.rate
         if slot > now:
-            self.sleep(slot - now)
+            self._wait(slot - now)
 
     def _send(self, connection, message: Message) -> Result:
         if self.ledger is not None:
@@ -284,7 +306,7 @@ class _Run:
         if self.on_result is not None:
             self.on_result(result)
         if slow_down:
-            self.sleep(slow_down)
+            self._wait(slow_down)
 
     def _backoff(self, attempt: int) -> float:
         delay = min(self.pacing.retry_delay * 2 ** (attempt - 1), self.pacing.retry_delay_max)

@@ -26,7 +26,7 @@ from .content import Article, Problem, load_articles
 from .continuity import open_ledger, remember_ledger
 from .deliver import Message, MessageKey, Result, make_target
 from .deliver.outbox import OutboxTarget
-from .dispatch import Report, dispatch
+from .dispatch import Report, dispatch, goes_out
 from .dryrun import dry_run_folder
 from .errors import ConfigError, ContentError, DeliveryError
 from .identity import identify
@@ -100,13 +100,15 @@ def send(
     now: datetime | None = None,
     on_start: Callable[[Send, int], None] | None = None,
     on_result: Callable[[Result], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> Outcome:
     """Compose and deliver. `select` is "due" (what the schedule says is due by now, as far as
     `schedule.catch_up` allows; with `backfill`, what it passed over too), "all" (every published
     article now, one digest per digest channel), or article slugs or paths (these articles now,
     even future-dated ones).
 
-    `on_start(send, messages)` and `on_result(result)` let a caller draw progress.
+    `on_start(send, messages)` and `on_result(result)` let a caller draw progress; `stop` (the
+    CLI's signals) ends the run after the messages in flight, as in `deliver()`.
     """
     now = now or clock.now()
     loaded = load_articles(config, paths)
@@ -124,10 +126,13 @@ def send(
             new_ledger=new_ledger,
             on_start=on_start,
             on_result=on_result,
+            stop=stop,
         )
     with dry_run_folder(config, dry_run_dir) as folder:
         outcome.dry_run_dir = folder
-        return deliver(config, sends, outcome, resend=resend, on_start=on_start, on_result=on_result)
+        return deliver(
+            config, sends, outcome, resend=resend, stop=stop, on_start=on_start, on_result=on_result
+        )
 
 
 def dry_run_mark(report: Report) -> Literal["new", "already sent", "partly sent"]:
@@ -154,7 +159,8 @@ def deliver(
     there instead, skipping what the ledger has (read, never written). `stop` ends the run
     after the messages in flight; the draft's ledger row then says why messages were left. A
     ledger that is not the one the state folder used is refused unless `new_ledger`
-    (continuity.py)."""
+    (continuity.py). The sends a stop never reached
+    are reported too, their messages still due counted as pending."""
     outcome = outcome or Outcome()
     outcome.sends.extend(sends)
     if not sends:
@@ -165,7 +171,8 @@ def deliver(
         drafts: dict[tuple[str, str], Draft | None] = {}
         for planned in sends:
             if stop is not None and stop.is_set():
-                break
+                outcome.reports.append((planned, _not_reached(config, planned, outcome, ledger, resend)))
+                continue
             draft_id = (planned.channel, planned.draft_key)
             if draft_id not in drafts:
                 drafts[draft_id] = _compose(config, planned, outcome.problems)
@@ -279,7 +286,7 @@ def _messages(config: Config, planned: Send, draft: Draft, outcome: Outcome) -> 
     so a long list holds only its recipients in memory."""
     settings = config.targets[planned.target]
     key = partial(MessageKey, planned.channel, planned.target, planned.draft_key)
-    if isinstance(draft, EmailDraft) and settings.type in MIME_TYPES:
+    if _per_recipient(config, planned):
         recipients = _recipients(planned.target, settings, outcome)
         made = (
             Message(key(r.email), draft.content_hash, partial(build_message, draft, r, config))
@@ -287,6 +294,29 @@ def _messages(config: Config, planned: Send, draft: Draft, outcome: Outcome) -> 
         )
         return len(recipients), made
     return 1, iter([Message(key(""), draft.content_hash, partial(_json_payload, draft))])
+
+
+def _per_recipient(config: Config, planned: Send) -> bool:
+    """Whether a send is one message per recipient (email to a mail target), or one JSON message."""
+    channel = config.channels[planned.channel]
+    return isinstance(channel, EmailChannel) and config.targets[planned.target].type in MIME_TYPES
+
+
+def _not_reached(
+    config: Config, planned: Send, outcome: Outcome, ledger: Ledger | None, resend: bool
+) -> Report:
+    """A send that a stop came before: its messages the ledger would still send counted as
+    pending (the rest skipped), without composing the draft."""
+    if _per_recipient(config, planned):
+        settings = config.targets[planned.target]
+        recipients = {r.email for r in _recipients(planned.target, settings, outcome)}
+    else:
+        recipients = {""}
+    known = ledger.statuses(planned.channel, planned.target, planned.draft_key) if ledger else {}
+    due = sum(
+        goes_out(known.get(who, ("pending", ""))[0], resend, config.schedule.unknown) for who in recipients
+    )
+    return Report(planned.target, pending=due, skipped=len(recipients) - due)
 
 
 def _recipients(name: str, settings: Any, outcome: Outcome) -> list[Recipient]:

@@ -330,21 +330,30 @@ def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
             subprocess.run(["umount", str(folder)], check=False)
 
 
+HANG_UP = None  # a scripted reply: read the request, then close the connection without a word
+
+
 class Receiver(ThreadingHTTPServer):
     """An HTTP server on 127.0.0.1 that records each POST and answers from a script, then 200.
 
-    A scripted reply is (status, headers) or (status, headers, body bytes). With `tls`, it is https.
+    A scripted reply is (status, headers) or (status, headers, body bytes), or HANG_UP. With
+    `tls`, it is https; `port` 0 is any free one. `delay` seconds pass between recording a
+    request and answering it (a receiver slower than the client's timeout keeps the request
+    and the client never hears back); `answered` counts the answers written.
     """
 
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
-        super().__init__(("127.0.0.1", 0), _ReceiverHandler)
+    def __init__(self, tls: ssl.SSLContext | None = None, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _ReceiverHandler)
         if tls is not None:
             self.socket = tls.wrap_socket(self.socket, server_side=True)
         self.scheme = "https" if tls is not None else "http"
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         self.arrivals: list[tuple[float, bytes]] = []  # (clock instant, body) as each lands
         self.methods: list[str] = []
-        self.replies: deque[tuple] = deque()
+        self.replies: deque[tuple | None] = deque()
+        self.delay = 0.0
+        self.answered = 0
+        self.released = threading.Event()  # set when the server stops: delayed answers go at once
 
     @property
     def url(self) -> str:
@@ -359,14 +368,26 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
         self.server.methods.append(self.command)
         self.server.requests.append((self.path, dict(self.headers), body))
         self.server.arrivals.append((clock.now().timestamp(), body))
-        status, headers, *rest = self.server.replies.popleft() if self.server.replies else (200, {})
+        reply = self.server.replies.popleft() if self.server.replies else (200, {})
+        if reply is HANG_UP:
+            self.close_connection = True
+            return
+        if self.server.delay:
+            self.server.released.wait(self.server.delay)
+        status, headers, *rest = reply
         answer = rest[0] if rest else b""
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
+        try:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+            self.wfile.flush()
+        except OSError:  # the client gave up waiting and hung up
+            self.close_connection = True
+            return
+        self.server.answered += 1
 
     def log_message(self, *args) -> None:
         pass
@@ -379,6 +400,7 @@ def serving(server: Receiver) -> Iterator[Receiver]:
     try:
         yield server
     finally:
+        server.released.set()
         server.shutdown()
         server.server_close()
 

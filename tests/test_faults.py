@@ -12,6 +12,7 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from syndicate.cli import cli
@@ -198,7 +199,8 @@ def test_5xx_after_data(site, smtp_sink):
 
 
 def send_post(site, url: str, **options) -> tuple[int, list[str]]:
-    """`syndicate send --all` of one LinkedIn-channel post to a webhook target at `url`."""
+    """`syndicate send --all` of one LinkedIn-channel post to a webhook target at `url` (or,
+    with `type: linkedin` in `options`, a linkedin target)."""
     write_articles(site, count=1)
     site.data["targets"]["hook"] = {"type": "webhook", "url": url, "local": True, "retries": 1, **options}
     site.data["channels"]["linkedin"]["targets"] = ["hook"]
@@ -231,6 +233,44 @@ def test_webhook_500_every_time_stays_pending(site, receiver):
     code, _ = cli_send(site, "--channel", "linkedin")
     assert code == 0 and ledger_rows(site) == {"linkedin:article-0": "sent"}
     assert len(receiver.requests) == 3
+
+
+@pytest.mark.parametrize("kind", ["webhook", "linkedin"])
+def test_http_answer_lost_after_the_body_went_out(site, receiver, monkeypatch, kind):
+    """The receiver keeps the post but answers after the client's timeout. Posting it again
+    could publish it twice (it used to: 2 posts on the server, 1 `sent` in the ledger), so it is
+    left `unknown`, like an SMTP message whose reply was lost after the data."""
+    receiver.delay = 2.0
+    options = {"timeout": 1, "retries": 3}
+    if kind == "linkedin":
+        monkeypatch.setenv("LINKEDIN_TOKEN", "AQX-test-token")
+        options.update(type="linkedin", author="urn:li:organization:123", token="${LINKEDIN_TOKEN}")
+    code, lines = send_post(site, receiver.url, **options)
+    assert code == 1
+    assert (
+        "unknown: hook: linkedin:article-0: no answer after the request was sent "
+        "(ReadTimeout: none within 1 s): the receiver may have it"
+    ) in lines
+    assert ledger_rows(site) == {"linkedin:article-0": "unknown"}
+    assert len(receiver.requests) == 1
+    status = CliRunner().invoke(cli, ["--config", str(site.config_path), "status"])
+    assert re.search(
+        r"^unknown \(the server may have them.*\n.*unknown +linkedin:article-0 -> hook .*"
+        r"\(no answer after the request was sent",
+        status.output,
+        re.MULTILINE,
+    ), status.output
+
+    receiver.delay = 0
+    code, lines = cli_send(site, "--channel", "linkedin")  # schedule.unknown: skip, the default
+    assert code == 0, lines
+    assert len(receiver.requests) == 1 and ledger_rows(site) == {"linkedin:article-0": "unknown"}
+
+    site.data["schedule"] = {"unknown": "resend"}
+    site.write_config()
+    code, lines = cli_send(site, "--channel", "linkedin")
+    assert code == 0, lines
+    assert len(receiver.requests) == 2 and ledger_rows(site) == {"linkedin:article-0": "sent"}
 
 
 def test_webhook_connection_refused(site):

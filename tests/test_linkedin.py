@@ -246,3 +246,16 @@ def test_an_email_channel_cannot_target_linkedin(site, monkeypatch):
         match=r"config.yaml: channels.weekly.targets: 'li' is a linkedin target, which posts",
     ):
         site.config()
+
+
+def test_an_answer_lost_after_the_post_went_out_is_unknown_and_not_retried(site, receiver, monkeypatch, post):
+    """The Posts API has no idempotency key: a second POST would publish the post twice."""
+    receiver.delay = 2.0
+    receiver.replies.append((201, {"x-restli-id": "urn:li:share:7004"}))
+    target = linkedin(site, receiver.url, monkeypatch, timeout=1, retries=3)
+    result = send(target, post.as_dict())
+    assert (result.outcome, result.detail) == (
+        "unknown",
+        "no answer after the request was sent (ReadTimeout: none within 1 s): the receiver may have it",
+    )
+    assert len(receiver.requests) == 1 and target.slept == []

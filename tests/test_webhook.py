@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 
 import pytest
 import standardwebhooks.webhooks
@@ -15,6 +16,7 @@ from syndicate.dispatch import dispatch
 from syndicate.errors import ConfigError, DeliveryError
 from syndicate.ledger import Ledger, sqlite_url
 
+from .conftest import HANG_UP
 from .sample_mail import email_for
 
 SECRET = "whsec_" + base64.b64encode(b"a-test-secret-of-24-bytes").decode()
@@ -180,4 +182,62 @@ def test_dispatch_records_webhook_deliveries_once(site, receiver, tmp_path):
     with Ledger(sqlite_url(tmp_path / "ledger.sqlite")) as ledger:
         assert dispatch([message()], target, ledger).sent == 1
         assert dispatch([message()], target, ledger).skipped == 1
+    assert len(receiver.requests) == 1
+
+
+# -- an answer lost after the request went out: `unknown`, never posted again -----------------
+
+
+def test_an_answer_later_than_the_timeout_is_unknown_and_not_retried(site, receiver):
+    receiver.delay = 2.0  # keeps the request, answers after the client gave up
+    target = webhook(site, receiver.url, secret=SECRET, timeout=1, retries=3)
+    result = send(target)
+    assert (result.outcome, result.detail) == (
+        "unknown",
+        "no answer after the request was sent (ReadTimeout: none within 1 s): the receiver may have it",
+    )
+    assert len(receiver.requests) == 1 and target.slept == []
+
+
+def test_a_hang_up_after_the_request_is_unknown_and_not_retried(site, receiver):
+    receiver.replies.append(HANG_UP)
+    target = webhook(site, receiver.url, retries=3)
+    result = send(target)
+    assert result.outcome == "unknown" and result.detail.startswith(
+        "no answer after the request was sent (RemoteDisconnected)"
+    )
+    assert len(receiver.requests) == 1 and target.slept == []
+
+
+def test_a_failure_before_the_request_went_out_is_still_retried(site):
+    from .conftest import free_port
+
+    target = webhook(site, f"http://127.0.0.1:{free_port()}/hook", retries=1)
+    result = send(target)
+    assert result.outcome == "retry" and len(target.slept) == 1
+
+
+def test_webhook_id_is_the_idempotency_key_signed_or_not(site, receiver):
+    receiver.replies.extend([(503, {}), (200, {})])
+    target = webhook(site, receiver.url)  # no secret: no signature, still the id
+    send(target)
+    send(target)
+    send(target, message(recipient="someone@example.org"))
+    ids = [headers["webhook-id"] for _, headers, _ in receiver.requests]
+    assert "webhook-signature" not in receiver.requests[0][1]
+    assert ids[0] == ids[1] == ids[2] != ids[3]  # every attempt and every run; one per message
+
+
+def test_a_stop_during_the_wait_before_a_retry_ends_it_as_retry(site, receiver):
+    receiver.replies.extend([(503, {"Retry-After": "30"})] * 3)
+    target = webhook(site, receiver.url, retries=2)
+    target.sleep = None  # really wait, on the stop event
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    with target.open(stop) as connection:
+        result = connection.send(message())
+    assert (result.outcome, result.detail) == (
+        "retry",
+        "HTTP 503 Service Unavailable after 1 attempts (stopped before the next)",
+    )
     assert len(receiver.requests) == 1

@@ -4,12 +4,15 @@ A `Message` is lazy: it carries its ledger key, a content hash and a way to buil
 so a send to 50,000 recipients holds one built message per connection, never 50,000.
 A `Target` opens a `Connection` per batch (one SMTP session, one HTTP session) whose
 `send(message)` reports a `Result`: sent, retry (try again later), failed (do not), or unknown
-(the server may have it: the connection was lost before its answer).
+(the server may have it: the connection was lost before its answer). `open(stop)` hands the
+connection the run's stop event, so a wait of its own (an HTTP retry's backoff) ends when the
+run is asked to stop, the message then `retry`: it was not sent.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -77,7 +80,7 @@ class Target(Protocol):
     name: str
     pacing: Pacing
 
-    def open(self) -> AbstractContextManager[Connection]: ...
+    def open(self, stop: threading.Event | None = None) -> AbstractContextManager[Connection]: ...
 
 
 TargetFactory = Callable[[str, Any, Config], Target]

@@ -3,12 +3,14 @@
 One POST per post to /rest/posts with a Bearer token, the `LinkedIn-Version` and Rest.li 2.0
 headers; the commentary is little text (reserved characters escaped, hashtags as templates) so
 LinkedIn neither cuts the post short nor drops its tags. LinkedIn answers 201 with the new post's
-URN in `x-restli-id`. Retries are the webhook's (`http_post`); the token never reaches a message.
+URN in `x-restli-id`. Retries are the webhook's (`http_post`), and so is the rule for a lost
+answer (`unknown`, never posted again by default); the token never reaches a message.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
@@ -19,7 +21,7 @@ import requests
 from ..compose.littletext import little_text
 from ..config import Config
 from . import Message, Result, register
-from .http_post import HttpConnection, HttpDelivery, http_session, post_with_retries
+from .http_post import HttpConnection, HttpDelivery, http_session
 
 RESTLI_PROTOCOL = "2.0.0"
 # LinkedIn's error `message` is quoted in results up to this many characters.
@@ -28,7 +30,7 @@ MESSAGE_CHARS = 300
 
 class LinkedInDelivery(HttpDelivery):
     @contextmanager
-    def open(self) -> Iterator[LinkedInConnection]:
+    def open(self, stop: threading.Event | None = None) -> Iterator[LinkedInConnection]:
         with http_session() as session:
             assert self.settings.token is not None  # config requires it for linkedin targets
             session.headers.update(
@@ -38,7 +40,7 @@ class LinkedInDelivery(HttpDelivery):
                     "X-Restli-Protocol-Version": RESTLI_PROTOCOL,
                 }
             )
-            yield LinkedInConnection(self, session)
+            yield LinkedInConnection(self, session, stop)
 
 
 class LinkedInConnection(HttpConnection):
@@ -58,11 +60,11 @@ class LinkedInConnection(HttpConnection):
                 message.key, "failed", f"targets.{d.name}: not a social post (expected text and link)"
             )
         body = json.dumps(post_body(payload, d.settings.author or ""), ensure_ascii=False).encode("utf-8")
-        answer = post_with_retries(
-            self.session, d.settings, body, lambda: {"Content-Type": "application/json"}, d.sleep
-        )
-        if isinstance(answer, str):
-            return Result(message.key, "retry", answer)
+        # The Posts API documents no idempotency key (no header, no client-chosen id): a POST
+        # whose answer is lost cannot be checked or safely repeated, so it is left `unknown`.
+        answer = self.post(message.key, body, lambda: {"Content-Type": "application/json"})
+        if isinstance(answer, Result):
+            return answer
         status = answer.status_code
         if 200 <= status < 300:
             return Result(message.key, "sent", answer.headers.get("x-restli-id") or f"HTTP {status}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
@@ -31,7 +32,7 @@ class OutboxTarget:
         self.pacing = Pacing(error_threshold=1, max_attempts=1)
 
     @contextmanager
-    def open(self) -> Iterator[OutboxConnection]:
+    def open(self, stop: threading.Event | None = None) -> Iterator[OutboxConnection]:
         try:
             private_dir(self.directory)
         except OSError as exc:

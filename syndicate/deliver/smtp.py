@@ -6,14 +6,15 @@ next message on the same connection starts clean. A connection dropped before th
 data went out is reopened and the message tried once more on the new one. A connection lost
 after the data, before the reply (a stall past `timeout`, a hang-up), leaves the server perhaps
 holding the message: it is `unknown`, as after a crash, and `schedule.unknown` decides, so it
-is never sent twice by default. The connection is also renewed every `per_connection`
-messages, as relays expect.
+is never sent twice by default. A transaction a second Ctrl-C cuts short is judged the same
+way. The connection is also renewed every `per_connection` messages, as relays expect.
 """
 
 from __future__ import annotations
 
 import smtplib
 import ssl
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
@@ -23,6 +24,7 @@ from typing import Any
 from ..compose.mime import message_bytes
 from ..config import Config, SmtpTarget
 from ..errors import DeliveryError
+from ..stopping import StoppedAtOnce, cuttable
 from . import Message, Pacing, Result, register
 
 _DROPPED = (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError)
@@ -44,8 +46,9 @@ class SmtpDelivery:
         )
 
     @contextmanager
-    def open(self) -> Iterator[SmtpConnection]:
-        connection = SmtpConnection(self)
+    def open(self, stop: threading.Event | None = None) -> Iterator[SmtpConnection]:
+        """A session for a batch; with a `Stop`, a second Ctrl-C may cut a transaction short."""
+        connection = SmtpConnection(self, stop)
         try:
             connection.connect()
         except ssl.SSLCertVerificationError as exc:
@@ -122,8 +125,9 @@ class _SslSession(_Session, smtplib.SMTP_SSL):
 class SmtpConnection:
     """One SMTP session, reopened when the server drops it or `per_connection` is reached."""
 
-    def __init__(self, delivery: SmtpDelivery) -> None:
+    def __init__(self, delivery: SmtpDelivery, stop: threading.Event | None = None) -> None:
         self.delivery = delivery
+        self.stop = stop
         self.smtp: _Session | None = None
         self.sent_here = 0
         self.connects = 0
@@ -147,6 +151,13 @@ class SmtpConnection:
         if not isinstance(payload, EmailMessage):
             return Result(message.key, "failed", "smtp targets deliver emails, not posts")
         data = message_bytes(payload)
+        try:
+            with cuttable(self.stop):
+                return self._send(message, data)
+        except StoppedAtOnce as exc:  # a second signal cut the transaction short: drop the session
+            return self._lost(message, exc, "not sent")
+
+    def _send(self, message: Message, data: bytes) -> Result:
         try:
             return self._transact(message, data)
         except (OSError, smtplib.SMTPException) as exc:

@@ -2,9 +2,11 @@
 
 Bodies are signed by the Standard Webhooks scheme (`webhook-id`, `webhook-timestamp`,
 `webhook-signature` = v1 + base64 HMAC-SHA256 of "id.timestamp.body" under a `whsec_` secret),
-so receivers verify them with the standard libraries. Connection errors, 5xx and 429 are
-retried (`http_post`) with exponential backoff and jitter (Retry-After honoured); other 4xx are not.
-A message still refused after the retries stays `retry` in the ledger for the next run.
+so receivers verify them with the standard libraries; `webhook-id` goes with every POST, signed
+or not: it is the idempotency key a receiver deduplicates on. Connection errors, 5xx and 429
+are retried (`http_post`) with exponential backoff and jitter (Retry-After honoured); other 4xx
+are not. A message still refused after the retries stays `retry` in the ledger for the next
+run; one whose answer was lost after it went out is `unknown`, never retried.
 Incoming-webhook URLs are secrets themselves: no error message ever includes the URL.
 """
 
@@ -15,7 +17,7 @@ import binascii
 import hashlib
 import hmac
 import json
-import time
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
@@ -25,22 +27,22 @@ from .. import clock
 from ..config import Config, WebhookTarget
 from ..errors import DeliveryError
 from . import Message, Result, register
-from .http_post import HttpConnection, HttpDelivery, http_session, post_with_retries
+from .http_post import HttpConnection, HttpDelivery, http_session
 
 DISCORD_LIMIT = 2000
 
 
 class WebhookDelivery(HttpDelivery):
     def __init__(
-        self, name: str, settings: WebhookTarget, sleep: Callable[[float], None] = time.sleep
+        self, name: str, settings: WebhookTarget, sleep: Callable[[float], None] | None = None
     ) -> None:
         super().__init__(name, settings, sleep)
         self.secret = _decode_secret(name, settings) if settings.secret else None
 
     @contextmanager
-    def open(self) -> Iterator[WebhookConnection]:
+    def open(self, stop: threading.Event | None = None) -> Iterator[WebhookConnection]:
         with http_session() as session:
-            yield WebhookConnection(self, session)
+            yield WebhookConnection(self, session, stop)
 
     def body(self, payload: dict[str, Any]) -> dict[str, Any]:
         """The JSON this target's receiver expects (Slack and Discord have their own shapes)."""
@@ -61,24 +63,25 @@ class WebhookConnection(HttpConnection):
         if isinstance(payload, EmailMessage):
             payload = email_as_dict(payload)
         body = json.dumps(d.body(payload), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        # The Standard Webhooks idempotency key: the same for every attempt, in this run or a
+        # later one (`schedule.unknown: resend`), so a receiver can drop a copy it already has.
         message_id = f"msg_{message.key.digest()}"
 
         def headers() -> dict[str, str]:
-            headers = {"Content-Type": "application/json"}
+            headers = {"Content-Type": "application/json", "webhook-id": message_id}
             if d.secret is not None:
                 timestamp = int(clock.now().timestamp())
                 headers.update(
                     {
-                        "webhook-id": message_id,
                         "webhook-timestamp": str(timestamp),
                         "webhook-signature": sign(d.secret, message_id, timestamp, body),
                     }
                 )
             return headers
 
-        answer = post_with_retries(self.session, d.settings, body, headers, d.sleep)
-        if isinstance(answer, str):
-            return Result(message.key, "retry", answer)
+        answer = self.post(message.key, body, headers)
+        if isinstance(answer, Result):
+            return answer
         status = answer.status_code
         if 200 <= status < 300:
             return Result(message.key, "sent", f"HTTP {status}")
