@@ -81,6 +81,15 @@ def check_address(text: str) -> str:
     return f"{local}@{domain.lower()}"
 
 
+def ascii_address(address: str) -> str:
+    """The address with an internationalised domain in its ASCII (punycode) form: what an SMTP
+    envelope without SMTPUTF8 and an RFC 5322 `To:` header need. Every relay takes it; the
+    readers' mail programs show it as the domain they know. (Local parts are ASCII already:
+    `check_address` refuses others.)"""
+    local, _, domain = address.rpartition("@")
+    return address if domain.isascii() else f"{local}@{domain.encode('idna').decode('ascii')}"
+
+
 def load_recipients(
     source: list[str] | Path | None, suppression: Path | None = None, where: str = "recipients"
 ) -> RecipientList:

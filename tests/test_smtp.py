@@ -7,6 +7,7 @@ from aiosmtpd.smtp import AuthResult
 
 from syndicate.deliver import make_target
 from syndicate.errors import DeliveryError
+from syndicate.send import send
 
 from .conftest import SmtpSink, loopback_smtp, running_sink
 from .sample_mail import messages_for
@@ -184,3 +185,18 @@ def test_international_addresses(site, smtp_sink):
     results, _ = send_all(target, ["anna@bücher.example", "zoë@example.org", "b@example.org"])
     assert [r.outcome for r in results] == ["sent", "failed", "sent"]
     assert sink.copies() == {"anna@xn--bcher-kva.example": 1, "b@example.org": 1}
+
+
+def test_an_internationalised_domain_goes_out_in_its_ascii_form(site, smtp_sink):
+    """An IDN address passes the list check, so it must also be deliverable: envelope and To:
+    header carry the punycode domain, which every relay takes."""
+    sink, port = smtp_sink
+    site.article("a.md", "---\ntitle: T\npublish_date: '2024-01-01'\ncta: Go\ndescription: D\n---\nB.\n")
+    site.data["channels"] = {"letters": {"kind": "email", "mode": "single", "targets": ["newsletter"]}}
+    site.data["targets"] = {"newsletter": loopback_smtp(port, ["Leser@Bücher.example", "plain@example.org"])}
+    site.write_config()
+    outcome = send(site.config(), select="all")
+    assert outcome.ok, outcome.reports
+    assert sink.copies() == {"Leser@xn--bcher-kva.example": 1, "plain@example.org": 1}
+    body = next(content for rcpt, content in sink.received if rcpt.startswith("Leser"))
+    assert b"To: Leser@xn--bcher-kva.example" in body

@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from .. import clock
 from ..config import Config
 from ..errors import DeliveryError
-from ..recipients import Recipient
+from ..recipients import Recipient, ascii_address
 from .email import PLACEHOLDERS, EmailDraft, clean_header_text
 
 TOKEN_HEX_CHARS = 32
@@ -66,7 +66,7 @@ def unsubscribe_links(address: str, config: Config) -> tuple[str | None, str | N
 
 def build_message(draft: EmailDraft, recipient: Recipient, config: Config) -> EmailMessage:
     """The message for one recipient: multipart/alternative (text, then HTML), SMTP policy (CRLF)."""
-    address = _checked_address(recipient.email)
+    address = _checked_address(ascii_address(recipient.email.strip()))  # an IDN domain as punycode
     name = clean_header_text(recipient.name, NAME_CHARS)
     links = [link for link in unsubscribe_links(address, config) if link]
     fields = {  # what replaces the draft's placeholders, unescaped

@@ -24,6 +24,7 @@ from typing import Any
 from ..compose.mime import message_bytes
 from ..config import Config, SmtpTarget
 from ..errors import DeliveryError
+from ..recipients import ascii_address
 from ..stopping import StoppedAtOnce, cuttable
 from . import Message, Pacing, Result, register
 
@@ -36,7 +37,7 @@ class SmtpDelivery:
     def __init__(self, name: str, settings: SmtpTarget, sender: str) -> None:
         self.name = name
         self.settings = settings
-        self.sender = envelope_address(parseaddr(sender)[1])
+        self.sender = ascii_address(parseaddr(sender)[1])
         self.pacing = Pacing(
             connections=settings.connections,
             rate=settings.rate,
@@ -187,7 +188,7 @@ class SmtpConnection:
             self.close()
             self.connect()
         assert self.smtp is not None
-        recipient = envelope_address(message.key.recipient)
+        recipient = ascii_address(message.key.recipient)
         try:
             self.smtp.sendmail(self.delivery.sender, [recipient], data)
         except smtplib.SMTPRecipientsRefused as exc:
@@ -212,12 +213,6 @@ class SmtpConnection:
         smtp, self.smtp = self.smtp, None
         if smtp is not None:
             smtp.close()
-
-
-def envelope_address(address: str) -> str:
-    """An internationalised domain in its ASCII (punycode) form, as SMTP without SMTPUTF8 needs."""
-    local, _, domain = address.rpartition("@")
-    return f"{local}@{domain.encode('idna').decode('ascii')}" if not domain.isascii() else address
 
 
 def _reason(exc: BaseException) -> str:
