@@ -329,6 +329,7 @@ def send(
         new_ledger=new_ledger,
         on_start=progress.start,
         on_result=progress.advance,
+        on_wait=lambda seconds, why: click.echo(f"waiting {seconds:.0f} s {why}", err=True),
         stop=stop,
     )
     progress.finish()
@@ -457,7 +458,8 @@ def _print_summary(outcome) -> None:
         if report.error:
             click.echo(f"error: {report.error}; {report.pending} message(s) left pending for the next run")
         elif report.paused:
-            click.echo(f"paused: {planned.target} refused too many in a row; run send again to resume")
+            why = report.pause_reason or "refused too many in a row"
+            click.echo(f"paused: {planned.target}: {why}: {report.pending} pending; run send again to resume")
         for result in report.problems:
             who = result.key.recipient or result.key.draft_key
             click.echo(f"{result.outcome}: {planned.target}: {who}: {result.detail}")

@@ -34,6 +34,12 @@ from .errors import DeliveryError, SyndicateError
 from .ledger import Ledger
 
 UnknownPolicy = Literal["skip", "resend"]
+# Temporary refusals in a row (450 "too much mail", 421, 451...) that mean the relay is
+# rate-limiting the whole batch, not one reader: pause within seconds and leave the rest pending,
+# rather than backing off silently for an hour.
+STORM = 3
+WAIT_NOTICE = 5.0  # a wait longer than this (seconds) is announced through `on_wait`
+OnWait = Callable[[float, str], None]
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
 
@@ -53,6 +59,7 @@ class Report:
     stopped: bool = False  # a `stop` event ended the run before its list did
     problems: list[Result] = field(default_factory=list)
     error: str = ""  # why the target could not be used at all, if it could not
+    pause_reason: str = ""  # why the run paused with messages left, when it did
 
     @property
     def ok(self) -> bool:
@@ -68,6 +75,8 @@ class Report:
         if self.stopped:
             return "stopped before the end of the list"
         last = f" (last: {self.problems[-1].detail})" if self.problems else ""
+        if self.pause_reason:
+            return self.pause_reason
         if self.paused:
             return f"paused after too many refusals in a row{last}"
         return f"still refused after every attempt{last}"
@@ -81,6 +90,7 @@ def dispatch(
     resend: bool = False,
     unknown: UnknownPolicy = "skip",
     on_result: Callable[[Result], None] | None = None,
+    on_wait: OnWait | None = None,
     stop: threading.Event | None = None,
     sleep: Sleep | None = None,
     clock: Clock = time.monotonic,
@@ -89,13 +99,15 @@ def dispatch(
 
     A target that cannot be reached, or a ledger that refuses a write, stops this dispatch only:
     the report says why (`error`) and counts what is left pending for the next run. Waits are
-    on `stop` (so it ends them), unless `sleep` is given (tests pass a fake clock's).
+    on `stop` (so it ends them), unless `sleep` is given (tests pass a fake clock's); one longer
+    than `WAIT_NOTICE` is told to `on_wait(seconds, why)` first, so nothing waits silently.
     """
     report = Report(target.name)
     due = _due(messages, ledger, resend, unknown, report)
     recorder = None if ledger is None or ledger.read_only else ledger
     run = _Run(target.pacing, due, recorder, report, on_result, sleep, clock)
     run.stop = stop or threading.Event()
+    run.on_wait = on_wait
     try:
         if recorder is not None:
             report.recovered = recorder.recover()
@@ -168,6 +180,9 @@ class _Run:
         self.busy = 0
         self.exhausted = False
         self.in_a_row = 0
+        self.refused_in_a_row = 0  # temporary refusals only: a relay rate-limiting the batch
+        self.last_refusal = ""
+        self.on_wait: OnWait | None = None
         self.next_slot = 0.0
         self.error: BaseException | None = None
         self.stop = threading.Event()
@@ -205,7 +220,7 @@ class _Run:
                 if item is None:
                     return
                 if isinstance(item, float):
-                    self._wait(item)
+                    self._wait(item, f"before retrying ({self.last_refusal})")
                     continue
                 message, attempt = item
                 try:
@@ -220,8 +235,10 @@ class _Run:
                     return
                 self._record(message, attempt, result)
 
-    def _wait(self, seconds: float) -> None:
-        """A wait that the run's stop ends (or the injected `sleep`)."""
+    def _wait(self, seconds: float, why: str = "") -> None:
+        """A wait that the run's stop ends (or the injected `sleep`); a long one is told first."""
+        if seconds > WAIT_NOTICE and self.on_wait is not None:
+            self.on_wait(seconds, why)
         if self.sleep is not None:
             self.sleep(seconds)
         else:
@@ -283,9 +300,12 @@ class _Run:
             report = self.report
             if result.outcome == "sent":
                 report.sent += 1
-                self.in_a_row = 0
+                self.in_a_row = self.refused_in_a_row = 0
             else:
                 self.in_a_row += 1
+                if result.outcome == "retry":
+                    self.refused_in_a_row += 1
+                    self.last_refusal = result.detail
                 if again:
                     ready = self.clock() + self._backoff(attempt)
                     heapq.heappush(self.retries, (ready, next(self.order), message, attempt + 1))
@@ -297,16 +317,31 @@ class _Run:
                         report.unknown += 1
                     else:
                         report.pending += 1
-                if self.in_a_row >= self.pacing.error_threshold:
+                if result.outcome == "unknown":
+                    # The relay took a message and did not answer: feeding it more could only
+                    # leave more in doubt. The rest of the batch stays pending for the next run.
+                    report.paused = True
+                    report.pause_reason = (
+                        f"the relay stopped answering after taking a message ({result.detail})"
+                    )
+                elif result.outcome == "retry" and self.refused_in_a_row >= min(
+                    STORM, self.pacing.error_threshold
+                ):
+                    report.paused = True
+                    report.pause_reason = (
+                        f"relay is rate-limiting (last: {result.detail}); run send again later"
+                    )
+                elif self.in_a_row >= self.pacing.error_threshold:
                     report.paused = True
                 elif result.outcome == "retry" and self.in_a_row >= 2:
-                    slow_down = self._backoff(self.in_a_row - 1)
+                    # Short: a relay that keeps refusing is a storm, and pauses the run instead.
+                    slow_down = min(self._backoff(self.in_a_row - 1), WAIT_NOTICE)
         if self.ledger is not None:  # counted first: if this write fails, the report still tells
             self.ledger.mark(message.key, result.outcome, result.detail or None)
         if self.on_result is not None:
             self.on_result(result)
         if slow_down:
-            self._wait(slow_down)
+            self._wait(slow_down, f"slowing down after {self.in_a_row} refusals in a row ({result.detail})")
 
     def _backoff(self, attempt: int) -> float:
         delay = min(self.pacing.retry_delay * 2 ** (attempt - 1), self.pacing.retry_delay_max)

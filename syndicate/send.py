@@ -26,7 +26,7 @@ from .content import Article, Problem, load_articles
 from .continuity import open_ledger, remember_ledger
 from .deliver import Message, MessageKey, Result, make_target
 from .deliver.outbox import OutboxTarget
-from .dispatch import Report, dispatch, goes_out
+from .dispatch import OnWait, Report, dispatch, goes_out
 from .dryrun import dry_run_folder
 from .errors import ConfigError, ContentError, DeliveryError
 from .identity import identify
@@ -100,6 +100,7 @@ def send(
     now: datetime | None = None,
     on_start: Callable[[Send, int], None] | None = None,
     on_result: Callable[[Result], None] | None = None,
+    on_wait: OnWait | None = None,
     stop: threading.Event | None = None,
 ) -> Outcome:
     """Compose and deliver. `select` is "due" (what the schedule says is due by now, as far as
@@ -107,8 +108,9 @@ def send(
     article now, one digest per digest channel), or article slugs or paths (these articles now,
     even future-dated ones).
 
-    `on_start(send, messages)` and `on_result(result)` let a caller draw progress; `stop` (the
-    CLI's signals) ends the run after the messages in flight, as in `deliver()`.
+    `on_start(send, messages)` and `on_result(result)` let a caller draw progress and
+    `on_wait(seconds, why)` tell of a long wait; `stop` (the CLI's signals) ends the run after
+    the messages in flight, as in `deliver()`.
     """
     now = now or clock.now()
     loaded = load_articles(config, paths)
@@ -126,6 +128,7 @@ def send(
             new_ledger=new_ledger,
             on_start=on_start,
             on_result=on_result,
+            on_wait=on_wait,
             stop=stop,
         )
     with dry_run_folder(config, dry_run_dir) as folder:
@@ -153,6 +156,7 @@ def deliver(
     stop: threading.Event | None = None,
     on_start: Callable[[Send, int], None] | None = None,
     on_result: Callable[[Result], None] | None = None,
+    on_wait: OnWait | None = None,
 ) -> Outcome:
     """Compose each planned send once and dispatch it through the ledger: the one path that
     `syndicate send` and the daemon's jobs share. A dry run (`outcome.dry_run_dir` set) writes
@@ -202,6 +206,7 @@ def deliver(
                     resend=resend,
                     unknown=config.schedule.unknown,
                     on_result=on_result,
+                    on_wait=on_wait,
                     stop=stop,
                 )
             except KeyboardInterrupt:  # Ctrl-C: the draft says so beside the messages left
