@@ -428,7 +428,12 @@ class Daemon:
         self, sends: list[Send], job_id: str, func: Callable, args: tuple, fired: datetime | None
     ) -> None:
         try:
-            outcome = deliver(self.config, sends, stop=self.stopping)
+            outcome = deliver(
+                self.config,
+                sends,
+                stop=self.stopping,
+                on_wait=lambda seconds, why: self._event("waiting", seconds=round(seconds), reason=why),
+            )
         except SyndicateError as exc:
             self._event("failed", draft=job_id, reason=str(exc))
             outcome = None

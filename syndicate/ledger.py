@@ -27,6 +27,7 @@ per-article draft keys (`channel:stem`, the slug it was first seen under), its i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -718,7 +719,8 @@ def make_engine(url: str) -> Engine:
     def _owner_only(_dialect, _record, _args, _params) -> None:
         # A file deleted while the process runs is made again by the next connection: owner-only.
         if database and database != ":memory:" and not database.startswith("file:"):
-            private_file(Path(database))
+            with contextlib.suppress(OSError):  # a missing folder: SQLite's own error says so
+                private_file(Path(database))
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection, _record) -> None:

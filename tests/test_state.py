@@ -67,3 +67,29 @@ def test_an_existing_folder_keeps_its_mode(site):
     with Ledger.from_config(site.config()):
         pass
     assert mode(shared) == 0o750 and mode(shared / "ledger.sqlite") == 0o600
+
+
+def test_a_ledger_deleted_while_open_is_made_again_owner_only(site):
+    with Ledger.from_config(site.config()) as ledger:
+        path = site.root / ".syndicate" / "ledger.sqlite"
+        ledger.engine.dispose()  # the pool's connections go; the next one opens the file anew
+        for name in ("ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm"):
+            (site.root / ".syndicate" / name).unlink(missing_ok=True)
+        with ledger.engine.connect() as conn:
+            conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS probe (x INTEGER)")
+            conn.commit()
+        assert path.exists() and mode(path) == 0o600
+
+
+def test_outbox_preview_and_dry_run_files_with_addresses_are_owner_only(site, tmp_path):
+    site.article("a.md", ARTICLE)
+    outcome = send(site.config(), select="all")
+    assert outcome.ok
+    written = [p for p in (site.root / "outbox").rglob("*") if p.is_file()]
+    assert written and {p.name: mode(p) for p in written} == {p.name: 0o600 for p in written}
+    assert all(mode(p) == 0o700 for p in (site.root / "outbox").rglob("*") if p.is_dir())
+    out = tmp_path / "previews"
+    render_preview(site.config(), None, None, out, clock.now())
+    previews = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".eml" for p in previews)
+    assert {p.name: mode(p) for p in previews} == {p.name: 0o600 for p in previews}
