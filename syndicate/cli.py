@@ -10,6 +10,7 @@ import functools
 import json
 import signal
 import sys
+import threading
 from datetime import timedelta, tzinfo
 from pathlib import Path
 
@@ -648,9 +649,15 @@ def daemon(ctx: click.Context, log_format: str, new_ledger: bool) -> None:
 
     runner = Runner(lambda: _config(ctx), log, new_ledger=new_ledger)
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: runner.stop())
-    signal.signal(signal.SIGHUP, lambda *_: runner.reload())
+        signal.signal(signum, lambda *_: _off_the_handler(runner.stop))
+    signal.signal(signal.SIGHUP, lambda *_: _off_the_handler(runner.reload))
     runner.run()
+
+
+def _off_the_handler(action) -> None:
+    """Run `action` (which sets threading Events) on a thread of its own: a signal handler runs
+    between two bytecodes of the main thread, which may hold the very lock `Event.set()` needs."""
+    threading.Thread(target=action, name="syndicate-signal", daemon=True).start()
 
 
 def _check_names(config: Config, channels: tuple[str, ...], targets: tuple[str, ...]) -> None:
