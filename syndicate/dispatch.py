@@ -27,9 +27,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
-from .deliver import Message, Pacing, Result, Target
+from .deliver import HandOverFailed, Message, Pacing, Result, Target, handing_over
 from .errors import DeliveryError, SyndicateError
 from .ledger import Ledger
 
@@ -284,8 +285,14 @@ class _Run:
                 with self.lock:
                     self.report.pending += 1
                 raise
+        mark = None if self.ledger is None else partial(self.ledger.mark_handed, message.key)
         try:
-            return connection.send(message)
+            with handing_over(mark):
+                return connection.send(message)
+        except HandOverFailed as exc:  # the ledger refused the write: never finished handing over
+            with self.lock:
+                self.report.pending += 1
+            raise DeliveryError(str(exc)) from None
         except SyndicateError as exc:  # the payload could not be built (template, config)
             return Result(message.key, "failed", str(exc))
         except Exception as exc:

@@ -102,8 +102,13 @@ deliveries = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, index=True),
     Column("sent_at", DateTime(timezone=True)),
+    # When this attempt's data was all with the server (SMTP: before the final "."; HTTP: the
+    # body written); cleared with the outcome. A crash before it leaves nothing in doubt.
+    Column("handed_at", DateTime(timezone=True)),
     UniqueConstraint("channel", "target", "draft_key", "recipient", name="one_row_per_message"),
 )
+# Nullable columns a ledger made before them gets on its next read-write open (ALTER TABLE).
+ADDED_DELIVERY_COLUMNS = ("handed_at",)
 
 # One row per fact about the ledger itself: its `ledger_id`, which the state folder's marker
 # remembers so that a deleted, emptied or swapped ledger is noticed (see continuity.py).
@@ -144,6 +149,9 @@ articles = Table(
 )
 
 _c = deliveries.c
+# What a Delivery shows: every column a ledger of any version has (a read-only open reads an
+# older ledger as it is, without the columns added since).
+_SHOWN = [column for column in deliveries.c if column.name not in ADDED_DELIVERY_COLUMNS]
 _INSERT = deliveries.insert().values(status="in_flight", attempts=1)
 _START = (
     update(deliveries)
@@ -163,7 +171,13 @@ _FINISH = (
         updated_at=bindparam("now", type_=_c.updated_at.type),
         last_error=bindparam("error"),
         sent_at=func.coalesce(bindparam("sent", type_=_c.sent_at.type), _c.sent_at),
+        handed_at=null(),
     )
+)
+_HANDED = (
+    update(deliveries)
+    .where(_c.id == bindparam("row_id"), _c.status == "in_flight")
+    .values(handed_at=bindparam("now", type_=_c.handed_at.type))
 )
 
 _REMEMBER = (
@@ -300,14 +314,38 @@ class Ledger:
     # -- the dispatch loop's writes ------------------------------------------------------
 
     def recover(self) -> int:
-        """Rows a crashed run left in flight become `unknown`; returns how many."""
+        """Rows a crashed run left in flight: `unknown` if their data had been handed to the
+        server (it may have them), else `pending` again (it cannot: the data never all went
+        out). Returns how many are in doubt. Only one process sends from a state folder, so
+        rows in flight when a run starts were left by one that stopped."""
+        c = deliveries.c
+        now = _now()
         with self._lock, self._transaction():
-            result = self._conn.execute(
+            doubt = self._conn.execute(
                 update(deliveries)
-                .where(deliveries.c.status == "in_flight")
-                .values(status="unknown", updated_at=_now(), last_error="in flight when a run stopped")
+                .where(c.status == "in_flight", c.handed_at.is_not(None))
+                .values(
+                    status="unknown",
+                    updated_at=now,
+                    handed_at=null(),
+                    last_error="handed to the server when a run stopped: it may have it",
+                )
+            ).rowcount
+            self._conn.execute(
+                update(deliveries)
+                .where(c.status == "in_flight")
+                .values(status="pending", updated_at=now, last_error="a run stopped before handing it over")
             )
-            return result.rowcount
+            return doubt
+
+    def mark_handed(self, key: MessageKey) -> None:
+        """The attempt `mark_in_flight` began has handed all its data to the server: from now
+        on a crash leaves it in doubt (`unknown`), before now it leaves it pending."""
+        with self._lock, self._transaction():
+            row_id = self._row_id(key)
+            if row_id is None:
+                raise KeyError(key)
+            self._conn.execute(_HANDED, {"row_id": row_id, "now": _now()})
 
     def statuses(self, channel: str, target: str, draft_key: str) -> dict[str, tuple[Status, str]]:
         """recipient -> (status, content hash) for one draft on one target, in one query."""
@@ -501,12 +539,12 @@ class Ledger:
     # -- what `syndicate status` shows ---------------------------------------------------
 
     def recent(self, limit: int = 20) -> list[Delivery]:
-        return self._query(select(deliveries).order_by(deliveries.c.updated_at.desc()).limit(limit))
+        return self._query(select(*_SHOWN).order_by(deliveries.c.updated_at.desc()).limit(limit))
 
     def failures(self, limit: int = 100) -> list[Delivery]:
         c = deliveries.c
         return self._query(
-            select(deliveries)
+            select(*_SHOWN)
             .where(c.status.in_(("failed", "retry")))
             .order_by(c.updated_at.desc())
             .limit(limit)
@@ -514,7 +552,7 @@ class Ledger:
 
     def unknowns(self) -> list[Delivery]:
         return self._query(
-            select(deliveries).where(deliveries.c.status == "unknown").order_by(deliveries.c.updated_at)
+            select(*_SHOWN).where(deliveries.c.status == "unknown").order_by(deliveries.c.updated_at)
         )
 
     def sent_draft_keys(self, channel: str, target: str) -> set[str]:
@@ -561,13 +599,13 @@ class Ledger:
     def deliveries_of(self, draft: DraftId) -> list[Delivery]:
         """One draft's rows on one target, by recipient."""
         c = deliveries.c
-        return self._query(select(deliveries).where(*_is_draft(draft)).order_by(c.recipient))
+        return self._query(select(*_SHOWN).where(*_is_draft(draft)).order_by(c.recipient))
 
     def deliveries_to(self, recipient: str) -> list[Delivery]:
         """Every row for one address (its case ignored), oldest first: what this reader got."""
         c = deliveries.c
         query = (
-            select(deliveries)
+            select(*_SHOWN)
             .where(func.lower(c.recipient) == recipient.strip().lower())
             .order_by(c.updated_at, c.id)
         )
@@ -688,19 +726,25 @@ def _read_only_engine(url: str) -> Engine:
 
 
 def _add_missing_columns(engine: Engine) -> None:
-    """Give a ledger made before them the drafts columns added since (nullable: the rows it has
-    keep NULL). Another process may add one at the same instant: then its ALTER wins."""
-    present = {c["name"] for c in inspect(engine).get_columns("drafts")}
-    for name in ADDED_DRAFT_COLUMNS:
-        if name in present:
-            continue
-        kind = drafts.c[name].type.compile(dialect=engine.dialect)
-        try:
-            with engine.begin() as conn:
-                conn.execute(text(f"ALTER TABLE drafts ADD COLUMN {name} {kind}"))
-        except SQLAlchemyError:
-            if name not in {c["name"] for c in inspect(engine).get_columns("drafts")}:
-                raise
+    """Give a ledger made before them the columns added since (nullable: the rows it has keep
+    NULL). Another process may add one at the same instant: then its ALTER wins."""
+    for table, names in ((drafts, ADDED_DRAFT_COLUMNS), (deliveries, ADDED_DELIVERY_COLUMNS)):
+        present = {c["name"] for c in inspect(engine).get_columns(table.name)}
+        for name in names:
+            if name in present:
+                continue
+            kind = table.c[name].type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
+                    if name == "handed_at":
+                        # Rows an older version left in flight may have gone out: keep them in doubt.
+                        conn.execute(
+                            text("UPDATE deliveries SET handed_at = updated_at WHERE status = 'in_flight'")
+                        )
+            except SQLAlchemyError:
+                if name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
+                    raise
 
 
 def _is_draft(draft: DraftId) -> tuple:

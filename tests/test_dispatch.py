@@ -5,6 +5,7 @@ Each failure-mode test ends with every deliverable recipient holding exactly one
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -172,18 +173,60 @@ def test_a_second_send_sends_nothing_unless_resend(site, smtp_sink, ledger):
     assert sink.copies() == {a: 2 for a in everyone}
 
 
-def test_in_flight_rows_become_unknown_and_are_skipped_by_default(site, smtp_sink, ledger):
+def test_in_flight_rows_handed_over_become_unknown_and_are_skipped_by_default(site, smtp_sink, ledger):
     sink, port = smtp_sink
     target = smtp_target(site, port)
     everyone = addresses(5)
     crashed = MessageKey("weekly", "newsletter", "digest-1", everyone[0])
     ledger.mark_in_flight(crashed, "hash-of-digest-1")
+    ledger.mark_handed(crashed)  # its data was with the server when the run stopped
     report = send(target, ledger, everyone)
     assert (report.recovered, report.skipped, report.sent) == (1, 1, 4)
     assert [d.key for d in ledger.unknowns()] == [crashed]
     report = send(target, ledger, everyone, unknown="resend")
     assert report.sent == 1 and sink.copies() == {a: 1 for a in everyone}
     assert ledger.unknowns() == []
+
+
+def test_in_flight_rows_never_handed_over_are_sent_again_under_either_policy(site, smtp_sink, ledger):
+    """A run that stopped before the data all went out cannot have delivered it: no doubt."""
+    sink, port = smtp_sink
+    target = smtp_target(site, port)
+    everyone = addresses(5)
+    crashed = MessageKey("weekly", "newsletter", "digest-1", everyone[0])
+    ledger.mark_in_flight(crashed, "hash-of-digest-1")
+    report = send(target, ledger, everyone)  # schedule.unknown: skip
+    assert (report.recovered, report.skipped, report.sent) == (0, 0, 5)
+    assert ledger.unknowns() == [] and sink.copies() == {a: 1 for a in everyone}
+
+
+def test_every_message_is_marked_handed_over_before_the_server_can_take_it(site, smtp_sink, ledger, tmp_path):
+    """The mark is committed after the data and before the final ".": at RCPT the row is in
+    flight and not handed; when the relay has the whole message (its DATA handler runs after the
+    ".") the row is already handed. So a crash before the mark cannot have delivered it."""
+    sink, port = smtp_sink
+    seen: dict[str, list[tuple[str, bool]]] = {}
+    database = tmp_path / "state" / "ledger.sqlite"
+
+    def row(address: str) -> tuple[str, bool]:
+        with sqlite3.connect(database) as db:
+            status, handed = db.execute(
+                "SELECT status, handed_at FROM deliveries WHERE recipient = ?", (address,)
+            ).fetchone()
+        return status, handed is not None
+
+    def at(stage: str):
+        def look(address, attempt):
+            seen.setdefault(address, []).append((stage, *row(address)))
+
+        return look
+
+    sink.rcpt_reply, sink.data_reply = at("RCPT"), at("DATA")
+    everyone = addresses(3)
+    report = send(smtp_target(site, port), ledger, everyone)
+    assert report.sent == 3
+    assert seen == {a: [("RCPT", "in_flight", False), ("DATA", "in_flight", True)] for a in everyone}
+    assert {row(a) for a in everyone} == {("sent", False)}  # the outcome clears it
 
 
 def test_parallel_connections_with_a_rate_limit(site, smtp_sink, ledger):

@@ -68,14 +68,30 @@ def test_rows_survive_a_new_ledger_and_attempts_add_up(tmp_path):
     assert (row.status, row.attempts, row.content_hash, row.last_error) == ("sent", 2, "h2", None)
 
 
-def test_rows_left_in_flight_become_unknown(ledger):
+def test_rows_left_in_flight_are_unknown_only_once_handed_over(ledger):
+    handed = MessageKey("weekly", "newsletter", "digest-2026-11-23", "handed@example.org")
     other = MessageKey("weekly", "newsletter", "digest-2026-11-23", "other@example.org")
-    ledger.mark_in_flight(KEY, "h1")
+    ledger.mark_in_flight(KEY, "h1")  # stopped before its data all went out
+    ledger.mark_in_flight(handed, "h1")
+    ledger.mark_handed(handed)  # stopped after: the server may have it
     ledger.mark_in_flight(other, "h1")
     ledger.mark(other, "sent")
     assert ledger.recover() == 1
-    assert [(d.key, d.status) for d in ledger.unknowns()] == [(KEY, "unknown")]
+    assert [(d.key, d.status) for d in ledger.unknowns()] == [(handed, "unknown")]
+    statuses = ledger.statuses(KEY.channel, KEY.target, KEY.draft_key)
+    assert statuses[KEY.recipient][0] == "pending" and statuses[other.recipient][0] == "sent"
     assert ledger.recover() == 0
+
+
+def test_a_ledger_from_before_the_hand_over_mark_keeps_its_in_flight_rows_in_doubt(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    with Ledger(sqlite_url(path)) as ledger:
+        ledger.mark_in_flight(KEY, "h1")
+    with sqlite3.connect(path) as db:  # as an earlier version left it, after a crash
+        db.execute("ALTER TABLE deliveries DROP COLUMN handed_at")
+    with Ledger(sqlite_url(path)) as ledger:
+        assert ledger.recover() == 1  # it may have gone out: never a duplicate
+        assert [d.key for d in ledger.unknowns()] == [KEY]
 
 
 def test_failures_carry_their_errors_and_counts_group_by_target(ledger):

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -81,6 +81,39 @@ class Target(Protocol):
     pacing: Pacing
 
     def open(self, stop: threading.Event | None = None) -> AbstractContextManager[Connection]: ...
+
+
+class HandOverFailed(Exception):
+    """The ledger could not record that a message's data is with the server. The target stops
+    handing it over (SMTP sends no final "."), and the dispatch stops as for any ledger failure."""
+
+
+# The dispatch's "data handed over" callback for the message this thread is sending.
+_handing = threading.local()
+
+
+@contextmanager
+def handing_over(callback: Callable[[], None] | None) -> Iterator[None]:
+    """While a message is sent: `handed()` calls `callback` (the ledger's `mark_handed`)."""
+    _handing.callback = callback
+    try:
+        yield
+    finally:
+        _handing.callback = None
+
+
+def handed() -> None:
+    """A target calls this the moment a message's data is all with the server, and before it can
+    take it (SMTP: just before the final "."; HTTP: the body written, before the answer). A
+    crash before this point cannot have delivered the message, so it stays pending; after it,
+    the message is in doubt (`unknown`). A second transaction of the same attempt calls it again."""
+    callback = getattr(_handing, "callback", None)
+    if callback is None:
+        return
+    try:
+        callback()
+    except DeliveryError as exc:
+        raise HandOverFailed(str(exc)) from None
 
 
 TargetFactory = Callable[[str, Any, Config], Target]

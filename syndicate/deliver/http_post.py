@@ -50,7 +50,7 @@ from .. import __version__, clock
 from ..config import WebhookTarget
 from ..errors import DeliveryError
 from ..stopping import StoppedAtOnce, cuttable
-from . import MessageKey, Pacing, Result
+from . import MessageKey, Pacing, Result, handed
 
 MAX_WAIT = 300.0
 # Failures after which the receiver may hold the request (see the module docstring).
@@ -197,6 +197,10 @@ class _Watched:
             self.connect()  # nothing of the request has gone out while connecting
         _attempt.phase = "sent"
         super().send(data)  # type: ignore[misc]
+
+    def getresponse(self):  # type: ignore[no-untyped-def]
+        handed()  # the request is all written: from here the receiver may act on it
+        return super().getresponse()  # type: ignore[misc]
 
 
 class _WatchedHttpConnection(_Watched, urllib3.connection.HTTPConnection):

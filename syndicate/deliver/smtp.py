@@ -26,7 +26,7 @@ from ..config import Config, SmtpTarget
 from ..errors import DeliveryError
 from ..recipients import ascii_address
 from ..stopping import StoppedAtOnce, cuttable
-from . import Message, Pacing, Result, register
+from . import HandOverFailed, Message, Pacing, Result, handed, register
 
 _DROPPED = (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError)
 
@@ -115,7 +115,12 @@ class _Session(smtplib.SMTP):
 
     def send(self, s: str | bytes) -> None:
         self.data_sent = False
-        super().send(s)
+        if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
+            super().send(s[:-3])
+            handed()  # all but the final ".": until it goes, the server keeps nothing
+            super().send(s[-3:])
+        else:
+            super().send(s)
         self.data_sent = isinstance(s, bytes)
 
 
@@ -155,6 +160,9 @@ class SmtpConnection:
         try:
             with cuttable(self.stop):
                 return self._send(message, data)
+        except HandOverFailed:  # stopped before the final ".": this session is mid-DATA
+            self._drop()
+            raise
         except StoppedAtOnce as exc:  # a second signal cut the transaction short: drop the session
             return self._lost(message, exc, "not sent")
 
