@@ -129,6 +129,19 @@ drafts = Table(
 # Nullable columns a ledger made before them gets on its next read-write open (ALTER TABLE).
 ADDED_DRAFT_COLUMNS = ("planned", "articles")
 
+# What a draft was made of when its first run started (`send._draft`): the payload as first
+# composed (JSON), so a run resumed later sends exactly that, whatever was edited since.
+draft_bodies = Table(
+    "draft_bodies",
+    _metadata,
+    Column("id", Integer, primary_key=True),
+    Column("channel", String(200), nullable=False),
+    Column("draft_key", String(500), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("channel", "draft_key", name="one_body_per_draft"),
+)
+
 articles = Table(
     "articles",
     _metadata,
@@ -438,6 +451,40 @@ class Ledger:
             )
             for r in self._draft_rows(query)
         ]
+
+    # -- what each draft was made of --------------------------------------------------------
+
+    def draft_body(self, channel: str, draft_key: str) -> str | None:
+        """The draft as its first run stored it (JSON), or None (never started, or started by
+        a version that did not store drafts)."""
+        if "draft_bodies" not in self.tables:
+            return None
+        b = draft_bodies.c
+        rows = self._rows(select(b.body).where(b.channel == channel, b.draft_key == draft_key))
+        return rows[0].body if rows else None
+
+    def keep_draft_body(self, channel: str, draft_key: str, body: str) -> str:
+        """Store a draft's body unless one is stored already; returns the stored one (another
+        process storing the same draft at the same instant wins the race, and is used)."""
+        try:
+            with self._lock, self._transaction():
+                b = draft_bodies.c
+                found = self._conn.execute(
+                    select(b.body).where(b.channel == channel, b.draft_key == draft_key)
+                ).scalar()
+                if found is not None:
+                    return found
+                self._conn.execute(
+                    draft_bodies.insert().values(
+                        channel=channel, draft_key=draft_key, body=body, created_at=_now()
+                    )
+                )
+            return body
+        except DeliveryError:
+            found = self.draft_body(channel, draft_key)
+            if found is None:
+                raise
+            return found
 
     # -- which article is which ------------------------------------------------------------
 
