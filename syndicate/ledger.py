@@ -68,6 +68,7 @@ from . import clock
 from .config import Config
 from .deliver import MessageKey
 from .errors import DeliveryError
+from .recipients import address_key
 from .state import private_dir, private_file, state_path
 
 Status = Literal["pending", "in_flight", "sent", "failed", "retry", "unknown"]
@@ -327,11 +328,16 @@ class Ledger:
         query = select(c.id, c.recipient, c.status, c.content_hash).where(
             c.channel == channel, c.target == target, c.draft_key == draft_key
         )
-        found = {}
+        found: dict[str, tuple[Status, str]] = {}
         with self._lock:
             for row in self._conn.execute(query):
-                self._ids[MessageKey(channel, target, draft_key, row.recipient)] = row.id
-                found[row.recipient] = (row.status, row.content_hash)
+                # Rows written before keys were normalised answer for their normalised address;
+                # of two that meet there (`R1@` and `r1@`), a `sent` one wins.
+                who = address_key(row.recipient) if row.recipient else row.recipient
+                if who in found and found[who][0] == "sent":
+                    continue
+                self._ids[MessageKey(channel, target, draft_key, who)] = row.id
+                found[who] = (row.status, row.content_hash)
             self._conn.commit()
             self._loaded.add((channel, target, draft_key))
         return found

@@ -33,7 +33,14 @@ from .errors import ConfigError, ContentError, DeliveryError
 from .identity import identify
 from .ledger import Ledger
 from .plan import Missed, Send, due_now, plan_articles
-from .recipients import Recipient, RecipientList, RecipientProblem, check_address, load_recipients
+from .recipients import (
+    Recipient,
+    RecipientList,
+    RecipientProblem,
+    address_key,
+    check_address,
+    load_recipients,
+)
 from .schedule import article_key
 from .state import state_path
 
@@ -370,7 +377,9 @@ def _messages(config: Config, planned: Send, draft: Kept, outcome: Outcome) -> t
     if _per_recipient(config, planned):
         recipients = _recipients(planned.target, settings, outcome)
         made = (
-            Message(key(r.email), draft.content_hash, partial(build_message, draft.email, r, config))
+            Message(
+                key(address_key(r.email)), draft.content_hash, partial(build_message, draft.email, r, config)
+            )
             for r in recipients
         )
         return len(recipients), made
@@ -390,7 +399,7 @@ def _not_reached(
     pending (the rest skipped), without composing the draft."""
     if _per_recipient(config, planned):
         settings = config.targets[planned.target]
-        recipients = {r.email for r in _recipients(planned.target, settings, outcome)}
+        recipients = {address_key(r.email) for r in _recipients(planned.target, settings, outcome)}
     else:
         recipients = {""}
     known = ledger.statuses(planned.channel, planned.target, planned.draft_key) if ledger else {}

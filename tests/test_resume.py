@@ -1,6 +1,8 @@
 """A draft is one draft: a digest stopped part-way (SIGTERM, kill -9) is finished by the next
-daemon start as it was first composed, whatever was edited meanwhile. Real processes, 500
-readers on a loopback SMTP sink, every figure counted at the sink."""
+daemon start as it was first composed, whatever was edited meanwhile; `send --all` names its
+digest by the window, so `--all` then `--due`, or `--all` resumed after midnight, is one draft;
+an address is one reader whatever its case. Real processes, 500 readers on a loopback SMTP
+sink, every figure counted at the sink."""
 
 from __future__ import annotations
 
@@ -9,17 +11,20 @@ import hashlib
 import json
 import signal
 import subprocess
+import sys
 import threading
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email import policy
 
 import pytest
 
 from syndicate import clock
+from syndicate.deliver import MessageKey
 from syndicate.ledger import Ledger
+from syndicate.schedule import digest_key, latest_digest_end
 
-from .conftest import loopback_smtp
+from .conftest import child_env, loopback_smtp
 from .test_daemon import daemon_process, wait_for, write
 
 READERS = 500
@@ -189,3 +194,94 @@ def test_a_digest_resumed_after_an_edit_goes_out_as_it_started(site, smtp_sink, 
     assert not any(b"corrected" in raw or b"Night ferry" in raw for _, raw in sink.received)
     [changed] = restarted.named("changed")  # said once, as one line
     assert "harbour-lights" in changed["reason"] and "night-ferry" in changed["reason"]
+
+
+def run_send(site, *args: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "syndicate", "--config", str(site.config_path), "send", *args]
+    env = child_env(PYTHONUNBUFFERED="1")
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finished(process: subprocess.Popen, codes: tuple[int, ...] = (0,)) -> str:
+    out, err = process.communicate(timeout=120)
+    assert process.returncode in codes and "Traceback" not in err, out + err
+    return out + err
+
+
+def test_send_all_then_send_due_is_one_draft(site, smtp_sink):
+    """`--all` sends the week's digest under its window's key; `--due` (catch_up: send, which
+    would send a draft it did not know of) then finds it sent."""
+    sink, port = smtp_sink
+    digest_site(site, port, every="week", schedule={"catch_up": "send"})
+    write(site, "harbour-lights", clock.now() - timedelta(days=8))
+    finished(run_send(site, "--all"))
+    assert sink.copies() == dict.fromkeys(everyone(), 1)
+    output = finished(run_send(site, "--due"))
+    assert sink.copies() == dict.fromkeys(everyone(), 1), output
+
+
+def test_send_all_stopped_before_midnight_and_resumed_after_is_one_draft(site, smtp_sink, clock_at):
+    """`send --all` at 23:59:58 stopped (SIGTERM) after 150 readers; the article retitled; `send
+    --all` again at 00:00:01, a new day: the same draft, as it started, finished for the other
+    350, and one warning that the edit is not in it."""
+    sink, port = smtp_sink
+    digest_site(site, port, every="week")
+    midnight = datetime(2026, 11, 25, tzinfo=UTC)  # Tuesday to Wednesday; the week began Monday 08:00
+    write(site, "harbour-lights", midnight - timedelta(days=4))
+    clock_at(midnight - timedelta(seconds=2))
+    first = run_send(site, "--all")
+    wait_for(lambda: len(sink.received) >= STOP_AT, timeout=60)
+    first.send_signal(signal.SIGTERM)
+    finished(first, codes=(143,))
+    stopped_at = len(sink.received)
+    assert stopped_at < READERS
+    write(site, "harbour-lights", midnight - timedelta(days=4), title="Harbour lights, corrected")
+    clock_at(midnight + timedelta(seconds=1))
+    output = finished(run_send(site, "--all"))
+    assert sink.copies() == dict.fromkeys(everyone(), 1)
+    [(subject, _)] = versions(sink)
+    assert subject == "harbour-lights: 1 new"
+    [warning] = [line for line in output.splitlines() if "started before" in line]
+    assert warning.startswith("warning: ") and "harbour-lights was edited" in warning
+    with Ledger.from_config(site.config()) as ledger:
+        assert {d.draft[2] for d in ledger.drafts()} == {"digest:2026-11-23"}
+
+
+def test_a_list_re_exported_in_upper_case_mails_nobody_again(site, smtp_sink):
+    sink, port = smtp_sink
+    digest_site(site, port, every="week")
+    write(site, "harbour-lights", clock.now() - timedelta(days=2))
+    finished(run_send(site, "--all"))
+    assert sink.copies() == dict.fromkeys(everyone(), 1)
+    readers_csv(site, upper=True)  # R0000@EXAMPLE.ORG, ...
+    output = finished(run_send(site, "--all"))
+    assert len(sink.received) == READERS, output  # 0 new copies
+
+
+def test_rows_written_before_keys_were_normalised_still_count(site, smtp_sink):
+    """A ledger from before: rows keyed by the address as the list spelled it (`R0007@Example.org`).
+    The list now spells them in lower case: those readers are not mailed again."""
+    sink, port = smtp_sink
+    digest_site(site, port, every="week")
+    write(site, "harbour-lights", clock.now() - timedelta(days=2))
+    config = site.config()
+    end = latest_digest_end(config.channels["digest"].schedule, config.site.tz, clock.now())
+    key = digest_key("digest", end, config.site.tz)
+    old = [f"R{n:04d}@Example.org" for n in range(0, READERS, 7)]
+    with Ledger.from_config(config) as ledger:
+        for address in old:
+            row = MessageKey("digest", "newsletter", key, address)
+            ledger.mark_in_flight(row, "hash-of-an-older-version")
+            ledger.mark(row, "sent")
+    finished(run_send(site, "--all"))
+    copies = sink.copies()
+    assert set(copies) == everyone() - {a.lower() for a in old}
+    assert set(copies.values()) == {1}
+
+
+def test_address_key_folds_case_and_spells_the_domain_in_ascii():
+    from syndicate.recipients import address_key, check_address
+
+    assert address_key("R0001@EXAMPLE.org") == address_key("r0001@example.org") == "r0001@example.org"
+    assert address_key(check_address("Anna@Bücher.example")) == "anna@xn--bcher-kva.example"
+    assert address_key("anna@xn--bcher-kva.example") == "anna@xn--bcher-kva.example"
