@@ -469,15 +469,27 @@ class Ledger:
         rows = self._rows(select(b.body).where(b.channel == channel, b.draft_key == draft_key))
         return rows[0].body if rows else None
 
-    def keep_draft_body(self, channel: str, draft_key: str, body: str) -> str:
-        """Store a draft's body unless one is stored already; returns the stored one (another
-        process storing the same draft at the same instant wins the race, and is used)."""
+    def draft_went_out(self, channel: str, draft_key: str) -> bool:
+        """Whether a message of this draft, on any target, may have reached someone (a row
+        `sent`, `unknown` or `in_flight`)."""
+        c = deliveries.c
+        query = select(c.id).where(
+            c.channel == channel, c.draft_key == draft_key, c.status.in_(("sent", "unknown", "in_flight"))
+        )
+        return bool(self._rows(query.limit(1)))
+
+    def keep_draft_body(self, channel: str, draft_key: str, body: str, *, replace: bool = False) -> str:
+        """Store a draft's body unless one is stored already (`replace`: store it anyway);
+        returns the stored one (another process storing the same draft at the same instant
+        wins the race, and is used)."""
         try:
             with self._lock, self._transaction():
                 b = draft_bodies.c
-                found = self._conn.execute(
-                    select(b.body).where(b.channel == channel, b.draft_key == draft_key)
-                ).scalar()
+                where = (b.channel == channel, b.draft_key == draft_key)
+                found = self._conn.execute(select(b.body).where(*where)).scalar()
+                if found is not None and replace:
+                    self._conn.execute(update(draft_bodies).where(*where).values(body=body))
+                    return body
                 if found is not None:
                     return found
                 self._conn.execute(

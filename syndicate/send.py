@@ -323,11 +323,14 @@ class Kept:
 def _draft(
     config: Config, planned: Send, outcome: Outcome, ledger: Ledger | None, recorder: Ledger | None
 ) -> Kept | None:
-    """The draft of a send: the one stored when its first run started, if any (whatever was
-    edited since: a draft is never sent in two versions); else composed now and, by a run that
-    records, stored before its first message."""
+    """The draft of a send: the one stored when its first run started, once any of its messages
+    may have reached someone (whatever was edited since: a draft is never sent in two versions);
+    else composed now (as edited: nobody has it yet) and, by a run that records, stored before
+    its first message."""
     sources = tuple((a.slug, a.content_hash) for a in planned.articles)
     stored = ledger.draft_body(planned.channel, planned.draft_key) if ledger is not None else None
+    if stored is not None and not ledger.draft_went_out(planned.channel, planned.draft_key):
+        stored = None
     if stored is None:
         composed = _compose(config, planned, outcome.problems)
         if composed is None:
@@ -336,7 +339,7 @@ def _draft(
         if recorder is None:
             return kept
         try:
-            stored = recorder.keep_draft_body(planned.channel, planned.draft_key, kept.dumps())
+            stored = recorder.keep_draft_body(planned.channel, planned.draft_key, kept.dumps(), replace=True)
         except DeliveryError:  # a ledger refusing writes: the send stops at its draft state below
             return kept
     kept = Kept.loads(stored)

@@ -24,7 +24,7 @@ from syndicate.deliver import MessageKey
 from syndicate.ledger import Ledger
 from syndicate.schedule import digest_key, latest_digest_end
 
-from .conftest import child_env, loopback_smtp
+from .conftest import SmtpSink, child_env, free_port, loopback_smtp, running_sink
 from .test_daemon import daemon_process, wait_for, write
 
 READERS = 500
@@ -285,3 +285,23 @@ def test_address_key_folds_case_and_spells_the_domain_in_ascii():
     assert address_key("R0001@EXAMPLE.org") == address_key("r0001@example.org") == "r0001@example.org"
     assert address_key(check_address("Anna@Bücher.example")) == "anna@xn--bcher-kva.example"
     assert address_key("anna@xn--bcher-kva.example") == "anna@xn--bcher-kva.example"
+
+
+def test_a_draft_nobody_has_yet_goes_out_as_edited(site):
+    """The server was down for the first run, so no reader has the draft: the article fixed in
+    between goes out fixed, without a warning (the stored draft binds only once a message of it
+    may have reached someone)."""
+    port = free_port()
+    site.data["channels"] = {"letters": {"kind": "email", "mode": "single", "targets": ["newsletter"]}}
+    site.data["targets"] = {"newsletter": loopback_smtp(port, ["reader@example.org"])}
+    site.write_config()
+    write(site, "harbour-lights", clock.now() - timedelta(hours=1), title="Harbour ligths")
+    output = finished(run_send(site, "harbour-lights"), codes=(1,))
+    assert "cannot connect" in output
+    write(site, "harbour-lights", clock.now() - timedelta(hours=1), title="Harbour lights")
+    sink = SmtpSink()
+    with running_sink(sink, port=port):
+        output = finished(run_send(site, "harbour-lights"))
+    [(subject, _)] = versions(sink)
+    assert subject == "Harbour lights" and sink.copies() == {"reader@example.org": 1}
+    assert "started before" not in output
