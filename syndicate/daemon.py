@@ -10,7 +10,8 @@ in between never sends anything twice.
 Sends whose time passed while the daemon was not running, or before it first saw them, follow
 `schedule.catch_up`: `skip` records and logs them (`send --due` is the explicit backfill),
 `send` sends them now, a window like `2d` sends those at most that late. A late digest coalesces
-every window since the last one settled.
+every window since the last one settled. A start first finishes every draft a run left
+`started` (`_resume`), as it was first composed (`send._draft`).
 
 `Runner` is the daemon as the CLI runs it: SIGTERM/SIGINT stop it, SIGHUP restarts it on a
 freshly read config.
