@@ -339,7 +339,7 @@ def send(
     warnings = sum(p.severity == "warning" for p in outcome.problems)
     if warnings:
         click.echo(f"{warnings} content warning(s): see syndicate validate", err=True)
-    for problem in [*outcome.renamed, *outcome.recipient_problems]:
+    for problem in [*outcome.renamed, *outcome.changed, *outcome.recipient_problems]:
         click.echo(f"warning: {problem}", err=True)
     _print_catch_up(outcome, config, dry_run)
     failed_articles = 1 if outcome.article_errors else 0

@@ -10,7 +10,8 @@ in between never sends anything twice.
 Sends whose time passed while the daemon was not running, or before it first saw them, follow
 `schedule.catch_up`: `skip` records and logs them (`send --due` is the explicit backfill),
 `send` sends them now, a window like `2d` sends those at most that late. A late digest coalesces
-every window since the last one settled.
+every window since the last one settled. A start first finishes every draft a run left
+`started` (`_resume`), as it was first composed (`send._draft`).
 
 `Runner` is the daemon as the CLI runs it: SIGTERM/SIGINT stop it, SIGHUP restarts it on a
 freshly read config.
@@ -54,8 +55,15 @@ from .plan import (
     plan_articles,
     plan_due,
 )
-from .schedule import article_key, digest_key, latest_digest_end
-from .send import Outcome, deliver
+from .schedule import (
+    article_key,
+    articles_in_window,
+    digest_end_of_key,
+    digest_key,
+    digest_window,
+    latest_digest_end,
+)
+from .send import Kept, Outcome, deliver
 from .state import private_dir, private_file
 
 JOBS_FILE = "jobs.sqlite"
@@ -76,6 +84,10 @@ def run_article_job(channel: str, target: str, slug: str) -> None:
 
 def run_digest_job(channel: str, target: str, since: datetime | None = None) -> None:
     _current().run_digest(channel, target, since)
+
+
+def run_resume_job(channel: str, target: str, draft_key: str) -> None:
+    _current().run_resume(channel, target, draft_key)
 
 
 def _current() -> Daemon:
@@ -180,6 +192,7 @@ class Daemon:
             self._drop_stale_jobs()
             for channel, target in self._digest_routes:
                 self._start_digest(channel, target, now)
+            self._resume(now)
         self.scheduler.resume()
 
     def stop(self) -> None:
@@ -283,9 +296,9 @@ class Daemon:
         wanted |= {f"{kind}:{c}:{t}" for c, t in self._digest_routes for kind in ("digest", "digest-now")}
         for job_id in sorted(set(self._queued) - wanted):
             # A pending retry is dropped quietly: its draft is `started`, and resumed below.
-            self._unqueue(
-                job_id, None if job_id.startswith("retry:") else "no longer in the content or config"
-            )
+            # So is a resume job: `_resume` queues it again while its draft is still `started`.
+            quiet = job_id.startswith(("retry:", "resume:"))
+            self._unqueue(job_id, None if quiet else "no longer in the content or config")
 
     def _start_digest(self, channel: str, target: str, now: datetime) -> None:
         """The digest's cron job, and the latest window's digest if it was missed."""
@@ -306,10 +319,12 @@ class Daemon:
         end = latest_digest_end(schedule, tz, now)
         draft = (channel, target, digest_key(channel, end, tz))
         state = self.ledger.draft_state(draft)
-        if state in ("finished", "skipped") or draft[2] in self.ledger.sent_draft_keys(channel, target):
+        if state in ("started", "finished", "skipped"):  # a started one: `_resume` finishes it
+            return
+        if draft[2] in self.ledger.sent_draft_keys(channel, target):
             return
         late = now - end
-        if state == "started" or late <= ON_TIME:
+        if late <= ON_TIME:
             since = None
         elif may_catch_up(self.config, late):  # a window policy sends what is at most that late
             since = catch_up_since(self.config, now, late)
@@ -317,6 +332,21 @@ class Daemon:
             self._skip(None, draft, end, now)
             return
         self._queue(f"digest-now:{channel}:{target}", now, run_digest_job, (channel, target, since), draft)
+
+    def _resume(self, now: datetime) -> None:
+        """Every draft a run left `started` (stopped, killed, its server down) is finished now,
+        as it was first composed (`send._draft`): a per-article one by its article's job
+        (`_when`), a digest by a job of its own, whatever window it was. One log line says so."""
+        assert self.ledger is not None
+        routes = set(self._article_routes) | set(self._digest_routes)
+        started = [row.draft for row in self.ledger.drafts("started") if row.draft[:2] in routes]
+        for draft in started:
+            if draft[:2] in self._digest_routes:
+                job_id = f"resume:{draft[0]}:{draft[1]}:{draft[2]}"
+                self._queue(job_id, now, run_resume_job, draft, draft)
+        if started:
+            shown = ", ".join(f"{key} -> {target}" for _channel, target, key in started)
+            self._event("resumed", drafts=len(started), reason=shown)
 
     def _skip(self, job_id: str | None, draft: DraftId, due: datetime, now: datetime) -> None:
         assert self.ledger is not None
@@ -424,6 +454,37 @@ class Daemon:
                 return
             self._deliver(sends, job_id, run_digest_job, (channel, target, since), None)
 
+    def run_resume(self, channel: str, target: str, draft_key: str) -> None:
+        """Finish a digest a run left `started`: its stored draft to the readers it has not
+        reached (a draft from before drafts were stored: its window's articles as they are)."""
+        job_id = f"resume:{channel}:{target}:{draft_key}"
+        with self._lock:
+            self._queued.pop(job_id, None)
+            self._queued.pop(f"retry:{job_id}", None)
+            self.rescan()
+            assert self.ledger is not None
+            draft = (channel, target, draft_key)
+            if self.ledger.draft_state(draft) != "started":  # e.g. a `send` finished it meanwhile
+                return
+            settings, tz = self.config.channels[channel], self.config.site.tz
+            end = digest_end_of_key(draft_key, settings.schedule, tz)
+            if end is None:
+                self._event("failed", draft=draft_key, reason="not a digest key: cannot resume it")
+                return
+            window = digest_window(settings.schedule, tz, end)
+            stored = self.ledger.draft_body(channel, draft_key)
+            articles = articles_in_window(self.articles.loaded.articles, window, settings.max_articles)
+            if stored is not None:  # it goes out as stored; these are what a warning compares it to
+                by_slug = self.articles.by_slug()
+                slugs = [slug for slug, _ in Kept.loads(stored).sources]
+                kept = [by_slug[slug] for slug in slugs if slug in by_slug]
+                articles = kept + [a for a in articles if a.slug not in slugs]
+            elif not articles:
+                self.ledger.set_draft_state(draft, "finished", "no articles left to resume with")
+                return
+            sends = [Send(channel, target, draft_key, end, tuple(articles), window)]
+            self._deliver(sends, job_id, run_resume_job, draft, None)
+
     def _deliver(
         self, sends: list[Send], job_id: str, func: Callable, args: tuple, fired: datetime | None
     ) -> None:
@@ -456,6 +517,8 @@ class Daemon:
         for problem in outcome.problems:
             if problem.severity == "error":
                 self._event("invalid", reason=str(problem))
+        for problem in outcome.changed:  # a resumed draft went on as first composed
+            self._event("changed", reason=str(problem))
         for planned, report in outcome.reports:
             counts = {
                 "sent": report.sent,

@@ -69,6 +69,7 @@ from . import clock
 from .config import Config
 from .deliver import MessageKey
 from .errors import DeliveryError
+from .recipients import address_key
 from .state import private_dir, private_file, state_path
 
 Status = Literal["pending", "in_flight", "sent", "failed", "retry", "unknown"]
@@ -134,6 +135,19 @@ drafts = Table(
 )
 # Nullable columns a ledger made before them gets on its next read-write open (ALTER TABLE).
 ADDED_DRAFT_COLUMNS = ("planned", "articles")
+
+# What a draft was made of when its first run started (`send._draft`): the payload as first
+# composed (JSON), so a run resumed later sends exactly that, whatever was edited since.
+draft_bodies = Table(
+    "draft_bodies",
+    _metadata,
+    Column("id", Integer, primary_key=True),
+    Column("channel", String(200), nullable=False),
+    Column("draft_key", String(500), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("channel", "draft_key", name="one_body_per_draft"),
+)
 
 articles = Table(
     "articles",
@@ -353,11 +367,16 @@ class Ledger:
         query = select(c.id, c.recipient, c.status, c.content_hash).where(
             c.channel == channel, c.target == target, c.draft_key == draft_key
         )
-        found = {}
+        found: dict[str, tuple[Status, str]] = {}
         with self._lock:
             for row in self._conn.execute(query):
-                self._ids[MessageKey(channel, target, draft_key, row.recipient)] = row.id
-                found[row.recipient] = (row.status, row.content_hash)
+                # Rows written before keys were normalised answer for their normalised address;
+                # of two that meet there (`R1@` and `r1@`), a `sent` one wins.
+                who = address_key(row.recipient) if row.recipient else row.recipient
+                if who in found and found[who][0] == "sent":
+                    continue
+                self._ids[MessageKey(channel, target, draft_key, who)] = row.id
+                found[who] = (row.status, row.content_hash)
             self._conn.commit()
             self._loaded.add((channel, target, draft_key))
         return found
@@ -477,6 +496,52 @@ class Ledger:
             )
             for r in self._draft_rows(query)
         ]
+
+    # -- what each draft was made of --------------------------------------------------------
+
+    def draft_body(self, channel: str, draft_key: str) -> str | None:
+        """The draft as its first run stored it (JSON), or None (never started, or started by
+        a version that did not store drafts)."""
+        if "draft_bodies" not in self.tables:
+            return None
+        b = draft_bodies.c
+        rows = self._rows(select(b.body).where(b.channel == channel, b.draft_key == draft_key))
+        return rows[0].body if rows else None
+
+    def draft_went_out(self, channel: str, draft_key: str) -> bool:
+        """Whether a message of this draft, on any target, may have reached someone (a row
+        `sent`, `unknown` or `in_flight`)."""
+        c = deliveries.c
+        query = select(c.id).where(
+            c.channel == channel, c.draft_key == draft_key, c.status.in_(("sent", "unknown", "in_flight"))
+        )
+        return bool(self._rows(query.limit(1)))
+
+    def keep_draft_body(self, channel: str, draft_key: str, body: str, *, replace: bool = False) -> str:
+        """Store a draft's body unless one is stored already (`replace`: store it anyway);
+        returns the stored one (another process storing the same draft at the same instant
+        wins the race, and is used)."""
+        try:
+            with self._lock, self._transaction():
+                b = draft_bodies.c
+                where = (b.channel == channel, b.draft_key == draft_key)
+                found = self._conn.execute(select(b.body).where(*where)).scalar()
+                if found is not None and replace:
+                    self._conn.execute(update(draft_bodies).where(*where).values(body=body))
+                    return body
+                if found is not None:
+                    return found
+                self._conn.execute(
+                    draft_bodies.insert().values(
+                        channel=channel, draft_key=draft_key, body=body, created_at=_now()
+                    )
+                )
+            return body
+        except DeliveryError:
+            found = self.draft_body(channel, draft_key)
+            if found is None:
+                raise
+            return found
 
     # -- which article is which ------------------------------------------------------------
 

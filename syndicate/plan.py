@@ -236,7 +236,10 @@ def plan_articles(
     targets: Iterable[str] | None = None,
 ) -> list[Send]:
     """Send these articles now, whatever their dates: per-article channels one each, and one
-    digest per digest channel holding them all (newest first, at most max_articles)."""
+    digest per digest channel holding them all (newest first, at most max_articles). The
+    digest is the latest scheduled window's draft (`latest_digest_end`), the one `send --due`
+    and the daemon send now: named by its window, never by today's date, so `--all` then
+    `--due`, or `--all` resumed after midnight, is one draft, not a second one to everyone."""
     sends: list[Send] = []
     chosen = [a for a in articles if not a.draft]
     for channel, target in _routes(config, channels, targets):
@@ -246,16 +249,9 @@ def plan_articles(
                 chosen, (BEGINNING, datetime.max.replace(tzinfo=UTC)), settings.max_articles
             )
             if picked:
-                sends.append(
-                    Send(
-                        channel,
-                        target,
-                        digest_key(channel, now, config.site.tz),
-                        now,
-                        tuple(picked),
-                        (BEGINNING, now),
-                    )
-                )
+                end = latest_digest_end(settings.schedule, config.site.tz, now)
+                key = digest_key(channel, end, config.site.tz)
+                sends.append(Send(channel, target, key, end, tuple(picked), (BEGINNING, now)))
         else:
             sends.extend(Send(channel, target, article_key(channel, a), now, (a,)) for a in chosen)
     return sends

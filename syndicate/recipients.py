@@ -14,7 +14,7 @@ import itertools
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
@@ -90,6 +90,19 @@ def ascii_address(address: str) -> str:
     return address if domain.isascii() else f"{local}@{domain.encode('idna').decode('ascii')}"
 
 
+def address_key(address: str) -> str:
+    """How the ledger names a reader: the address with its local part case-folded and its
+    domain lower-cased in its ASCII (IDNA, punycode) form, so `R1@Bücher.example` and
+    `r1@xn--bcher-kva.example` are one reader. Virtually every provider treats the local part
+    without regard to case. Something that is not an address comes back trimmed and folded."""
+    local, at, domain = address.strip().rpartition("@")
+    if not at:
+        return address.strip().casefold()
+    with suppress(UnicodeError):
+        domain = domain.encode("idna").decode("ascii")
+    return f"{local.casefold()}@{domain.lower()}"
+
+
 def load_recipients(
     source: list[str] | Path | None, suppression: Path | None = None, where: str = "recipients"
 ) -> RecipientList:
@@ -110,7 +123,7 @@ def load_recipients(
         if isinstance(row, str):
             result.problems.append(RecipientProblem(origin, line, row))
             continue
-        folded = row.email.casefold()
+        folded = address_key(row.email)
         if folded in first_seen:
             message = f"{row.email} is listed twice (first on line {first_seen[folded]}); sending once"
             result.problems.append(RecipientProblem(origin, line, message))
@@ -124,14 +137,15 @@ def load_recipients(
 
 
 def load_suppression(path: Path) -> set[str]:
-    """Case-folded addresses never to mail: a CSV with an `email` column, or one address a line."""
+    """Addresses never to mail (as `address_key` names them): a CSV with an `email` column, or
+    one address a line."""
     reader = csv.reader(io.StringIO(_read(path)))
     with _readable(path, reader):
         first = next(reader, [])
         header = [cell.strip().lower() for cell in first]
         column = header.index("email") if "email" in header else 0
         rows = reader if "email" in header else itertools.chain([first], reader)
-        return {row[column].strip().casefold() for row in rows if len(row) > column and row[column].strip()}
+        return {address_key(row[column]) for row in rows if len(row) > column and row[column].strip()}
 
 
 def _inline_rows(entries: list[str], where: str) -> Iterator[tuple[str, int, Recipient | str]]:

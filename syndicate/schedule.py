@@ -27,6 +27,16 @@ def digest_key(channel: str, end: datetime, tz: tzinfo) -> str:
     return f"{channel}:{end.astimezone(tz):%Y-%m-%d}"
 
 
+def digest_end_of_key(key: str, schedule: DigestSchedule, tz: tzinfo) -> datetime | None:
+    """The send time a digest key names (its local date at the schedule's time), or None for a
+    key that names no date."""
+    try:
+        day = date.fromisoformat(key.rpartition(":")[2])
+    except ValueError:
+        return None
+    return _send_on(day, schedule, tz)
+
+
 def article_key(channel: str, article: Article) -> str:
     """The ledger's name for one article's email or post on a channel: `channel:slug`, or the
     stem its sends already carry when the article was renamed since (`identity.resolve`)."""

@@ -9,11 +9,12 @@ messages the real send would send. The CLI's `send` and the daemon's jobs both c
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,7 +33,14 @@ from .errors import ConfigError, ContentError, DeliveryError
 from .identity import identify
 from .ledger import Ledger
 from .plan import Missed, Send, due_now, plan_articles
-from .recipients import Recipient, RecipientList, RecipientProblem, check_address, load_recipients
+from .recipients import (
+    Recipient,
+    RecipientList,
+    RecipientProblem,
+    address_key,
+    check_address,
+    load_recipients,
+)
 from .schedule import article_key
 from .state import state_path
 
@@ -66,6 +74,8 @@ class Outcome:
         return [p for p in self.problems if p.severity == "error"]
 
     renamed: list[Problem] = field(default_factory=list)  # articles found under a new file name
+    # Drafts that went on as first stored though one of their articles changed since (`_draft`).
+    changed: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -172,14 +182,14 @@ def deliver(
     ledger = Ledger.reader(config) if outcome.dry_run_dir else open_ledger(config, new_ledger)
     recorder = None if ledger is None or ledger.read_only else ledger
     try:
-        drafts: dict[tuple[str, str], Draft | None] = {}
+        drafts: dict[tuple[str, str], Kept | None] = {}
         for planned in sends:
             if stop is not None and stop.is_set():
                 outcome.reports.append((planned, _not_reached(config, planned, outcome, ledger, resend)))
                 continue
             draft_id = (planned.channel, planned.draft_key)
             if draft_id not in drafts:
-                drafts[draft_id] = _compose(config, planned, outcome.problems)
+                drafts[draft_id] = _draft(config, planned, outcome, ledger, recorder)
             draft = drafts[draft_id]
             if draft is None:
                 continue
@@ -190,7 +200,7 @@ def deliver(
             ids = (planned.channel, planned.target, planned.draft_key)
             try:
                 if recorder is not None:
-                    slugs = [a.slug for a in planned.articles]
+                    slugs = [slug for slug, _ in draft.sources]
                     recorder.set_draft_state(ids, "started", planned=count, articles=slugs)
             except DeliveryError as exc:  # a ledger that refuses writes (full disk): send nothing
                 report = Report(planned.target, pending=count, paused=True, error=str(exc))
@@ -222,6 +232,8 @@ def deliver(
                         recorder.set_draft_state(ids, "finished")
                     elif report.pending:  # what `status` shows beside the messages left
                         recorder.set_draft_state(ids, "started", report.why_pending)
+            if report.sent and draft.changed and draft.changed not in outcome.changed:
+                outcome.changed.append(draft.changed)
             outcome.reports.append((planned, report))
     finally:
         if recorder is not None:
@@ -274,6 +286,85 @@ def _pick(articles: list[Article], wanted: Sequence[str]) -> list[Article]:
     return chosen
 
 
+@dataclass(frozen=True)
+class Kept:
+    """A draft as a run sends it: its JSON payload as first composed (`_json_payload`), and the
+    articles (slug, content hash) it was made of. Stored in the ledger when its first run starts,
+    so a run resumed later (after a stop, a crash, midnight) sends the very same bytes."""
+
+    payload: dict[str, Any]
+    sources: tuple[tuple[str, str], ...]
+    changed: Problem | None = None  # set when an article changed after the draft was stored
+
+    @property
+    def content_hash(self) -> str:
+        return str(self.payload["content_hash"])
+
+    @cached_property
+    def email(self) -> EmailDraft:
+        """The email as `build_message` takes it (its articles are not needed there)."""
+        p = self.payload
+        return EmailDraft(
+            p["key"],
+            p["channel"],
+            p["subject"],
+            p["preheader"],
+            p["html"],
+            p["text"],
+            (),
+            view_url=p["view_url"],
+        )
+
+    def dumps(self) -> str:
+        body = {"payload": self.payload, "sources": [list(s) for s in self.sources]}
+        return json.dumps(body, ensure_ascii=False, sort_keys=True, default=str)
+
+    @classmethod
+    def loads(cls, text: str) -> Kept:
+        body = json.loads(text)
+        return cls(body["payload"], tuple((slug, digest) for slug, digest in body["sources"]))
+
+
+def _draft(
+    config: Config, planned: Send, outcome: Outcome, ledger: Ledger | None, recorder: Ledger | None
+) -> Kept | None:
+    """The draft of a send: the one stored when its first run started, once any of its messages
+    may have reached someone (whatever was edited since: a draft is never sent in two versions);
+    else composed now (as edited: nobody has it yet) and, by a run that records, stored before
+    its first message."""
+    sources = tuple((a.slug, a.content_hash) for a in planned.articles)
+    stored = ledger.draft_body(planned.channel, planned.draft_key) if ledger is not None else None
+    if stored is not None and not ledger.draft_went_out(planned.channel, planned.draft_key):
+        stored = None
+    if stored is None:
+        composed = _compose(config, planned, outcome.problems)
+        if composed is None:
+            return None
+        kept = Kept(json.loads(json.dumps(_json_payload(composed), default=str)), sources)
+        if recorder is None:
+            return kept
+        try:
+            stored = recorder.keep_draft_body(planned.channel, planned.draft_key, kept.dumps(), replace=True)
+        except DeliveryError:  # a ledger refusing writes: the send stops at its draft state below
+            return kept
+    kept = Kept.loads(stored)
+    if kept.sources == sources:
+        return kept
+    now_, then = dict(sources), dict(kept.sources)
+    changes = [
+        f"{slug} was {'added' if slug not in then else 'removed' if slug not in now_ else 'edited'}"
+        for slug in sorted(set(now_) | set(then))
+        if now_.get(slug) != then.get(slug)
+    ]
+    paths = {a.slug: a.path for a in planned.articles}
+    where = next((paths[slug] for slug in sorted(paths) if now_[slug] != then.get(slug)), config.content.dir)
+    message = (
+        f"{planned.draft_key} started before {', '.join(changes)}: the readers it has not reached "
+        "yet get it as it started, without the change"
+    )
+    return replace(kept, changed=Problem(where, "draft", "warning", message))
+
+
 def _compose(config: Config, planned: Send, problems: list[Problem]) -> Draft | None:
     channel = config.channels[planned.channel]
     if isinstance(channel, EmailChannel):
@@ -285,7 +376,7 @@ def _compose(config: Config, planned: Send, problems: list[Problem]) -> Draft | 
     return post
 
 
-def _messages(config: Config, planned: Send, draft: Draft, outcome: Outcome) -> tuple[int, Iterator[Message]]:
+def _messages(config: Config, planned: Send, draft: Kept, outcome: Outcome) -> tuple[int, Iterator[Message]]:
     """How many, and the messages: one per recipient for email to a mail target, else one JSON
     message. Each is made as the dispatch reaches it and builds its payload only as it goes out,
     so a long list holds only its recipients in memory."""
@@ -294,11 +385,13 @@ def _messages(config: Config, planned: Send, draft: Draft, outcome: Outcome) -> 
     if _per_recipient(config, planned):
         recipients = _recipients(planned.target, settings, outcome)
         made = (
-            Message(key(r.email), draft.content_hash, partial(build_message, draft, r, config))
+            Message(
+                key(address_key(r.email)), draft.content_hash, partial(build_message, draft.email, r, config)
+            )
             for r in recipients
         )
         return len(recipients), made
-    return 1, iter([Message(key(""), draft.content_hash, partial(_json_payload, draft))])
+    return 1, iter([Message(key(""), draft.content_hash, partial(dict, draft.payload))])
 
 
 def _per_recipient(config: Config, planned: Send) -> bool:
@@ -314,7 +407,7 @@ def _not_reached(
     pending (the rest skipped), without composing the draft."""
     if _per_recipient(config, planned):
         settings = config.targets[planned.target]
-        recipients = {r.email for r in _recipients(planned.target, settings, outcome)}
+        recipients = {address_key(r.email) for r in _recipients(planned.target, settings, outcome)}
     else:
         recipients = {""}
     known = ledger.statuses(planned.channel, planned.target, planned.draft_key) if ledger else {}

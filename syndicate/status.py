@@ -28,6 +28,7 @@ from .daemon import running_daemon
 from .errors import ContentError, SyndicateError
 from .ledger import Delivery, DraftId, DraftRow, DraftState, Ledger
 from .plan import Send, is_digest_channel, plan_due
+from .recipients import address_key
 from .send import MIME_TYPES, target_recipients
 
 STATUSES = ("sent", "failed", "retry", "unknown", "in_flight")
@@ -236,7 +237,7 @@ def recipient_history(config: Config, address: str) -> RecipientHistory:
         history.deliveries = ledger.deliveries_to(address)
         has_row = {(d.key.channel, d.key.target, d.key.draft_key) for d in history.deliveries}
         lists: dict[str, set[str]] = {}
-        wanted = address.strip().casefold()
+        wanted = address_key(address)
         history.pending = [
             p
             for p in sends_left(ledger)
@@ -353,7 +354,8 @@ def _progress(ledger: Ledger, draft: DraftId, row: DraftRow | None) -> Progress:
 
 
 def _readers(config: Config, channel: str, target: str, lists: dict[str, set[str]]) -> set[str]:
-    """The addresses (casefolded) a channel's email goes to on a mail target; none otherwise."""
+    """The addresses (as `address_key` names them) a channel's email goes to on a mail target;
+    none otherwise."""
     channel_settings, settings = config.channels.get(channel), config.targets.get(target)
     if not isinstance(channel_settings, EmailChannel) or settings is None or settings.type not in MIME_TYPES:
         return set()
@@ -362,7 +364,7 @@ def _readers(config: Config, channel: str, target: str, lists: dict[str, set[str
             found = target_recipients(target, settings).recipients
         except SyndicateError:  # an unreadable list: nothing can be said of who is on it
             found = []
-        lists[target] = {r.email.casefold() for r in found}
+        lists[target] = {address_key(r.email) for r in found}
     return lists[target]
 
 

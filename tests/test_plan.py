@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from syndicate.content import load_articles
 from syndicate.plan import BEGINNING, plan_articles, plan_due, upcoming
 
@@ -103,10 +105,24 @@ def test_plan_articles_sends_named_articles_now(site):
     now = datetime(2026, 11, 23, 12, tzinfo=UTC)
     sends = plan_articles(config, articles, now, channels=["weekly", "linkedin"])
     assert {s.draft_key for s in sends} == {"weekly:2026-11-23", "linkedin:a", "linkedin:b"}
-    assert all(s.due == now for s in sends)
+    assert all(s.due == now for s in sends if s.channel == "linkedin")
+    # The digest is the latest window's draft: due (and named) at that window's end.
+    assert [s.due for s in sends if s.channel == "weekly"] == [datetime(2026, 11, 23, 8, tzinfo=UTC)]
     assert plan_articles(config, articles, now, targets=["social-outbox"]) == [
         s for s in sends if s.target == "social-outbox"
     ]
+
+
+@pytest.mark.parametrize("hour", [0, 7, 8, 23])
+def test_send_all_names_its_digest_by_the_window_send_due_sends_now(site, hour):
+    """`--all` on any day of a week, at any hour, is the draft `--due` sends for that week."""
+    config, articles = _site(site, {"a": ("2026-11-10", "")})
+    for day in range(23, 30):  # Monday 23 to Sunday 29 November 2026
+        now = datetime(2026, 11, day, hour, 30, tzinfo=UTC)
+        [digest] = plan_articles(config, articles, now, channels=["weekly"])
+        [due] = plan_due(config, articles, now, channels=["weekly"])
+        expected = "weekly:2026-11-16" if (day, hour) < (23, 8) else "weekly:2026-11-23"
+        assert digest.draft_key == due.draft_key == expected
 
 
 def test_upcoming_sends_are_future_articles_and_the_digests_still_to_go(email_site):

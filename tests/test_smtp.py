@@ -197,6 +197,7 @@ def test_an_internationalised_domain_goes_out_in_its_ascii_form(site, smtp_sink)
     site.write_config()
     outcome = send(site.config(), select="all")
     assert outcome.ok, outcome.reports
-    assert sink.copies() == {"Leser@xn--bcher-kva.example": 1, "plain@example.org": 1}
-    body = next(content for rcpt, content in sink.received if rcpt.startswith("Leser"))
+    # The envelope carries the ledger's reader key (local part folded); the header the list's spelling.
+    assert sink.copies() == {"leser@xn--bcher-kva.example": 1, "plain@example.org": 1}
+    body = next(content for rcpt, content in sink.received if rcpt.startswith("leser"))
     assert b"To: Leser@xn--bcher-kva.example" in body
