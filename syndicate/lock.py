@@ -99,18 +99,18 @@ def lock_state_folder(
                 break
             except OSError:
                 pass
-            holder = _read_holder(handle)
+            found = _read_holder(handle)
             waited = time.monotonic() - started
-            if holder is not None and (holder.what == "send" or what == "send"):
-                if what == "send" and holder.what == "daemon":
-                    raise StateError(_refused(state_dir, what, holder))
+            if found is not None and (found.what == "send" or what == "send"):
+                if what == "send" and found.what == "daemon":
+                    raise StateError(_refused(state_dir, what, found))
                 if wait is not None and waited >= wait:
-                    raise StateError(_busy(state_dir, holder, wait))
+                    raise StateError(_busy(state_dir, found, wait))
                 if not told and on_wait is not None:
-                    on_wait(holder)
+                    on_wait(found)
                 told = True
             elif waited >= BRIEF:  # another daemon (or a holder that never says who it is)
-                raise StateError(_refused(state_dir, what, holder))
+                raise StateError(_refused(state_dir, what, found))
             if stop is not None:
                 if stop.wait(POLL):
                     raise Stopped()

@@ -118,40 +118,12 @@ def send(
     `on_wait` is told once; `stop` ends the wait with `Stopped`); a daemon holding it refuses
     this send (StateError: its jobs do the sending).
     """
+    args = (config, select, paths, channels, targets, dry_run, dry_run_dir, resend, backfill)
+    more = (new_ledger, now, on_start, on_result, stop)
     if dry_run:
-        return _send(
-            config,
-            select,
-            paths,
-            channels,
-            targets,
-            True,
-            dry_run_dir,
-            resend,
-            backfill,
-            new_ledger,
-            now,
-            on_start,
-            on_result,
-            stop,
-        )
+        return _send(*args, *more)
     with lock_state_folder(config.state_dir, "send", wait=wait, stop=stop, on_wait=on_wait):
-        return _send(
-            config,
-            select,
-            paths,
-            channels,
-            targets,
-            False,
-            dry_run_dir,
-            resend,
-            backfill,
-            new_ledger,
-            now,
-            on_start,
-            on_result,
-            stop,
-        )
+        return _send(*args, *more)
 
 
 def _send(
