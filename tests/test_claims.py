@@ -244,6 +244,14 @@ def test_a_daemon_waits_for_a_send_and_status_says_no_daemon_meanwhile(site, smt
             check=False,
         )
         assert status.stdout.startswith("daemon: not running\n"), status.stdout
+        # SIGTERM to a daemon still waiting: it stops at once, exit 0, having started nothing.
+        other = daemon_process(site)
+        assert other.stdout is not None
+        assert json.loads(other.stdout.readline())["event"] == "waiting"
+        other.send_signal(signal.SIGTERM)
+        out, err = other.communicate(timeout=60)
+        assert other.returncode == 0, err
+        assert [json.loads(line)["event"] for line in out.splitlines()] == ["stopped"]
         gate.set()
         out, err = user.communicate(timeout=300)
         assert user.returncode == 0, out + err
