@@ -22,6 +22,7 @@ from .content import load_articles
 from .daemon import Runner, format_event
 from .errors import ConfigError, SyndicateError
 from .gallery import render_preview
+from .lock import Holder, Stopped
 from .plan import Send, upcoming
 from .preview import digest_sizes, preview_table
 from .schedule import show_time
@@ -39,6 +40,8 @@ from .status import (
     recipient_history,
 )
 from .stopping import stop_on_signals
+
+DEFAULT_WAIT = 600.0  # seconds a send waits for another one on its state folder
 
 
 def _fail_cleanly(command):
@@ -263,6 +266,16 @@ def queue(
 @click.option(
     "--new-ledger", is_flag=True, help="Accept a ledger that is not the one this state folder used."
 )
+@click.option(
+    "--wait",
+    "wait",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_WAIT,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for another send on the same state folder to finish.",
+)
+@click.option("--no-wait", is_flag=True, help="Do not wait for another send: exit 2 at once (--wait 0).")
 @click.option("-v", "--verbose", is_flag=True, help="List recipients' addresses too.")
 @config_option
 @click.pass_context
@@ -280,6 +293,8 @@ def send(
     out_dir: Path | None,
     resend: bool,
     new_ledger: bool,
+    wait: float,
+    no_wait: bool,
     verbose: bool,
 ) -> None:
     """Compose and deliver ARTICLES (slugs or files), or --due, or --all.
@@ -290,6 +305,10 @@ def send(
     to one address. Exits 1 if anything failed or is still pending, or an article could not be
     read. Ctrl-C (or SIGTERM) stops after the message in flight, a second one at once; either
     way the summary shows what is pending, and the exit code is 130 (143 for SIGTERM).
+
+    One send at a time per state folder: a second one waits for the first (--wait, --no-wait)
+    and then sends only what is left; while the daemon runs, send refuses (exit 2), as the
+    daemon's jobs do the sending. --dry-run and --to take no turn.
     """
     chosen = [
         name for name, given in (("ARTICLE...", articles), ("--due", due), ("--all", send_all)) if given
@@ -318,21 +337,33 @@ def send(
         _report_test_send(send_test(config, articles, test_address, channels=channels, targets=targets))
         return
     progress = _Progress(enabled=not dry_run, collect=dry_run and verbose)
-    outcome = send_api(
-        config,
-        select="due" if due else "all" if send_all else list(articles),
-        channels=channels,
-        targets=targets,
-        dry_run=dry_run,
-        dry_run_dir=out_dir,
-        resend=resend,
-        backfill=backfill,
-        new_ledger=new_ledger,
-        on_start=progress.start,
-        on_result=progress.advance,
-        on_wait=lambda seconds, why: click.echo(f"waiting {seconds:.0f} s {why}", err=True),
-        stop=stop,
-    )
+
+    def waiting(holder: Holder) -> None:
+        click.echo(f"waiting for {holder} to finish with {config.state_dir}", err=True)
+
+    try:
+        outcome = send_api(
+            config,
+            select="due" if due else "all" if send_all else list(articles),
+            channels=channels,
+            targets=targets,
+            dry_run=dry_run,
+            dry_run_dir=out_dir,
+            resend=resend,
+            backfill=backfill,
+            new_ledger=new_ledger,
+            on_start=progress.start,
+            on_result=progress.advance,
+            on_wait=lambda seconds, why: click.echo(f"waiting {seconds:.0f} s {why}", err=True),
+            stop=stop,
+            wait=0 if no_wait else wait,
+            on_lock_wait=waiting,
+        )
+    except Stopped:
+        click.echo(
+            f"stopped by {signal.Signals(stop.signum or signal.SIGINT).name} while waiting: nothing sent"
+        )
+        sys.exit(stop.exit_code)
     progress.finish()
     for problem in outcome.article_errors:
         click.echo(f"skipped: {problem}", err=True)
@@ -455,6 +486,11 @@ def _print_summary(outcome) -> None:
             click.echo(
                 f"note: {report.recovered} message(s) were in flight when an earlier run stopped: "
                 "marked unknown, not resent (see syndicate status)"
+            )
+        if report.elsewhere:
+            click.echo(
+                f"note: {report.elsewhere} message(s) of {planned.draft_key} were claimed by another "
+                "process first: sent (or being sent) there, not here"
             )
         if report.error:
             click.echo(f"error: {report.error}; {report.pending} message(s) left pending for the next run")

@@ -19,15 +19,11 @@ freshly read config.
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
@@ -44,6 +40,9 @@ from .continuity import open_ledger
 from .errors import DeliveryError, StateError, SyndicateError
 from .identity import resolve
 from .ledger import DraftId, DraftState, Ledger, make_engine, sqlite_url
+from .lock import LOCK_FILE as LOCK_FILE  # re-exported: where they lived before lock.py
+from .lock import Holder, StateLock, Stopped, lock_state_folder
+from .lock import running_daemon as running_daemon
 from .plan import (
     ON_TIME,
     Send,
@@ -64,10 +63,8 @@ from .schedule import (
     latest_digest_end,
 )
 from .send import Kept, Outcome, deliver
-from .state import private_dir, private_file
 
 JOBS_FILE = "jobs.sqlite"
-LOCK_FILE = "daemon.lock"
 RETRY_FIRST, RETRY_MAX = timedelta(minutes=1), timedelta(hours=1)
 
 Event = dict[str, Any]
@@ -126,7 +123,7 @@ class Daemon:
         self._queued: dict[str, datetime] = {}  # job id -> next run: a mirror of the store
         self._retries: dict[str, int] = {}
         self._reported: set[str] = set()
-        self._lock_file: IO[str] | None = None
+        self._lock_file: StateLock | None = None
         self.ledger: Ledger | None = None
         self.scheduler: BackgroundScheduler | None = None
         self._store: SQLAlchemyJobStore | None = None
@@ -156,7 +153,12 @@ class Daemon:
 
     def start(self) -> None:
         """Lock the state folder, open the stores, bring the jobs in step with the content."""
-        self._lock_file = lock_state_folder(self.config.state_dir)
+        try:  # a `syndicate send` holding the folder is waited for (a SIGHUP reload too)
+            self._lock_file = lock_state_folder(
+                self.config.state_dir, "daemon", stop=self.stopping, on_wait=self._waiting
+            )
+        except Stopped:
+            return
         try:
             self._open()
         except BaseException:
@@ -194,6 +196,9 @@ class Daemon:
                 self._start_digest(channel, target, now)
             self._resume(now)
         self.scheduler.resume()
+
+    def _waiting(self, holder: Holder) -> None:
+        self._event("waiting", reason=f"waiting for {holder} to finish with {self.config.state_dir}")
 
     def stop(self) -> None:
         self.stopping.set()
@@ -617,45 +622,6 @@ def emit(log: Log, config: Config, event: str, **fields: Any) -> None:
 
     values = {k: shown(v) if isinstance(v, datetime) else v for k, v in fields.items() if v is not None}
     log({"time": shown(_now()), "event": event, **values})
-
-
-def lock_state_folder(state_dir: Path) -> IO[str]:
-    """One daemon per state folder: a second one would send what the first is sending."""
-    path = private_file(private_dir(state_dir) / LOCK_FILE)
-    handle = path.open("a+", encoding="utf-8")
-    for attempt in range(6):  # `syndicate status` may be peeking at it (a shared lock, for an instant)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except OSError:
-            if attempt < 5:
-                time.sleep(0.1)
-    else:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise StateError(
-            f"{state_dir}: another syndicate daemon is running on this state folder (pid {holder}); "
-            "stop it first (expected one daemon per state folder)"
-        ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
-
-
-def running_daemon(state_dir: Path) -> str | None:
-    """The pid of the daemon holding this state folder, or None when none does."""
-    path = state_dir / LOCK_FILE
-    if not path.is_file():
-        return None
-    with path.open(encoding="utf-8") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            return handle.read().strip() or "?"
-    return None
 
 
 def format_event(event: Event, style: str) -> str:

@@ -1,8 +1,10 @@
 """The delivery loop: consult the ledger, mark in flight, send, record the outcome.
 
 Per message: already sent (or failed, or unknown under the `skip` policy) is skipped unless
-`resend`; otherwise the row is committed `in_flight`, the target sends, and the outcome is
-committed. A `retry` outcome (SMTP 4xx, a dropped connection) goes back in the queue with an
+`resend`; otherwise the row is claimed (committed `in_flight` by a compare-and-set on its status,
+see `Ledger.mark_in_flight`), the target sends, and the outcome is committed. A message another
+process claimed since the draft's rows were read is skipped (`Report.elsewhere`): not sent, not
+failed. A `retry` outcome (SMTP 4xx, a dropped connection) goes back in the queue with an
 exponential backoff, and after two retries in a row every connection also slows down, the way
 a rate-limited relay asks. A message still refused after `max_attempts` stays `retry` in the
 ledger for the next run. An `unknown` outcome (the connection lost before the server's answer
@@ -30,9 +32,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
 
-from .deliver import HandOverFailed, Message, Pacing, Result, Target, handing_over
+from .deliver import HandOverFailed, Message, MessageKey, Pacing, Result, Target, handing_over
 from .errors import DeliveryError, SyndicateError
-from .ledger import Ledger
+from .ledger import CLAIMABLE, EVERY_STATUS, Ledger
 
 UnknownPolicy = Literal["skip", "resend"]
 # Temporary refusals in a row (450 "too much mail", 421, 451...) that mean the relay is
@@ -56,6 +58,7 @@ class Report:
     skipped: int = 0
     unknown: int = 0
     recovered: int = 0
+    elsewhere: int = 0  # of `skipped`: claimed by another process between the read and the claim
     paused: bool = False
     stopped: bool = False  # a `stop` event ended the run before its list did
     problems: list[Result] = field(default_factory=list)
@@ -109,6 +112,7 @@ def dispatch(
     run = _Run(target.pacing, due, recorder, report, on_result, sleep, clock)
     run.stop = stop or threading.Event()
     run.on_wait = on_wait
+    run.claimable = claimable(resend, unknown)
     try:
         if recorder is not None:
             report.recovered = recorder.recover()
@@ -155,6 +159,17 @@ def goes_out(status: str, resend: bool, unknown: UnknownPolicy) -> bool:
     return resend or status in ("pending", "retry") or (status == "unknown" and unknown == "resend")
 
 
+def claimable(resend: bool, unknown: UnknownPolicy) -> tuple[str, ...]:
+    """The ledger statuses a message may be claimed from (`goes_out`, as a compare-and-set)."""
+    if resend:
+        return EVERY_STATUS
+    return CLAIMABLE + (("unknown",) if unknown == "resend" else ())
+
+
+# `_Run._send`'s answer for a message another process claimed first (a unique result object).
+ELSEWHERE = Result(MessageKey("", "", "", ""), "failed", "claimed by another process")
+
+
 class _Run:
     """State shared by the connections of one dispatch: queue, retries, pacing, counters."""
 
@@ -187,6 +202,7 @@ class _Run:
         self.next_slot = 0.0
         self.error: BaseException | None = None
         self.stop = threading.Event()
+        self.claimable: tuple[str, ...] = CLAIMABLE
 
     def drive(self, target: Target) -> None:
         """Work the queue on `pacing.connections` connections, opened only if something is due."""
@@ -234,6 +250,11 @@ class _Run:
                     with self.lock:
                         self.report.pending += 1
                     return
+                if result is ELSEWHERE:  # another process claimed it first: its to send, not ours
+                    with self.lock:
+                        self.report.skipped += 1
+                        self.report.elsewhere += 1
+                    continue
                 self._record(message, attempt, result)
 
     def _wait(self, seconds: float, why: str = "") -> None:
@@ -280,11 +301,13 @@ class _Run:
     def _send(self, connection, message: Message) -> Result:
         if self.ledger is not None:
             try:
-                self.ledger.mark_in_flight(message.key, message.content_hash)
+                claimed = self.ledger.mark_in_flight(message.key, message.content_hash, self.claimable)
             except DeliveryError:  # not recorded, so not sent: still due
                 with self.lock:
                     self.report.pending += 1
                 raise
+            if not claimed:
+                return ELSEWHERE
         mark = None if self.ledger is None else partial(self.ledger.mark_handed, message.key)
         try:
             with handing_over(mark):

@@ -3,6 +3,9 @@
 A row is keyed by (channel, target, draft key, recipient). It is committed `in_flight` before
 the message is handed to a server and `sent` right after the server accepts it; a crash in
 between leaves `in_flight`, which the next run reports as `unknown` and handles by policy.
+Going `in_flight` is a claim that two processes cannot both win (`mark_in_flight`): an update
+that matches the row only in a status the run may send, or the insert of a new row, which the
+unique key refuses to a second process; the loser is told (False) and does not send.
 SQLite (the default, a file in the state folder) runs in WAL mode with synchronous=NORMAL:
 two commits per message stay well under the time an SMTP transaction takes.
 
@@ -63,7 +66,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from . import clock
 from .config import Config
@@ -76,6 +79,11 @@ Status = Literal["pending", "in_flight", "sent", "failed", "retry", "unknown"]
 DraftState = Literal["started", "finished", "skipped"]
 DraftId = tuple[str, str, str]  # (channel, target, draft key)
 UNSETTLED = ("retry", "unknown", "in_flight")  # statuses of a message that may still go out
+EVERY_STATUS: tuple[Status, ...] = ("pending", "in_flight", "sent", "failed", "retry", "unknown")
+CLAIMABLE: tuple[Status, ...] = (
+    "pending",
+    "retry",
+)  # what a run claims (the policy may add unknown)  # statuses of a message that may still go out
 LEDGER_FILE = "ledger.sqlite"
 
 _metadata = MetaData()
@@ -167,9 +175,11 @@ _c = deliveries.c
 # older ledger as it is, without the columns added since).
 _SHOWN = [column for column in deliveries.c if column.name not in ADDED_DELIVERY_COLUMNS]
 _INSERT = deliveries.insert().values(status="in_flight", attempts=1)
+# A claim is a compare-and-set: the row goes `in_flight` only from a status this run may send
+# (`claimable`); another process that claimed it first leaves the statement matching no row.
 _START = (
     update(deliveries)
-    .where(_c.id == bindparam("row_id"))
+    .where(_c.id == bindparam("row_id"), _c.status.in_(bindparam("claimable", expanding=True)))
     .values(
         status="in_flight",
         content_hash=bindparam("new_hash"),
@@ -204,6 +214,11 @@ _REMEMBER = (
         updated_at=bindparam("updated_at", type_=articles.c.updated_at.type),
     )
 )
+
+
+class _ClaimedElsewhere(Exception):
+    """Another process claimed (or settled) the message first: raised inside a claim's
+    transaction, which rolls it back."""
 
 
 @dataclass(frozen=True)
@@ -381,25 +396,44 @@ class Ledger:
             self._loaded.add((channel, target, draft_key))
         return found
 
-    def mark_in_flight(self, key: MessageKey, content_hash: str) -> None:
+    def mark_in_flight(
+        self, key: MessageKey, content_hash: str, claimable: Collection[str] = CLAIMABLE
+    ) -> bool:
+        """Claim a message: its row made, or moved from one of the `claimable` statuses, to
+        `in_flight`, committed. False when another process (another ledger object) claimed or
+        settled it first: the row was not in a claimable status any more, or a new row's insert
+        met the row another process had just made (a unique violation). The caller must then
+        not send it."""
         now = _now()
         with self._lock:
-            with self._transaction():
-                row_id = self._row_id(key)
-                if row_id is None:
-                    row = {
-                        "channel": key.channel,
-                        "target": key.target,
-                        "draft_key": key.draft_key,
-                        "recipient": key.recipient,
-                        "content_hash": content_hash,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    row_id = self._conn.execute(_INSERT, row).inserted_primary_key[0]
-                else:
-                    self._conn.execute(_START, {"row_id": row_id, "new_hash": content_hash, "now": now})
+            try:
+                row_id = self._claim(key, content_hash, claimable, now)
+            except _ClaimedElsewhere:
+                return False
             self._ids[key] = row_id  # only once committed: a refused insert leaves no row to update
+            return True
+
+    def _claim(self, key: MessageKey, content_hash: str, claimable: Collection[str], now: datetime) -> int:
+        with self._transaction():
+            row_id = self._row_id(key)
+            if row_id is None:
+                row = {
+                    "channel": key.channel,
+                    "target": key.target,
+                    "draft_key": key.draft_key,
+                    "recipient": key.recipient,
+                    "content_hash": content_hash,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                try:
+                    return self._conn.execute(_INSERT, row).inserted_primary_key[0]
+                except IntegrityError:  # the transaction is rolled back on the way out
+                    raise _ClaimedElsewhere() from None
+            values = {"row_id": row_id, "new_hash": content_hash, "now": now, "claimable": list(claimable)}
+            if self._conn.execute(_START, values).rowcount != 1:
+                raise _ClaimedElsewhere()
+            return row_id
 
     def mark(self, key: MessageKey, status: Status, error: str | None = None) -> None:
         """Record the outcome of the attempt `mark_in_flight` began."""
@@ -828,7 +862,8 @@ def make_engine(url: str) -> Engine:
     def _owner_only(_dialect, _record, _args, _params) -> None:
         # A file deleted while the process runs is made again by the next connection: owner-only.
         if database and database != ":memory:" and not database.startswith("file:"):
-            with contextlib.suppress(OSError):  # a missing folder: SQLite's own error says so
+            # A missing folder: SQLite's own error ("unable to open database file") says so.
+            with contextlib.suppress(FileNotFoundError):
                 private_file(Path(database))
 
     @event.listens_for(engine, "connect")

@@ -32,6 +32,7 @@ from .dryrun import dry_run_folder
 from .errors import ConfigError, ContentError, DeliveryError
 from .identity import identify
 from .ledger import Ledger
+from .lock import Holder, lock_state_folder
 from .plan import Missed, Send, due_now, plan_articles
 from .recipients import (
     Recipient,
@@ -112,6 +113,8 @@ def send(
     on_result: Callable[[Result], None] | None = None,
     on_wait: OnWait | None = None,
     stop: threading.Event | None = None,
+    wait: float | None = None,
+    on_lock_wait: Callable[[Holder], None] | None = None,
 ) -> Outcome:
     """Compose and deliver. `select` is "due" (what the schedule says is due by now, as far as
     `schedule.catch_up` allows; with `backfill`, what it passed over too), "all" (every published
@@ -121,7 +124,37 @@ def send(
     `on_start(send, messages)` and `on_result(result)` let a caller draw progress and
     `on_wait(seconds, why)` tell of a long wait; `stop` (the CLI's signals) ends the run after
     the messages in flight, as in `deliver()`.
+
+    A real send (not a dry run) holds the state folder for its whole run (`lock.py`): another
+    `send` holding it is waited for, `wait` seconds at most (None: as long as it takes;
+    `on_lock_wait` is told once; `stop` ends the wait with `Stopped`); a daemon holding it
+    refuses this send (StateError: its jobs do the sending).
     """
+    args = (config, select, paths, channels, targets, dry_run, dry_run_dir, resend, backfill)
+    more = (new_ledger, now, on_start, on_result, on_wait, stop)
+    if dry_run:
+        return _send(*args, *more)
+    with lock_state_folder(config.state_dir, "send", wait=wait, stop=stop, on_wait=on_lock_wait):
+        return _send(*args, *more)
+
+
+def _send(
+    config: Config,
+    select: Selection | Sequence[str],
+    paths: Iterable[Path] | None,
+    channels: Iterable[str] | None,
+    targets: Iterable[str] | None,
+    dry_run: bool,
+    dry_run_dir: Path | None,
+    resend: bool,
+    backfill: bool,
+    new_ledger: bool,
+    now: datetime | None,
+    on_start: Callable[[Send, int], None] | None,
+    on_result: Callable[[Result], None] | None,
+    on_wait: OnWait | None,
+    stop: threading.Event | None,
+) -> Outcome:
     now = now or clock.now()
     loaded = load_articles(config, paths)
     outcome = Outcome(problems=list(loaded.problems))

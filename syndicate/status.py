@@ -24,9 +24,9 @@ from typing import Any
 
 from .config import Config, EmailChannel
 from .content import Article, load_articles
-from .daemon import running_daemon
 from .errors import ContentError, SyndicateError
 from .ledger import Delivery, DraftId, DraftRow, DraftState, Ledger
+from .lock import running_daemon
 from .plan import Send, is_digest_channel, plan_due
 from .recipients import address_key
 from .send import MIME_TYPES, target_recipients

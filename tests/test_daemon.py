@@ -477,13 +477,24 @@ def test_a_broken_article_is_reported_and_the_others_still_go_out(site):
 def test_an_article_sent_by_hand_before_its_time_is_not_sent_again(site):
     site.data["channels"] = {"linkedin": site.data["channels"]["linkedin"]}
     fast_rescans(site)
-    write(site, "early-bird", soon(2))
-    with running(site.config()) as (_daemon, events):
-        result = CliRunner().invoke(cli, ["--config", str(site.config_path), "send", "early-bird"])
-        assert result.exit_code == 0, result.output
-        wait_for(lambda: any(e["event"] == "skipped" for e in events), log=events)
-    skipped = next(e for e in events if e["event"] == "skipped")
-    assert skipped["draft"] == "linkedin:early-bird" and skipped["reason"] == "already finished"
+    due = soon(3)
+    write(site, "early-bird", due)
+    job_id = "article:linkedin:social-outbox:early-bird"
+    send_it = ["--config", str(site.config_path), "send", "early-bird"]
+    with running(site.config()) as (daemon, _events):
+        assert job_id in daemon.jobs()
+        # While the daemon runs, its jobs do the sending: a send by hand is refused, one line.
+        refused = CliRunner().invoke(cli, send_it)
+        assert refused.exit_code == 2, refused.output
+        assert refused.output.startswith("error: ") and "Traceback" not in refused.output
+        assert f"the syndicate daemon (pid {os.getpid()}) is running on this state folder" in refused.output
+    result = CliRunner().invoke(cli, send_it)  # the daemon stopped: sent by hand, early
+    assert result.exit_code == 0, result.output
+    with running(site.config()) as (daemon, events):
+        assert job_id not in daemon.jobs()
+        wait_for(lambda: clock.now() > due + timedelta(seconds=1))
+    unscheduled = next(e for e in events if e["event"] == "unscheduled")
+    assert unscheduled["draft"] == job_id and unscheduled["reason"] == "already finished"
     assert len(outbox_posts(site)) == 1
 
 
