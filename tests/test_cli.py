@@ -246,3 +246,11 @@ def test_no_command_shows_or_writes_a_secret(site, receiver, tls, tmp_path):
     assert {str(p.relative_to(tmp_path)): _leaks(p.read_bytes()) for p in written} == {
         str(p.relative_to(tmp_path)): [] for p in written
     }
+
+
+def test_the_cli_reference_is_made_from_help_and_current():
+    """docs/cli.md is `python -m syndicate.clidoc`: a changed option or help text must be
+    regenerated with it, so the reference never drifts from the commands."""
+    from syndicate.clidoc import reference
+
+    assert (REPO / "docs" / "cli.md").read_text(encoding="utf-8") == reference()
