@@ -3,7 +3,7 @@
 The job store (`jobs.sqlite` in the state folder, or `schedule.jobstore_url`) holds one date job
 per article and per-article channel/target at the article's publish date, and one cron job per
 digest channel/target in the site's timezone. A rescan (every `schedule.rescan_seconds`, and on
-file events) follows content edits, reading only changed files. A job runs the same `deliver()`
+file events) follows content edits, reading only changed files. A job runs the same `send_planned()`
 as `syndicate send`, through the ledger, so a restart, an edit racing a job or a manual `send`
 in between never sends anything twice.
 
@@ -39,7 +39,8 @@ from .content import Article, ArticleCache
 from .continuity import open_ledger
 from .errors import DeliveryError, StateError, SyndicateError
 from .identity import resolve
-from .ledger import DraftId, DraftState, Ledger, make_engine, sqlite_url
+from .keys import DraftId, article_key, digest_key
+from .ledger import DraftState, Ledger, make_engine, sqlite_url
 from .lock import LOCK_FILE as LOCK_FILE  # re-exported: where they lived before lock.py
 from .lock import Holder, StateLock, Stopped, lock_state_folder
 from .lock import running_daemon as running_daemon
@@ -54,15 +55,8 @@ from .plan import (
     plan_articles,
     plan_due,
 )
-from .schedule import (
-    article_key,
-    articles_in_window,
-    digest_end_of_key,
-    digest_key,
-    digest_window,
-    latest_digest_end,
-)
-from .send import Kept, Outcome, deliver
+from .schedule import articles_in_window, digest_end_of_key, digest_window, latest_digest_end
+from .send import Kept, Outcome, send_planned
 
 JOBS_FILE = "jobs.sqlite"
 RETRY_FIRST, RETRY_MAX = timedelta(minutes=1), timedelta(hours=1)
@@ -105,7 +99,7 @@ def digest_trigger(schedule: DigestSchedule, tz: tzinfo) -> CronTrigger:
 
 
 class Daemon:
-    """Keeps the job store in step with the content and runs each job through `deliver()`.
+    """Keeps the job store in step with the content and runs each job through `send_planned()`.
 
     `run()` blocks until `stop()` (the CLI wires SIGTERM and SIGINT to it); a send in progress
     finishes the messages in flight, leaves the rest pending and is resumed at the next start.
@@ -494,7 +488,7 @@ class Daemon:
         self, sends: list[Send], job_id: str, func: Callable, args: tuple, fired: datetime | None
     ) -> None:
         try:
-            outcome = deliver(
+            outcome = send_planned(
                 self.config,
                 sends,
                 stop=self.stopping,

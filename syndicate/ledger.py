@@ -70,14 +70,13 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from . import clock
 from .config import Config
-from .deliver import MessageKey
 from .errors import DeliveryError
+from .keys import DraftId, MessageKey
 from .recipients import address_key
 from .state import private_dir, private_file, state_path
 
 Status = Literal["pending", "in_flight", "sent", "failed", "retry", "unknown"]
 DraftState = Literal["started", "finished", "skipped"]
-DraftId = tuple[str, str, str]  # (channel, target, draft key)
 UNSETTLED = ("retry", "unknown", "in_flight")  # statuses of a message that may still go out
 EVERY_STATUS: tuple[Status, ...] = ("pending", "in_flight", "sent", "failed", "retry", "unknown")
 CLAIMABLE: tuple[Status, ...] = (

@@ -27,20 +27,13 @@ from typing import Protocol
 
 from .config import Config, EmailChannel
 from .content import Article
-from .schedule import (
-    article_key,
-    articles_in_window,
-    digest_end_covering,
-    digest_key,
-    digest_window,
-    latest_digest_end,
-)
+from .keys import DraftId, article_key, digest_key
+from .schedule import articles_in_window, digest_end_covering, digest_window, latest_digest_end
 
 # What the ledger already holds for a (channel, target): the draft keys with a sent message.
 SentKeys = Callable[[str, str], set[str]]
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 ON_TIME = timedelta(minutes=1)  # a send this late is still on time; later, it was missed
-DraftId = tuple[str, str, str]  # (channel, target, draft key), as the ledger names a draft
 
 
 class History(Protocol):

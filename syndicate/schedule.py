@@ -22,11 +22,6 @@ def show_time(moment: datetime, tz: tzinfo) -> str:
     return f"{local:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}"
 
 
-def digest_key(channel: str, end: datetime, tz: tzinfo) -> str:
-    """The ledger's name for the digest sent at `end`: its channel and local date."""
-    return f"{channel}:{end.astimezone(tz):%Y-%m-%d}"
-
-
 def digest_end_of_key(key: str, schedule: DigestSchedule, tz: tzinfo) -> datetime | None:
     """The send time a digest key names (its local date at the schedule's time), or None for a
     key that names no date."""
@@ -35,12 +30,6 @@ def digest_end_of_key(key: str, schedule: DigestSchedule, tz: tzinfo) -> datetim
     except ValueError:
         return None
     return _send_on(day, schedule, tz)
-
-
-def article_key(channel: str, article: Article) -> str:
-    """The ledger's name for one article's email or post on a channel: `channel:slug`, or the
-    stem its sends already carry when the article was renamed since (`identity.resolve`)."""
-    return f"{channel}:{article.stem or article.slug}"
 
 
 def _period_days(schedule: DigestSchedule) -> int:

@@ -31,6 +31,7 @@ from .dispatch import OnWait, Report, dispatch, goes_out
 from .dryrun import dry_run_folder
 from .errors import ConfigError, ContentError, DeliveryError
 from .identity import identify
+from .keys import article_key
 from .ledger import Ledger
 from .lock import Holder, lock_state_folder
 from .plan import Missed, Send, due_now, plan_articles
@@ -42,7 +43,6 @@ from .recipients import (
     check_address,
     load_recipients,
 )
-from .schedule import article_key
 from .state import state_path
 
 Selection = Literal["due", "all"]
@@ -123,7 +123,7 @@ def send(
 
     `on_start(send, messages)` and `on_result(result)` let a caller draw progress and
     `on_wait(seconds, why)` tell of a long wait; `stop` (the CLI's signals) ends the run after
-    the messages in flight, as in `deliver()`.
+    the messages in flight, as in `send_planned()`.
 
     A real send (not a dry run) holds the state folder for its whole run (`lock.py`): another
     `send` holding it is waited for, `wait` seconds at most (None: as long as it takes;
@@ -163,7 +163,7 @@ def _send(
     )
     sends = _plan(config, articles, select, now, channels, targets, outcome, backfill, new_ledger, dry_run)
     if not dry_run:
-        return deliver(
+        return send_planned(
             config,
             sends,
             outcome,
@@ -176,7 +176,7 @@ def _send(
         )
     with dry_run_folder(config, dry_run_dir) as folder:
         outcome.dry_run_dir = folder
-        return deliver(
+        return send_planned(
             config, sends, outcome, resend=resend, stop=stop, on_start=on_start, on_result=on_result
         )
 
@@ -189,7 +189,7 @@ def dry_run_mark(report: Report) -> Literal["new", "already sent", "partly sent"
     return "already sent" if report.sent == 0 else "partly sent"
 
 
-def deliver(
+def send_planned(
     config: Config,
     sends: Sequence[Send],
     outcome: Outcome | None = None,

@@ -25,7 +25,8 @@ from typing import Any
 from .config import Config, EmailChannel
 from .content import Article, load_articles
 from .errors import ContentError, SyndicateError
-from .ledger import Delivery, DraftId, DraftRow, DraftState, Ledger
+from .keys import DraftId
+from .ledger import Delivery, DraftRow, DraftState, Ledger
 from .lock import running_daemon
 from .plan import Send, is_digest_channel, plan_due
 from .recipients import address_key
@@ -268,7 +269,7 @@ def article_history(config: Config, slug: str) -> ArticleHistory:
                 elif digest:
                     history.unmatched_digests += 1
                     continue
-                else:  # a per-article draft is named `channel:slug` (schedule.article_key)
+                else:  # a per-article draft is named `channel:slug` (keys.article_key)
                     holds = draft[2] == f"{channel}:{slug}"
                 if holds:
                     progress = _progress(ledger, draft, row)

@@ -21,8 +21,9 @@ import pytest
 
 from syndicate import clock
 from syndicate.deliver import MessageKey
+from syndicate.keys import digest_key
 from syndicate.ledger import Ledger
-from syndicate.schedule import digest_key, latest_digest_end
+from syndicate.schedule import latest_digest_end
 
 from .conftest import SmtpSink, child_env, free_port, loopback_smtp, running_sink
 from .test_daemon import daemon_process, wait_for, write

@@ -17,7 +17,7 @@ from syndicate.cli import cli
 from syndicate.content import load_articles
 from syndicate.ledger import Ledger
 from syndicate.plan import plan_articles
-from syndicate.send import deliver
+from syndicate.send import send_planned
 
 from .conftest import SmtpSink, child_env, free_port, running_sink
 from .test_send import NOW, smtp_site, write_articles
@@ -49,7 +49,7 @@ def weekly_only(site, port: int, readers: list[str], **options) -> None:
 
 
 def stop_after(site, count: int) -> None:
-    """`deliver()` of the weekly digest, stopped (as SIGTERM stops the daemon) after `count` results."""
+    """`send_planned()` of the weekly digest, stopped (as SIGTERM stops the daemon) after `count` results."""
     config = site.config()
     sends = plan_articles(config, load_articles(config).articles, NOW, channels=["weekly"])
     stop, results = threading.Event(), []
@@ -59,7 +59,7 @@ def stop_after(site, count: int) -> None:
         if len(results) == count:
             stop.set()
 
-    outcome = deliver(config, sends, stop=stop, on_result=on_result)
+    outcome = send_planned(config, sends, stop=stop, on_result=on_result)
     [(_, report)] = outcome.reports
     assert (report.sent, report.pending, report.stopped) == (count, len(READERS) - count, True)
 

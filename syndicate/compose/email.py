@@ -31,7 +31,8 @@ from premailer import Premailer
 from ..config import Config, EmailChannel, Utm, default_templates_dir
 from ..content import Article, shorten
 from ..errors import ConfigError, TemplateError
-from ..schedule import article_key, articles_in_window, digest_key, digest_window, latest_digest_end
+from ..keys import article_key, digest_key
+from ..schedule import articles_in_window, digest_window, latest_digest_end
 
 # Per-recipient fields: templates print these markers and compose.mime replaces them in the
 # finished HTML and text. Letters and underscores only, so MJML, lxml (which percent-escapes

@@ -25,7 +25,7 @@ import regex
 from ..config import Config, SocialChannel, default_templates_dir
 from ..content import Article, Problem
 from ..errors import ConfigError, TemplateError
-from ..schedule import article_key
+from ..keys import article_key
 from ..state import write_private
 from .textlength import (
     BLUESKY_MAX_BYTES,

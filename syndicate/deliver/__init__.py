@@ -11,7 +11,6 @@ run is asked to stop, the message then `retry`: it was not sent.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -22,24 +21,10 @@ from typing import Any, Literal, Protocol
 
 from ..config import Config
 from ..errors import DeliveryError
+from ..keys import MessageKey
 
 Payload = EmailMessage | dict[str, Any]
-Outcome = Literal["sent", "retry", "failed", "unknown"]
-
-
-@dataclass(frozen=True, slots=True)
-class MessageKey:
-    """What the ledger keys a delivery by: the same key is never sent twice."""
-
-    channel: str
-    target: str
-    draft_key: str
-    recipient: str
-
-    def digest(self) -> str:
-        """A stable short id for file names and webhook ids."""
-        text = "\x1f".join((self.channel, self.target, self.draft_key, self.recipient))
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+Verdict = Literal["sent", "retry", "failed", "unknown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +39,7 @@ class Message:
 @dataclass(frozen=True)
 class Result:
     key: MessageKey
-    outcome: Outcome
+    outcome: Verdict
     detail: str = ""
 
 
