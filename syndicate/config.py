@@ -8,32 +8,32 @@ so an interpolated secret never reaches a message.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
-import reprlib
 from datetime import time, timedelta
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from .deliver import TargetSettings, target_types
 from .errors import ConfigError
+from .validation import Strict, check_http_url, parse_time, short
 from .yaml_shape import shape_problem
+
+if TYPE_CHECKING:
+    AnyTarget = TargetSettings
 
 CONFIG_ENV = "SYNDICATE_CONFIG"
 DEFAULT_CONFIG = "config.yaml"
@@ -55,73 +55,6 @@ def default_templates_dir() -> Path:
     return PACKAGE_TEMPLATES if PACKAGE_TEMPLATES.is_dir() else REPO_TEMPLATES
 
 
-class Strict(BaseModel):
-    """Unknown keys are mistakes (a typo must not be silently ignored)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _parse_time(value: Any) -> time:
-    if isinstance(value, time):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        # YAML 1.1 reads an unquoted 08:00 as the sexagesimal integer 480.
-        value = f"{value // 60:02d}:{value % 60:02d}"
-    if isinstance(value, str) and re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
-        hour, minute = (int(p) for p in value.strip().split(":"))
-        if hour < 24 and minute < 60:
-            return time(hour, minute)
-    raise ValueError(f"{_short(value)} is not a time (expected HH:MM)")
-
-
-def _check_http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{_short(value)} is not a URL (expected http:// or https://...)")
-    return value
-
-
-def _is_loopback(host: str | None) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host or "").is_loopback
-    except ValueError:
-        return False
-
-
-# Names that reach a cloud provider's instance metadata (credentials) from inside its network.
-_METADATA_HOSTS = {"metadata.google.internal", "metadata.goog", "metadata", "instance-data"}
-
-
-def _is_internal(host: str | None) -> bool:
-    """A host a webhook must not reach unless the user says so: private, link-local (the
-    169.254.169.254 metadata service), unspecified, reserved or multicast addresses, and cloud
-    metadata names. Loopback is allowed (tests, local relays); names are not resolved here."""
-    name = (host or "").rstrip(".").lower()
-    if name in _METADATA_HOSTS:
-        return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if address.is_loopback:
-        return False
-    return (
-        address.is_private
-        or address.is_link_local
-        or address.is_unspecified
-        or address.is_reserved
-        or address.is_multicast
-    )
-
-
-def _short(value: Any) -> str:
-    return reprlib.repr(value)
-
-
 class Site(Strict):
     name: str
     base_url: str
@@ -141,19 +74,19 @@ class Site(Strict):
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
-        value = _check_http_url(value)
+        value = check_http_url(value)
         return value if value.endswith("/") else value + "/"
 
     @field_validator("logo", "unsubscribe_url", "archive_url")
     @classmethod
     def _optional_url(cls, value: str | None) -> str | None:
-        return None if value is None else _check_http_url(value)
+        return None if value is None else check_http_url(value)
 
     @field_validator("fonts")
     @classmethod
     def _fonts(cls, value: dict[str, str]) -> dict[str, str]:
         for url in value.values():
-            _check_http_url(url)
+            check_http_url(url)
         return value
 
     @field_validator("timezone")
@@ -163,7 +96,7 @@ class Site(Strict):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(
-                f"{_short(value)} is not a time zone (expected an IANA name like Europe/London)"
+                f"{short(value)} is not a time zone (expected an IANA name like Europe/London)"
             ) from None
         return value
 
@@ -172,7 +105,7 @@ class Site(Strict):
     def _sender(cls, value: str) -> str:
         _, address = parseaddr(value)
         if "@" not in address or any(c in value for c in "\r\n"):
-            raise ValueError(f'{_short(value)} is not an email address (expected "Name <news@example.com>")')
+            raise ValueError(f'{short(value)} is not an email address (expected "Name <news@example.com>")')
         return value
 
     @property
@@ -188,7 +121,7 @@ class Content(Strict):
     words_per_minute: int = Field(default=220, gt=0, le=10_000)
     preheader_chars: int = Field(default=100, gt=10, le=1000)
 
-    _time = field_validator("default_time", mode="before")(lambda v: _parse_time(v))
+    _time = field_validator("default_time", mode="before")(lambda v: parse_time(v))
 
 
 class DigestSchedule(Strict):
@@ -196,14 +129,14 @@ class DigestSchedule(Strict):
     weekday: str = "mon"
     at: time = time(8, 0)
 
-    _time = field_validator("at", mode="before")(lambda v: _parse_time(v))
+    _time = field_validator("at", mode="before")(lambda v: parse_time(v))
 
     @field_validator("weekday")
     @classmethod
     def _weekday(cls, value: str) -> str:
         short = str(value).strip().lower()[:3]
         if short not in _WEEKDAYS:
-            raise ValueError(f"{_short(value)} is not a weekday (expected one of mon..sun)")
+            raise ValueError(f"{short(value)} is not a weekday (expected one of mon..sun)")
         return short
 
 
@@ -238,117 +171,6 @@ class SocialChannel(Strict):
 Channel = Annotated[EmailChannel | SocialChannel, Field(discriminator="kind")]
 
 
-class OutboxTarget(Strict):
-    type: Literal["outbox"]
-    dir: Path
-    recipients: list[str] | Path | None = None
-
-
-class SmtpTarget(Strict):
-    type: Literal["smtp"]
-    host: str
-    port: int = Field(default=587, gt=0, lt=65536)
-    security: Literal["ssl", "starttls", "none"] = "starttls"
-    username: str | None = None
-    password: SecretStr | None = None
-    # Every number has a range, so a value that validates cannot overflow or hang a send later.
-    timeout: float = Field(default=30.0, gt=0, le=3600)
-    verify_tls: bool = True
-    ca_file: Path | None = None
-    recipients: list[str] | Path
-    suppression: Path | None = None
-    per_connection: int = Field(default=500, gt=0, le=1_000_000)
-    rate: float | None = Field(default=None, ge=0.001, le=100_000)  # messages per second
-    connections: int = Field(default=1, gt=0, le=32)
-    error_threshold: int = Field(default=10, gt=0, le=100_000)
-    max_attempts: int = Field(default=5, gt=0, le=100)
-    retry_delay: float = Field(default=60.0, ge=0, le=3600)
-    local: bool = False  # a relay on this machine or a trusted network: plain-text login allowed
-
-    @model_validator(mode="after")
-    def _no_clear_text_password(self) -> SmtpTarget:
-        """`security: none` would send the login in clear across the network."""
-        if self.security == "none" and self.username and not self.local and not _is_loopback(self.host):
-            raise ValueError(
-                "security: none would send the password unencrypted to "
-                f"{self.host} (expected starttls or ssl, or local: true for a relay you trust)"
-            )
-        return self
-
-
-LINKEDIN_POSTS_URL = "https://api.linkedin.com/rest/posts"
-
-
-class WebhookTarget(Strict):
-    type: Literal["webhook", "slack", "discord", "linkedin"]
-    # Before url: its validator reads it. Plain http is allowed for loopback hosts, or with this.
-    local: bool = False
-    url: str
-    secret: SecretStr | None = None
-    token: SecretStr | None = Field(default=None, validate_default=True)
-    author: str | None = Field(default=None, validate_default=True)
-    # The Posts API version (YYYYMM) sent as LinkedIn-Version; LinkedIn retires versions after a year.
-    linkedin_version: str = "202610"
-    timeout: float = Field(default=10.0, gt=0, le=3600)
-    retries: int = Field(default=5, ge=0, le=100)
-    verify_tls: bool = True
-    ca_file: Path | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str, info: ValidationInfo) -> str:
-        """Plain http would carry tokens and signed bodies in the clear, unless it never leaves the host."""
-        parts = urlsplit(_check_http_url(value))
-        if parts.scheme != "https" and not info.data.get("local") and not _is_loopback(parts.hostname):
-            raise ValueError(
-                "is not https (expected https://..., or local: true for a plain-http receiver "
-                "on a trusted network; 127.0.0.1, ::1 and localhost need neither)"
-            )
-        if not info.data.get("local") and _is_internal(parts.hostname):
-            raise ValueError(
-                "points at a private, link-local or cloud-metadata address (expected a public "
-                "receiver, or local: true for one on your own network)"
-            )
-        return value
-
-    @model_validator(mode="before")
-    @classmethod
-    def _linkedin_url(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("type") == "linkedin" and "url" not in data:
-            return {**data, "url": LINKEDIN_POSTS_URL}
-        return data
-
-    @field_validator("linkedin_version", mode="before")
-    @classmethod
-    def _version(cls, value: Any) -> str:
-        text = str(value).strip()
-        if not re.fullmatch(r"20\d{2}(0[1-9]|1[0-2])", text):
-            raise ValueError(f"{_short(value)} is not a LinkedIn API version (expected YYYYMM, e.g. 202610)")
-        return text
-
-    @field_validator("author")
-    @classmethod
-    def _author(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if info.data.get("type") == "linkedin" and not re.fullmatch(
-            r"urn:li:(person|organization):\S+", value or ""
-        ):
-            what = "is missing" if value is None else f"{_short(value)} is not an author URN"
-            raise ValueError(
-                f"{what} (expected urn:li:person:<id> or urn:li:organization:<id> for a linkedin target)"
-            )
-        return value
-
-    @field_validator("token")
-    @classmethod
-    def _token(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        if info.data.get("type") == "linkedin" and not (value and value.get_secret_value()):
-            raise ValueError("is missing or empty (expected an access token, e.g. ${LINKEDIN_TOKEN})")
-        return value
-
-
-Target = Annotated[OutboxTarget | SmtpTarget | WebhookTarget, Field(discriminator="type")]
-
-
 class ScheduleSettings(Strict):
     catch_up: str = "skip"
     unknown: Literal["skip", "resend"] = "skip"
@@ -375,23 +197,20 @@ class ScheduleSettings(Strict):
             if 0 < minutes <= CATCH_UP_MAX_DAYS * 1440:
                 return value
             raise ValueError(
-                f"{_short(value)} is not a catch-up window (expected one from 1m to {CATCH_UP_MAX_DAYS}d)"
+                f"{short(value)} is not a catch-up window (expected one from 1m to {CATCH_UP_MAX_DAYS}d)"
             )
-        raise ValueError(
-            f"{_short(value)} is not a catch-up policy (expected skip, send or a window like 2d)"
-        )
+        raise ValueError(f"{short(value)} is not a catch-up policy (expected skip, send or a window like 2d)")
 
 
-def _mismatch(channel: EmailChannel | SocialChannel, target: BaseModel) -> str | None:
-    """Why a target cannot deliver what a channel makes, or None."""
-    kind = getattr(target, "type", "")
-    if isinstance(channel, SocialChannel) and kind == "smtp":
-        return "is an smtp target, which sends email (expected an outbox, webhook or linkedin target)"
-    if isinstance(channel, EmailChannel) and kind == "linkedin":
-        return "is a linkedin target, which posts (expected an outbox, smtp or webhook target)"
-    if isinstance(channel, EmailChannel) and kind == "outbox" and not target.recipients:
-        return "is an outbox without recipients (expected targets.<name>.recipients for an email channel)"
-    return None
+def _mismatch(name: str, channel: EmailChannel | SocialChannel, target: TargetSettings) -> str | None:
+    """Why a target cannot deliver what a channel makes, or None: each target type says what it
+    carries, and the message names the types that would."""
+    network = channel.network if isinstance(channel, SocialChannel) else None
+    if not target.accepts(network):
+        fits = sorted(kind for kind, model in target_types().items() if model.accepts(network))
+        drafts = "email" if network is None else f"{network} posts"
+        return f"is {target.what} (expected a target that takes {drafts}, of type: {', '.join(fits)})"
+    return target.missing(name, network)
 
 
 class Config(Strict):
@@ -403,7 +222,9 @@ class Config(Strict):
     state_dir: Path = Path(".syndicate")
     database_url: str | None = None
     channels: dict[str, Channel] = Field(default_factory=dict)
-    targets: dict[str, Target] = Field(default_factory=dict)
+    # Each value is the settings model of its `type` (deliver/<type>.py), found through the
+    # `syndicate.targets` entry points: `_complete_schema()` resolves AnyTarget on first use.
+    targets: dict[str, AnyTarget] = Field(default_factory=dict)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     root: Path = Path(".")
     # Lines about things that load but are probably not what was meant (a `$VAR` without braces).
@@ -422,7 +243,7 @@ class Config(Strict):
                     raise ValueError(
                         f"channels.{name}.targets: {target!r} is not a target (expected one of: {known})"
                     )
-                problem = _mismatch(channel, self.targets[target])
+                problem = _mismatch(target, channel, self.targets[target])
                 if problem:
                     raise ValueError(f"channels.{name}.targets: {target!r} {problem}")
         return self
@@ -430,6 +251,22 @@ class Config(Strict):
     @property
     def templates_dir(self) -> Path:
         return self.templates if self.templates is not None else default_templates_dir()
+
+
+def _complete_schema() -> None:
+    """Give `Config.targets` its schema: a union of every installed target type's settings model,
+    told apart by `type`. Done on first use, not at import, so a target module may import this
+    one; built again if the installed types change (a plugin installed while running)."""
+    types = target_types()
+    if _built_for == list(types.values()):
+        return
+    models = tuple(types.values())
+    union = Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007  (built at run time)
+    Config.model_rebuild(force=True, _types_namespace={"AnyTarget": union})
+    _built_for[:] = models
+
+
+_built_for: list[type[TargetSettings]] = []
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -463,6 +300,7 @@ def config_from_dict(raw: Any, path: Path) -> Config:
     used: dict[str, str] = {}
     data = _interpolate(raw, path, (), used)
     root = path.resolve().parent
+    _complete_schema()
     try:
         config = Config.model_validate({**data, "root": root})
     except ValidationError as exc:
@@ -554,16 +392,16 @@ def _format_validation(exc: ValidationError, raw: Any, data: Any, path: Path) ->
             message = "is not a known key (check the spelling)"
         elif err["type"] == "union_tag_invalid":
             loc = (*loc, err["ctx"]["discriminator"].strip("'"))
-            message = f"{_short(err['ctx']['tag'])} is not allowed (expected {err['ctx']['expected_tags']})"
+            message = f"{short(err['ctx']['tag'])} is not allowed (expected {err['ctx']['expected_tags']})"
         elif err["type"] == "union_tag_not_found":
             message = f"has no {err['ctx']['discriminator']} (expected one)"
         elif err["type"] == "literal_error":
-            message = f"{_short(written)} is not allowed (expected {err['ctx']['expected']})"
+            message = f"{short(written)} is not allowed (expected {err['ctx']['expected']})"
         elif err["type"] not in ("value_error", "assertion_error"):
-            message = f"{_short(written)}: {message.lower()}"
+            message = f"{short(written)}: {message.lower()}"
         given, written = _lookup(data, loc), _lookup(raw, loc)
         if isinstance(written, str) and given != written:  # interpolated: quote the ${VAR} instead
-            message = message.replace(_short(given), _short(written))
+            message = message.replace(short(given), short(written))
         lines.append(f"{path}: {_dotted(loc)}: {message}" if loc else f"{path}: {message}")
     return "\n".join(lines)
 

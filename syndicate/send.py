@@ -22,10 +22,10 @@ from . import clock
 from .compose.email import PLACEHOLDERS, EmailDraft, compose_digest, compose_single
 from .compose.mime import build_message
 from .compose.social import SocialPost, compose_post
-from .config import Config, EmailChannel, SmtpTarget
+from .config import Config, EmailChannel
 from .content import Article, Problem, load_articles
 from .continuity import open_ledger, remember_ledger
-from .deliver import Message, MessageKey, Result, make_target
+from .deliver import MailTargetSettings, Message, MessageKey, Result, make_target, target_types
 from .deliver.outbox import OutboxTarget
 from .dispatch import OnWait, Report, dispatch, goes_out
 from .dryrun import dry_run_folder
@@ -47,8 +47,6 @@ from .state import state_path
 
 Selection = Literal["due", "all"]
 Draft = EmailDraft | SocialPost
-# Target types that take a composed email as a MIME message; the rest get JSON.
-MIME_TYPES = {"smtp", "outbox"}
 
 
 @dataclass
@@ -413,9 +411,9 @@ def _messages(config: Config, planned: Send, draft: Kept, outcome: Outcome) -> t
     """How many, and the messages: one per recipient for email to a mail target, else one JSON
     message. Each is made as the dispatch reaches it and builds its payload only as it goes out,
     so a long list holds only its recipients in memory."""
-    settings = config.targets[planned.target]
     key = partial(MessageKey, planned.channel, planned.target, planned.draft_key)
-    if _per_recipient(config, planned):
+    settings = _mail_target(config, planned)
+    if settings is not None:
         recipients = _recipients(planned.target, settings, outcome)
         made = (
             Message(
@@ -427,10 +425,13 @@ def _messages(config: Config, planned: Send, draft: Kept, outcome: Outcome) -> t
     return 1, iter([Message(key(""), draft.content_hash, partial(dict, draft.payload))])
 
 
-def _per_recipient(config: Config, planned: Send) -> bool:
-    """Whether a send is one message per recipient (email to a mail target), or one JSON message."""
-    channel = config.channels[planned.channel]
-    return isinstance(channel, EmailChannel) and config.targets[planned.target].type in MIME_TYPES
+def _mail_target(config: Config, planned: Send) -> MailTargetSettings | None:
+    """A send's mail target when it is one message per recipient (email to a mail target), or
+    None when it is one JSON message."""
+    channel, settings = config.channels[planned.channel], config.targets[planned.target]
+    if isinstance(channel, EmailChannel) and isinstance(settings, MailTargetSettings):
+        return settings
+    return None
 
 
 def _not_reached(
@@ -438,8 +439,8 @@ def _not_reached(
 ) -> Report:
     """A send that a stop came before: its messages the ledger would still send counted as
     pending (the rest skipped), without composing the draft."""
-    if _per_recipient(config, planned):
-        settings = config.targets[planned.target]
+    settings = _mail_target(config, planned)
+    if settings is not None:
         recipients = {address_key(r.email) for r in _recipients(planned.target, settings, outcome)}
     else:
         recipients = {""}
@@ -450,7 +451,7 @@ def _not_reached(
     return Report(planned.target, pending=due, skipped=len(recipients) - due)
 
 
-def _recipients(name: str, settings: Any, outcome: Outcome) -> list[Recipient]:
+def _recipients(name: str, settings: MailTargetSettings, outcome: Outcome) -> list[Recipient]:
     """A target's recipients, loaded once per send() however many drafts go to it."""
     if name not in outcome.recipients:
         found = target_recipients(name, settings)
@@ -459,11 +460,12 @@ def _recipients(name: str, settings: Any, outcome: Outcome) -> list[Recipient]:
     return outcome.recipients[name]
 
 
-def target_recipients(name: str, settings: Any) -> RecipientList:
+def target_recipients(name: str, settings: MailTargetSettings) -> RecipientList:
     """The readers of a mail target (smtp, outbox) as a send would mail them: valid, unique and
     not suppressed."""
-    suppression = settings.suppression if isinstance(settings, SmtpTarget) else None
-    return load_recipients(settings.recipients, suppression, where=f"targets.{name}.recipients")
+    return load_recipients(
+        settings.recipients or [], settings.suppression, where=f"targets.{name}.recipients"
+    )
 
 
 def _json_payload(draft: Draft) -> dict[str, Any]:
@@ -564,9 +566,12 @@ def _test_target(config: Config, channel: str, targets: Sequence[str]) -> str:
     """The `--target` given, else the channel's first target that takes an email as a message."""
     candidates = [t for t in config.channels[channel].targets if not targets or t in targets]
     for name in candidates:
-        if config.targets[name].type in MIME_TYPES:
+        if isinstance(config.targets[name], MailTargetSettings):
             return name
+    mail_types = sorted(
+        kind for kind, model in target_types().items() if issubclass(model, MailTargetSettings)
+    )
     raise ConfigError(
         f"channels.{channel}: no email target to send a test through "
-        f"(expected one of type {' or '.join(sorted(MIME_TYPES))} among: {', '.join(candidates) or 'none'})"
+        f"(expected one of type {' or '.join(mail_types)} among: {', '.join(candidates) or 'none'})"
     )

@@ -24,13 +24,14 @@ from typing import Any
 
 from .config import Config, EmailChannel
 from .content import Article, load_articles
+from .deliver import MailTargetSettings
 from .errors import ContentError, SyndicateError
 from .keys import DraftId
 from .ledger import Delivery, DraftRow, DraftState, Ledger
 from .lock import running_daemon
 from .plan import Send, is_digest_channel, plan_due
 from .recipients import address_key
-from .send import MIME_TYPES, target_recipients
+from .send import target_recipients
 
 STATUSES = ("sent", "failed", "retry", "unknown", "in_flight")
 
@@ -358,7 +359,7 @@ def _readers(config: Config, channel: str, target: str, lists: dict[str, set[str
     """The addresses (as `address_key` names them) a channel's email goes to on a mail target;
     none otherwise."""
     channel_settings, settings = config.channels.get(channel), config.targets.get(target)
-    if not isinstance(channel_settings, EmailChannel) or settings is None or settings.type not in MIME_TYPES:
+    if not isinstance(channel_settings, EmailChannel) or not isinstance(settings, MailTargetSettings):
         return set()
     if target not in lists:
         try:

@@ -10,9 +10,10 @@ import pytest
 
 from syndicate.compose.littletext import RESERVED, unescape_little_text
 from syndicate.compose.social import SocialPost, compose_post
-from syndicate.config import LINKEDIN_POSTS_URL, load_config
+from syndicate.config import load_config
 from syndicate.content import load_articles
 from syndicate.deliver import Message, MessageKey, make_target
+from syndicate.deliver.linkedin import LINKEDIN_POSTS_URL
 from syndicate.dispatch import dispatch
 from syndicate.errors import ConfigError
 from syndicate.ledger import Ledger, sqlite_url

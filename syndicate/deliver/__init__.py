@@ -16,12 +16,17 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, get_args
 
-from ..config import Config
-from ..errors import DeliveryError
+from ..errors import ConfigError, DeliveryError
 from ..keys import MessageKey
+from ..plugins import load_plugins
+from ..validation import Strict
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 Payload = EmailMessage | dict[str, Any]
 Verdict = Literal["sent", "retry", "failed", "unknown"]
@@ -101,24 +106,75 @@ def handed() -> None:
         raise HandOverFailed(str(exc)) from None
 
 
-TargetFactory = Callable[[str, Any, Config], Target]
-_TYPES: dict[str, TargetFactory] = {}
+TARGETS_GROUP = "syndicate.targets"
 
 
-def register(*type_names: str) -> Callable[[TargetFactory], TargetFactory]:
-    """Make a factory the builder for the config targets whose `type` is one of `type_names`."""
+class TargetSettings(Strict):
+    """A target type: its settings model (the keys of `targets.<name>` in config.yaml), what it
+    carries, and how it connects. One subclass per type, one module per subclass under
+    `deliver/`, registered under the `syndicate.targets` entry-point group by its `type` name;
+    `config.py` builds the `targets:` schema from that registry and knows no type itself.
 
-    def decorate(factory: TargetFactory) -> TargetFactory:
-        for type_name in type_names:
-            _TYPES[type_name] = factory
-        return factory
+    A subclass declares `type: Literal["name"]`, and sets the class variables below."""
 
-    return decorate
+    type: str
+    # How an error names it: "an smtp target, which sends email".
+    what: ClassVar[str] = "a target"
+    # Whether an email channel may send through it, and the social networks whose posts it takes
+    # (None: any network's, as a file or a JSON body).
+    takes_email: ClassVar[bool] = True
+    networks: ClassVar[frozenset[str] | None] = None
+
+    @classmethod
+    def accepts(cls, network: str | None) -> bool:
+        """Whether it carries an email channel's drafts (`network` None) or a network's posts."""
+        if network is None:
+            return cls.takes_email
+        return cls.networks is None or network in cls.networks
+
+    def missing(self, name: str, network: str | None) -> str | None:
+        """What this target lacks to carry such drafts (a mail target with no readers), or None."""
+        return None
+
+    def connect(self, name: str, config: Config) -> Target:
+        """The runtime target that delivers for the config target called `name`."""
+        raise NotImplementedError(f"{type(self).__name__}.connect")
+
+
+class MailTargetSettings(TargetSettings):
+    """A target that takes an email as one MIME message per reader (smtp, outbox): it has the
+    readers (`recipients`, less `suppression`), and a send makes one message for each."""
+
+    recipients: list[str] | Path | None = None
+    suppression: Path | None = None
+
+    def missing(self, name: str, network: str | None) -> str | None:
+        if network is None and not self.recipients:
+            return f"is {self.what.split(',')[0]} without recipients (expected targets.{name}.recipients)"
+        return None
+
+
+@cache
+def target_types() -> dict[str, type[TargetSettings]]:
+    """Every installed target type by name: syndicate's own and third-party ones alike."""
+    types = load_plugins(TARGETS_GROUP, TargetSettings)
+    if "outbox" not in types:
+        raise ConfigError(
+            f"no target types found (entry point group {TARGETS_GROUP} is empty: "
+            "expected syndicate installed, e.g. pip install -e .)"
+        )
+    for name, model in types.items():
+        tag = model.model_fields["type"].annotation
+        if get_args(tag) != (name,):
+            raise ConfigError(
+                f"entry point {TARGETS_GROUP}:{name}: {model.__name__}.type is {tag} "
+                f'(expected Literal["{name}"])'
+            )
+    return types
 
 
 def make_target(name: str, config: Config, dry_run_dir: Path | None = None) -> Target:
     """The target called `name` in config; with `dry_run_dir`, an outbox writing there instead."""
-    _load_builtin_types()
     settings = config.targets.get(name)
     if settings is None:
         known = ", ".join(sorted(config.targets)) or "none defined"
@@ -127,14 +183,4 @@ def make_target(name: str, config: Config, dry_run_dir: Path | None = None) -> T
         from .outbox import OutboxTarget
 
         return OutboxTarget(name, dry_run_dir / name)
-    factory = _TYPES.get(settings.type)
-    if factory is None:
-        known = ", ".join(sorted(_TYPES))
-        raise DeliveryError(
-            f"targets.{name}.type: {settings.type!r} cannot deliver yet (expected one of: {known})"
-        )
-    return factory(name, settings, config)
-
-
-def _load_builtin_types() -> None:
-    from . import linkedin, outbox, smtp, webhook  # noqa: F401  (each registers its types on import)
+    return settings.connect(name, config)

@@ -38,19 +38,22 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
+from pydantic import Field, ValidationInfo, field_validator
 from requests.adapters import HTTPAdapter
 from requests.utils import select_proxy
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ProtocolError
 
 from .. import __version__, clock
-from ..config import WebhookTarget
 from ..errors import DeliveryError
 from ..stopping import StoppedAtOnce, cuttable
-from . import MessageKey, Pacing, Result, handed
+from ..validation import check_http_url, is_internal, is_loopback
+from . import MessageKey, Pacing, Result, TargetSettings, handed
 
 MAX_WAIT = 300.0
 # Failures after which the receiver may hold the request (see the module docstring).
@@ -61,6 +64,36 @@ _MAYBE_SENT = (
 )
 
 
+class HttpSettings(TargetSettings):
+    """What every target that POSTs to a URL is configured with (webhook, slack, discord,
+    linkedin, and third-party HTTP targets): where, and how long and how often to try."""
+
+    # Before url: its validator reads it. Plain http is allowed for loopback hosts, or with this.
+    local: bool = False
+    url: str
+    timeout: float = Field(default=10.0, gt=0, le=3600)
+    retries: int = Field(default=5, ge=0, le=100)
+    verify_tls: bool = True
+    ca_file: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str, info: ValidationInfo) -> str:
+        """Plain http would carry tokens and signed bodies in the clear, unless it never leaves the host."""
+        parts = urlsplit(check_http_url(value))
+        if parts.scheme != "https" and not info.data.get("local") and not is_loopback(parts.hostname):
+            raise ValueError(
+                "is not https (expected https://..., or local: true for a plain-http receiver "
+                "on a trusted network; 127.0.0.1, ::1 and localhost need neither)"
+            )
+        if not info.data.get("local") and is_internal(parts.hostname):
+            raise ValueError(
+                "points at a private, link-local or cloud-metadata address (expected a public "
+                "receiver, or local: true for one on your own network)"
+            )
+        return value
+
+
 class HttpDelivery:
     """What every webhook-shaped target shares: its settings, one try per message as the
     dispatch loop sees it (the retries happen inside `HttpConnection.post`), a checked `ca_file`.
@@ -69,7 +102,7 @@ class HttpDelivery:
     otherwise the connection waits on the run's stop event."""
 
     def __init__(
-        self, name: str, settings: WebhookTarget, sleep: Callable[[float], None] | None = None
+        self, name: str, settings: HttpSettings, sleep: Callable[[float], None] | None = None
     ) -> None:
         self.name = name
         self.settings = settings
@@ -162,7 +195,7 @@ class HttpConnection:
         return not self.stop.is_set()
 
 
-def _verify(settings: WebhookTarget) -> bool | str:
+def _verify(settings: HttpSettings) -> bool | str:
     """requests' `verify`: the system CAs, the target's own CA file, or (opted out) nothing."""
     if settings.verify_tls and settings.ca_file is not None:
         return str(settings.ca_file)
@@ -248,7 +281,7 @@ def _maybe_sent(exc: requests.RequestException) -> bool:
     return isinstance(exc, _MAYBE_SENT) or isinstance(cause, ProtocolError)
 
 
-def _lost(exc: requests.RequestException, settings: WebhookTarget) -> str:
+def _lost(exc: requests.RequestException, settings: HttpSettings) -> str:
     """How the answer was lost, by exception type only (their messages hold the URL)."""
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return f"ReadTimeout: none within {settings.timeout:g} s"

@@ -10,18 +10,25 @@ answer (`unknown`, never posted again by default); the token never reaches a mes
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import requests
+from pydantic import Field, SecretStr, field_validator
 
 from ..compose.littletext import little_text
-from ..config import Config
-from . import Message, Result, register
-from .http_post import HttpConnection, HttpDelivery, http_session
+from ..validation import short
+from . import Message, Result
+from .http_post import HttpConnection, HttpDelivery, HttpSettings, http_session
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+LINKEDIN_POSTS_URL = "https://api.linkedin.com/rest/posts"
 
 RESTLI_PROTOCOL = "2.0.0"
 # LinkedIn's error `message` is quoted in results up to this many characters.
@@ -29,6 +36,8 @@ MESSAGE_CHARS = 300
 
 
 class LinkedInDelivery(HttpDelivery):
+    settings: LinkedInSettings
+
     @contextmanager
     def open(self, stop: threading.Event | None = None) -> Iterator[LinkedInConnection]:
         with http_session() as session:
@@ -118,6 +127,41 @@ def _linkedin_message(response: requests.Response, token: str) -> str:
     return " ".join(said.split())[:MESSAGE_CHARS]
 
 
-@register("linkedin")
-def _linkedin(name: str, settings: Any, config: Config) -> LinkedInDelivery:
-    return LinkedInDelivery(name, settings)
+class LinkedInSettings(HttpSettings):
+    """`type: linkedin`: posts as `author` with `token`, to the Posts API unless `url` says otherwise."""
+
+    type: Literal["linkedin"]
+    url: str = LINKEDIN_POSTS_URL
+    token: SecretStr | None = Field(default=None, validate_default=True)
+    author: str | None = Field(default=None, validate_default=True)
+    # The Posts API version (YYYYMM) sent as LinkedIn-Version; LinkedIn retires versions after a year.
+    linkedin_version: str = "202610"
+    what: ClassVar[str] = "a linkedin target, which posts to LinkedIn"
+    takes_email: ClassVar[bool] = False
+    networks: ClassVar[frozenset[str] | None] = frozenset({"linkedin"})
+
+    @field_validator("linkedin_version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> str:
+        text = str(value).strip()
+        if not re.fullmatch(r"20\d{2}(0[1-9]|1[0-2])", text):
+            raise ValueError(f"{short(value)} is not a LinkedIn API version (expected YYYYMM, e.g. 202610)")
+        return text
+
+    @field_validator("author")
+    @classmethod
+    def _author(cls, value: str | None) -> str:
+        if value is None or not re.fullmatch(r"urn:li:(person|organization):\S+", value):
+            what = "is missing" if value is None else f"{short(value)} is not an author URN"
+            raise ValueError(f"{what} (expected urn:li:person:<id> or urn:li:organization:<id>)")
+        return value
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr:
+        if value is None or not value.get_secret_value():
+            raise ValueError("is missing or empty (expected an access token, e.g. ${LINKEDIN_TOKEN})")
+        return value
+
+    def connect(self, name: str, config: Config) -> LinkedInDelivery:
+        return LinkedInDelivery(name, self)

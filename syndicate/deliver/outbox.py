@@ -14,13 +14,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from ..compose.mime import message_bytes
-from ..config import Config
 from ..errors import DeliveryError
 from ..state import private_dir, write_private
-from . import Message, Pacing, Result, register
+from . import MailTargetSettings, Message, Pacing, Result
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
 
@@ -73,6 +75,12 @@ def _json_bytes(payload: dict[str, Any]) -> bytes:
     )
 
 
-@register("outbox")
-def _outbox(name: str, settings: Any, config: Config) -> OutboxTarget:
-    return OutboxTarget(name, settings.dir)
+class OutboxSettings(MailTargetSettings):
+    """`type: outbox`: a folder; `recipients` (and `suppression`) when email channels use it."""
+
+    type: Literal["outbox"]
+    dir: Path
+    what: ClassVar[str] = "an outbox target, which writes files"
+
+    def connect(self, name: str, config: Config) -> OutboxTarget:
+        return OutboxTarget(name, self.dir)

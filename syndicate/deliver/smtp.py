@@ -19,14 +19,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import parseaddr
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from pydantic import Field, SecretStr, model_validator
 
 from ..compose.mime import message_bytes
-from ..config import Config, SmtpTarget
 from ..errors import DeliveryError
 from ..recipients import ascii_address
 from ..stopping import StoppedAtOnce, cuttable
-from . import HandOverFailed, Message, Pacing, Result, handed, register
+from ..validation import is_loopback
+from . import HandOverFailed, MailTargetSettings, Message, Pacing, Result, handed
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 _DROPPED = (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError)
 
@@ -34,7 +40,7 @@ _DROPPED = (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError)
 class SmtpDelivery:
     """A configured SMTP server (named for the config target) that opens sessions to it."""
 
-    def __init__(self, name: str, settings: SmtpTarget, sender: str) -> None:
+    def __init__(self, name: str, settings: SmtpSettings, sender: str) -> None:
         self.name = name
         self.settings = settings
         self.sender = ascii_address(parseaddr(sender)[1])
@@ -231,6 +237,39 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-@register("smtp")
-def _smtp(name: str, settings: Any, config: Config) -> SmtpDelivery:
-    return SmtpDelivery(name, settings, config.site.sender)
+class SmtpSettings(MailTargetSettings):
+    """`type: smtp`: a mail server (or relay) and the readers it mails, one message each."""
+
+    type: Literal["smtp"]
+    host: str
+    port: int = Field(default=587, gt=0, lt=65536)
+    security: Literal["ssl", "starttls", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    # Every number has a range, so a value that validates cannot overflow or hang a send later.
+    timeout: float = Field(default=30.0, gt=0, le=3600)
+    verify_tls: bool = True
+    ca_file: Path | None = None
+    recipients: list[str] | Path
+    per_connection: int = Field(default=500, gt=0, le=1_000_000)
+    rate: float | None = Field(default=None, ge=0.001, le=100_000)  # messages per second
+    connections: int = Field(default=1, gt=0, le=32)
+    error_threshold: int = Field(default=10, gt=0, le=100_000)
+    max_attempts: int = Field(default=5, gt=0, le=100)
+    retry_delay: float = Field(default=60.0, ge=0, le=3600)
+    local: bool = False  # a relay on this machine or a trusted network: plain-text login allowed
+    what: ClassVar[str] = "an smtp target, which sends email"
+    networks: ClassVar[frozenset[str] | None] = frozenset()  # email only
+
+    @model_validator(mode="after")
+    def _no_clear_text_password(self) -> SmtpSettings:
+        """`security: none` would send the login in clear across the network."""
+        if self.security == "none" and self.username and not self.local and not is_loopback(self.host):
+            raise ValueError(
+                "security: none would send the password unencrypted to "
+                f"{self.host} (expected starttls or ssl, or local: true for a relay you trust)"
+            )
+        return self
+
+    def connect(self, name: str, config: Config) -> SmtpDelivery:
+        return SmtpDelivery(name, self, config.site.sender)

@@ -1,4 +1,4 @@
-"""The `webhook` target (signed JSON POST) and its `slack` and `discord` presets.
+"""The `webhook` target: a signed JSON POST (the `slack` and `discord` targets build on it).
 
 Bodies are signed by the Standard Webhooks scheme (`webhook-id`, `webhook-timestamp`,
 `webhook-signature` = v1 + base64 HMAC-SHA256 of "id.timestamp.body" under a `whsec_` secret),
@@ -21,20 +21,24 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import SecretStr
 
 from .. import clock
-from ..config import Config, WebhookTarget
 from ..errors import DeliveryError
-from . import Message, Result, register
-from .http_post import HttpConnection, HttpDelivery, http_session
+from . import Message, Result
+from .http_post import HttpConnection, HttpDelivery, HttpSettings, http_session
 
-DISCORD_LIMIT = 2000
+if TYPE_CHECKING:
+    from ..config import Config
 
 
 class WebhookDelivery(HttpDelivery):
+    settings: SignedPostSettings
+
     def __init__(
-        self, name: str, settings: WebhookTarget, sleep: Callable[[float], None] | None = None
+        self, name: str, settings: SignedPostSettings, sleep: Callable[[float], None] | None = None
     ) -> None:
         super().__init__(name, settings, sleep)
         self.secret = _decode_secret(name, settings) if settings.secret else None
@@ -45,12 +49,7 @@ class WebhookDelivery(HttpDelivery):
             yield WebhookConnection(self, session, stop)
 
     def body(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """The JSON this target's receiver expects (Slack and Discord have their own shapes)."""
-        kind = self.settings.type
-        if kind == "slack":
-            return {"text": _slack_escape(summary_text(payload))}
-        if kind == "discord":
-            return {"content": summary_text(payload)[:DISCORD_LIMIT], "allowed_mentions": {"parse": []}}
+        """The JSON this target's receiver expects: the payload itself (chat presets reshape it)."""
         return payload
 
 
@@ -118,7 +117,7 @@ def email_as_dict(email: EmailMessage) -> dict[str, Any]:
     }
 
 
-def _decode_secret(name: str, settings: WebhookTarget) -> bytes:
+def _decode_secret(name: str, settings: SignedPostSettings) -> bytes:
     assert settings.secret is not None
     value = settings.secret.get_secret_value().removeprefix("whsec_").rstrip("=")
     try:  # padding is optional, as in the standard's own libraries
@@ -132,11 +131,17 @@ def _decode_secret(name: str, settings: WebhookTarget) -> bytes:
     return secret
 
 
-def _slack_escape(text: str) -> str:
-    """Slack reads &, < and > as markup (links, mentions); user text must arrive as text."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+class SignedPostSettings(HttpSettings):
+    """A JSON POST, signed when a `secret` is set (Standard Webhooks)."""
+
+    secret: SecretStr | None = None
 
 
-@register("webhook", "slack", "discord")
-def _webhook(name: str, settings: Any, config: Config) -> WebhookDelivery:
-    return WebhookDelivery(name, settings)
+class WebhookSettings(SignedPostSettings):
+    """`type: webhook`: any receiver that takes JSON: the draft as composed, email or post."""
+
+    type: Literal["webhook"]
+    what: ClassVar[str] = "a webhook target, which posts JSON"
+
+    def connect(self, name: str, config: Config) -> WebhookDelivery:
+        return WebhookDelivery(name, self)
