@@ -13,6 +13,7 @@ import sys
 import threading
 from datetime import timedelta, tzinfo
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -112,7 +113,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json:
     config = _config(ctx)
     loaded = load_articles(config, paths)
     failed = bool(loaded.errors) or (strict and bool(loaded.warnings))
-    digests = digest_sizes(config, loaded.articles)
+    digests: list[dict[str, Any]] = digest_sizes(config, loaded.articles)
     if as_json:
         click.echo(
             json.dumps(
@@ -370,8 +371,8 @@ def send(
     warnings = sum(p.severity == "warning" for p in outcome.problems)
     if warnings:
         click.echo(f"{warnings} content warning(s): see syndicate validate", err=True)
-    for problem in [*outcome.renamed, *outcome.changed, *outcome.recipient_problems]:
-        click.echo(f"warning: {problem}", err=True)
+    for notice in [*outcome.renamed, *outcome.changed, *outcome.recipient_problems]:
+        click.echo(f"warning: {notice}", err=True)
     _print_catch_up(outcome, config, dry_run)
     failed_articles = 1 if outcome.article_errors else 0
     if not outcome.sends:
@@ -426,7 +427,7 @@ class _Progress:
 
     def __init__(self, enabled: bool, collect: bool = False) -> None:
         self.enabled = enabled
-        self.bar = None
+        self.bar: Any = None  # click's ProgressBar while a batch runs
         self.collect = collect  # a verbose dry run lists who each message would go to
         self.written: dict[tuple[str, str], list[str]] = {}  # (draft, target) -> recipients
 
@@ -458,7 +459,7 @@ def _print_dry_run(config: Config, outcome, written: dict[tuple[str, str], list[
     for planned, report in outcome.reports:
         recipients = outcome.recipients.get(planned.target)
         who = f"{len(recipients)} recipient(s)" if recipients is not None else "1 message"
-        mark = dry_run_mark(report)
+        mark: str = dry_run_mark(report)
         if mark == "partly sent":
             mark = f"partly sent: {report.sent} left to send, {report.skipped} already done"
         click.echo(f"{show_time(planned.due, tz)}  {planned.draft_key} -> {planned.target}: {who}, {mark}")
@@ -581,12 +582,13 @@ def _print_status(found: Status, tz: tzinfo, limit: int) -> None:
         if not rows:
             continue
         click.echo(f"{title}:")
-        for row in rows:
-            who = row.key.recipient or "-"
-            error = f"  ({row.last_error})" if row.last_error and row.status != "sent" else ""
+        for delivery in rows:
+            who = delivery.key.recipient or "-"
+            failed = delivery.last_error and delivery.status != "sent"
+            error = f"  ({delivery.last_error})" if failed else ""
             click.echo(
-                f"  {show_time(row.updated_at, tz)}  {row.status:<9} {row.key.draft_key} -> "
-                f"{row.key.target} {who}{error}"
+                f"  {show_time(delivery.updated_at, tz)}  {delivery.status:<9} {delivery.key.draft_key} -> "
+                f"{delivery.key.target} {who}{error}"
             )
     skipped = found.skipped
     if skipped:

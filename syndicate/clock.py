@@ -94,4 +94,4 @@ def patch_scheduler() -> None:
     the daemon's jobs fire at the instants the seam says (a no-op without SYNDICATE_NOW)."""
     from apscheduler.schedulers import base
 
-    base.datetime = SeamDatetime  # type: ignore[attr-defined,misc]
+    base.datetime = SeamDatetime

@@ -134,10 +134,10 @@ class DigestSchedule(Strict):
     @field_validator("weekday")
     @classmethod
     def _weekday(cls, value: str) -> str:
-        short = str(value).strip().lower()[:3]
-        if short not in _WEEKDAYS:
+        day = str(value).strip().lower()[:3]
+        if day not in _WEEKDAYS:
             raise ValueError(f"{short(value)} is not a weekday (expected one of mon..sun)")
-        return short
+        return day
 
 
 class Utm(Strict):
@@ -261,7 +261,7 @@ def _complete_schema() -> None:
     if _built_for == list(types.values()):
         return
     models = tuple(types.values())
-    union = Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007  (built at run time)
+    union = Annotated[Union[models], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
     Config.model_rebuild(force=True, _types_namespace={"AnyTarget": union})
     _built_for[:] = models
 

@@ -37,7 +37,7 @@ Severity = Literal["error", "warning"]
 # <style> in a body must arrive as text. Links are checked after parsing (`_neutralise_links`),
 # where a refused one can be reported, so markdown-it's own quieter check is turned off.
 _markdown = MarkdownIt("commonmark", {"html": False, "typographer": False}).enable("table")
-_markdown.validateLink = lambda url: True
+_markdown.validateLink = lambda url: True  # type: ignore[method-assign]
 # Schemes links and images in a body may use; relative links (no scheme) stay as they are.
 LINK_SCHEMES = ("http", "https", "mailto")
 IMAGE_SCHEMES = ("http", "https")
@@ -315,7 +315,7 @@ def _markdown_files(root: Path) -> list[Path]:
         raise ContentError(f"{root}: no such file or folder (expected markdown articles)")
     if not root.is_dir():
         raise ContentError(f"{root}: not a file or folder")
-    found = []
+    found: list[Path] = []
     # followlinks=False: a symlinked folder loop must not walk forever.
     for folder, dirs, names in os.walk(root, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -414,7 +414,7 @@ def _normalise(path: Path, raw: bytes, meta: dict[str, Any], body: str, config: 
         meta["heroImage"] = meta["hero_image"]
     tz = config.site.tz
 
-    title = _text(meta, "title", required=True)
+    title = _text(meta, "title", required=True) or ""  # required: never None
     draft = _bool(meta, "draft")
     publish = _date(meta, "publish_date", tz, config.content.default_time)
     if publish is None:

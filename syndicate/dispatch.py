@@ -141,7 +141,7 @@ def _due(
         if (key.channel, key.target, key.draft_key) != group:
             group = (key.channel, key.target, key.draft_key)
             seen = set()
-            known = ledger.statuses(*group) if ledger is not None else {}
+            known = dict(ledger.statuses(*group)) if ledger is not None else {}
         if key.recipient in seen:
             continue
         seen.add(key.recipient)
@@ -277,10 +277,10 @@ class _Run:
                 self.busy += 1
                 return message, attempt
             if not self.exhausted:
-                message = next(self.due, None)
-                if message is not None:
+                fresh = next(self.due, None)
+                if fresh is not None:
                     self.busy += 1
-                    return message, 1
+                    return fresh, 1
                 self.exhausted = True
             if self.retries:
                 return max(0.0, self.retries[0][0] - now)

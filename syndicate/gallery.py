@@ -86,7 +86,7 @@ def write_gallery(
     """Write `out/index.html` (and its frames and local images) for drafts already written to `out`."""
     images = _LocalImages(config, out)
     tz = config.site.tz
-    due = {}
+    due: dict[str, datetime] = {}
     for send in sends:
         due.setdefault(send.draft_key, send.due)
     attached: set[Path] = set()

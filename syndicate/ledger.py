@@ -426,7 +426,9 @@ class Ledger:
                     "updated_at": now,
                 }
                 try:
-                    return self._conn.execute(_INSERT, row).inserted_primary_key[0]
+                    inserted = self._conn.execute(_INSERT, row).inserted_primary_key
+                    assert inserted is not None
+                    return int(inserted[0])
                 except IntegrityError:  # the transaction is rolled back on the way out
                     raise _ClaimedElsewhere() from None
             values = {"row_id": row_id, "new_hash": content_hash, "now": now, "claimable": list(claimable)}

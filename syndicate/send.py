@@ -365,7 +365,11 @@ def _draft(
     its first message."""
     sources = tuple((a.slug, a.content_hash) for a in planned.articles)
     stored = ledger.draft_body(planned.channel, planned.draft_key) if ledger is not None else None
-    if stored is not None and not ledger.draft_went_out(planned.channel, planned.draft_key):
+    if (
+        stored is not None
+        and ledger is not None
+        and not ledger.draft_went_out(planned.channel, planned.draft_key)
+    ):
         stored = None
     if stored is None:
         composed = _compose(config, planned, outcome.problems)

@@ -338,10 +338,10 @@ def _overdue(
 def _progress(ledger: Ledger, draft: DraftId, row: DraftRow | None) -> Progress:
     counts = ledger.message_counts(draft)
     started = row is not None and row.state == "started"
-    pending = 0
-    if started:
+    pending: int | None = 0
+    if row is not None and started:
         pending = None if row.planned is None else max(0, row.planned - sum(counts.values()))
-    error = row.detail if started else None
+    error = row.detail if row is not None and started else None
     if error is None and any(counts.get(s) for s in ("failed", "retry", "unknown")):
         error = ledger.last_error(draft)
     return Progress(

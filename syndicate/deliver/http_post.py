@@ -231,16 +231,16 @@ class _Watched:
         _attempt.phase = "sent"
         super().send(data)  # type: ignore[misc]
 
-    def getresponse(self):  # type: ignore[no-untyped-def]
+    def getresponse(self):
         handed()  # the request is all written: from here the receiver may act on it
-        return super().getresponse()  # type: ignore[misc]
+        return super().getresponse()
 
 
-class _WatchedHttpConnection(_Watched, urllib3.connection.HTTPConnection):
+class _WatchedHttpConnection(_Watched, urllib3.connection.HTTPConnection):  # type: ignore[misc]
     pass
 
 
-class _WatchedHttpsConnection(_Watched, urllib3.connection.HTTPSConnection):
+class _WatchedHttpsConnection(_Watched, urllib3.connection.HTTPSConnection):  # type: ignore[misc]
     pass
 
 

@@ -29,7 +29,7 @@ from ..errors import DeliveryError
 from ..recipients import ascii_address
 from ..stopping import StoppedAtOnce, cuttable
 from ..validation import is_loopback
-from . import HandOverFailed, MailTargetSettings, Message, Pacing, Result, handed
+from . import HandOverFailed, MailTargetSettings, Message, Pacing, Result, Verdict, handed
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -119,7 +119,7 @@ class _Session(smtplib.SMTP):
 
     data_sent = False
 
-    def send(self, s: str | bytes) -> None:
+    def send(self, s: str | bytes) -> None:  # type: ignore[override]  # smtplib passes str or bytes
         self.data_sent = False
         if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
             super().send(s[:-3])
@@ -220,8 +220,8 @@ class SmtpConnection:
         if self.smtp is not None and self.smtp.sock is None:  # 421: smtplib closed it
             self.smtp = None
         text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-        outcome = "retry" if 400 <= code < 500 else "failed"
-        return Result(message.key, outcome, f"{code} {text}")
+        verdict: Verdict = "retry" if 400 <= code < 500 else "failed"
+        return Result(message.key, verdict, f"{code} {text}")
 
     def _drop(self) -> None:
         smtp, self.smtp = self.smtp, None

@@ -96,7 +96,8 @@ def sign(secret: bytes, message_id: str, timestamp: int, body: bytes) -> str:
 
 def summary_text(payload: dict[str, Any]) -> str:
     """The human line a chat preset posts: the payload's `text` (or its post's), then its link."""
-    post = payload.get("post") if isinstance(payload.get("post"), dict) else {}
+    found = payload.get("post")
+    post: dict[str, Any] = found if isinstance(found, dict) else {}
     text = str(payload.get("text") or post.get("text") or payload.get("subject") or "")
     link = str(payload.get("link") or post.get("link") or "")
     if link and link not in text:
