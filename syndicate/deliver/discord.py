@@ -7,14 +7,16 @@ and the rule for a lost answer are the webhook's.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from .webhook import SignedPostSettings, WebhookDelivery, summary_text
 
-if TYPE_CHECKING:
-    from ..config import Config
-
 DISCORD_LIMIT = 2000
+
+
+class DiscordDelivery(WebhookDelivery):
+    def body(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"content": summary_text(payload)[:DISCORD_LIMIT], "allowed_mentions": {"parse": []}}
 
 
 class DiscordSettings(SignedPostSettings):
@@ -22,11 +24,4 @@ class DiscordSettings(SignedPostSettings):
 
     type: Literal["discord"]
     what: ClassVar[str] = "a discord target, which posts a line to a channel"
-
-    def connect(self, name: str, config: Config) -> DiscordDelivery:
-        return DiscordDelivery(name, self)
-
-
-class DiscordDelivery(WebhookDelivery):
-    def body(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return {"content": summary_text(payload)[:DISCORD_LIMIT], "allowed_mentions": {"parse": []}}
+    delivery: ClassVar[type[WebhookDelivery]] = DiscordDelivery

@@ -6,22 +6,9 @@ text. Delivery, retries and the rule for a lost answer are the webhook's.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from .webhook import SignedPostSettings, WebhookDelivery, summary_text
-
-if TYPE_CHECKING:
-    from ..config import Config
-
-
-class SlackSettings(SignedPostSettings):
-    """`type: slack`: `url` is the incoming webhook's (a secret itself: never quoted)."""
-
-    type: Literal["slack"]
-    what: ClassVar[str] = "a slack target, which posts a line to a channel"
-
-    def connect(self, name: str, config: Config) -> SlackDelivery:
-        return SlackDelivery(name, self)
 
 
 class SlackDelivery(WebhookDelivery):
@@ -32,3 +19,11 @@ class SlackDelivery(WebhookDelivery):
 def slack_escape(text: str) -> str:
     """Slack reads &, < and > as markup (links, mentions); user text must arrive as text."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class SlackSettings(SignedPostSettings):
+    """`type: slack`: `url` is the incoming webhook's (a secret itself: never quoted)."""
+
+    type: Literal["slack"]
+    what: ClassVar[str] = "a slack target, which posts a line to a channel"
+    delivery: ClassVar[type[WebhookDelivery]] = SlackDelivery

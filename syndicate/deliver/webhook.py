@@ -133,9 +133,13 @@ def _decode_secret(name: str, settings: SignedPostSettings) -> bytes:
 
 
 class SignedPostSettings(HttpSettings):
-    """A JSON POST, signed when a `secret` is set (Standard Webhooks)."""
+    """A JSON POST, signed when a `secret` is set (Standard Webhooks); `delivery` shapes the body."""
 
     secret: SecretStr | None = None
+    delivery: ClassVar[type[WebhookDelivery]] = WebhookDelivery
+
+    def connect(self, name: str, config: Config) -> WebhookDelivery:
+        return self.delivery(name, self)
 
 
 class WebhookSettings(SignedPostSettings):
@@ -143,6 +147,3 @@ class WebhookSettings(SignedPostSettings):
 
     type: Literal["webhook"]
     what: ClassVar[str] = "a webhook target, which posts JSON"
-
-    def connect(self, name: str, config: Config) -> WebhookDelivery:
-        return WebhookDelivery(name, self)
