@@ -200,6 +200,14 @@ def is_digest_channel(config: Config, channel: str) -> bool:
     return isinstance(settings, EmailChannel) and settings.mode == "digest"
 
 
+def digest_settings(config: Config, channel: str) -> EmailChannel:
+    """A digest channel's settings (its schedule, its `max_articles`), typed as what they are."""
+    settings = config.channels[channel]
+    if not isinstance(settings, EmailChannel) or settings.mode != "digest":
+        raise ValueError(f"{channel!r} is not a digest channel")
+    return settings
+
+
 def plan_due(
     config: Config,
     articles: Sequence[Article],

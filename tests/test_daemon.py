@@ -399,7 +399,7 @@ def test_file_events_wake_the_daemon_before_its_rescan_interval(site):
 
 
 def test_an_unreachable_server_is_retried_with_backoff_until_it_answers(site, monkeypatch):
-    monkeypatch.setattr("syndicate.daemon.RETRY_FIRST", timedelta(seconds=0.5))
+    monkeypatch.setattr("syndicate.daemon.service.RETRY_FIRST", timedelta(seconds=0.5))
     port = free_port()
     smtp_single_site(site, port, ["reader@example.org"])
     write(site, "late-ferry", soon(1))
