@@ -16,10 +16,11 @@ import pytest
 
 from syndicate.config import Config, config_from_dict
 from syndicate.daemon import Leave, Run, Skip, article_decision, digest_decision
-from syndicate.plan import digest_settings
+from syndicate.plan import digest_due, digest_settings
 from syndicate.schedule import latest_digest_end
 
 from .conftest import base_config_dict
+from .test_schedule import article
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)  # a Monday
 DAY = timedelta(days=1)
@@ -151,3 +152,69 @@ def test_the_digest_due_at_a_start_is_the_latest_scheduled_in_the_site_timezone(
     assert digest_decision(config, end, monday_0805_local, None, False) == Skip(
         "missed by 5m 0s (schedule.catch_up: skip)"
     )
+
+
+# -- what a caught-up digest holds (the planner's one selection, `plan.digest_due`) -------------
+
+
+def daily(catch_up: str) -> Config:
+    data = base_config_dict()
+    data["site"]["timezone"] = "UTC"
+    data["schedule"] = {"catch_up": catch_up}
+    data["channels"] = {
+        "daily": {
+            "kind": "email",
+            "mode": "digest",
+            "schedule": {"every": "day", "at": "00:00"},
+            "targets": ["mail-outbox"],
+        }
+    }
+    return config_from_dict(data, Path("/nonexistent/config.yaml"))
+
+
+MIDNIGHT = datetime(2026, 11, 30, tzinfo=UTC)
+# One article in each of the three daily windows before this midnight's digest.
+THREE_DAYS = [article("three-days", MIDNIGHT - timedelta(hours=54))]
+THREE_DAYS += [article("two-days", MIDNIGHT - timedelta(hours=30))]
+THREE_DAYS += [article("one-day", MIDNIGHT - timedelta(hours=6))]
+
+
+def caught_up(config: Config, now: datetime, settled: set[str] = frozenset()) -> set[str] | Skip | Leave:
+    """What the daemon's start does with the missed daily digest: the slugs it sends, or why not."""
+    end = latest_digest_end(digest_settings(config, "daily").schedule, config.site.tz, now)
+    decision = digest_decision(config, end, now, None, False)
+    if not isinstance(decision, Run):
+        return decision
+    [send] = digest_due(config, "daily", "mail-outbox", THREE_DAYS, now, set(settled), decision.since)
+    return {a.slug for a in send.articles}
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        # `send`: the first digest reaches back over every window missed.
+        ("send", {"three-days", "two-days", "one-day"}),
+        # a window: a route's first digest holds its own window only.
+        ("2d", {"one-day"}),
+        ("skip", Skip("missed by 5m 0s (schedule.catch_up: skip)")),
+    ],
+)
+def test_missed_digests_coalesce_into_one_as_the_policy_allows(policy, expected):
+    assert caught_up(daily(policy), MIDNIGHT + timedelta(minutes=5)) == expected
+
+
+def test_a_late_digest_under_a_window_reaches_back_to_the_last_one_settled_but_no_older_than_it():
+    settled = {"daily:2026-11-26"}  # four days ago: the windows since then are coalesced...
+    assert caught_up(daily("send"), MIDNIGHT + timedelta(hours=2), settled) == {
+        "three-days",
+        "two-days",
+        "one-day",
+    }
+    # ...as far as the policy's window allows: articles at most 2 days old.
+    assert caught_up(daily("2d"), MIDNIGHT + timedelta(hours=2), settled) == {"two-days", "one-day"}
+
+
+def test_a_digest_on_time_holds_its_window_since_the_last_one_settled():
+    settled = {"daily:2026-11-29"}
+    assert caught_up(daily("skip"), MIDNIGHT + timedelta(seconds=30), settled) == {"one-day"}
+    assert caught_up(daily("skip"), MIDNIGHT + timedelta(seconds=30)) == {"one-day"}  # a first one

@@ -19,9 +19,11 @@ from pathlib import Path
 
 import yaml
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.util import obj_to_ref
 
 import syndicate.daemon
 from syndicate.config import load_config
+from syndicate.daemon import JobId, run_article_job, run_digest_job, run_resume_job
 from syndicate.ledger import Ledger, sqlite_url
 
 from .conftest import DATA
@@ -83,3 +85,22 @@ def test_a_digest_half_sent_by_the_old_code_is_finished_once_per_remaining_reade
     assert {reader: status for reader, (status, _) in statuses.items()} == dict.fromkeys(
         EXPECTED["sent"] + EXPECTED["pending"], "sent"
     )
+
+
+def test_todays_code_writes_the_ids_and_references_the_old_store_holds():
+    """So a store written now loads in the code before it too, and the jobs a start finds in an
+    old store are the ones it would queue (the same id replaces, never duplicates, a job)."""
+    made = [
+        JobId.article("linkedin", "social-outbox", "ice-on-the-quay"),
+        JobId.article("linkedin", "social-outbox", "winter-moorings"),
+        JobId.digest_now("daily", "mail-outbox"),
+        JobId.digest("daily", "mail-outbox"),
+        JobId.digest("weekly", "newsletter"),
+        JobId.resume(DIGEST),
+        JobId.resume(DIGEST).retried(),
+    ]
+    assert [str(job_id) for job_id in made] == EXPECTED["jobs"]
+    assert [JobId.parse(text) for text in EXPECTED["jobs"]] == made
+    assert JobId.parse("backup:nightly") is None  # not a kind the daemon makes
+    for func in (run_article_job, run_digest_job, run_resume_job):
+        assert obj_to_ref(func) == f"syndicate.daemon:{func.__name__}"

@@ -31,13 +31,13 @@ from ..ledger import DraftState, Ledger
 from ..lock import Holder, StateLock, Stopped, lock_state_folder
 from ..plan import (
     Send,
+    digest_articles,
+    digest_due,
     digest_settings,
-    first_digest_articles,
     is_digest_channel,
     plan_articles,
-    plan_due,
 )
-from ..schedule import articles_in_window, digest_end_of_key, digest_window, latest_digest_end
+from ..schedule import digest_end_of_key, digest_window, latest_digest_end
 from ..send import Kept, Outcome, send_planned
 from . import jobs
 from .catchup import Run, Skip, article_decision, digest_decision
@@ -307,25 +307,14 @@ class Daemon:
             self.rescan()
             now = clock.now()
             assert self.ledger is not None
-            schedule, tz = digest_settings(self.config, channel).schedule, self.config.site.tz
-            end = latest_digest_end(schedule, tz, now)
             settled = self.ledger.settled_draft_keys(channel, target)
             articles = self.articles.loaded.articles
-            if since is not None:
-                articles = [a for a in articles if a.publish_date >= since]
-            articles = first_digest_articles(self.config, channel, articles, settled, end)
-            sends = plan_due(
-                self.config,
-                articles,
-                now,
-                channels=[channel],
-                targets=[target],
-                sent_keys=lambda _c, _t: settled,
-            )
+            sends = digest_due(self.config, channel, target, articles, now, settled, since)
             job_id = JobId.digest_now(channel, target)
             self.book.fired(job_id)
             if not sends:
-                key = digest_key(channel, end, tz)
+                schedule, tz = digest_settings(self.config, channel).schedule, self.config.site.tz
+                key = digest_key(channel, latest_digest_end(schedule, tz, now), tz)
                 self.ledger.set_draft_state((channel, target, key), "finished", "no new articles")
                 self._event("skipped", channel=channel, target=target, draft=key, reason="no new articles")
                 return
@@ -349,7 +338,7 @@ class Daemon:
                 return
             window = digest_window(settings.schedule, tz, end)
             stored = self.ledger.draft_body(channel, draft_key)
-            articles = articles_in_window(self.articles.loaded.articles, window, settings.max_articles)
+            articles = digest_articles(self.config, channel, self.articles.loaded.articles, end)
             if stored is not None:  # it goes out as stored; these are what a warning compares it to
                 by_slug = self.articles.by_slug()
                 slugs = [slug for slug, _ in Kept.loads(stored).sources]
