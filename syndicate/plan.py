@@ -113,6 +113,20 @@ def duration(delta: timedelta) -> str:
     return f"{seconds // 60}m {seconds % 60}s"
 
 
+def digest_articles(
+    config: Config, channel: str, articles: Iterable[Article], end: datetime, start: datetime | None = None
+) -> list[Article]:
+    """The articles `channel`'s digest sent at `end` carries: those published in (start, end],
+    newest first, at most the channel's `max_articles`. `start` is by default the scheduled send
+    before `end` (the digest's own window); a digest making up for missed ones reaches further
+    back (`_due_digest`). Every digest's articles are chosen here, whoever asks: `send`, `queue`,
+    the daemon's jobs, the email composer and so `preview`."""
+    settings = digest_settings(config, channel)
+    if start is None:
+        start = digest_window(settings.schedule, config.site.tz, end)[0]
+    return articles_in_window(articles, (start, end), settings.max_articles)
+
+
 def first_digest_articles(
     config: Config, channel: str, articles: Sequence[Article], settled: set[str], end: datetime
 ) -> list[Article]:
@@ -120,9 +134,29 @@ def first_digest_articles(
     `catch_up: send`): a new list is not mailed every article the site ever published."""
     if settled or config.schedule.catch_up == "send":
         return list(articles)
-    schedule, tz = config.channels[channel].schedule, config.site.tz
-    start = digest_window(schedule, tz, end)[0]
+    start = digest_window(digest_settings(config, channel).schedule, config.site.tz, end)[0]
     return [a for a in articles if a.publish_date > start]
+
+
+def digest_due(
+    config: Config,
+    channel: str,
+    target: str,
+    articles: Sequence[Article],
+    now: datetime,
+    settled: set[str],
+    since: datetime | None = None,
+) -> list[Send]:
+    """The latest digest due by `now`, as far as a catch-up lets it go: only articles published
+    since `since` (a late digest under a window policy; None: no limit), the first digest a route
+    sends holding its own window only (`first_digest_articles`), and otherwise reaching back to
+    the last digest `settled`. `send --due` and the daemon's digest jobs both send this."""
+    published = [a for a in articles if not a.draft and a.publish_date <= now]
+    if since is not None:
+        published = [a for a in published if a.publish_date >= since]
+    end = latest_digest_end(digest_settings(config, channel).schedule, config.site.tz, now)
+    chosen = first_digest_articles(config, channel, published, settled, end)
+    return _due_digest(config, channel, target, chosen, now, lambda _c, _t: settled)
 
 
 def due_now(
@@ -174,14 +208,14 @@ def _due_digest_with_policy(
         plan.sends.extend(_due_digest(config, channel, target, published, now, lambda _c, _t: sent))
         return
     settled = history.settled_draft_keys(channel, target) if history is not None else set()
-    schedule, tz = config.channels[channel].schedule, config.site.tz
-    end = latest_digest_end(schedule, tz, now)
+    tz = config.site.tz
+    end = latest_digest_end(digest_settings(config, channel).schedule, tz, now)
     key = digest_key(channel, end, tz)
     state = states.get((channel, target, key))
     if state == "skipped":
         plan.skipped_before += 1
         return
-    chosen: Sequence[Article] = published
+    since = None
     if state is None and key not in sent:  # not begun: the policy decides whether it goes out
         late = now - end
         if not may_catch_up(config, late):
@@ -189,15 +223,20 @@ def _due_digest_with_policy(
                 plan.missed.append(Missed(channel, target, key, end, missed_reason(config, late)))
             return
         since = catch_up_since(config, now, late)
-        if since is not None:
-            chosen = [a for a in chosen if a.publish_date >= since]
-    chosen = first_digest_articles(config, channel, chosen, settled, end)
-    plan.sends.extend(_due_digest(config, channel, target, chosen, now, lambda _c, _t: settled))
+    plan.sends.extend(digest_due(config, channel, target, published, now, settled, since))
 
 
 def is_digest_channel(config: Config, channel: str) -> bool:
     settings = config.channels[channel]
     return isinstance(settings, EmailChannel) and settings.mode == "digest"
+
+
+def digest_settings(config: Config, channel: str) -> EmailChannel:
+    """A digest channel's settings (its schedule, its `max_articles`), typed as what they are."""
+    settings = config.channels[channel]
+    if not isinstance(settings, EmailChannel) or settings.mode != "digest":
+        raise ValueError(f"{channel!r} is not a digest channel")
+    return settings
 
 
 def plan_due(
@@ -237,12 +276,9 @@ def plan_articles(
     chosen = [a for a in articles if not a.draft]
     for channel, target in _routes(config, channels, targets):
         if is_digest_channel(config, channel):
-            settings = config.channels[channel]
-            picked = articles_in_window(
-                chosen, (BEGINNING, datetime.max.replace(tzinfo=UTC)), settings.max_articles
-            )
+            picked = digest_articles(config, channel, chosen, datetime.max.replace(tzinfo=UTC), BEGINNING)
             if picked:
-                end = latest_digest_end(settings.schedule, config.site.tz, now)
+                end = latest_digest_end(digest_settings(config, channel).schedule, config.site.tz, now)
                 key = digest_key(channel, end, config.site.tz)
                 sends.append(Send(channel, target, key, end, tuple(picked), (BEGINNING, now)))
         else:
@@ -266,16 +302,15 @@ def upcoming(
         if not is_digest_channel(config, channel):
             sends.extend(_article_send(channel, target, a) for a in future)
             continue
-        settings = config.channels[channel]
-        tz = config.site.tz
-        end = latest_digest_end(settings.schedule, tz, now)
+        schedule, tz = digest_settings(config, channel).schedule, config.site.tz
+        end = latest_digest_end(schedule, tz, now)
         while True:
-            end = digest_end_covering(settings.schedule, tz, end + timedelta(microseconds=1))
+            end = digest_end_covering(schedule, tz, end + timedelta(microseconds=1))
             if end > until:
                 break
-            window = digest_window(settings.schedule, tz, end)
-            picked = articles_in_window(articles, window, settings.max_articles)
+            picked = digest_articles(config, channel, articles, end)
             if picked:
+                window = digest_window(schedule, tz, end)
                 sends.append(Send(channel, target, digest_key(channel, end, tz), end, tuple(picked), window))
     return sorted(sends, key=lambda s: (s.due, s.channel, s.target, s.draft_key))
 
@@ -309,20 +344,18 @@ def _due_digest(
     """The latest digest due, its window reaching back to the last one the ledger sent."""
     if not published:
         return []
-    settings = config.channels[channel]
-    tz = config.site.tz
-    end = latest_digest_end(settings.schedule, tz, now)
+    schedule, tz = digest_settings(config, channel).schedule, config.site.tz
+    end = latest_digest_end(schedule, tz, now)
     # The latest digest is planned even when the ledger has sent some of it: a run that stopped
     # part-way must finish the list (the ledger skips those who have it).
     sent = sent_keys(channel, target) if sent_keys else set()
     earliest = min(a.publish_date for a in published)
-    start = digest_window(settings.schedule, tz, end)[0]
+    start = digest_window(schedule, tz, end)[0]
     while start > earliest and digest_key(channel, start, tz) not in sent:
-        start = digest_window(settings.schedule, tz, start)[0]
+        start = digest_window(schedule, tz, start)[0]
     if start <= earliest:
         start = BEGINNING
-    window = (start, end)
-    picked = articles_in_window(published, window, settings.max_articles)
+    picked = digest_articles(config, channel, published, end, start)
     if not picked:
         return []
-    return [Send(channel, target, digest_key(channel, end, tz), end, tuple(picked), window)]
+    return [Send(channel, target, digest_key(channel, end, tz), end, tuple(picked), (start, end))]

@@ -32,7 +32,8 @@ from ..config import Config, EmailChannel, Utm, default_templates_dir
 from ..content import Article, shorten
 from ..errors import ConfigError, TemplateError
 from ..keys import article_key, digest_key
-from ..schedule import articles_in_window, digest_window, latest_digest_end
+from ..plan import digest_articles
+from ..schedule import latest_digest_end
 
 # Per-recipient fields: templates print these markers and compose.mime replaces them in the
 # finished HTML and text. Letters and underscores only, so MJML, lxml (which percent-escapes
@@ -119,12 +120,11 @@ def compose_email_channel(
     channel = _email_channel(config, channel_name)
     if channel.mode == "single":
         return [compose_single(a, channel_name, config) for a in articles if not a.draft]
-    schedule, tz = channel.schedule, config.site.tz
-    window = digest_window(schedule, tz, latest_digest_end(schedule, tz, now))
-    chosen = articles_in_window(articles, window, channel.max_articles)
+    end = latest_digest_end(channel.schedule, config.site.tz, now)
+    chosen = digest_articles(config, channel_name, articles, end)
     if not chosen:
         return []
-    return [compose_digest(chosen, channel_name, config, window_end=window[1])]
+    return [compose_digest(chosen, channel_name, config, window_end=end)]
 
 
 def compose_digest(
