@@ -20,7 +20,7 @@ passed over, for the caller to record; `--backfill` (and naming articles) goes a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -43,7 +43,7 @@ class History(Protocol):
 
     def settled_draft_keys(self, channel: str, target: str) -> set[str]: ...
 
-    def draft_states(self) -> dict[DraftId, str]: ...
+    def draft_states(self) -> Mapping[DraftId, str]: ...
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ def due_now(
     """What `send --due` sends: everything due by `now` that the catch-up policy allows, and
     (with `backfill`) what it passed over, too. `history` is the ledger (None: nothing sent yet)."""
     plan = DuePlan()
-    states = history.draft_states() if history is not None else {}
+    states: Mapping[DraftId, str] = history.draft_states() if history is not None else {}
     published = [a for a in articles if not a.draft and a.publish_date <= now]
     for channel, target in _routes(config, channels, targets):
         if is_digest_channel(config, channel):
@@ -199,7 +199,7 @@ def _due_digest_with_policy(
     published: list[Article],
     now: datetime,
     history: History | None,
-    states: dict[DraftId, str],
+    states: Mapping[DraftId, str],
     backfill: bool,
     plan: DuePlan,
 ) -> None:

@@ -24,4 +24,4 @@ class DiscordSettings(SignedPostSettings):
 
     type: Literal["discord"]
     what: ClassVar[str] = "a discord target, which posts a line to a channel"
-    delivery: ClassVar[type[WebhookDelivery]] = DiscordDelivery
+    delivery = DiscordDelivery

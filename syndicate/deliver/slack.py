@@ -26,4 +26,4 @@ class SlackSettings(SignedPostSettings):
 
     type: Literal["slack"]
     what: ClassVar[str] = "a slack target, which posts a line to a channel"
-    delivery: ClassVar[type[WebhookDelivery]] = SlackDelivery
+    delivery = SlackDelivery
