@@ -15,7 +15,7 @@ One place decides what a template can reach and how its mistakes read:
 from __future__ import annotations
 
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -38,14 +38,17 @@ def site_view(site: Site) -> dict[str, Any]:
     return {name: getattr(site, name) for name in SITE_FIELDS}
 
 
-def search_path(config: Config) -> tuple[Path, ...]:
-    """The site's templates first, then the ones shipped with syndicate (each folder once)."""
-    return tuple(dict.fromkeys([config.templates_dir, default_templates_dir()]))
+def search_path(config: Config, plugins: Iterable[Path] = ()) -> tuple[Path, ...]:
+    """The site's templates first, then the ones shipped with syndicate, then a plugin's (each once).
+
+    A plugin's folder comes last so a site overrides its templates the same way as the shipped ones.
+    """
+    return tuple(dict.fromkeys([config.templates_dir, default_templates_dir(), *plugins]))
 
 
-def get_template(config: Config, name: str, kind: Kind) -> jinja2.Template:
+def get_template(config: Config, name: str, kind: Kind, plugins: Iterable[Path] = ()) -> jinja2.Template:
     """The template `name` (e.g. "social/x.txt.j2") from the search path, compiled; or a TemplateError."""
-    folders = search_path(config)
+    folders = search_path(config, plugins)
     try:
         return _environment(folders, kind).get_template(name)
     except jinja2.TemplateNotFound:

@@ -166,9 +166,10 @@ class _Composer:
             raise ConfigError(
                 f"channels.{channel_name}: is {what} (expected a social channel: {social or 'none defined'})"
             )
-        name = channel.template or f"social/{channel.network}.txt.j2"
-        template = get_template(config, name, "text")
-        return cls(channel_name, channel, network(channel.network), site_view(config.site), template)
+        net = network(channel.network)
+        name = channel.template or f"social/{net.name}.txt.j2"
+        template = get_template(config, name, "text", plugins=[net.templates] if net.templates else [])
+        return cls(channel_name, channel, net, site_view(config.site), template)
 
     def compose(self, article: Article) -> tuple[SocialPost | None, list[Problem]]:
         net = self.net

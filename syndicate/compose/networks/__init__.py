@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ...errors import ConfigError
@@ -47,6 +48,9 @@ class Network(ABC):
     min_hashtags: ClassVar[int] = 0
     #: How much of a post shows before "see more", in `unit`; None: the whole post shows.
     fold_at: ClassVar[int | None] = None
+    #: A folder holding `social/<name>.txt.j2`, for a network shipped outside syndicate: searched
+    #: after the site's templates and the shipped ones, so a site can still override it.
+    templates: ClassVar[Path | None] = None
 
     @abstractmethod
     def measure(self, text: str) -> int:
