@@ -103,3 +103,45 @@ def test_without_the_plugin_the_network_is_a_one_line_config_error(tmp_path) -> 
 def test_an_unknown_network_name_names_the_known_ones() -> None:
     with pytest.raises(ConfigError, match=r"^network 'fax' is not known \(expected 'bluesky', 'linkedin'"):
         network("fax")
+
+
+@pytest.fixture
+def registered(monkeypatch: pytest.MonkeyPatch):
+    """`registered(name=value, ...)`: the entry points discovery finds, instead of the installed ones."""
+    from importlib.metadata import EntryPoint
+
+    from syndicate.compose import networks
+
+    def register(*pairs: tuple[str, str]) -> None:
+        found = [EntryPoint(name, value, networks.GROUP) for name, value in pairs]
+        monkeypatch.setattr(networks, "entry_points", lambda group: found if group == networks.GROUP else [])
+        networks._registry.cache_clear()
+        networks._load.cache_clear()
+
+    yield register
+    networks._registry.cache_clear()
+    networks._load.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [
+        (
+            [("x", "syndicate.compose.networks.x:X"), ("x", "syndicate.compose.networks.mastodon:Mastodon")],
+            "network 'x' is registered twice",
+        ),
+        ([("x", "syndicate.compose.networks.nowhere:X")], "network 'x': cannot load"),
+        ([("x", "os:path")], "network 'x': os:path from an unknown distribution is not a Network subclass"),
+        ([("x", "syndicate.compose.networks.mastodon:Mastodon")], "calls itself 'mastodon'"),
+    ],
+)
+def test_a_broken_plugin_is_a_one_line_error_naming_it(registered, pairs, message) -> None:
+    registered(*pairs)
+    with pytest.raises(ConfigError, match=message) as caught:
+        network("x")
+    assert "\n" not in str(caught.value)
+
+
+def test_the_same_class_found_twice_is_one_network(registered) -> None:
+    registered(("x", "syndicate.compose.networks.x:X"), ("x", "syndicate.compose.networks.x:X"))
+    assert network_names() == ["x"] and network("x").limit == 280
