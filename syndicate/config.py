@@ -160,12 +160,23 @@ class EmailChannel(Strict):
 
 class SocialChannel(Strict):
     kind: Literal["social"]
-    network: Literal["linkedin", "x", "mastodon", "bluesky"] = "linkedin"
+    network: str = "linkedin"
     at: Literal["publish"] = "publish"
     hashtags: list[str] = Field(default_factory=list)
     max_hashtags: int | None = Field(default=None, ge=0, le=30)
     template: str | None = None
     targets: list[str] = Field(min_length=1)
+
+    @field_validator("network")
+    @classmethod
+    def _network(cls, value: str) -> str:
+        """Networks are plugins (compose.networks), so the allowed names are the installed ones."""
+        from .compose.networks import network_names  # compose imports config: import when used
+
+        names = network_names()
+        if value not in names:
+            raise ValueError(f"{short(value)} is not allowed (expected {', '.join(map(repr, names))})")
+        return value
 
 
 Channel = Annotated[EmailChannel | SocialChannel, Field(discriminator="kind")]

@@ -26,6 +26,7 @@ from frontmatter.default_handlers import BaseHandler, YAMLHandler
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from .compose.textlength import shorten
 from .config import Config
 from .errors import ContentError
 from .yaml_shape import shape_problem
@@ -733,14 +734,3 @@ def _excerpt(tokens: list[Token], limit: int) -> str:
         if sum(len(w) + 1 for w in words) > limit:
             break
     return shorten(" ".join(words), limit)
-
-
-def shorten(text: str, limit: int, ellipsis: str = "…") -> str:
-    """Cut at the last word boundary that fits, adding an ellipsis when cut."""
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - len(ellipsis) + 1]
-    space = cut.rfind(" ")
-    cut = cut[:space] if space > 0 else cut[: limit - len(ellipsis)]
-    return cut.rstrip(" ,;:.-–—") + ellipsis

@@ -18,22 +18,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from email.utils import parseaddr
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-import jinja2
-
 from .compose.email import EmailDraft
 from .compose.social import SocialPost
-from .compose.textlength import UNITS
-from .config import Config, EmailChannel, default_templates_dir
+from .config import Config, EmailChannel
 from .content import Article, Loaded, Problem, load_articles
-from .errors import TemplateError
 from .plan import Send, upcoming
 from .preview import PreviewItem, preview_articles, writing
 from .state import state_path, write_private
+from .templating import get_template, render_template, site_view
 
 INDEX = "index.html"
 FRAMES = "frames"
@@ -101,7 +97,7 @@ def write_gallery(
         else:
             posts.append(_post_view(item, notes, when, images))
     context = {
-        "site": {"name": config.site.name, "timezone": config.site.timezone},
+        "site": site_view(config.site),
         "generated": local_time(now, tz),
         "emails": emails,
         "posts": posts,
@@ -155,28 +151,7 @@ def local_time(moment: datetime, tz: tzinfo) -> str:
 
 def render_gallery(config: Config, context: dict[str, Any]) -> str:
     """The gallery template, from the site's templates or the shipped ones; mistakes are TemplateErrors."""
-    env = _environment(tuple(dict.fromkeys([config.templates_dir, default_templates_dir()])))
-    try:
-        return env.get_template(TEMPLATE).render(context)
-    except jinja2.TemplateNotFound as exc:
-        raise TemplateError(f"{exc.name}: no such template (looked in {config.templates_dir})") from None
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}") from None
-    except jinja2.TemplateError as exc:
-        raise TemplateError(f"{TEMPLATE}: {exc}") from None
-
-
-@lru_cache(maxsize=8)
-def _environment(search_path: tuple[Path, ...]) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(p) for p in search_path]),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["thousands"] = lambda n: f"{n:,}"
-    return env
+    return render_template(get_template(config, TEMPLATE, "html"), context)
 
 
 def _email_view(
@@ -232,7 +207,7 @@ def _post_view(item: PreviewItem, notes: list[str], when: str | None, images: _L
             after_fold=post.text[fold:],
             length=post.length,
             limit=post.limit,
-            unit=UNITS[post.network],
+            unit=post.unit,
             link=post.link,
             image=(images.local(post.image) or post.image) if post.image else None,
         )

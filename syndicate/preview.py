@@ -126,7 +126,9 @@ def _write_email(draft: EmailDraft, out: Path, config: Config, clip_limit: int) 
     files = (stem.with_suffix(".html"), stem.with_suffix(".txt"), stem.with_suffix(".eml"))
     with writing(out):
         for part, path in (("html", files[0]), ("plain", files[1])):
-            write_private(path, message.get_body((part,)).get_content().replace("\r\n", "\n"))
+            body = message.get_body((part,))
+            assert body is not None  # build_message always makes both parts
+            write_private(path, body.get_content().replace("\r\n", "\n"))
         write_private(files[2], message_bytes(message))
     return PreviewItem(
         kind="email",

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from syndicate.content import ArticleCache, identity, load_articles, read_article, shorten
+from syndicate.compose.textlength import shorten
+from syndicate.content import ArticleCache, identity, load_articles, read_article
 from syndicate.errors import ContentError
 
 from .conftest import REPO

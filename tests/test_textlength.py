@@ -9,18 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twitter_text import extract_urls_with_indices, parse_tweet
 
-from syndicate.compose.textlength import (
-    LINKEDIN_FOLD,
-    bluesky_facets,
-    bluesky_length,
-    graphemes,
-    linkedin_fold,
-    linkedin_length,
-    mastodon_length,
-    shorten,
-    url_spans,
-    x_length,
-)
+from syndicate.compose.networks.bluesky import bluesky_facets, bluesky_length
+from syndicate.compose.networks.linkedin import LINKEDIN_FOLD, linkedin_fold, linkedin_length
+from syndicate.compose.networks.mastodon import mastodon_length
+from syndicate.compose.networks.x import x_length
+from syndicate.compose.textlength import graphemes, shorten, url_spans
 
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # man, woman, girl, boy
 KISS = "\U0001f469\u200d\u2764\ufe0f\u200d\U0001f48b\u200d\U0001f468"

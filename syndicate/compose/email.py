@@ -14,26 +14,25 @@ import hashlib
 import logging
 import re
 import textwrap
-import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-import jinja2
 import mjml
-from jinja2.sandbox import SandboxedEnvironment
 from premailer import Premailer
 
-from ..config import Config, EmailChannel, Utm, default_templates_dir
-from ..content import Article, shorten
+from ..config import Config, EmailChannel, Utm
+from ..content import Article
 from ..errors import ConfigError, TemplateError
 from ..keys import article_key, digest_key
 from ..plan import digest_articles
 from ..schedule import latest_digest_end
+from ..templating import get_template, render_string, render_template, site_view
+from .textlength import shorten
 
 # Per-recipient fields: templates print these markers and compose.mime replaces them in the
 # finished HTML and text. Letters and underscores only, so MJML, lxml (which percent-escapes
@@ -110,7 +109,7 @@ class _Layout:
 
 def clean_header_text(text: str, limit: int = 200) -> str:
     """One line of text safe for a mail header: control characters (CR, LF...) become spaces."""
-    return shorten(_plain(text), limit)
+    return shorten(_plain(text) or "", limit)
 
 
 def compose_email_channel(
@@ -250,14 +249,7 @@ class _Email:
     @cached_property
     def site(self) -> dict[str, Any]:
         """What templates see of the site: never the whole config (it holds the unsubscribe secret)."""
-        site = self.config.site
-        return {
-            "name": site.name,
-            "base_url": site.base_url,
-            "logo": site.logo,
-            "postal_address": site.postal_address,
-            "sender": site.sender,
-        }
+        return site_view(self.config.site)
 
     def draft(self, layout: _Layout) -> EmailDraft:
         site = self.config.site
@@ -319,16 +311,8 @@ class _Email:
 
     def _subject(self, articles: tuple[Article, ...]) -> str:
         source = self.channel.subject or DEFAULT_SUBJECTS[self.mode]
-        where = f"channels.{self.channel_name}.subject"
-        try:
-            template = _subject_environment().from_string(source)
-            rendered = template.render(
-                site=self.site, articles=articles, article=articles[0], date=self.campaign
-            )
-        except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(f"{where}: line {exc.lineno}: {exc.message} in {source!r}") from None
-        except jinja2.TemplateError as exc:
-            raise TemplateError(f"{where}: {exc.message} in {source!r}") from None
+        context = {"site": self.site, "articles": articles, "article": articles[0], "date": self.campaign}
+        rendered = render_string(source, context, where=f"channels.{self.channel_name}.subject")
         return clean_header_text(rendered) or self.config.site.name
 
     def _more_heading(self) -> str:
@@ -398,52 +382,20 @@ def add_utm(url: str, utm: Utm | None, campaign: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-@lru_cache(maxsize=1)
-def _subject_environment() -> SandboxedEnvironment:
-    # Subjects are plain text (escaped later for the header, not for HTML).
-    return SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
-
-
-@lru_cache(maxsize=8)
-def _environment(templates_dir: Path) -> jinja2.Environment:
-    """The configured templates first, the shipped ones behind them (so overriding one file works)."""
-    folders = list(dict.fromkeys([templates_dir, default_templates_dir()]))
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(folders),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def render_html(config: Config, template_name: str, context: dict[str, Any]) -> str:
     """Jinja2 -> MJML -> premailer; any template mistake becomes a TemplateError naming file and line."""
-    env = _environment(config.templates_dir)
-    try:
-        template = env.get_template(template_name)
-        source = template.render(context)
-    except jinja2.TemplateNotFound as exc:
-        folder = config.templates_dir / "email"
-        raise TemplateError(
-            f"{config.templates_dir / exc.name}: no such template (expected an .mjml file in {folder})"
-        ) from None
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}") from None
-    except Exception as exc:
-        where = _template_frame(exc)
-        if where is None:
-            raise
-        raise TemplateError(f"{where}: {_one_line(exc)}") from None
+    template = get_template(config, template_name, "html")
+    source = render_template(template, context)
+    filename = template.filename or template_name
     try:
         html = mjml.mjml2html(source, fonts=dict(config.site.fonts))
     except ValueError as exc:
-        line, detail = _unbalanced_tag(template.filename)
-        raise TemplateError(f"{template.filename}{line}: MJML: {exc} ({detail})") from None
+        line, detail = _unbalanced_tag(filename)
+        raise TemplateError(f"{filename}{line}: MJML: {exc} ({detail})") from None
     leftover = re.search(r"<mj-[\w-]+", html)
     if leftover:
         raise TemplateError(
-            f"{template.filename}: MJML: unknown element {leftover.group()}> (expected an MJML component)"
+            f"{filename}: MJML: unknown element {leftover.group()}> (expected an MJML component)"
         )
     return _inline_css(html)
 
@@ -472,19 +424,6 @@ def _inline_css(html: str) -> str:
         disable_validation=True,
         cssutils_logging_level=logging.CRITICAL,
     ).transform()
-
-
-def _template_frame(exc: BaseException) -> str | None:
-    """Jinja rewrites tracebacks so template code shows as template lines: the deepest such frame."""
-    found = None
-    for frame, line in traceback.walk_tb(exc.__traceback__):
-        if "__jinja_exception__" in frame.f_globals:
-            found = f"{frame.f_code.co_filename}:{line}"
-    return found
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 _JINJA = re.compile(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", re.DOTALL)

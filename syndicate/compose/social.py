@@ -5,6 +5,10 @@ a user previews is what gets posted. The text comes from a Jinja2 template per n
 too long the description is shortened at a word boundary, then (with a warning) the title. The
 link, the CTA and the hashtags are never cut. A post that still cannot fit is a `Problem`, not an
 exception, so one long article never stops the others.
+
+Everything that differs between networks (limit, how length is counted, hashtag advice, the
+"see more" fold, facets) is asked of the channel's `Network` (`compose.networks`): nothing here
+names a network.
 """
 
 from __future__ import annotations
@@ -12,37 +16,23 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import regex
 
-from ..config import Config, SocialChannel, default_templates_dir
+from ..config import Config, SocialChannel
 from ..content import Article, Problem
-from ..errors import ConfigError, TemplateError
+from ..errors import ConfigError
 from ..keys import article_key
 from ..state import write_private
-from .textlength import (
-    BLUESKY_MAX_BYTES,
-    LIMITS,
-    LINKEDIN_FOLD,
-    UNITS,
-    Shortener,
-    bluesky_facets,
-    graphemes,
-    linkedin_fold,
-    linkedin_length,
-    measure,
-    within_limit,
-)
+from ..templating import get_template, render_template, site_view
+from .networks import Network, network
+from .textlength import Shortener, graphemes
 
-DEFAULT_MAX_HASHTAGS = {"linkedin": 5, "x": 2, "mastodon": 4, "bluesky": 2}
-LINKEDIN_MIN_HASHTAGS = 3
 # A title is never shortened below this many graphemes: past that the post says nothing.
 MIN_TITLE = 20
 
@@ -75,6 +65,11 @@ class SocialPost:
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
+    @property
+    def unit(self) -> str:
+        """What `length` and `limit` count, in the network's words ("graphemes")."""
+        return network(self.network).unit
+
     def as_dict(self) -> dict[str, Any]:
         """What outbox .json files and webhooks carry."""
         return {
@@ -87,7 +82,7 @@ class SocialPost:
             "facets": list(self.facets),
             "length": self.length,
             "limit": self.limit,
-            "unit": UNITS[self.network],
+            "unit": self.unit,
             "fold": self.fold,
             "content_hash": self.content_hash,
             "article": self.article.as_dict(),
@@ -119,7 +114,7 @@ def compose_post(
 def describe(post: SocialPost) -> str:
     """One line for the preview table, e.g. "linkedin 812/3000, fold at 208"."""
     line = f"{post.network} {post.length}/{post.limit}"
-    if post.network == "linkedin":
+    if network(post.network).fold_at is not None:
         line += f", fold at {post.fold}" if post.fold is not None else ", no fold"
     return line
 
@@ -145,7 +140,7 @@ def hashtag(tag: str) -> str | None:
 
 def choose_hashtags(article: Article, channel: SocialChannel) -> tuple[str, ...]:
     """The article's own tags first, then the channel's, without repeats, up to the channel's cap."""
-    cap = channel.max_hashtags if channel.max_hashtags is not None else DEFAULT_MAX_HASHTAGS[channel.network]
+    cap = channel.max_hashtags if channel.max_hashtags is not None else network(channel.network).max_hashtags
     chosen: dict[str, str] = {}
     for tag in (*article.tags, *channel.hashtags):
         tag_text = hashtag(tag)
@@ -158,7 +153,8 @@ def choose_hashtags(article: Article, channel: SocialChannel) -> tuple[str, ...]
 class _Composer:
     channel_name: str
     channel: SocialChannel
-    config: Config
+    net: Network
+    site: dict[str, Any]
     template: jinja2.Template
 
     @classmethod
@@ -170,21 +166,23 @@ class _Composer:
             raise ConfigError(
                 f"channels.{channel_name}: is {what} (expected a social channel: {social or 'none defined'})"
             )
-        name = channel.template or f"social/{channel.network}.txt.j2"
-        return cls(channel_name, channel, config, _load_template(_search_path(config), name))
+        net = network(channel.network)
+        name = channel.template or f"social/{net.name}.txt.j2"
+        template = get_template(config, name, "text", plugins=[net.templates] if net.templates else [])
+        return cls(channel_name, channel, net, site_view(config.site), template)
 
     def compose(self, article: Article) -> tuple[SocialPost | None, list[Problem]]:
-        network = self.channel.network
-        limit = LIMITS[network]
+        net = self.net
         tags = choose_hashtags(article, self.channel)
         problems: list[Problem] = []
-        if network == "linkedin" and len(tags) < LINKEDIN_MIN_HASHTAGS:
+        if len(tags) < net.min_hashtags:
             problems.append(
                 Problem(
                     article.path,
                     "tags",
                     "warning",
-                    f"give only {len(tags)} hashtags for {self.channel_name} (expected 3 to 5 on LinkedIn; "
+                    f"give only {len(tags)} hashtags for {self.channel_name} (expected {net.min_hashtags} "
+                    f"to {net.max_hashtags} on {net.label}; "
                     f"add tags to the article or channels.{self.channel_name}.hashtags)",
                 )
             )
@@ -192,40 +190,42 @@ class _Composer:
         def render(title: str, description: str) -> str:
             return self._render(article, title, description, tags)
 
-        fitted = _fit(article, self.channel_name, network, render)
+        fitted = _fit(article, self.channel_name, net, render)
         if isinstance(fitted, Problem):
             return None, [*problems, fitted]
         text, title_cut = fitted
         if title_cut:
-            room = "before the see-more fold (about 210)" if network == "linkedin" else f"in {limit}"
+            room = f"in {net.limit}"
+            if net.fold_at is not None:
+                room = f"before the see-more fold (about {net.fold_at})"
             problems.append(
                 Problem(
                     article.path,
                     "title",
                     "warning",
                     f"is {len(graphemes(article.title))} characters: channel {self.channel_name} "
-                    f"shortens it in its {network} post (expected a title that fits {room})",
+                    f"shortens it in its {net.name} post (expected a title that fits {room})",
                 )
             )
         post = SocialPost(
-            network=network,
+            network=net.name,
             text=text,
             link=article.url,
             image=article.hero_image,
             hashtags=tags,
             article=article,
             key=article_key(self.channel_name, article),
-            length=measure(network, text),
-            limit=limit,
-            fold=linkedin_fold(text) if network == "linkedin" else None,
-            facets=tuple(bluesky_facets(text, tags)) if network == "bluesky" else (),
+            length=net.measure(text),
+            limit=net.limit,
+            fold=net.fold(text),
+            facets=net.facets(text, tags),
         )
         return post, problems
 
     def _render(self, article: Article, title: str, description: str, tags: tuple[str, ...]) -> str:
         context = {
             "article": article,
-            "site": self.config.site,
+            "site": self.site,
             "network": self.channel.network,
             "title": title,
             "description": description,
@@ -233,55 +233,43 @@ class _Composer:
             "link": article.url,
             "hashtags": list(tags),
         }
-        try:
-            text = self.template.render(context)
-        except Exception as exc:  # a template is the user's code: any failure in it is their mistake
-            line = _template_line(exc, self.template.filename)
-            where = f"{self.template.name}:{line}" if line else self.template.name
-            reason = str(exc) if isinstance(exc, jinja2.TemplateError) else f"{type(exc).__name__}: {exc}"
-            raise TemplateError(f"{where}: {reason} (while composing {article.path})") from None
-        return _tidy(text)
+        return _tidy(render_template(self.template, context, during=f"while composing {article.path}"))
 
 
 def _fit(
-    article: Article, channel_name: str, network: str, render: Callable[[str, str], str]
+    article: Article, channel_name: str, net: Network, render: Callable[[str, str], str]
 ) -> tuple[str, bool] | Problem:
-    """The longest post that fits: the text and whether the title had to be shortened."""
-    limit = LIMITS[network]
+    """The longest post that fits: the text and whether the title had to be shortened.
+
+    A network with a "see more" fold first gets a title short enough to end before it (the hook).
+    """
     title = Shortener(article.title)
     description = Shortener(article.description or article.excerpt or "")
     shortest_title = min(MIN_TITLE, len(title))
 
     def fits(text: str) -> bool:
-        return within_limit(network, text) and (network != "linkedin" or _hook_fits(text))
+        return net.fits(text) and net.hook_fits(text)
 
     keep_title = len(title)
-    if network == "linkedin" and not _hook_fits(render(title.text, description.text)):
-        found = _largest(shortest_title, len(title), lambda k: _hook_fits(render(title(k), "")))
+    if not net.hook_fits(render(title.text, description.text)):
+        found = _largest(shortest_title, len(title), lambda k: net.hook_fits(render(title(k), "")))
         keep_title = found if found is not None else shortest_title
 
     keep = _largest(0, len(description), lambda k: fits(render(title(keep_title), description(k))))
     if keep is not None:
         return render(title(keep_title), description(keep)), keep_title < len(title)
-    keep_title = _largest(shortest_title, keep_title, lambda k: fits(render(title(k), "")))
-    if keep_title is not None:
-        return render(title(keep_title), ""), True
+    cut_title = _largest(shortest_title, keep_title, lambda k: fits(render(title(k), "")))
+    if cut_title is not None:
+        return render(title(cut_title), ""), True
     least = render(title(shortest_title), "")
-    size = f"{measure(network, least)} {UNITS[network]}"
-    if network == "bluesky":
-        size += f" ({len(least.encode('utf-8'))} bytes; at most {BLUESKY_MAX_BYTES})"
     return Problem(
         article.path,
-        network,
+        net.name,
         "error",
-        f"the {network} post for channel {channel_name} is {size} with no description and the title "
-        f"cut to {shortest_title} (expected at most {limit}; shorten the cta, the hashtags or the template)",
+        f"the {net.name} post for channel {channel_name} is {net.size(least)} with no description and the "
+        f"title cut to {shortest_title} (expected at most {net.limit}; shorten the cta, the hashtags or the "
+        "template)",
     )
-
-
-def _hook_fits(text: str) -> bool:
-    """LinkedIn shows about 210 characters before "see more": the first line must end by then."""
-    return linkedin_length(text.split("\n", 1)[0]) <= LINKEDIN_FOLD
 
 
 def _largest(low: int, high: int, ok: Callable[[int], bool]) -> int | None:
@@ -303,38 +291,3 @@ def _tidy(text: str) -> str:
     """Templates leave blank lines where optional parts were empty: at most one blank line between parts."""
     lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
-def _search_path(config: Config) -> tuple[Path, ...]:
-    """The site's templates first, then the ones shipped with syndicate."""
-    return tuple(dict.fromkeys([config.templates_dir, default_templates_dir()]))
-
-
-@lru_cache(maxsize=32)
-def _environment(search_path: tuple[Path, ...]) -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(p) for p in search_path]),
-        autoescape=False,  # plain text: posts are not HTML
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
-def _load_template(search_path: tuple[Path, ...], name: str) -> jinja2.Template:
-    try:
-        return _environment(search_path).get_template(name)
-    except jinja2.TemplateNotFound:
-        places = ", ".join(str(p) for p in search_path)
-        raise TemplateError(f"{name}: no such template (looked in {places})") from None
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"{exc.filename or name}:{exc.lineno}: {exc.message}") from None
-
-
-def _template_line(exc: BaseException, filename: str | None) -> int | None:
-    """Jinja2 rewrites tracebacks so template frames carry the template's own line numbers."""
-    line = None
-    for frame, lineno in traceback.walk_tb(exc.__traceback__):
-        if filename is not None and frame.f_code.co_filename == filename:
-            line = lineno
-    return line

@@ -1,0 +1,1 @@
+"""Test plugins for syndicate: one module per plugin, each registered in pyproject.toml."""
