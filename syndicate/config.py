@@ -12,8 +12,9 @@ import os
 import re
 from datetime import time, timedelta
 from email.utils import parseaddr
+from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -23,6 +24,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -31,9 +33,6 @@ from .deliver import TargetSettings, target_types
 from .errors import ConfigError
 from .validation import Strict, check_http_url, parse_time, short
 from .yaml_shape import shape_problem
-
-if TYPE_CHECKING:
-    AnyTarget = TargetSettings
 
 CONFIG_ENV = "SYNDICATE_CONFIG"
 DEFAULT_CONFIG = "config.yaml"
@@ -234,8 +233,8 @@ class Config(Strict):
     database_url: str | None = None
     channels: dict[str, Channel] = Field(default_factory=dict)
     # Each value is the settings model of its `type` (deliver/<type>.py), found through the
-    # `syndicate.targets` entry points: `_complete_schema()` resolves AnyTarget on first use.
-    targets: dict[str, AnyTarget] = Field(default_factory=dict)
+    # `syndicate.targets` entry points: `config_model()` validates each as its type's model.
+    targets: dict[str, TargetSettings] = Field(default_factory=dict)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     root: Path = Path(".")
     # Lines about things that load but are probably not what was meant (a `$VAR` without braces).
@@ -264,20 +263,22 @@ class Config(Strict):
         return self.templates if self.templates is not None else default_templates_dir()
 
 
-def _complete_schema() -> None:
-    """Give `Config.targets` its schema: a union of every installed target type's settings model,
-    told apart by `type`. Done on first use, not at import, so a target module may import this
-    one; built again if the installed types change (a plugin installed while running)."""
-    types = target_types()
-    if _built_for == list(types.values()):
-        return
-    models = tuple(types.values())
+def config_model() -> type[Config]:
+    """`Config` with the `targets:` schema of the target types installed now: a union of their
+    settings models, told apart by `type`. Made on use, not at import (a target module may
+    import this one), and made anew when the installed types change (a plugin put on the path)."""
+    return _config_model(tuple(target_types().values()))
+
+
+@lru_cache(maxsize=8)
+def _config_model(models: tuple[type[TargetSettings], ...]) -> type[Config]:
     union = Annotated[Union[models], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
-    Config.model_rebuild(force=True, _types_namespace={"AnyTarget": union})
-    _built_for[:] = models
-
-
-_built_for: list[type[TargetSettings]] = []
+    return create_model(
+        "Config",
+        __base__=Config,
+        __module__=__name__,
+        targets=(dict[str, union], Field(default_factory=dict)),
+    )
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -311,9 +312,8 @@ def config_from_dict(raw: Any, path: Path) -> Config:
     used: dict[str, str] = {}
     data = _interpolate(raw, path, (), used)
     root = path.resolve().parent
-    _complete_schema()
     try:
-        config = Config.model_validate({**data, "root": root})
+        config = config_model().model_validate({**data, "root": root})
     except ValidationError as exc:
         raise ConfigError(_hide_values(_format_validation(exc, raw, data, path), used)) from None
     resolved = _resolve_paths(config, root)

@@ -9,6 +9,7 @@ networks alone. Offline: pip builds it with the venv's hatchling, without an ind
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from syndicate.content import load_articles
 from syndicate.errors import ConfigError
 from syndicate.send import send
 
-from .conftest import DATA, base_config_dict
+from .conftest import DATA, base_config_dict, child_env
 
 PLUGINS = DATA / "plugins"
 BUILT_IN = ["bluesky", "linkedin", "mastodon", "x"]
@@ -88,6 +89,93 @@ def test_a_send_through_a_plugin_network_reaches_the_target(plugins, tmp_path) -
     assert outcome.totals()["social-outbox"]["sent"] == len(written)
 
 
+def spool_config(root: Path, **spool) -> dict:
+    """A ThreadsX channel posting through the plugin's `spool` target (a third-party target type)."""
+    data = base_config_dict()
+    data["content"] = {"dir": str(DATA / "social")}
+    data["channels"] = {"threads": {"kind": "social", "network": "threadsx", "targets": ["spool"]}}
+    data["targets"] = {"spool": {"type": "spool", "file": "spool/posts.jsonl", **spool}}
+    data["state_dir"] = str(root / "state")
+    return data
+
+
+def spooled(root: Path) -> list[dict]:
+    path = root / "spool" / "posts.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_a_plugin_target_type_delivers_through_send_with_no_edit_to_syndicate(plugins, tmp_path) -> None:
+    from syndicate.deliver import target_types
+
+    assert target_types()["spool"].__module__ == "syndicate_test_plugins.spool"
+    config = config_from_dict(spool_config(tmp_path, label="night-shift"), tmp_path / "config.yaml")
+    outcome = send(config, select="all", now=NOW)
+    assert outcome.ok
+    lines = spooled(tmp_path)
+    assert len(lines) == outcome.totals()["spool"]["sent"] >= 6
+    assert {line["label"] for line in lines} == {"night-shift"}  # its own setting reached it
+    assert all(
+        line["payload"]["kind"] == "post" and line["payload"]["network"] == "threadsx" for line in lines
+    )
+    assert len({line["key"] for line in lines}) == len(lines)
+    again = send(config, select="all", now=NOW)  # the ledger keeps plugin targets' sends too
+    assert again.totals()["spool"]["sent"] == 0 and len(spooled(tmp_path)) == len(lines)
+
+
+def test_the_cli_sends_through_an_installed_plugin_target(installed, tmp_path) -> None:
+    """The same, as a user runs it: `syndicate send` in a process that has the plugin installed."""
+    import yaml
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(spool_config(tmp_path)), encoding="utf-8")
+    env = child_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(installed), env["PYTHONPATH"]])
+    run = subprocess.run(
+        [sys.executable, "-m", "syndicate", "--config", str(config), "send", "--all"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert len(spooled(tmp_path)) >= 6
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"channels": {"threads": {"kind": "social", "network": "linkedin", "targets": ["spool"]}}},
+            r"channels\.threads\.targets: 'spool' is a spool target, which appends ThreadsX posts to a file "
+            r"\(expected a target that takes linkedin posts, of type: discord, linkedin, outbox, slack, webhook\)$",
+        ),
+        (
+            {"targets": {"spool": {"type": "spool", "file": "x.jsonl", "colour": "red"}}},
+            r"targets\.spool\.colour: is not a known key",
+        ),
+        (
+            {"targets": {"spool": {"type": "spool", "file": "x.jsonl", "label": ""}}},
+            r"targets\.spool\.label: '': string should have at least 1 character",
+        ),
+    ],
+    ids=["carries-other-networks", "unknown-key", "bad-value"],
+)
+def test_a_plugin_target_type_settings_are_checked_like_the_built_in_ones(plugins, tmp_path, change, message):
+    data = {**spool_config(tmp_path), **change}
+    with pytest.raises(ConfigError, match=message) as caught:
+        config_from_dict(data, tmp_path / "config.yaml")
+    assert "\n" not in str(caught.value)
+
+
+def test_without_the_plugin_its_target_type_is_a_one_line_config_error(tmp_path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"targets\.spool\.type: 'spool' is not allowed \(expected "
+    ) as caught:
+        config_from_dict({**spool_config(tmp_path), "channels": {}}, tmp_path / "config.yaml")
+    assert "\n" not in str(caught.value)
+
+
 def test_without_the_plugin_the_network_is_a_one_line_config_error(tmp_path) -> None:
     assert network_names() == BUILT_IN
     with pytest.raises(ConfigError) as caught:
@@ -110,17 +198,18 @@ def registered(monkeypatch: pytest.MonkeyPatch):
     """`registered(name=value, ...)`: the entry points discovery finds, instead of the installed ones."""
     from importlib.metadata import EntryPoint
 
+    from syndicate import plugins
     from syndicate.compose import networks
 
     def register(*pairs: tuple[str, str]) -> None:
         found = [EntryPoint(name, value, networks.GROUP) for name, value in pairs]
-        monkeypatch.setattr(networks, "entry_points", lambda group: found if group == networks.GROUP else [])
-        networks._registry.cache_clear()
-        networks._load.cache_clear()
+        monkeypatch.setattr(plugins, "entry_points", lambda group: found if group == networks.GROUP else [])
+        plugins.clear_caches()
+        networks._instance.cache_clear()
 
     yield register
-    networks._registry.cache_clear()
-    networks._load.cache_clear()
+    plugins.clear_caches()
+    networks._instance.cache_clear()
 
 
 @pytest.mark.parametrize(

@@ -16,13 +16,12 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, get_args
 
 from ..errors import ConfigError, DeliveryError
 from ..keys import MessageKey
-from ..plugins import load_plugins
+from ..plugins import load_all
 from ..validation import Strict
 
 if TYPE_CHECKING:
@@ -154,10 +153,9 @@ class MailTargetSettings(TargetSettings):
         return None
 
 
-@cache
 def target_types() -> dict[str, type[TargetSettings]]:
     """Every installed target type by name: syndicate's own and third-party ones alike."""
-    types = load_plugins(TARGETS_GROUP, TargetSettings)
+    types = load_all(TARGETS_GROUP, TargetSettings, "target type")
     if "outbox" not in types:
         raise ConfigError(
             f"no target types found (entry point group {TARGETS_GROUP} is empty: "
@@ -167,8 +165,8 @@ def target_types() -> dict[str, type[TargetSettings]]:
         tag = model.model_fields["type"].annotation
         if get_args(tag) != (name,):
             raise ConfigError(
-                f"entry point {TARGETS_GROUP}:{name}: {model.__name__}.type is {tag} "
-                f'(expected Literal["{name}"])'
+                f"target type {name!r}: {model.__name__}.type is {tag} "
+                f'(expected Literal["{name}"], the entry point\'s name)'
             )
     return types
 

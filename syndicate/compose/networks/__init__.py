@@ -14,15 +14,14 @@ per network.
 
 from __future__ import annotations
 
-import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from functools import lru_cache
-from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ...errors import ConfigError
+from ...plugins import load_plugin, registered
 
 GROUP = "syndicate.networks"
 
@@ -79,55 +78,30 @@ class Network(ABC):
 
 def network(name: str) -> Network:
     """The network called `name`; a ConfigError naming the known ones when there is none."""
-    found = _registry(tuple(sys.path)).get(name)
-    if found is None:
+    loaded = load_plugin(GROUP, name, Network, "network")  # type: ignore[type-abstract]
+    if loaded is None:
         raise ConfigError(f"network {name!r} is not known (expected {_quoted(network_names())})")
-    if len(found) > 1:
-        where = " and ".join(sorted(f"{_origin(ep)} ({ep.value})" for ep in found))
-        raise ConfigError(f"network {name!r} is registered twice, by {where} (expected one; uninstall one)")
-    return _load(found[0])
+    return _instance(loaded, name)
 
 
 def network_names() -> list[str]:
     """The names of every installed network, sorted."""
-    return sorted(_registry(tuple(sys.path)))
+    return sorted(registered(GROUP))
 
 
 def _quoted(names: Iterable[str]) -> str:
     return ", ".join(repr(n) for n in names) or "none installed"
 
 
-@lru_cache(maxsize=4)
-def _registry(search_path: tuple[str, ...]) -> dict[str, tuple[EntryPoint, ...]]:
-    """Entry points by name. Keyed on `sys.path` so a plugin put on the path later is found too."""
-    found: dict[str, dict[str, EntryPoint]] = {}
-    for ep in entry_points(group=GROUP):
-        found.setdefault(ep.name, {})[ep.value] = ep  # the same class found twice is one network
-    return {name: tuple(eps.values()) for name, eps in found.items()}
-
-
 @lru_cache(maxsize=64)
-def _load(ep: EntryPoint) -> Network:
-    """Import and check a network once; a broken plugin is a one-line error naming it."""
-    try:
-        loaded = ep.load()
-    except Exception as exc:  # a plugin is someone else's code: any failure importing it is theirs
+def _instance(loaded: type[Network], name: str) -> Network:
+    """One instance per network class, checked to answer to the name it is registered under."""
+    if getattr(loaded, "name", None) != name:
         raise ConfigError(
-            f"network {ep.name!r}: cannot load {ep.value} from {_origin(ep)} ({type(exc).__name__}: {exc})"
-        ) from None
-    if not (isinstance(loaded, type) and issubclass(loaded, Network)):
-        raise ConfigError(f"network {ep.name!r}: {ep.value} from {_origin(ep)} is not a Network subclass")
-    if getattr(loaded, "name", None) != ep.name:
-        raise ConfigError(
-            f"network {ep.name!r}: {ep.value} from {_origin(ep)} calls itself "
+            f"network {name!r}: {loaded.__module__}:{loaded.__qualname__} calls itself "
             f"{getattr(loaded, 'name', None)!r} (expected the entry point's name)"
         )
     try:
         return loaded()
     except TypeError as exc:  # abstract methods left out, or an __init__ wanting arguments
-        raise ConfigError(f"network {ep.name!r}: {ep.value} from {_origin(ep)}: {exc}") from None
-
-
-def _origin(ep: EntryPoint) -> str:
-    dist = ep.dist
-    return dist.name if dist is not None else "an unknown distribution"
+        raise ConfigError(f"network {name!r}: {loaded.__module__}:{loaded.__qualname__}: {exc}") from None
