@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -35,6 +34,7 @@ from typing import Literal
 from .deliver import HandOverFailed, Message, MessageKey, Pacing, Result, Target, handing_over
 from .errors import DeliveryError, SyndicateError
 from .ledger import CLAIMABLE, EVERY_STATUS, Ledger
+from .retry import Backoff
 
 UnknownPolicy = Literal["skip", "resend"]
 # Temporary refusals in a row (450 "too much mail", 421, 451...) that mean the relay is
@@ -184,6 +184,8 @@ class _Run:
         clock: Clock,
     ) -> None:
         self.pacing = pacing
+        # Jittered up to 20% later: parallel connections refused together do not all come back together.
+        self.backoff = Backoff(pacing.retry_delay, pacing.retry_delay_max, jitter=(1.0, 1.2))
         self.due = due
         self.ledger = ledger
         self.report = report
@@ -337,7 +339,7 @@ class _Run:
                     self.refused_in_a_row += 1
                     self.last_refusal = result.detail
                 if again:
-                    ready = self.clock() + self._backoff(attempt)
+                    ready = self.clock() + self.backoff.delay(attempt)
                     heapq.heappush(self.retries, (ready, next(self.order), message, attempt + 1))
                 else:
                     report.problems.append(result)
@@ -365,17 +367,13 @@ class _Run:
                     report.paused = True
                 elif result.outcome == "retry" and self.in_a_row >= 2:
                     # Short: a relay that keeps refusing is a storm, and pauses the run instead.
-                    slow_down = min(self._backoff(self.in_a_row - 1), WAIT_NOTICE)
+                    slow_down = min(self.backoff.delay(self.in_a_row - 1), WAIT_NOTICE)
         if self.ledger is not None:  # counted first: if this write fails, the report still tells
             self.ledger.mark(message.key, result.outcome, result.detail or None)
         if self.on_result is not None:
             self.on_result(result)
         if slow_down:
             self._wait(slow_down, f"slowing down after {self.in_a_row} refusals in a row ({result.detail})")
-
-    def _backoff(self, attempt: int) -> float:
-        delay = min(self.pacing.retry_delay * 2 ** (attempt - 1), self.pacing.retry_delay_max)
-        return delay * random.uniform(1.0, 1.2)
 
     def left_over(self) -> int:
         """Messages a paused run did not get to (queued retries and the rest of the list)."""

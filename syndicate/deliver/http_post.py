@@ -33,7 +33,6 @@ answer, the TLS handshake), it is `retry`; cut after, the receiver may have it: 
 
 from __future__ import annotations
 
-import random
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -51,11 +50,15 @@ from urllib3.exceptions import ProtocolError
 
 from .. import __version__, clock
 from ..errors import DeliveryError
+from ..retry import Backoff
 from ..stopping import StoppedAtOnce, cuttable
 from ..validation import check_http_url, is_internal, is_loopback
 from . import MessageKey, Pacing, Result, TargetSettings, handed
 
-MAX_WAIT = 300.0
+MAX_WAIT = 300.0  # the longest a receiver's Retry-After may hold a message
+# A second after the first failure, doubling up to a minute, jittered down to half so the
+# connections of a batch refused together spread out; a Retry-After wins, up to MAX_WAIT.
+BACKOFF = Backoff(first=1.0, cap=60.0, jitter=(0.5, 1.0), asked_cap=MAX_WAIT)
 # Failures after which the receiver may hold the request (see the module docstring).
 _MAYBE_SENT = (
     requests.exceptions.ReadTimeout,
@@ -140,7 +143,7 @@ class HttpConnection:
         for attempt in range(settings.retries + 1):
             if attempt and not self._wait(delay):
                 return Result(key, "retry", f"{problem} after {attempt} attempts (stopped before the next)")
-            delay = _backoff(attempt)
+            delay = BACKOFF.delay(attempt + 1)
             fresh = headers()
             _attempt.phase = "not sent"
             try:
@@ -181,9 +184,9 @@ class HttpConnection:
             if status != 429 and status < 500:
                 return response
             problem = f"HTTP {status} {response.reason or ''}".strip()
-            retry_after = _retry_after(response.headers.get("Retry-After"))
-            if retry_after is not None:
-                delay = retry_after
+            asked = _retry_after(response.headers.get("Retry-After"))
+            if asked is not None:
+                delay = BACKOFF.delay(attempt + 1, retry_after=asked)
         return Result(key, "retry", f"{problem} after {settings.retries + 1} attempts")
 
     def _wait(self, seconds: float) -> bool:
@@ -291,19 +294,15 @@ def _lost(exc: requests.RequestException, settings: HttpSettings) -> str:
     return type(exc).__name__
 
 
-def _backoff(attempt: int) -> float:
-    return min(2.0**attempt, 60.0) * random.uniform(0.5, 1.0)
-
-
 def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (seconds or an HTTP date), capped."""
+    """Seconds a Retry-After header asks for (seconds or an HTTP date); `BACKOFF` caps them."""
     if not value:
         return None
     value = value.strip()
     if value.isdigit():
-        return min(float(value), MAX_WAIT)
+        return float(value)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return min(max(when.timestamp() - clock.now().timestamp(), 0.0), MAX_WAIT)
+    return when.timestamp() - clock.now().timestamp()
