@@ -26,7 +26,6 @@ from .gallery import render_preview
 from .lock import Holder, Stopped
 from .plan import Send, upcoming
 from .preview import digest_sizes, preview_table
-from .schedule import show_time
 from .send import check_routes, dry_run_mark, send_test
 from .send import send as send_api
 from .serve import DEFAULT_PORT, serve_preview
@@ -41,6 +40,7 @@ from .status import (
     recipient_history,
 )
 from .stopping import stop_on_signals
+from .timeshow import show_time
 
 DEFAULT_WAIT = 600.0  # seconds a send waits for another one on its state folder
 

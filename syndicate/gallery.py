@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from .plan import Send, upcoming
 from .preview import PreviewItem, preview_articles, writing
 from .state import state_path, write_private
 from .templating import get_template, render_template, site_view
+from .timeshow import show_time
 
 INDEX = "index.html"
 FRAMES = "frames"
@@ -91,19 +92,19 @@ def write_gallery(
         paths = {a.path for a in item.articles}
         attached |= paths
         notes = [*item.warnings, *(str(p) for p in problems if p.path in paths)]
-        when = local_time(due[item.key], tz) if item.key in due else None
+        when = show_time(due[item.key], tz, form="reader") if item.key in due else None
         if isinstance(item.draft, EmailDraft):
             emails.append(_email_view(item, item.draft, config, notes, when, images, out))
         else:
             posts.append(_post_view(item, notes, when, images))
     context = {
         "site": site_view(config.site),
-        "generated": local_time(now, tz),
+        "generated": show_time(now, tz, form="reader"),
         "emails": emails,
         "posts": posts,
         "sends": [
             {
-                "due": local_time(s.due, tz),
+                "due": show_time(s.due, tz, form="reader"),
                 "channel": s.channel,
                 "target": s.target,
                 "key": s.draft_key,
@@ -140,13 +141,6 @@ def queue_horizon(articles: Sequence[Article], now: datetime) -> datetime:
     """Far enough ahead to show every future article and the digest that will carry it."""
     latest = max((a.publish_date for a in articles), default=now)
     return max(latest, now) + timedelta(days=8)
-
-
-def local_time(moment: datetime, tz: tzinfo) -> str:
-    """A time as the site's readers live it, offset included: "Mon 1 Mar 2027, 08:00 GMT (+00:00)"."""
-    local = moment.astimezone(tz)
-    offset = local.strftime("%z")
-    return f"{local:%a} {local.day} {local:%b %Y, %H:%M} {local.tzname()} ({offset[:3]}:{offset[3:]})"
 
 
 def render_gallery(config: Config, context: dict[str, Any]) -> str:

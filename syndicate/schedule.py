@@ -15,13 +15,6 @@ from .config import _WEEKDAYS, DigestSchedule
 from .content import Article
 
 
-def show_time(moment: datetime, tz: tzinfo) -> str:
-    """A time as users see it everywhere: the site's local time with its UTC offset."""
-    local = moment.astimezone(tz)
-    offset = local.strftime("%z")
-    return f"{local:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}"
-
-
 def digest_end_of_key(key: str, schedule: DigestSchedule, tz: tzinfo) -> datetime | None:
     """The send time a digest key names (its local date at the schedule's time), or None for a
     key that names no date."""

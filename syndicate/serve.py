@@ -21,6 +21,7 @@ from .config import Config, default_templates_dir, load_config
 from .errors import ConfigError, SyndicateError
 from .gallery import render_preview, write_error_page
 from .state import state_path
+from .timeshow import show_time
 
 DEFAULT_PORT = 8000
 # How often the main thread looks up from waiting, so Ctrl-C is handled promptly.
@@ -100,12 +101,13 @@ def _render(
     echo: Callable[[str], object],
 ) -> None:
     try:
-        rendered = render_preview(load_config(config_path), paths, channel, out, clock.now())
+        config = load_config(config_path)
+        rendered = render_preview(config, paths, channel, out, clock.now())
     except SyndicateError as exc:
         write_error_page(out, str(exc))
         echo(f"error: {exc}")
         return
-    echo(f"rendered {len(rendered.items)} draft(s) at {clock.now().astimezone():%H:%M:%S}")
+    echo(f"rendered {len(rendered.items)} draft(s) at {show_time(clock.now(), config.site.tz, to='second')}")
 
 
 def _watched(config: Config, config_path: Path) -> list[tuple[list[Path], bool]]:

@@ -32,6 +32,7 @@ from .lock import running_daemon
 from .plan import Send, is_digest_channel, plan_due
 from .recipients import address_key
 from .send import target_recipients
+from .timeshow import show_time
 
 STATUSES = ("sent", "failed", "retry", "unknown", "in_flight")
 
@@ -371,4 +372,4 @@ def _readers(config: Config, channel: str, target: str, lists: dict[str, set[str
 
 
 def _iso(moment: datetime | None, tz: tzinfo) -> str | None:
-    return moment.astimezone(tz).isoformat(timespec="seconds") if moment else None
+    return show_time(moment, tz, to="second", form="iso") if moment else None

@@ -13,8 +13,9 @@ import pytest
 from syndicate import clock
 from syndicate.config import load_config
 from syndicate.errors import TemplateError
-from syndicate.gallery import local_time, render_preview
+from syndicate.gallery import render_preview
 from syndicate.serve import start_server
+from syndicate.timeshow import show_time
 
 from .conftest import DATA, EVERY_FIELD, REPO, assert_inert, chromium, needs_chromium
 
@@ -104,8 +105,10 @@ def test_the_queue_lists_sends_after_now_in_the_site_timezone(email_site, tmp_pa
 
 def test_local_time_carries_the_zone_and_offset():
     summer = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
-    assert local_time(summer, ZoneInfo("Europe/London")) == "Mon 1 Jul 2024, 13:00 BST (+01:00)"
-    assert local_time(summer, ZoneInfo("America/St_Johns")) == "Mon 1 Jul 2024, 09:30 NDT (-02:30)"
+    assert show_time(summer, ZoneInfo("Europe/London"), form="reader") == "Mon 1 Jul 2024, 13:00 BST (+01:00)"
+    assert (
+        show_time(summer, ZoneInfo("America/St_Johns"), form="reader") == "Mon 1 Jul 2024, 09:30 NDT (-02:30)"
+    )
 
 
 def test_user_text_is_escaped(email_site, tmp_path):
