@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Literal
 
 from . import clock
-from .compose.email import EmailDraft, compose_email_channel, file_stem
+from .compose.email import EmailDraft, compose_email_channel
 from .compose.mime import build_message, message_bytes
 from .compose.social import SocialPost, compose_social_channel, describe, write_post_files
 from .config import Config, EmailChannel
 from .content import Article, Problem, load_articles
 from .errors import ConfigError, ContentError
+from .naming import EML, HTML, TEXT, draft_files
 from .recipients import Recipient
 from .schedule import digest_end_covering
 from .state import state_path, write_private
@@ -122,8 +123,7 @@ def digest_sizes(config: Config, articles: Sequence[Article]) -> list[dict[str, 
 
 def _write_email(draft: EmailDraft, out: Path, config: Config, clip_limit: int) -> PreviewItem:
     message = build_message(draft, PREVIEW_RECIPIENT, config)
-    stem = out / file_stem(draft.key)
-    files = (stem.with_suffix(".html"), stem.with_suffix(".txt"), stem.with_suffix(".eml"))
+    files = draft_files(out, draft.key, HTML, TEXT, EML)
     with writing(out):
         for part, path in (("html", files[0]), ("plain", files[1])):
             body = message.get_body((part,))

@@ -34,6 +34,7 @@ from .identity import identify
 from .keys import article_key
 from .ledger import Ledger
 from .lock import Holder, lock_state_folder
+from .naming import named_folder
 from .plan import Missed, Send, due_now, plan_articles
 from .recipients import (
     Recipient,
@@ -559,7 +560,7 @@ def send_test(
             planned = Send(channel_name, channel_name, draft_key, now, (article,))
             key = MessageKey(channel_name, channel_name, draft_key, "")
             message = Message(key, post.content_hash, partial(_json_payload, post))
-            outbox = OutboxTarget(channel_name, outcome.test_outbox / channel_name)
+            outbox = OutboxTarget(channel_name, named_folder(outcome.test_outbox, channel_name))
             report = dispatch([message], outbox, None)
             outcome.sends.append(planned)
             outcome.reports.append((planned, report))

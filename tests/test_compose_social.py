@@ -206,7 +206,7 @@ def test_post_files_hold_the_text_and_the_data(config: Config, articles: list[Ar
     post, _ = compose_post(articles[0], "linkedin", config)
     paths = write_post_files(post, tmp_path / "out")
     assert [p.suffix for p in paths] == [".txt", ".json"]
-    assert paths[0].name == f"linkedin--{post.article.slug}.txt"
+    assert paths[0].name == f"linkedin-{post.article.slug}.txt"
     assert paths[0].read_text(encoding="utf-8") == post.text + "\n"
     data = json.loads(paths[1].read_text(encoding="utf-8"))
     assert data == post.as_dict()

@@ -65,8 +65,8 @@ def test_preview_writes_each_social_post_as_text_and_json(email_site, tmp_path):
         post = item.draft
         assert item.kind == "social" and not item.errors
         assert [f.name for f in item.files] == [
-            f"linkedin--{post.article.slug}.txt",
-            f"linkedin--{post.article.slug}.json",
+            f"linkedin-{post.article.slug}.txt",
+            f"linkedin-{post.article.slug}.json",
         ]
         assert item.files[0].read_text(encoding="utf-8") == post.text + "\n"
         assert json.loads(item.files[1].read_text(encoding="utf-8")) == post.as_dict()
@@ -96,7 +96,7 @@ def test_a_post_that_cannot_fit_is_an_error_row_and_exit_1(email_site, tmp_path)
     assert "the x post for channel x is" in failed.errors[0] and "expected at most 280" in failed.errors[0]
     others = [item for item in items if not item.errors]
     assert len(others) == 4 and all(item.files[0].is_file() for item in others)
-    assert not (out / "x--loud.txt").exists()
+    assert not (out / "x-loud.txt").exists()
 
     result = CliRunner().invoke(
         cli, ["--config", str(email_site.config_path), "preview", "--channel", "x", "--out", str(out)]

@@ -29,6 +29,7 @@ from ..config import Config, EmailChannel, Utm
 from ..content import Article
 from ..errors import ConfigError, TemplateError
 from ..keys import article_key, digest_key
+from ..naming import archive_name
 from ..plan import digest_articles
 from ..schedule import latest_digest_end
 from ..templating import get_template, render_string, render_template, site_view
@@ -321,7 +322,7 @@ class _Email:
     def _view_url(self, lead: Article) -> str:
         archive = self.config.site.archive_url
         if archive:
-            return urljoin(archive if archive.endswith("/") else archive + "/", f"{file_stem(self.key)}.html")
+            return urljoin(archive if archive.endswith("/") else archive + "/", archive_name(self.key))
         return lead.url if self.mode == "single" else self.config.site.base_url
 
     def _warnings(self) -> Iterable[str]:
@@ -363,11 +364,6 @@ def _plain(text: str | None) -> str | None:
 
 def _wrap(text: str) -> list[str]:
     return textwrap.wrap(text, 72, break_long_words=False, break_on_hyphens=False) or [""]
-
-
-def file_stem(key: str) -> str:
-    """A draft key as a file name: weekly:2024-02-05 -> weekly-2024-02-05."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", key).strip("-.") or "draft"
 
 
 def add_utm(url: str, utm: Utm | None, campaign: str) -> str:

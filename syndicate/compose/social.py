@@ -28,6 +28,7 @@ from ..config import Config, SocialChannel
 from ..content import Article, Problem
 from ..errors import ConfigError
 from ..keys import article_key
+from ..naming import JSON, TEXT, draft_files
 from ..state import write_private
 from ..templating import get_template, render_template, site_view
 from .networks import Network, network
@@ -121,9 +122,7 @@ def describe(post: SocialPost) -> str:
 
 def write_post_files(post: SocialPost, out_dir: Path) -> list[Path]:
     """`<key>.txt` (the text as posted) and `<key>.json` (`as_dict()`), in `out_dir`."""
-    stem = re.sub(r"[^\w.-]+", "_", post.key.replace(":", "--"), flags=re.ASCII)
-    text_path = out_dir / f"{stem}.txt"
-    json_path = out_dir / f"{stem}.json"
+    text_path, json_path = draft_files(out_dir, post.key, TEXT, JSON)
     write_private(text_path, post.text + "\n")
     write_private(json_path, json.dumps(post.as_dict(), ensure_ascii=False, indent=2) + "\n")
     return [text_path, json_path]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, get_args
 
 from ..errors import ConfigError, DeliveryError
 from ..keys import MessageKey
+from ..naming import named_folder
 from ..plugins import load_all
 from ..validation import Strict
 
@@ -180,5 +181,5 @@ def make_target(name: str, config: Config, dry_run_dir: Path | None = None) -> T
     if dry_run_dir is not None:
         from .outbox import OutboxTarget
 
-        return OutboxTarget(name, dry_run_dir / name)
+        return OutboxTarget(name, named_folder(dry_run_dir, name))
     return settings.connect(name, config)

@@ -8,7 +8,6 @@ A write that fails (a full disk) leaves no partial file, and the message pending
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,13 +17,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from ..compose.mime import message_bytes
 from ..errors import DeliveryError
+from ..naming import EML, JSON, message_file
 from ..state import private_dir, write_private
 from . import MailTargetSettings, Message, Pacing, Result
 
 if TYPE_CHECKING:
     from ..config import Config
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
 
 
 class OutboxTarget:
@@ -51,22 +49,15 @@ class OutboxConnection:
     def send(self, message: Message) -> Result:
         payload = message.build()
         if isinstance(payload, EmailMessage):
-            data, suffix = message_bytes(payload), ".eml"
+            data, suffix = message_bytes(payload), EML
         else:
-            data, suffix = _json_bytes(payload), ".json"
-        path = self.directory / (file_stem(message) + suffix)
+            data, suffix = _json_bytes(payload), JSON
+        path = message_file(self.directory, message.key, suffix)
         try:
             write_private(path, data)  # owner-only: it holds a reader's address
         except OSError as exc:  # a full disk, most likely: nothing went out, so the next run tries again
             return Result(message.key, "retry", f"cannot write {path} ({exc.strerror})")
         return Result(message.key, "sent", str(path))
-
-
-def file_stem(message: Message) -> str:
-    """`<draft>.<recipient>.<digest>`: readable, filesystem-safe, and unique per ledger key."""
-    key = message.key
-    parts = [_UNSAFE.sub("-", part).strip("-.")[:60] for part in (key.draft_key, key.recipient)]
-    return ".".join([*(p for p in parts if p), key.digest()])
 
 
 def _json_bytes(payload: dict[str, Any]) -> bytes:
