@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import clock
 from ..config import Config
+from ..timeshow import show_time
 
 __all__ = ["Event", "Log", "emit", "first_line", "format_event"]
 
@@ -26,7 +27,7 @@ def emit(log: Log, config: Config, event: str, **fields: Any) -> None:
     tz = config.site.tz
 
     def shown(moment: datetime) -> str:
-        return moment.astimezone(tz).isoformat(timespec="seconds")
+        return show_time(moment, tz, to="second", form="iso")
 
     values = {k: shown(v) if isinstance(v, datetime) else v for k, v in fields.items() if v is not None}
     log({"time": shown(clock.now()), "event": event, **values})

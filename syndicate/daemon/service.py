@@ -37,6 +37,7 @@ from ..plan import (
     is_digest_channel,
     plan_articles,
 )
+from ..retry import Backoff
 from ..schedule import digest_end_of_key, digest_window, latest_digest_end
 from ..send import Kept, Outcome, send_planned
 from . import jobs
@@ -377,7 +378,9 @@ class Daemon:
         if pending and not self.stopping.is_set():
             tries = self._retries.get(str(job_id), 0) + 1
             self._retries[str(job_id)] = tries
-            when = clock.now() + min(RETRY_FIRST * 2 ** (tries - 1), RETRY_MAX)
+            # Built here, not once: test_daemon patches RETRY_FIRST. No jitter: one job per draft.
+            backoff = Backoff(RETRY_FIRST.total_seconds(), RETRY_MAX.total_seconds())
+            when = clock.now() + timedelta(seconds=backoff.delay(tries))
             planned = sends[0]
             draft = (planned.channel, planned.target, planned.draft_key)
             self.book.queue(job_id.retried(), when, func, args, draft)
