@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import socket
 import sqlite3
 import threading
 import uuid
@@ -73,7 +75,7 @@ from .config import Config
 from .errors import DeliveryError
 from .keys import DraftId, MessageKey
 from .recipients import address_key
-from .state import private_dir, private_file, state_path
+from .state import folder_id, private_dir, private_file, state_path
 
 Status = Literal["pending", "in_flight", "sent", "failed", "retry", "unknown"]
 DraftState = Literal["started", "finished", "skipped"]
@@ -84,6 +86,9 @@ CLAIMABLE: tuple[Status, ...] = (
     "retry",
 )  # what a run claims (the policy may add unknown)  # statuses of a message that may still go out
 LEDGER_FILE = "ledger.sqlite"
+_STOPPED_BEFORE = "a run stopped before handing it over"
+NO_FOLDER = "-"  # the claimant's folder of a ledger opened without a state folder (tests, tools)
+_HOST = socket.gethostname().replace(" ", "_") or "localhost"
 
 _metadata = MetaData()
 
@@ -113,10 +118,13 @@ deliveries = Table(
     # When this attempt's data was all with the server (SMTP: before the final "."; HTTP: the
     # body written); cleared with the outcome. A crash before it leaves nothing in doubt.
     Column("handed_at", DateTime(timezone=True)),
+    # Who claimed the row's current attempt: "<state folder id> <host> <pid>" (`Ledger.claimant`),
+    # so that `recover()` leaves alone a row another live process is sending right now.
+    Column("claimed_by", String(300)),
     UniqueConstraint("channel", "target", "draft_key", "recipient", name="one_row_per_message"),
 )
 # Nullable columns a ledger made before them gets on its next read-write open (ALTER TABLE).
-ADDED_DELIVERY_COLUMNS = ("handed_at",)
+ADDED_DELIVERY_COLUMNS = ("handed_at", "claimed_by")
 
 # One row per fact about the ledger itself: its `ledger_id`, which the state folder's marker
 # remembers so that a deleted, emptied or swapped ledger is noticed (see continuity.py).
@@ -173,7 +181,7 @@ _c = deliveries.c
 # What a Delivery shows: every column a ledger of any version has (a read-only open reads an
 # older ledger as it is, without the columns added since).
 _SHOWN = [column for column in deliveries.c if column.name not in ADDED_DELIVERY_COLUMNS]
-_INSERT = deliveries.insert().values(status="in_flight", attempts=1)
+_INSERT = deliveries.insert().values(status="in_flight", attempts=1, claimed_by=bindparam("claimant"))
 # A claim is a compare-and-set: the row goes `in_flight` only from a status this run may send
 # (`claimable`); another process that claimed it first leaves the statement matching no row.
 _START = (
@@ -182,6 +190,7 @@ _START = (
     .values(
         status="in_flight",
         content_hash=bindparam("new_hash"),
+        claimed_by=bindparam("claimant"),
         attempts=_c.attempts + 1,
         updated_at=bindparam("now", type_=_c.updated_at.type),
     )
@@ -261,9 +270,10 @@ class Ledger:
 
     A `read_only` ledger (see `reader()`) answers every query and refuses every write."""
 
-    def __init__(self, url: str, *, read_only: bool = False) -> None:
+    def __init__(self, url: str, *, read_only: bool = False, folder: str = NO_FOLDER) -> None:
         self.url = url
         self.read_only = read_only
+        self.folder = folder
         self._lock = threading.Lock()
         try:
             if read_only:
@@ -292,9 +302,10 @@ class Ledger:
     @classmethod
     def from_config(cls, config: Config) -> Ledger:
         """The ledger at `database_url`, else a SQLite file in the state folder."""
+        folder = folder_id(config)
         if config.database_url:
-            return cls(config.database_url)
-        return cls(sqlite_url(state_path(config, LEDGER_FILE)))
+            return cls(config.database_url, folder=folder)
+        return cls(sqlite_url(state_path(config, LEDGER_FILE)), folder=folder)
 
     @classmethod
     def reader(cls, config: Config) -> Ledger | None:
@@ -341,30 +352,63 @@ class Ledger:
 
     # -- the dispatch loop's writes ------------------------------------------------------
 
+    @property
+    def claimant(self) -> str:
+        """How the rows this process claims are marked: its state folder, host and pid."""
+        return f"{self.folder} {_HOST} {os.getpid()}"
+
     def recover(self) -> int:
-        """Rows a crashed run left in flight: `unknown` if their data had been handed to the
+        """Rows a stopped run left in flight: `unknown` if their data had been handed to the
         server (it may have them), else `pending` again (it cannot: the data never all went
-        out). Returns how many are in doubt. Only one process sends from a state folder, so
-        rows in flight when a run starts were left by one that stopped."""
+        out). Returns how many are in doubt.
+
+        Only rows whose run has ended: claimed by this state folder (one process sends from a
+        folder at a time, `lock.py`, so an earlier claim of its own is an ended run's), by this
+        process (a run starts with nothing of its own in flight), by a process of this machine
+        that is gone, or before claims were marked. A row another live process claimed (another
+        state folder on a shared ledger) is being sent right now: making it pending would let
+        this run send it too."""
         c = deliveries.c
         now = _now()
         with self._lock, self._transaction():
-            doubt = self._conn.execute(
-                update(deliveries)
-                .where(c.status == "in_flight", c.handed_at.is_not(None))
-                .values(
-                    status="unknown",
-                    updated_at=now,
-                    handed_at=null(),
-                    last_error="handed to the server when a run stopped: it may have it",
+            rows = self._conn.execute(
+                select(c.id, c.claimed_by, c.handed_at).where(c.status == "in_flight")
+            ).all()
+            ended = [row for row in rows if self._ended(row.claimed_by)]
+            handed = [row.id for row in ended if row.handed_at is not None]
+            unhanded = [row.id for row in ended if row.handed_at is None]
+            for ids in _chunks(handed):
+                self._conn.execute(
+                    update(deliveries)
+                    .where(c.id.in_(ids), c.status == "in_flight")
+                    .values(
+                        status="unknown",
+                        updated_at=now,
+                        handed_at=null(),
+                        last_error="handed to the server when a run stopped: it may have it",
+                    )
                 )
-            ).rowcount
-            self._conn.execute(
-                update(deliveries)
-                .where(c.status == "in_flight")
-                .values(status="pending", updated_at=now, last_error="a run stopped before handing it over")
-            )
-            return doubt
+            for ids in _chunks(unhanded):
+                self._conn.execute(
+                    update(deliveries)
+                    .where(c.id.in_(ids), c.status == "in_flight")
+                    .values(
+                        status="pending", updated_at=now, last_error="a run stopped before handing it over"
+                    )
+                )
+            return len(handed)
+
+    def _ended(self, claimed_by: str | None) -> bool:
+        """Whether the run that claimed a row has ended (see `recover`)."""
+        parts = (claimed_by or "").split(" ")
+        if len(parts) != 3 or not parts[2].isdigit():
+            return True  # claimed before claims were marked: by a run that has ended since
+        folder, host, pid = parts[0], parts[1], int(parts[2])
+        if folder == self.folder != NO_FOLDER:
+            return True
+        if host != _HOST:
+            return False  # another machine's process: nothing here can tell whether it still runs
+        return pid == os.getpid() or not _process_alive(pid)
 
     def mark_handed(self, key: MessageKey) -> None:
         """The attempt `mark_in_flight` began has handed all its data to the server: from now
@@ -424,6 +468,7 @@ class Ledger:
                     "content_hash": content_hash,
                     "created_at": now,
                     "updated_at": now,
+                    "claimant": self.claimant,
                 }
                 try:
                     inserted = self._conn.execute(_INSERT, row).inserted_primary_key
@@ -431,7 +476,13 @@ class Ledger:
                     return int(inserted[0])
                 except IntegrityError:  # the transaction is rolled back on the way out
                     raise _ClaimedElsewhere() from None
-            values = {"row_id": row_id, "new_hash": content_hash, "now": now, "claimable": list(claimable)}
+            values = {
+                "row_id": row_id,
+                "new_hash": content_hash,
+                "now": now,
+                "claimable": list(claimable),
+                "claimant": self.claimant,
+            }
             if self._conn.execute(_START, values).rowcount != 1:
                 raise _ClaimedElsewhere()
             return row_id
@@ -845,6 +896,26 @@ def _add_missing_columns(engine: Engine) -> None:
             except SQLAlchemyError:
                 if name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
                     raise
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process of this machine runs (a zombie, killed but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): the signal said it exists
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def _chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
 
 
 def _is_draft(draft: DraftId) -> tuple:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 from pathlib import Path
 
 from .config import Config
@@ -51,6 +52,31 @@ def write_private(path: Path, data: str | bytes) -> Path:
             partial.unlink()
         raise
     return path
+
+
+FOLDER_ID_FILE = "folder.id"
+
+
+def folder_id(config: Config) -> str:
+    """This state folder's own random id, made on first use and kept in `folder.id`. The ledger
+    marks each row a run claims with it (`Ledger.claimant`): on a ledger that several state
+    folders share (PostgreSQL), a run recovers only its own folder's abandoned rows. A path
+    would not do: two machines may both use `/srv/news/.syndicate`."""
+    path = state_path(config, FOLDER_ID_FILE)
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        text = ""
+    if text:
+        return text
+    made = uuid.uuid4().hex
+    try:  # O_EXCL: of two processes making it at once, one id wins and both read it
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    except FileExistsError:
+        return path.read_text(encoding="ascii").strip() or made
+    with os.fdopen(handle, "w", encoding="ascii") as out:
+        out.write(made + "\n")
+    return made
 
 
 def private_file(path: Path) -> Path:

@@ -35,7 +35,7 @@ def test_database_url_from_config(site, tmp_path):
     with Ledger.from_config(site.config()) as ledger:
         ledger.mark_in_flight(KEY, "h1")
     assert (tmp_path / "elsewhere" / "deliveries.db").is_file()
-    assert not (site.root / ".syndicate").exists()
+    assert not (site.root / ".syndicate" / "ledger.sqlite").exists()  # only its folder.id is there
 
 
 def test_an_unusable_database_is_one_clear_line(tmp_path):
@@ -237,3 +237,71 @@ def test_a_ledger_from_before_the_articles_table_gains_it_and_keeps_its_rows(tmp
         assert ledger.sent_draft_keys(KEY.channel, KEY.target) == {KEY.draft_key}
         ledger.remember_articles([KnownArticle("x", "slug:x", "x.md", "h")])
         assert [k.stem for k in ledger.known_articles()] == ["x"]
+
+
+def test_recovery_leaves_rows_another_live_process_is_sending(tmp_path):
+    """On a ledger several state folders share, a run starting recovers only what ended runs
+    left in flight: a row another live process claimed is being sent right now, and making it
+    pending would let this run send it too (a duplicate)."""
+    import socket
+    import subprocess
+    import sys
+
+    url = sqlite_url(tmp_path / "ledger.sqlite")
+    keys = {name: MessageKey("weekly", "newsletter", "d1", f"{name}@example.org") for name in "abcdefg"}
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    host = socket.gethostname().replace(" ", "_")
+    claimants = {
+        "a": f"other-folder {host} {alive.pid}",  # another folder's live process here: sending now
+        "b": f"other-folder {host} {gone.pid}",  # another folder's process here that is gone
+        "c": f"other-folder elsewhere.example {alive.pid}",  # another machine: cannot tell, left
+        "d": f"mine elsewhere.example {alive.pid}",  # this folder, on another machine: its run ended
+        "e": None,  # claimed before claims were marked
+    }
+    try:
+        with Ledger(url, folder="mine") as ledger:
+            for key in keys.values():
+                ledger.mark_in_flight(key, "h1")
+            # f: this ledger's own claim (a run starts with nothing of its own in flight);
+            # g: handed over by an ended run, so in doubt
+            ledger.mark_handed(keys["g"])
+            for name, claimant in claimants.items():
+                ledger._conn.execute(
+                    text("UPDATE deliveries SET claimed_by = :who WHERE recipient = :r"),
+                    {"who": claimant, "r": keys[name].recipient},
+                )
+            ledger._conn.commit()
+            assert ledger.recover() == 1
+            statuses = {r: s for r, (s, _) in ledger.statuses("weekly", "newsletter", "d1").items()}
+        assert statuses == {
+            "a@example.org": "in_flight",
+            "b@example.org": "pending",
+            "c@example.org": "in_flight",
+            "d@example.org": "pending",
+            "e@example.org": "pending",
+            "f@example.org": "pending",
+            "g@example.org": "unknown",
+        }
+        alive.kill()
+        alive.wait()
+        with Ledger(url, folder="mine") as ledger:
+            ledger.recover()
+            statuses = {r: s for r, (s, _) in ledger.statuses("weekly", "newsletter", "d1").items()}
+        assert statuses["a@example.org"] == "pending"  # its process is gone now
+        assert statuses["c@example.org"] == "in_flight"  # still another machine's to settle
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def test_claims_carry_the_state_folder_that_made_them(site):
+    from syndicate.state import folder_id
+
+    config = site.config()
+    with Ledger.from_config(config) as ledger:
+        ledger.mark_in_flight(KEY, "h1")
+        (claimed,) = ledger._conn.execute(text("SELECT claimed_by FROM deliveries")).one()
+    assert claimed.split(" ")[0] == folder_id(config) == folder_id(config)  # made once, then read
+    assert len(folder_id(config)) == 32

@@ -35,7 +35,7 @@ def test_the_ledger_creates_an_owner_only_folder_and_files(site):
         ledger.mark_in_flight(MessageKey("weekly", "mail-outbox", "d1", "a@example.com"), "h1")
         state = site.root / ".syndicate"
         files = sorted(p.name for p in state.iterdir())
-        assert files == ["ledger.sqlite", "ledger.sqlite-shm", "ledger.sqlite-wal"]
+        assert files == ["folder.id", "ledger.sqlite", "ledger.sqlite-shm", "ledger.sqlite-wal"]
         assert mode(state) == 0o700
         assert {name: mode(state / name) for name in files} == dict.fromkeys(files, 0o600)
 
