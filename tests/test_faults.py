@@ -296,7 +296,7 @@ def test_disk_fills_while_writing_the_ledger(site, smtp_sink, small_disk):
     smtp_site(site, port, readers)
     site.data["state_dir"] = str(small_disk.folder)
     site.write_config()
-    small_disk.resize(192 * 1024)  # room for the ledger's empty tables and a few rows
+    small_disk.resize(256 * 1024)  # room for the ledger's empty tables, folder.id and a few rows
     args = ("--config", str(site.config_path), "send", "--all", "--channel", "weekly")
     done = small_disk.run(*args)
     assert done.returncode == 1, done.stdout + done.stderr
@@ -311,9 +311,13 @@ def test_disk_fills_while_writing_the_ledger(site, smtp_sink, small_disk):
     assert 0 < len(copies) < len(readers) and set(copies.values()) == {1}
     assert summary(done.stdout, "newsletter") == {"sent": len(copies), "pending": len(readers) - len(copies)}
     # Each accepted message is `sent`, but for at most one whose `sent` could not be written: it
-    # stays `in_flight` (`unknown` next run, not resent). Nothing else has a row.
+    # stays `in_flight` (`unknown` next run, not resent). The only other row may be the message
+    # claimed when the disk filled, before its data went (its hand-over mark could not be
+    # written, so no final "."): `in_flight`, never handed, pending again next run.
     sent = {who for who, status in rows.items() if status == "sent"}
-    assert sent <= set(copies) and set(rows) == set(copies) and len(set(copies) - sent) <= 1
+    assert sent <= set(copies) <= set(rows) and len(set(copies) - sent) <= 1
+    unsent = set(rows) - set(copies)
+    assert len(unsent) <= 1 and all(rows[who] == "in_flight" for who in unsent)
 
     small_disk.grow()
     again = small_disk.run(*args)
