@@ -27,7 +27,7 @@ from functools import cached_property
 from pathlib import Path
 
 from .config import Config
-from .content import Article, Problem, _display, identity
+from .content import Article, Problem, display, identity
 from .continuity import open_ledger
 from .errors import DeliveryError
 from .ledger import KnownArticle, Ledger
@@ -195,7 +195,7 @@ class _Resolver:
         return recorded
 
     def shown(self, recorded: str) -> str:
-        return _display(self.root / recorded)
+        return display(self.root / recorded)
 
 
 def _same(article: Article, key: str) -> str:

@@ -1,0 +1,127 @@
+"""What loading gives: `Article`, the `Problem`s found on the way, and what makes an article itself."""
+
+from __future__ import annotations
+
+import reprlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+Severity = Literal["error", "warning"]
+reprs = reprlib.Repr()
+reprs.maxstring = 60
+reprs.maxother = 60
+
+
+class FieldError(Exception):
+    """A field that makes the article unusable; becomes an error Problem."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one file; `str()` is the one line a user sees."""
+
+    path: Path
+    field: str
+    severity: Severity
+    message: str
+
+    def __str__(self) -> str:
+        return f"{display(self.path)}: {self.field}: {self.message}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "path": display(self.path),
+            "field": self.field,
+            "severity": self.severity,
+            "message": self.message,
+        }
+
+
+def display(path: Path) -> str:
+    """Paths as the user typed them: relative to the working folder when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+@dataclass(frozen=True)
+class Article:
+    """One article, its frontmatter normalised; what every channel composes from."""
+
+    path: Path
+    slug: str
+    title: str
+    url: str
+    publish_date: datetime
+    body_html: str
+    excerpt: str
+    read_minutes: int
+    content_hash: str
+    subtitle: str | None = None
+    description: str | None = None
+    author: str | None = None
+    created_date: datetime | None = None
+    hero_image: str | None = None
+    cta: str | None = None
+    tags: tuple[str, ...] = ()
+    draft: bool = False
+    id: str | None = None  # the frontmatter's `id`: what keeps it the same article (see `identity`)
+    url_field: str | None = None  # `url` or `canonical_url` when given, None when made from the slug
+    # The name its sends carry in the ledger (`channel:stem`) when not its slug: the slug it was
+    # first seen under, for an article renamed since. Set by `identity.resolve`, never by loading.
+    stem: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The article's public fields as JSON-able values (what webhooks receive)."""
+        return {
+            "slug": self.slug,
+            "title": self.title,
+            "subtitle": self.subtitle,
+            "description": self.description,
+            "author": self.author,
+            "url": self.url,
+            "publish_date": self.publish_date.isoformat(),
+            "created_date": self.created_date.isoformat() if self.created_date else None,
+            "hero_image": self.hero_image,
+            "cta": self.cta,
+            "tags": list(self.tags),
+            "read_minutes": self.read_minutes,
+            "excerpt": self.excerpt,
+            "content_hash": self.content_hash,
+        }
+
+
+def identity(article: Article) -> str:
+    """What makes an article the same article when its file is renamed or edited: its `id`, else
+    the `url` or `canonical_url` it gives, else its slug (which defaults to the file name). The
+    ledger remembers each identity's first slug, so its sends keep their names (`identity.py`)."""
+    if article.id is not None:
+        return f"id:{article.id}"
+    if article.url_field is not None:
+        return f"url:{article.url}"
+    return f"slug:{article.slug}"
+
+
+@dataclass
+class Loaded:
+    """What a load found: articles that can be used, and every problem on the way."""
+
+    articles: list[Article]
+    problems: list[Problem]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]

@@ -1,0 +1,90 @@
+"""Frontmatter: YAML between --- lines or TOML between +++ lines, read safely."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from frontmatter.default_handlers import BaseHandler, YAMLHandler
+
+from ..yaml_shape import shape_problem
+from .article import FieldError
+
+
+class _TomlHandler(BaseHandler):
+    """Hugo-style `+++` TOML frontmatter, read with the standard library's tomllib."""
+
+    FM_BOUNDARY = re.compile(r"^\+{3,}\s*$", re.MULTILINE)
+
+    def load(self, fm: str, **kwargs: object) -> Any:
+        return tomllib.loads(fm)
+
+
+_HANDLERS = (YAMLHandler(), _TomlHandler())
+
+
+def read_bytes(path: Path, limit: int) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise FieldError("file", f"is {size:,} bytes (expected at most {limit:,}; see content.max_bytes)")
+        with path.open("rb") as handle:
+            return handle.read(limit + 1)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise FieldError("file", f"cannot be read: {reason} (expected a readable file)") from None
+
+
+def split(raw: bytes) -> tuple[dict[str, Any], str]:
+    if not raw.strip():
+        raise FieldError("file", "is empty (expected frontmatter and a markdown body)")
+    if b"\x00" in raw:
+        raise FieldError("file", "contains NUL bytes: looks binary (expected UTF-8 markdown text)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FieldError(
+            "file", f"is not UTF-8: bad byte at offset {exc.start} (expected UTF-8 text)"
+        ) from None
+    text = text.replace("\r\n", "\n")
+    first = text.lstrip("\n").split("\n", 1)[0].strip()
+    handler = next((h for h in _HANDLERS if h.detect(text.lstrip("\n"))), None)
+    if handler is None:
+        if first.startswith(("---", "+++")):
+            raise FieldError("frontmatter", f"opening {first!r} is not alone on its line")
+        raise FieldError("frontmatter", "is missing (expected the file to start with --- or +++)")
+    body_text = text.lstrip("\n")
+    try:
+        fm, body = handler.split(body_text)
+    except ValueError:
+        raise FieldError(
+            "frontmatter", f"opened with {first!r} is never closed (expected a closing {first[:3]!r} line)"
+        ) from None
+    try:
+        meta = handler.load(fm)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 2}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        message = f"is not valid YAML{where}: {problem} (expected key: value lines)"
+        raise FieldError("frontmatter", message) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise FieldError("frontmatter", f"is not valid TOML: {exc} (expected key = value lines)") from None
+    except RecursionError:
+        raise FieldError("frontmatter", "is nested too deeply (expected simple key: value pairs)") from None
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise FieldError("frontmatter", f"is a {type(meta).__name__} (expected key: value pairs)")
+    check_shape(meta)
+    return meta, body
+
+
+def check_shape(meta: dict[str, Any]) -> None:
+    """Refuse YAML alias bombs and absurd nesting before anything walks the values."""
+    problem = shape_problem(meta, max_depth=20, max_nodes=10_000, expected="a small set of fields")
+    if problem is not None:
+        raise FieldError("frontmatter", problem)
