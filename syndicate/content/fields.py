@@ -261,6 +261,7 @@ def tags(meta: dict[str, Any]) -> tuple[str, ...]:
 
 
 _NAME_KEYS = ("name", "display_name", "title")
+_PERSON_EXPECTED = "expected text, a map with a name, or a list of those"
 
 
 def people(meta: dict[str, Any], name: str) -> str | None:
@@ -281,7 +282,7 @@ def _person(name: str, item: Any) -> str:
     if isinstance(item, dict):
         found = next((item[k] for k in _NAME_KEYS if isinstance(item.get(k), (str, int))), None)
         if found is None:
-            raise FieldError(name, f"{reprs.repr(item)} has no name (expected text, or a map with a name)")
+            raise FieldError(name, f"{reprs.repr(item)} has no name ({_PERSON_EXPECTED})")
         item = found
     if isinstance(item, bool) or not isinstance(item, (str, int, float)):
         raise FieldError(

@@ -34,6 +34,9 @@ DEFAULT_ALIASES: tuple[tuple[str, str], ...] = (
     ("image", "heroImage"),
     ("cover", "heroImage"),
     ("authors", "author"),
+    ("expiryDate", "expiry_date"),
+    ("lastmod", "updated_date"),
+    ("updatedDate", "updated_date"),
 )
 # Files that are never articles, under any preset (globs against the path in the content folder).
 ALWAYS_SKIPPED: tuple[str, ...] = ("README.*", "**/README.*", "CHANGELOG.*", "LICENSE*", "node_modules/**")

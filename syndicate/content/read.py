@@ -135,7 +135,8 @@ def _normalise(
     folders, bundle = folders_of(path, settings.dir)
     slug = fields.slug(meta, path, bundle)
     article_id = fields.id(meta)
-    url, url_field = _url(meta, config, Place(slug, publish, folders, _categories(meta)), warn)
+    place = Place(slug, publish.astimezone(tz), folders, _categories(meta))  # URL dates: the site's
+    url, url_field = _url(meta, config, place, warn)
     hero, hero_alt = fields.picture(meta, "heroImage")
     if hero is not None:
         # A bundle's images sit beside its page; other relative images under base_url.
