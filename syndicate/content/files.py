@@ -7,7 +7,7 @@ import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from ..errors import ContentError
 from .presets import ALWAYS_SKIPPED, Preset
@@ -116,13 +116,18 @@ def _compiled(glob: str) -> re.Pattern[str]:
 def folders_of(path: Path, root: Path) -> tuple[tuple[str, ...], str | None]:
     """The folders between the content folder and a file, and, for a page bundle
     (`post/index.md`), its folder's name: that folder is the post, so not one of the folders."""
-    try:
-        relative = Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
-    except ValueError:  # a file given outside the content folder: only a bundle's own folder counts
+    inside = _prefix(str(root))
+    absolute = str(path) if path.is_absolute() else os.path.abspath(path)
+    if not absolute.startswith(inside):  # a file given outside the content folder: only a bundle's own
         is_index = path.stem.lower() == "index" and bool(path.parent.name)
         return (), (path.parent.name if is_index else None)
-    parts = PurePosixPath(relative.as_posix()).parts
+    parts = absolute[len(inside) :].split(os.sep)
     folders = tuple(parts[:-1])
-    if Path(parts[-1]).stem.lower() == "index" and folders:
+    if parts[-1].rsplit(".", 1)[0].lower() == "index" and folders:
         return folders[:-1], folders[-1]
     return folders, None
+
+
+@lru_cache(maxsize=16)
+def _prefix(root: str) -> str:
+    return os.path.join(os.path.abspath(root), "")
