@@ -412,7 +412,7 @@ def _text_blocks(el: lxml.html.HtmlElement) -> Iterator[str]:
 
 def _children_blocks(el: lxml.html.HtmlElement) -> Iterator[str]:
     """Blocks for an element holding blocks, with any loose inline content between them."""
-    run: list[str] = [el.text or ""]
+    run: list[str] = [_soft(el.text)]
     for child in el:
         if child.tag in _BLOCKS:
             text = _wrapped("".join(run))
@@ -421,8 +421,8 @@ def _children_blocks(el: lxml.html.HtmlElement) -> Iterator[str]:
             run = []
             yield from _text_blocks(child)
         else:
-            run.append(_inline(child))
-        run.append(child.tail or "")
+            run.append(_inline_element(child))
+        run.append(_soft(child.tail))
     text = _wrapped("".join(run))
     if text:
         yield text
@@ -444,11 +444,16 @@ def _list_lines(el: lxml.html.HtmlElement) -> Iterator[str]:
 
 def _inline(el: lxml.html.HtmlElement) -> str:
     """The text of inline content: links as `text (url)`, images as `[alt]`, <br> as a newline."""
-    parts = [el.text or ""]
+    parts = [_soft(el.text)]
     for child in el:
         parts.append(_inline_element(child))
-        parts.append(child.tail or "")
+        parts.append(_soft(child.tail))
     return "".join(parts)
+
+
+def _soft(text: str | None) -> str:
+    """Text as it reads: a line break in the source is a space (only <br> breaks a line)."""
+    return (text or "").replace("\n", " ")
 
 
 def _inline_element(el: lxml.html.HtmlElement) -> str:
