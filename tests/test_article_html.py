@@ -125,9 +125,7 @@ def test_tables_get_borders_padding_and_keep_column_alignment(bakery):
 
 def test_the_text_reads_like_the_article(bakery):
     text = bakery.text()
-    assert text.startswith(
-        "The oven at the mill (https://site.example/posts/mill-house/) was lit at\nfour,"
-    )
+    assert text.startswith("The oven at the mill (https://site.example/posts/mill-house/) was lit at\nfour,")
     blocks = text.split("\n\n")
     assert "[The bakery's front window at dawn]" in blocks
     assert "Flour and water\n---------------" in blocks  # a heading on its own line
@@ -145,7 +143,10 @@ def test_the_text_reads_like_the_article(bakery):
     assert "See footnotes (https://site.example/posts/hello/#notes)." in blocks
     assert "steam" not in text  # an image without alt text is left out
     words = " ".join(text.split())  # wrapped at 72 columns, never inside a URL
-    assert "Write to the baker (mailto:bread@site.example) or see the map (https://maps.example/bake?x=1&y=2)." in words
+    assert (
+        "Write to the baker (mailto:bread@site.example) or see the map (https://maps.example/bake?x=1&y=2)."
+        in words
+    )
     assert all(len(line) <= 72 or "://" in line for line in text.splitlines() if not line.startswith(" "))
 
 
