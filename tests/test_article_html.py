@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 
 import lxml.html
+import mjml
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from syndicate.compose.article_html import IMAGE_WIDTH, email_body
 from syndicate.content.markdown import markdown
@@ -209,3 +213,92 @@ def test_text_from_a_broken_link_or_image_is_kept_as_text():
     )
     assert page_of(body.html()).xpath("//a | //img") == []
     assert body.text() == "the recipe and a loaf"
+
+
+# Pieces of markup, hostile and ordinary, that the property below strings together at random.
+PIECES = [
+    "<p>",
+    "</p>",
+    "<p",
+    ">",
+    "<",
+    "/>",
+    " ",
+    "\n",
+    '"',
+    "'",
+    "=",
+    " onclick=alert(1)",
+    " style=x",
+    "<a href=",
+    "</a>",
+    "javascript:alert(2)",
+    " JaVa\tScRiPt:",
+    "&#106;",
+    "https://x.example/",
+    "../up",
+    "<img src=",
+    " alt=",
+    "data:x",
+    "<script>",
+    "</script>",
+    "<iframe>",
+    "<style>",
+    "<svg",
+    "<math>",
+    "<!--",
+    "-->",
+    "<![CDATA[",
+    "]]>",
+    "<table><tr><td>",
+    "</td></tr></table>",
+    "<pre><code>",
+    "</code></pre>",
+    "<ul><li>",
+    "</li></ul>",
+    "<ol start=",
+    "<h2>",
+    "</h2>",
+    "<br>",
+    "<blockquote>",
+    "<mj-raw>",
+    "{{ 7*7 }}",
+    "\x00",
+    "\x07",
+    "\u2028",
+    "&amp;",
+    "&",
+    "<object>",
+    "<form>",
+    "<embed ",
+    "<base href=",
+    "<div>",
+    "</div>",
+]
+
+
+@settings(
+    max_examples=int(os.environ.get("SYNDICATE_FUZZ_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(st.lists(st.sampled_from(PIECES) | st.text(max_size=6), max_size=40))
+@example(["<ul><li>", "</li></ul>"])  # an empty <li>: lxml's HTML serialiser leaves it open
+def test_any_markup_gives_an_inert_body_and_its_text_never_an_error(pieces):
+    body = email_body("".join(pieces), BUNDLE_URL)
+    body.text()
+    html = body.html()
+    if not html:
+        return
+    page = page_of(html)
+    assert (
+        page.xpath("//script | //iframe | //style | //svg | //math | //object | //form | //embed | //base")
+        == []
+    )
+    assert page.xpath("//@*[starts-with(name(), 'on')] | //*[starts-with(local-name(), 'mj-')]") == []
+    for url in page.xpath("//@href | //@src"):
+        assert url.startswith(("https://", "mailto:")), url
+    # Every tag closed, as MJML's parser needs (it takes an mj-text's content as written).
+    mjml.mjml2html(
+        f"<mjml><mj-body><mj-section><mj-column><mj-text>{html}</mj-text></mj-column></mj-section></mj-body></mjml>"
+    )

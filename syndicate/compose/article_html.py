@@ -141,6 +141,7 @@ _BLOCKS = frozenset(
         "div",
     }
 )
+_VOID = frozenset({"br", "hr", "img"})
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 
 MONOSPACE = "Menlo, Consolas, 'Courier New', monospace"
@@ -175,6 +176,11 @@ _STYLES = {
 _NESTED_LIST = "margin:4px 0 0 0; padding:0 0 0 24px"
 _CODE_IN_PRE = f"font-family:{MONOSPACE}; font-size:13px; background-color:transparent; padding:0"
 _TABLE_BOX = "overflow-x:auto; margin:0 0 16px 0"
+# Control characters (and what XML cannot hold) break lxml, MJML and mail clients: removed before
+# parsing. Line and paragraph separators read as newlines.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_SEPARATOR = re.compile(r"[\u2028\u2029]")
+_NUMBER = re.compile(r"[0-9]{1,6}")
 # markdown-it writes a table column's alignment as style="text-align:right": the one style kept.
 _ALIGN = re.compile(r"text-align\s*:\s*(left|right|center)\b", re.IGNORECASE)
 
@@ -202,6 +208,7 @@ class EmailBody:
 
 def email_body(body_html: str, article_url: str) -> EmailBody:
     """`body_html` made email-safe, relative links and images resolved against `article_url`."""
+    body_html = _CONTROL.sub("", body_html)
     if not body_html.strip():
         return EmailBody(())
     root = lxml.html.fragment_fromstring(body_html, create_parent="div")
@@ -216,13 +223,15 @@ def email_body(body_html: str, article_url: str) -> EmailBody:
 def _clean(root: lxml.html.HtmlElement, base: str) -> None:
     for node in list(root.iter(etree.Comment, etree.ProcessingInstruction, etree.Entity)):
         _remove(node)
+    for node in root.iter():
+        node.text, node.tail = _clean_text(node.text), _clean_text(node.tail)
     for el in list(root.iterdescendants()):
         if not isinstance(el.tag, str) or el.tag.lower() in _DROPPED or ":" in el.tag:
             _remove(el)
     for el in list(root.iterdescendants()):
         if el.getparent() is None:  # inside something already removed
             continue
-        tag = el.tag = el.tag.lower()
+        tag = el.tag  # lower case: the HTML parser makes it so
         allowed = _ALLOWED.get(tag)
         if allowed is None:
             el.drop_tag()
@@ -233,14 +242,27 @@ def _clean(root: lxml.html.HtmlElement, base: str) -> None:
                 del el.attrib[name]
         if align:
             el.set("style", f"text-align:{align.group(1).lower()}")
+        for name in ("alt", "title"):
+            if name in el.attrib:
+                el.set(name, " ".join(_CONTROL.sub("", el.get(name)).split()))
         if tag == "a":
             _link(el, base)
         elif tag == "img":
             _image(el, base)
         elif tag in ("ol", "th", "td"):
             for name in ("start", "colspan", "rowspan"):
-                if name in el.attrib and not el.attrib[name].strip().isdigit():
+                if name in el.attrib and _number(el.attrib[name]) is None:
                     del el.attrib[name]
+
+
+def _clean_text(text: str | None) -> str | None:
+    return None if text is None else _SEPARATOR.sub("\n", _CONTROL.sub("", text))
+
+
+def _number(value: str | None) -> int | None:
+    """A small whole number written in ASCII digits, or None."""
+    value = (value or "").strip()
+    return int(value) if _NUMBER.fullmatch(value) else None
 
 
 def _link(el: lxml.html.HtmlElement, base: str) -> None:
@@ -257,8 +279,8 @@ def _image(el: lxml.html.HtmlElement, base: str) -> None:
     if src is None:
         _replace_with_text(el, alt)
         return
-    given = (el.get("width") or "").strip()
-    width = min(int(given), IMAGE_WIDTH) if given.isdigit() and int(given) > 0 else IMAGE_WIDTH
+    given = _number(el.get("width"))
+    width = min(given, IMAGE_WIDTH) if given else IMAGE_WIDTH
     el.attrib.pop("width", None)
     el.set("src", src)
     el.set("alt", alt)  # an image without alt is decorative: readers' screen readers skip it
@@ -369,7 +391,12 @@ def _top_level(root: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
 
 
 def _html(el: lxml.html.HtmlElement) -> str:
-    return lxml.html.tostring(el, encoding="unicode", with_tail=False)
+    """XHTML-style, every tag closed: MJML's parser needs balanced tags (lxml's HTML serialiser
+    leaves an empty <li> open), and <br/>, <hr/>, <img/> are valid HTML."""
+    for node in el.iter():
+        if node.tag not in _VOID and node.text is None:
+            node.text = ""  # <li></li>, not <li/>
+    return etree.tostring(el, encoding="unicode", method="xml", with_tail=False)
 
 
 # --- plain text --------------------------------------------------------------------------------
@@ -429,7 +456,7 @@ def _children_blocks(el: lxml.html.HtmlElement) -> Iterator[str]:
 
 
 def _list_lines(el: lxml.html.HtmlElement) -> Iterator[str]:
-    start = int(el.get("start") or 1) if el.tag == "ol" else 1
+    start = (_number(el.get("start")) or 1) if el.tag == "ol" else 1
     for number, item in enumerate(el.iterchildren("li"), start):
         marker = f"{number}. " if el.tag == "ol" else "- "
         indent = " " * len(marker)
