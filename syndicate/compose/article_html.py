@@ -223,8 +223,8 @@ def email_body(body_html: str, article_url: str) -> EmailBody:
 def _clean(root: lxml.html.HtmlElement, base: str) -> None:
     for node in list(root.iter(etree.Comment, etree.ProcessingInstruction, etree.Entity)):
         _remove(node)
-    for node in root.iter():
-        node.text, node.tail = _clean_text(node.text), _clean_text(node.tail)
+    for node in root.iter():  # control characters went before parsing; separators become newlines
+        node.text, node.tail = _newlines(node.text), _newlines(node.tail)
     for el in list(root.iterdescendants()):
         if not isinstance(el.tag, str) or el.tag.lower() in _DROPPED or ":" in el.tag:
             _remove(el)
@@ -244,7 +244,7 @@ def _clean(root: lxml.html.HtmlElement, base: str) -> None:
             el.set("style", f"text-align:{align.group(1).lower()}")
         for name in ("alt", "title"):
             if name in el.attrib:
-                el.set(name, " ".join(_CONTROL.sub("", el.get(name)).split()))
+                el.set(name, " ".join(el.get(name).split()))
         if tag == "a":
             _link(el, base)
         elif tag == "img":
@@ -255,8 +255,8 @@ def _clean(root: lxml.html.HtmlElement, base: str) -> None:
                     del el.attrib[name]
 
 
-def _clean_text(text: str | None) -> str | None:
-    return None if text is None else _SEPARATOR.sub("\n", _CONTROL.sub("", text))
+def _newlines(text: str | None) -> str | None:
+    return None if text is None else _SEPARATOR.sub("\n", text)
 
 
 def _number(value: str | None) -> int | None:
