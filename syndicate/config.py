@@ -24,6 +24,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     create_model,
     field_validator,
     model_validator,
@@ -183,7 +184,20 @@ class EmailChannel(Strict):
     template: str | None = None
     utm: Utm | None = None
     clip_limit: int = Field(default=100_000, gt=1000, le=100_000_000)
+    # What a single email carries of the article: its teaser (description or excerpt) with a link,
+    # or the whole body made email-safe (compose.article_html). Digests carry teasers only.
+    body: Literal["teaser", "full"] = "teaser"
     targets: list[str] = Field(min_length=1)
+
+    @field_validator("body")
+    @classmethod
+    def _body(cls, value: str, info: ValidationInfo) -> str:
+        if value == "full" and info.data.get("mode") == "digest":
+            raise ValueError(
+                "'full' is not allowed for a digest (expected body: teaser, or mode: single "
+                "to send each article whole)"
+            )
+        return value
 
 
 class SocialChannel(Strict):
@@ -290,6 +304,12 @@ class Config(Strict):
     @property
     def templates_dir(self) -> Path:
         return self.templates if self.templates is not None else default_templates_dir()
+
+
+def wants_full_body(config: Config) -> bool:
+    """Whether any email channel sends whole articles (`body: full`): content loading keeps each
+    article's `body_html` only then."""
+    return any(isinstance(c, EmailChannel) and c.body == "full" for c in config.channels.values())
 
 
 def config_model() -> type[Config]:

@@ -425,3 +425,209 @@ def test_site_cta_stands_in_and_points_to_site_cta_url_and_the_image_keeps_its_a
     ]
     assert "Follow us on LinkedIn\nhttps://www.linkedin.example/company/test-weekly" in draft.text
     assert article.url in draft.text
+
+
+# --- body: full (issue 15, item 7) -------------------------------------------------------------
+
+FERRY_NOTES = """\
+---
+title: 'Notes from the Ferry Slipway'
+description: 'A teaser: tides, timetables and a table of crossings.'
+url: 'https://site.example/posts/ferry-notes/'
+publish_date: '2024-03-09 09:00'
+heroImage: 'https://images.example.org/ferry.jpg'
+cta: 'Read it on the site'
+---
+
+The first ferry leaves when [the tide](../tides/) allows, not when the [timetable](/timetable.pdf) says.
+
+![The slipway at low water](slipway.jpg)
+
+| Crossing | Minutes |
+|----------|--------:|
+| Morning  | 12      |
+| Evening  | 15      |
+
+```text
+HW  06:12  4.9 m
+LW  12:31  0.8 m
+```
+"""
+
+
+def _letters(site, body: str | None = "full", **article):
+    """The `letters` single channel with `body` (None: unset), and one article composed by it."""
+    if body is None:
+        site.data["channels"]["letters"].pop("body", None)
+    else:
+        site.data["channels"]["letters"]["body"] = body
+    config = site.config()
+    return config, compose_single(
+        dataclasses.replace(_article(site, "ferry-notes"), **article), "letters", config
+    )
+
+
+def _body_cell(page):
+    """The article body's cell in the rendered email (the mj-text with css-class article-body)."""
+    cells = page.xpath("//td[contains(concat(' ', @class, ' '), ' article-body ')]")
+    assert len(cells) == 1
+    return cells[0]
+
+
+def _style(element) -> dict[str, str]:
+    pairs = (d.split(":", 1) for d in (element.get("style") or "").split(";") if ":" in d)
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+def test_body_full_sends_the_whole_article_made_email_safe(email_site):
+    email_site.article("ferry-notes.md", FERRY_NOTES)
+    config, draft = _letters(email_site)
+    page = lxml.html.fromstring(draft.html)
+    body = _body_cell(page)
+    # Links and a page bundle's image, absolute against the article's own URL.
+    assert body.xpath(".//a/@href") == [
+        "https://site.example/posts/tides/",
+        "https://site.example/timetable.pdf",
+    ]
+    (image,) = body.xpath(".//img")
+    assert image.get("src") == "https://site.example/posts/ferry-notes/slipway.jpg"
+    assert image.get("alt") == "The slipway at low water" and image.get("width") == "544"
+    assert _style(image)["max-width"] == "100%"
+    # The table and the code block, styled inline for email clients.
+    cells = body.xpath(".//table//th | .//table//td")
+    assert [c.text_content() for c in cells] == ["Crossing", "Minutes", "Morning", "12", "Evening", "15"]
+    assert all(_style(c)["border"].startswith("1px solid") and _style(c)["padding"] for c in cells)
+    (pre,) = body.xpath(".//pre")
+    assert pre.text_content() == "HW  06:12  4.9 m\nLW  12:31  0.8 m\n"
+    assert "monospace" in _style(pre)["font-family"] and _style(pre)["white-space"] == "pre-wrap"
+    # Title, hero image, call to action and footer as in a teaser email; the teaser itself is gone.
+    assert page.xpath("//a[.='Notes from the Ferry Slipway']/@href") == [
+        "https://site.example/posts/ferry-notes/"
+    ]
+    assert page.xpath("//img[@src='https://images.example.org/ferry.jpg']")
+    assert page.xpath("//a[.='Read it on the site']/@href") == ["https://site.example/posts/ferry-notes/"]
+    assert page.xpath("//a[.='Unsubscribe']/@href") == [PLACEHOLDERS["unsubscribe_url"]]
+    assert "A teaser" not in " ".join(page.xpath("//td//text()"))
+    assert not any("bytes" in w for w in draft.warnings)
+    # The text part: the same body, readable.
+    words = " ".join(draft.text.split())
+    assert (
+        "The first ferry leaves when the tide (https://site.example/posts/tides/) allows, "
+        "not when the timetable (https://site.example/timetable.pdf) says."
+    ) in words
+    assert (
+        "\n\n[The slipway at low water]\n\nCrossing | Minutes\nMorning | 12\nEvening | 15\n\n" in draft.text
+    )
+    assert (
+        "HW  06:12  4.9 m\nLW  12:31  0.8 m\n\nRead it on the site\nhttps://site.example/posts/ferry-notes/\n"
+        in draft.text
+    )
+    assert "A teaser" not in draft.text and "<" not in draft.text.replace(PLACEHOLDERS["greeting"], "")
+    # What a reader gets: both parts carry the body.
+    message = build_message(draft, Recipient("reader@example.org", "Reader"), config)
+    assert "HW  06:12  4.9 m" in message.get_body(("plain",)).get_content()
+    sent = lxml.html.fromstring(message.get_body(("html",)).get_content())
+    assert _body_cell(sent).xpath(".//img/@src") == ["https://site.example/posts/ferry-notes/slipway.jpg"]
+
+
+def test_body_defaults_to_the_teaser(email_site):
+    email_site.article("ferry-notes.md", FERRY_NOTES)
+    config, draft = _letters(email_site, body=None)
+    assert config.channels["letters"].body == "teaser"
+    page = lxml.html.fromstring(draft.html)
+    assert (
+        page.xpath("//td[contains(@class, 'article-body')] | //pre | //img[contains(@src, 'slipway')]") == []
+    )
+    assert "A teaser: tides, timetables and a table of crossings." in " ".join(page.xpath("//td//text()"))
+    assert (
+        "A teaser: tides, timetables and a table of crossings." in draft.text
+        and "HW  06:12" not in draft.text
+    )
+    assert _letters(email_site, body="teaser")[1].content_hash == draft.content_hash
+
+
+def test_body_full_with_an_empty_body_sends_the_teaser(email_site):
+    email_site.article("ferry-notes.md", FERRY_NOTES)
+    teaser = _letters(email_site, body="teaser")[1]
+    assert _letters(email_site, body_html="")[1].content_hash == teaser.content_hash
+
+
+INJECTED_BODY = (
+    '<p onclick="alert(1)">Injected <script>alert(2)</script><a href="javascript:alert(3)">link</a>'
+    '<a href=" JaVaScRiPt:alert(4)">two</a><img src="x.png" onerror="alert(5)" alt="x"></p>'
+    '<iframe src="https://evil.example/"></iframe><style>* { display: none }</style>'
+    '<object data="https://evil.example/o"></object><embed src="https://evil.example/e"></embed>'
+    '<form action="https://evil.example/"><input name="p"></form><svg onload="alert(6)"></svg>'
+    "<!--[if mso]><script>alert(7)</script><![endif]--><p>Safe end</p>"
+)
+
+
+def test_body_full_lets_nothing_active_through_even_html_injected_into_body_html(email_site):
+    email_site.article("ferry-notes.md", FERRY_NOTES)
+    config, draft = _letters(email_site, body_html=INJECTED_BODY)
+    sent = (
+        build_message(draft, Recipient("reader@example.org", "Reader"), config)
+        .get_body(("html",))
+        .get_content()
+    )
+    for html in (draft.html, sent):
+        page = assert_inert(html)  # no script, no on* attribute anywhere
+        body = _body_cell(page)
+        assert body.xpath(".//iframe | .//style | .//object | .//embed | .//form | .//input | .//svg") == []
+        assert page.xpath("//iframe | //object | //embed | //form") == []
+        assert body.xpath(".//a") == [] and body.xpath(".//img/@src") == [
+            "https://site.example/posts/ferry-notes/x.png"
+        ]
+        assert not any("javascript" in url.lower() for url in page.xpath("//@href | //@src"))
+        assert "Injected linktwo" in body.text_content() and "Safe end" in body.text_content()
+    assert "alert(" not in draft.text and "Injected linktwo[x]" in draft.text
+
+
+def test_body_full_keeps_markup_and_template_syntax_in_a_body_as_text(email_site):
+    shutil.copy(EVERY_FIELD, email_site.content)
+    email_site.data["channels"]["letters"]["body"] = "full"
+    config = email_site.config()
+    draft = compose_single(_article(email_site, "every-field"), "letters", config)
+    page = assert_inert(draft.html)
+    assert "Body with {{ 7*7 }} and <script>alert(8)</script> and a link." in _body_cell(page).text_content()
+    assert _body_cell(page).xpath(".//a/@href") == ["https://example.org/?q=%22%3E%3Cscript%3E"]
+
+
+def test_body_full_over_the_clip_limit_is_cut_between_blocks_with_the_rest_linked(email_site):
+    paragraphs = [
+        f"Paragraph {n}: " + "the ferry waits for the tide at the slipway. " * 5 for n in range(1, 401)
+    ]
+    email_site.article(
+        "ferry-notes.md", FERRY_NOTES.split("\n---\n")[0] + "\n---\n\n" + "\n\n".join(paragraphs)
+    )
+    config, draft = _letters(email_site)
+    assert draft.html_bytes + draft.html.count("\n") + 1024 <= config.channels["letters"].clip_limit
+    (warning,) = [w for w in draft.warnings if "cut" in w]
+    kept = int(re.search(r"the article cut after (\d+) of 400 blocks, the rest linked", warning).group(1))
+    assert 100 < kept < 400
+    body = _body_cell(lxml.html.fromstring(draft.html))
+    assert [p.text_content().split(":")[0] for p in body.xpath("./div/p")] == [
+        f"Paragraph {n}" for n in range(1, kept + 1)
+    ]
+    page = lxml.html.fromstring(draft.html)
+    assert page.xpath("//a[.='Read it on the site']") and page.xpath("//a[.='Unsubscribe']")
+    assert "The article continues on the site." in " ".join(page.xpath("//td//text()"))
+    assert f"Paragraph {kept}:" in draft.text and f"Paragraph {kept + 1}:" not in draft.text
+    assert (
+        "The article continues on the site.\n\nRead it on the site\nhttps://site.example/posts/ferry-notes/"
+        in draft.text
+    )
+    # Under a larger limit, the whole article.
+    email_site.data["channels"]["letters"]["clip_limit"] = 1_000_000
+    whole = _letters(email_site)[1]
+    assert len(_body_cell(lxml.html.fromstring(whole.html)).xpath("./div/p")) == 400
+    assert not any("bytes" in w for w in whole.warnings) and "continues on the site" not in whole.text
+
+
+def test_body_full_whose_first_block_is_over_the_clip_limit_sends_the_teaser(email_site):
+    email_site.article("ferry-notes.md", FERRY_NOTES)
+    huge = "<pre><code>" + "HW  06:12  4.9 m\n" * 7000 + "</code></pre><p>After the table of tides.</p>"
+    teaser = _letters(email_site, body="teaser")[1]
+    _, draft = _letters(email_site, body_html=huge)
+    assert draft.html == teaser.html and draft.text == teaser.text
+    assert draft.warnings[-1] == "over 100000 bytes: the teaser instead of the whole article"

@@ -9,7 +9,7 @@ from datetime import time
 import pytest
 import yaml
 
-from syndicate.config import EmailChannel, load_config
+from syndicate.config import EmailChannel, load_config, wants_full_body
 from syndicate.errors import ConfigError
 
 from .conftest import REPO, base_config_dict, child_env
@@ -323,3 +323,35 @@ def test_public_and_loopback_webhooks_are_fine(site):
         site.data["targets"]["hook"] = {"type": "webhook", "url": url}
         site.write_config()
         assert load_config(site.config_path).targets["hook"].url == url
+
+
+def test_a_digest_cannot_carry_whole_articles_in_one_line(tmp_path):
+    data = base_config_dict()
+    data["channels"]["weekly"]["body"] = "full"  # weekly is a digest
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, data)
+    assert str(err.value) == (
+        f"{tmp_path / 'config.yaml'}: channels.weekly.body: 'full' is not allowed for a digest "
+        "(expected body: teaser, or mode: single to send each article whole)"
+    )
+    data["channels"]["weekly"]["body"] = "whole"
+    with pytest.raises(
+        ConfigError, match=r"channels\.weekly\.body: 'whole' is not allowed \(expected 'teaser' or 'full'\)$"
+    ):
+        _load(tmp_path, data)
+
+
+def test_body_is_the_teaser_unless_a_single_channel_asks_for_the_whole_article(tmp_path):
+    data = base_config_dict()
+    config = _load(tmp_path, data)
+    assert config.channels["weekly"].body == "teaser" and not wants_full_body(config)
+    data["channels"]["letters"] = {
+        "kind": "email",
+        "mode": "single",
+        "body": "teaser",
+        "targets": ["mail-outbox"],
+    }
+    assert not wants_full_body(_load(tmp_path, data))
+    data["channels"]["letters"]["body"] = "full"
+    config = _load(tmp_path, data)
+    assert config.channels["letters"].body == "full" and wants_full_body(config)

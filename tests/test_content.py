@@ -39,9 +39,26 @@ More text here.
 """
 
 
+def whole(site):
+    """The site's config with a channel that sends whole articles, so loading keeps body_html."""
+    site.data["channels"]["letters"] = {
+        "kind": "email",
+        "mode": "single",
+        "body": "full",
+        "targets": ["mail-outbox"],
+    }
+    return site.config()
+
+
+def test_body_html_is_kept_only_for_a_channel_sending_whole_articles(site):
+    path = site.article("a.md", SAMPLE_SHAPED)
+    assert read_article(path, site.config())[0].body_html == ""
+    assert "<h2>A heading</h2>" in read_article(path, whole(site))[0].body_html
+
+
 def test_sample_shaped_article_is_normalised(site):
     path = site.article("harbour-lights.md", SAMPLE_SHAPED)
-    article, problems = read_article(path, site.config())
+    article, problems = read_article(path, whole(site))
     assert article is not None
     assert article.title == "Harbour Lights: A Study in 'Quoted' Titles"
     assert article.publish_date == datetime(2024, 2, 1, tzinfo=site.config().site.tz)
@@ -435,7 +452,7 @@ BODY_TRICKS = [
 @pytest.mark.parametrize(("markdown", "kind"), BODY_TRICKS)
 def test_body_links_that_are_not_http_become_text_with_a_warning(site, markdown, kind):
     path = site.article("a.md", VALID.format(n=1) + "\n" + markdown + "\n")
-    article, problems = read_article(path, site.config())
+    article, problems = read_article(path, whole(site))
     [problem] = [p for p in problems if p.field == "body"]
     assert problem.severity == "warning" and str(problem).startswith(f"{path}: body: {kind} ")
     assert "shown as text" in problem.message and "\n" not in str(problem)
@@ -445,7 +462,7 @@ def test_body_links_that_are_not_http_become_text_with_a_warning(site, markdown,
 
 def test_http_mailto_and_relative_body_links_stay(site):
     body = "[w](https://a.example/) [m](mailto:ed@example.com) [r](other/) ![i](http://a.example/i.png)\n"
-    article, problems = read_article(site.article("a.md", VALID.format(n=1) + body), site.config())
+    article, problems = read_article(site.article("a.md", VALID.format(n=1) + body), whole(site))
     assert [p for p in problems if p.field == "body"] == []
     assert re.findall(r'(?:href|src)="([^"]*)"', article.body_html) == [
         "https://a.example/",

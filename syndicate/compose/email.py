@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import mjml
+from markupsafe import Markup
 from premailer import Premailer
 
 from ..config import Config, EmailChannel, Utm
@@ -33,6 +34,7 @@ from ..naming import archive_name
 from ..plan import digest_articles
 from ..schedule import latest_digest_end
 from ..templating import get_template, render_string, render_template, site_view
+from .article_html import EmailBody, email_body
 from .textlength import shorten
 
 # Per-recipient fields: templates print these markers and compose.mime replaces them in the
@@ -53,6 +55,8 @@ DEFAULT_SUBJECTS = {
 }
 DEFAULT_TEMPLATES = {"digest": "digest.mjml", "single": "single.mjml"}
 SYSTEM_FONTS = "Helvetica, Arial, sans-serif"
+# After a whole article cut to fit the clip limit (`body: full`), before the link to the rest.
+BODY_CUT_NOTE = "The article continues on the site."
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
@@ -99,6 +103,10 @@ class _ArticleView:
     cta: str
     cta_url: str  # the article, or site.cta_url when the site's call to action stands in
     cta_is_button: bool
+    # With `body: full`: the article's email-safe body (in place of the description), and whether
+    # it was cut to fit the clip limit (the rest is behind the link).
+    body: Markup | None = None
+    body_cut: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,7 @@ class _Layout:
     articles: tuple[Article, ...]
     more: tuple[Article, ...] = ()
     compact: bool = False
+    body_blocks: int | None = None  # with a full body: how many of its blocks (None: all)
 
 
 def clean_header_text(text: str, limit: int = 200) -> str:
@@ -151,9 +160,10 @@ def compose_digest(
 
 
 def compose_single(article: Article, channel_name: str, config: Config) -> EmailDraft:
-    """One email carrying one article."""
+    """One email carrying one article: its teaser, or with `body: full` its whole body."""
     channel = _email_channel(config, channel_name)
     local_date = article.publish_date.astimezone(config.site.tz)
+    body = email_body(article.body_html, article.url) if channel.body == "full" else None
     email = _Email(
         config=config,
         channel_name=channel_name,
@@ -162,8 +172,11 @@ def compose_single(article: Article, channel_name: str, config: Config) -> Email
         key=article_key(channel_name, article),
         campaign=f"{local_date:%Y-%m-%d}",
         heading=f"{local_date.day} {local_date:%B %Y}",
+        body=body if body is not None and body.blocks else None,  # an empty body: the teaser
     )
-    return email.draft(_Layout((article,)))
+    if email.body is None:
+        return email.draft(_Layout((article,)))
+    return _fit_body(email, article, email.body)
 
 
 def _email_channel(config: Config, channel_name: str) -> EmailChannel:
@@ -212,6 +225,29 @@ def _fit(email: _Email, articles: tuple[Article, ...]) -> EmailDraft:
     return email.with_warning(best, note)
 
 
+def _fit_body(email: _Email, article: Article, body: EmailBody) -> EmailDraft:
+    """A whole article over the clip limit keeps as many of its first blocks as fit, the rest
+    behind the link; when not even its first block fits, the email carries the teaser."""
+    draft = email.draft(_Layout((article,)))
+    if email.fits(draft):
+        return draft
+    limit, total = email.channel.clip_limit, len(body.blocks)
+    best, kept, low, high = None, 0, 1, total - 1
+    while low <= high:  # the size grows with the number of blocks kept
+        middle = (low + high) // 2
+        tried = email.draft(_Layout((article,), body_blocks=middle))
+        if email.fits(tried):
+            best, kept, low = tried, middle, middle + 1
+        else:
+            high = middle - 1
+    if best is None:
+        teaser = dataclasses.replace(email, body=None).draft(_Layout((article,)))
+        return email.with_warning(teaser, f"over {limit} bytes: the teaser instead of the whole article")
+    return email.with_warning(
+        best, f"over {limit} bytes: the article cut after {kept} of {total} blocks, the rest linked"
+    )
+
+
 def _largest_fitting(email: _Email, low: int, high: int, layout) -> EmailDraft | None:
     """The draft for the largest n in [low, high] whose layout fits (size grows with n)."""
     best = None
@@ -236,6 +272,7 @@ class _Email:
     key: str
     campaign: str
     heading: str
+    body: EmailBody | None = None  # a single email's whole article (`body: full`), made email-safe
 
     @property
     def template_name(self) -> str:
@@ -256,7 +293,7 @@ class _Email:
 
     def draft(self, layout: _Layout) -> EmailDraft:
         site = self.config.site
-        views = [self._view(a) for a in layout.articles]
+        views = [self._view(a, layout.body_blocks) for a in layout.articles]
         more = [self._view(a) for a in layout.more]
         shown = layout.articles + layout.more
         subject = self._subject(shown)
@@ -279,7 +316,7 @@ class _Email:
             "font_family": ", ".join([*site.fonts, SYSTEM_FONTS]),
         }
         html = render_html(self.config, self.template_name, context)
-        text = self._text(views, more, view_url, unsubscribe)
+        text = self._text(views, more, view_url, unsubscribe, layout.body_blocks)
         return EmailDraft(
             key=self.key,
             channel=self.channel_name,
@@ -293,7 +330,7 @@ class _Email:
             view_url=view_url,
         )
 
-    def _view(self, article: Article) -> _ArticleView:
+    def _view(self, article: Article, body_blocks: int | None = None) -> _ArticleView:
         tz = self.config.site.tz
         published = article.publish_date.astimezone(tz)
         author = _plain(article.author)
@@ -314,6 +351,9 @@ class _Email:
             cta=cta,
             cta_url=add_utm(article.cta_url, self.channel.utm, self.campaign) if article.cta_url else url,
             cta_is_button=len(cta) <= CTA_BUTTON_CHARS,
+            # Safe to print unescaped: compose.article_html built it from a parsed, cleaned tree.
+            body=None if self.body is None else Markup(self.body.html(body_blocks)),
+            body_cut=self.body is not None and body_blocks is not None,
         )
 
     def _subject(self, articles: tuple[Article, ...]) -> str:
@@ -338,7 +378,14 @@ class _Email:
         elif site.unsubscribe_secret is None:
             yield "unsubscribe tokens are not signed (set site.unsubscribe_secret)"
 
-    def _text(self, views: list[_ArticleView], more: list[_ArticleView], view_url: str, unsub: str) -> str:
+    def _text(
+        self,
+        views: list[_ArticleView],
+        more: list[_ArticleView],
+        view_url: str,
+        unsub: str,
+        body_blocks: int | None = None,
+    ) -> str:
         """The plain-text part, written from the same data as the HTML: every link spelled out."""
         site = self.config.site
         lines = [site.name, self.heading, "=" * max(len(site.name), len(self.heading)), ""]
@@ -352,7 +399,11 @@ class _Email:
                 lines += _wrap(view.subtitle)
             lines += _wrap(view.meta)
             lines.append("")
-            if view.description:
+            if view.body is not None and self.body is not None:
+                lines += [self.body.text(body_blocks), ""]
+                if view.body_cut:
+                    lines += [BODY_CUT_NOTE, ""]
+            elif view.description:
                 lines += [*_wrap(view.description), ""]
             lines += [*_wrap(view.cta), view.cta_url, ""]
         if more:

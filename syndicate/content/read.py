@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from .. import clock
-from ..config import Config
+from ..config import Config, wants_full_body
 from . import fields
 from .article import Article, FieldError, Problem, reprs
 from .excerpt import excerpt_of
@@ -151,7 +151,9 @@ def _normalise(
     tags = fields.tags(meta)
     tokens = markdown.parse(body)  # parsed once: the HTML and the excerpt share it
     neutralise_links(tokens, warn)
-    body_html = markdown.renderer.render(tokens, markdown.options, {})
+    # The HTML is kept only for a channel that sends whole articles (`body: full`): about 70 KB an
+    # article otherwise held for nothing.
+    body_html = markdown.renderer.render(tokens, markdown.options, {}) if wants_full_body(config) else ""
     excerpt = fields.text(meta, "excerpt") or excerpt_of(tokens, EXCERPT_CHARS)
 
     if created is not None and publish < created:
