@@ -200,7 +200,9 @@ def main(count: int, rounds: int) -> None:
             peak = f"{peaks[kind] / 1024:>12.1f}" if kind in peaks else f"{'':>12}"
             print(f"{kind:>9} {best[kind]:>8.2f} {count / best[kind]:>9,.0f} {peak}")
         print(f"load / bare: {best['load'] / best['bare']:.2f}x the time")
-        print(f"validate / bare: {best['validate'] / best['bare']:.2f}x the time (interpreter start included)")
+        print(
+            f"validate / bare: {best['validate'] / best['bare']:.2f}x the time (interpreter start included)"
+        )
 
 
 if __name__ == "__main__":
