@@ -131,7 +131,9 @@ class Content(Strict):
     default_time: time = time(0, 0)
     max_bytes: int = Field(default=2_000_000, gt=0, le=1_000_000_000)
     words_per_minute: int = Field(default=220, gt=0, le=10_000)
-    preheader_chars: int = Field(default=100, gt=10, le=1000)
+    # What a mail client shows of the preheader beside the subject: about 140 characters at most
+    # (iOS and Apple Mail, two lines; Gmail fewer after a long subject). Longer is cut, and warned.
+    preheader_chars: int = Field(default=140, gt=10, le=1000)
 
     _time = field_validator("default_time", mode="before")(lambda v: parse_time(v))
 

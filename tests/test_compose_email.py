@@ -120,6 +120,9 @@ def test_css_is_inlined_media_queries_kept_and_no_web_fonts(email_site):
 
 
 def test_preheader_is_the_lead_description_cut_at_a_word_boundary(email_site):
+    whole = digest(email_site)  # 135 characters: within the 140 a client shows
+    assert whole.preheader == whole.articles[0].description
+    email_site.data["content"]["preheader_chars"] = 100
     draft = digest(email_site)
     description = draft.articles[0].description
     assert draft.preheader == (
