@@ -20,6 +20,7 @@ from ..errors import ContentError
 from . import fields
 from .article import Article, FieldError, Loaded, Problem, display, identity, reprs
 from .excerpt import excerpt_of
+from .feed import FeedPoller, read_feed
 from .frontmatter import read_bytes, split
 from .markdown import markdown, neutralise_links
 
@@ -48,6 +49,9 @@ _DEFAULT_ALIASES = {"date": "publish_date", "image": "heroImage", "cover": "hero
 
 def load_articles(config: Config, paths: Iterable[str | os.PathLike[str]] | None = None) -> Loaded:
     """Load the configured content folder, or the given files and folders instead."""
+    if not paths and config.content.feed is not None:  # content.feed: its entries, and the folder's if any
+        folder = _markdown_files(config.content.dir) if config.content.dir.exists() else []
+        return _assemble([*((path, *read_article(path, config)) for path in folder), *read_feed(config)])
     roots = [Path(p) for p in paths] if paths else [config.content.dir]
     files: list[Path] = []
     for root in roots:
@@ -122,6 +126,7 @@ class ArticleCache:
         self.config = config
         self.loaded = Loaded([], [])
         self._files: dict[Path, _Cached] = {}
+        self.feed = FeedPoller(config) if config.content.feed is not None else None  # content.feed
 
     def by_slug(self) -> dict[str, Article]:
         return {a.slug: a for a in self.loaded.articles}
@@ -129,13 +134,15 @@ class ArticleCache:
     def refresh(self) -> dict[str, Article | None]:
         """Rescan; returns the articles that appeared or changed (slug -> article) and those
         that went away or became unusable (slug -> None)."""
-        files = _markdown_files(self.config.content.dir)
+        no_folder = self.feed is not None and not self.config.content.dir.exists()  # the feed alone
+        files = [] if no_folder else _markdown_files(self.config.content.dir)
         fresh: dict[Path, _Cached] = {}
         for path in files:
             fresh[path] = self._read(path, self._files.get(path))
         before = {a.slug: a for a in self.loaded.articles}
         self._files = fresh
-        self.loaded = _assemble((path, entry.article, entry.problems) for path, entry in fresh.items())
+        read = [(path, entry.article, entry.problems) for path, entry in fresh.items()]
+        self.loaded = _assemble([*read, *(self.feed.poll() if self.feed is not None else [])])
         after = {a.slug: a for a in self.loaded.articles}
         return {
             slug: after.get(slug)
