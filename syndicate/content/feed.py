@@ -253,10 +253,15 @@ def _xml_feed(body: bytes, content_type: str, base: str) -> list[Entry]:
         why = parsed.get("bozo_exception")
         raise _Unusable(f"is not a feed ({_reason(why)})" if why else "is not a feed")
     feed_author = _author(parsed.feed)
-    return [_xml_entry(n, e, base, feed_author) for n, e in enumerate(parsed.entries)]
+    atom = str(parsed.version).startswith("atom")
+    return [_xml_entry(n, e, base, feed_author, atom) for n, e in enumerate(parsed.entries)]
 
 
-def _xml_entry(index: int, e: Any, base: str, feed_author: str | None) -> Entry:
+def _xml_entry(index: int, e: Any, base: str, feed_author: str | None, atom: bool) -> Entry:
+    # feedparser gives an entry without a link its id as one: right for an RSS guid (a permalink
+    # unless it says otherwise), not for an Atom id, which names the entry and need not be a page.
+    pages = [x for x in e.get("links", []) if x.get("rel", "alternate") == "alternate" and x.get("href")]
+    link = _text(pages[0]["href"] if pages else None) if atom else _text(e.get("link"))
     content = next((c.get("value") for c in e.get("content", []) if c.get("value")), None)
     summary = e.get("summary")
     if summary and summary == content:
@@ -264,7 +269,7 @@ def _xml_entry(index: int, e: Any, base: str, feed_author: str | None) -> Entry:
     return Entry(
         index=index,
         id=_text(e.get("id")),
-        link=_text(e.get("link")),
+        link=link,
         title=_text(html_text(e.get("title") or "")),
         summary=summary or None,
         content=content,
@@ -276,7 +281,7 @@ def _xml_entry(index: int, e: Any, base: str, feed_author: str | None) -> Entry:
         updated_text=_text(dict.get(e, "updated")),
         image=_xml_image(e),
         tags=_unique(_text(x.get("term") or x.get("label")) for x in e.get("tags", [])),
-        base=e.get("link") or base,
+        base=link or base,
     )
 
 
