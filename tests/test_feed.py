@@ -310,6 +310,12 @@ def test_a_local_feed_file_relative_to_the_config(site):
     loaded = load_articles(feed_site(site, "feeds/harbour.atom"))
     assert [a.slug for a in loaded.articles] == [f"harbour-note-{n}" for n in range(4)]
     assert {a.path for a in loaded.articles} == {site.root / "feeds" / "harbour.atom"}
+    cache = ArticleCache(site.config())
+    assert len(cache.refresh()) == 4 and cache.refresh() == {}  # unchanged file: not read again
+    edited = entries(4)
+    edited[2]["summary"] = "Summary of note 2, longer now."
+    (site.root / "feeds" / "harbour.atom").write_bytes(atom(edited))
+    assert list(cache.refresh()) == ["harbour-note-2"]
 
 
 def test_feed_config_forms_and_refusals(site):
@@ -380,6 +386,10 @@ def test_a_malformed_feed_is_one_line_and_the_known_articles_are_kept(site, feed
         "(expected an RSS 2.0, Atom or JSON Feed document); kept the 50 articles read before"
     )
     assert "\n" not in line
+    assert cache.refresh() == {} and [str(p) for p in cache.loaded.problems] == [
+        line
+    ]  # still broken: still told
+    assert feed.statuses[-2:] == [200, 200]  # asked in full: not "changed since" the broken version
 
     with pytest.raises(ContentError) as refused:  # a one-off load: the same line, as an error
         load_articles(config)
@@ -472,9 +482,17 @@ def test_the_daemon_sends_a_feed_entry_when_it_is_due(site, feed, clock_at):
         assert daemon.jobs() == {"article:letters:mail-outbox:harbour-note-4": due}
         wait_for(lambda: len(list(outbox.glob("*.eml"))) == 1, log=events)
         wait_for(lambda: len(feed.statuses) >= 3, log=events)  # rescans poll again: 304s
+        polled = len(feed.statuses)
+        feed.serve(b"<html>Maintenance</html>", "text/html")  # the feed breaks: one line, articles kept
+        wait_for(lambda: any(e["event"] == "invalid" for e in events), log=events)
+        wait_for(lambda: len(feed.statuses) >= polled + 3, log=events)
+        assert len(daemon.articles.loaded.articles) == 5
+    invalid = [e["reason"] for e in events if e["event"] == "invalid"]
+    assert len(invalid) == 1 and invalid[0].startswith(f"{feed.url}: feed: is not a feed")
+    assert invalid[0].endswith("; kept the 5 articles read before")
     [sent] = outbox.glob("*.eml")
     assert b"Harbour note 4" in sent.read_bytes()
-    assert feed.statuses[0] == 200 and set(feed.statuses[1:]) == {304}
+    assert feed.statuses[0] == 200 and set(feed.statuses[1:polled]) == {304}
     assert [e["event"] for e in events].count("sent") == 1
     skipped = {e["draft"] for e in events if e["event"] == "skipped"}
     assert skipped == {f"letters:harbour-note-{n}" for n in range(4)}  # catch_up: skip, as for files

@@ -87,6 +87,9 @@ class FeedPoller:
         self.etag: str | None = None
         self.last_modified: str | None = None
         self._stamp: tuple[int, int] | None = None  # a local file's (mtime_ns, size) when last read
+        # What the next poll asks "changed since?" with, kept only once a fetched body has parsed:
+        # a malformed feed is fetched whole again at the next poll, and told again.
+        self._pending: tuple[str | None, str | None, tuple[int, int] | None] = (None, None, None)
         self._reads: list[Read] = []
         self._by_hash: dict[str, Read] = {}
 
@@ -107,6 +110,7 @@ class FeedPoller:
                 return self._reads
             body, content_type, base = fetched
             entries = parse(body, content_type, base)
+            self.etag, self.last_modified, self._stamp = self._pending
         except _Unusable as exc:
             raise ContentError(f"{self.path}: {exc} ({EXPECTED})") from None
         reads: list[Read] = []
@@ -140,7 +144,7 @@ class FeedPoller:
                 content_type, base = response.headers.get("Content-Type", ""), response.url
         except requests.RequestException as exc:
             raise _Unusable(f"cannot be fetched ({_reason(exc)})") from None
-        self.etag, self.last_modified = etag, modified
+        self._pending = (etag, modified, None)
         return body, content_type, base
 
     def _capped(self, response: requests.Response, deadline: float) -> bytes:
@@ -174,7 +178,7 @@ class FeedPoller:
             raise _Unusable(f"cannot be read ({exc.strerror or type(exc).__name__})") from None
         if len(body) > limit:
             raise _Unusable(f"is over content.feed.max_bytes ({limit} bytes)")
-        self._stamp = stamp
+        self._pending = (None, None, stamp)
         return body, "", self.config.site.base_url
 
 
