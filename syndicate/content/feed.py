@@ -34,7 +34,7 @@ from ..compose.textlength import shorten
 from ..config import Config, Feed
 from ..errors import ContentError
 from . import fields
-from .article import Article, FieldError, Problem, Severity, reprs
+from .article import Article, FieldError, Problem, Severity, display, reprs
 from .markdown import IMAGE_SCHEMES, LINK_SCHEMES, url_scheme
 
 __all__ = ["FeedPath", "FeedPoller", "feed_path", "read_feed"]
@@ -99,7 +99,9 @@ class FeedPoller:
             return self.read()
         except ContentError as exc:
             kept = sum(1 for _, article, _ in self._reads if article is not None)
-            line = f"{exc.args[0].removeprefix(f'{self.path}: ')}; kept the {kept} articles read before"
+            line = (
+                f"{exc.args[0].removeprefix(f'{display(self.path)}: ')}; kept the {kept} articles read before"
+            )
             return [*self._reads, (self.path, None, [Problem(self.path, "feed", "error", line)])]
 
     def read(self) -> list[Read]:
@@ -112,7 +114,7 @@ class FeedPoller:
             entries = parse(body, content_type, base)
             self.etag, self.last_modified, self._stamp = self._pending
         except _Unusable as exc:
-            raise ContentError(f"{self.path}: {exc} ({EXPECTED})") from None
+            raise ContentError(f"{display(self.path)}: {exc} ({EXPECTED})") from None
         reads: list[Read] = []
         by_hash: dict[str, Read] = {}
         for entry in entries:
@@ -137,7 +139,7 @@ class FeedPoller:
             ) as response:
                 if response.status_code == 304:
                     return None
-                if response.status_code != 200:
+                if not 200 <= response.status_code < 300:
                     raise _Unusable(f"HTTP {response.status_code} {response.reason or ''}".rstrip())
                 body = self._capped(response, deadline)
                 etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
