@@ -439,6 +439,17 @@ def test_http_errors_and_json_that_is_no_feed_are_one_line(site, feed):
         load_articles(config)
 
 
+def test_a_feed_that_does_not_answer_in_time_is_one_line(site, silent_server):
+    url = f"http://127.0.0.1:{silent_server}/feed"
+    config = feed_site(site, {"url": url, "timeout_seconds": 0.5})
+    with pytest.raises(ContentError) as refused:
+        load_articles(config)
+    assert str(refused.value) == (
+        f"{url}: did not answer within content.feed.timeout_seconds (0.5 s) "
+        "(expected an RSS 2.0, Atom or JSON Feed document)"
+    )
+
+
 @pytest.mark.parametrize("kind", ["rss", "atom", "json-1.1"])
 def test_entries_without_link_date_or_title_are_skipped_one_line_each(site, feed, kind):
     write, content_type = FORMATS[kind]

@@ -144,6 +144,8 @@ class FeedPoller:
                 body = self._capped(response, deadline)
                 etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
                 content_type, base = response.headers.get("Content-Type", ""), response.url
+        except requests.Timeout:
+            raise _Unusable(f"did not answer within content.feed.timeout_seconds ({timeout:g} s)") from None
         except requests.RequestException as exc:
             raise _Unusable(f"cannot be fetched ({_reason(exc)})") from None
         self._pending = (etag, modified, None)
