@@ -20,9 +20,10 @@ import pytest
 
 from syndicate import clock
 from syndicate.config import config_from_dict
-from syndicate.content import ArticleCache, identity, load_articles
+from syndicate.content import ArticleCache, display, identity, load_articles
 from syndicate.content.feed import FeedPath
 from syndicate.errors import ConfigError, ContentError
+from syndicate.identity import identify
 
 from .conftest import assert_inert
 from .test_daemon import running, wait_for
@@ -279,7 +280,7 @@ def test_a_feed_of_50_entries_loads_every_field(site, feed, kind):
         assert article.description == f"Summary of note {n}."
         assert article.excerpt == f"Note {n} bold about the tides. Second paragraph."
         assert article.read_minutes == 1
-        assert str(article.path) == feed.url  # every entry: the feed, shown as its URL
+        assert str(article.path) == f"{feed.url}#{e['id']}"  # the feed's, and the entry's id
     body = loaded.articles[7].body_html
     assert_inert(body)
     assert "<b>bold</b>" in body and '<a href="https://harbour.example.org/tides">tides</a>' in body
@@ -287,6 +288,19 @@ def test_a_feed_of_50_entries_loads_every_field(site, feed, kind):
     assert '<img src="https://img.harbour.example.org/chart.png" alt="Chart">' in body
     assert len({a.content_hash for a in loaded.articles}) == 50
     assert feed.requests[0]["User-Agent"].startswith("syndicate/")
+
+
+def test_an_entry_is_its_guid_in_the_ledger_when_its_link_changes(site, feed):
+    items = entries(5)
+    feed.serve(rss(items))
+    config = feed_site(site, feed.url)
+    identify(config, load_articles(config).articles, record=True, new_ledger=True)
+    items[3]["link"] = "https://harbour.example.org/2026/notes/renamed-note/"
+    feed.serve(rss(items))
+    articles, renamed = identify(config, load_articles(config).articles, record=True)
+    moved = next(a for a in articles if a.id == items[3]["id"])
+    assert (moved.slug, moved.stem) == ("renamed-note", "harbour-note-3")  # its sends keep their names
+    assert renamed == []  # the same entry path: nothing to tell
 
 
 def test_feed_and_folder_are_both_loaded(site, feed):
@@ -309,7 +323,9 @@ def test_a_local_feed_file_relative_to_the_config(site):
     (site.root / "feeds" / "harbour.atom").write_bytes(atom(entries(4)))
     loaded = load_articles(feed_site(site, "feeds/harbour.atom"))
     assert [a.slug for a in loaded.articles] == [f"harbour-note-{n}" for n in range(4)]
-    assert {a.path for a in loaded.articles} == {site.root / "feeds" / "harbour.atom"}
+    assert [display(a.path) for a in loaded.articles] == [
+        f"{site.root}/feeds/harbour.atom#tag:harbour.example.org,2026:note-{n}" for n in range(4)
+    ]
     cache = ArticleCache(site.config())
     assert len(cache.refresh()) == 4 and cache.refresh() == {}  # unchanged file: not read again
     edited = entries(4)

@@ -37,7 +37,7 @@ from . import fields
 from .article import Article, FieldError, Problem, Severity, display, reprs
 from .markdown import IMAGE_SCHEMES, LINK_SCHEMES, url_scheme
 
-__all__ = ["FeedPath", "FeedPoller", "feed_path", "read_feed"]
+__all__ = ["FeedPath", "FeedPoller", "entry_path", "feed_path", "read_feed"]
 
 EXPECTED = "expected an RSS 2.0, Atom or JSON Feed document"
 EXCERPT_CHARS = 300
@@ -48,8 +48,8 @@ Read = tuple[Path, Article | None, list[Problem]]
 
 
 class FeedPath(PosixPath):
-    """The path of every entry of a feed at a URL: absolute and the same from any working folder
-    (`/https:/host/feed.xml`, which is what the ledger records), shown as the URL it stands for."""
+    """The path of a feed at a URL, or of one of its entries (`URL#id`): absolute and the same
+    from any working folder (`/https:/host/feed.xml`, which the ledger records), shown as the URL."""
 
     _url: str | None = None
 
@@ -67,9 +67,18 @@ class FeedPath(PosixPath):
 
 
 def feed_path(config: Config) -> Path:
-    """The stable pseudo path of the configured feed's entries: the file, or the URL."""
+    """The configured feed's path: the file, or the URL as a `FeedPath`."""
     feed = _settings(config)
     return FeedPath.of(feed.url) if feed.is_url else config.root / feed.url
+
+
+def entry_path(feed: Path, key: str) -> Path:
+    """An entry's own stable pseudo path: the feed's, then `#` and its id (or link). Its own, so
+    that what is said about one entry (in a preview, in the ledger) is not said of all of them,
+    and `send FEED-FILE` names no article rather than one of them."""
+    if isinstance(feed, FeedPath) and feed._url is not None:
+        return FeedPath.of(f"{feed._url}#{key}")
+    return Path(f"{feed}#{key}")
 
 
 def read_feed(config: Config) -> list[Read]:
@@ -119,7 +128,10 @@ class FeedPoller:
         by_hash: dict[str, Read] = {}
         for entry in entries:
             digest = entry.digest()
-            read = self._by_hash.get(digest) or (self.path, *entry_article(entry, self.config, self.path))
+            read = self._by_hash.get(digest)
+            if read is None:
+                article, problems = entry_article(entry, self.config, self.path)
+                read = (article.path if article else self.path, article, problems)
             by_hash[digest] = read
             reads.append(read)
         self._reads, self._by_hash = reads, by_hash
@@ -402,7 +414,8 @@ def _text(value: Any) -> str | None:
 
 
 def entry_article(entry: Entry, config: Config, path: Path) -> tuple[Article | None, list[Problem]]:
-    """One entry checked and normalised; the article is None when a problem is an error."""
+    """One entry of the feed at `path` checked and normalised; the article is None when a problem
+    is an error. Its problems name the feed's path, the entry and the field."""
     problems: list[Problem] = []
     where = f"entries[{entry.index}]"
     named = _named(entry)
@@ -465,7 +478,7 @@ def entry_article(entry: Entry, config: Config, path: Path) -> tuple[Article | N
     slug = _slug(url, entry)
     return (
         Article(
-            path=path,
+            path=entry_path(path, article_id or url),
             slug=slug,
             title=entry.title,
             url=url,
