@@ -60,7 +60,9 @@ def entries(count: int = 50, start: datetime = FIRST) -> list[dict]:
 
 
 def rss(items: list[dict]) -> bytes:
-    def item(e: dict) -> str:
+    """Odd entries give their image as media:content, even ones as an enclosure."""
+
+    def item(n: int, e: dict) -> str:
         parts = []
         if e.get("title") is not None:
             parts.append(f"<title>{escape(e['title'])}</title>")
@@ -75,15 +77,21 @@ def rss(items: list[dict]) -> bytes:
         parts.extend(f"<category>{escape(t)}</category>" for t in e["tags"])
         parts.append(f"<description>{escape(e['summary'])}</description>")
         parts.append(f"<content:encoded>{escape(e['content'])}</content:encoded>")
-        parts.append(f'<enclosure url="{escape(e["image"])}" type="image/jpeg" length="1000"/>')
+        if n % 2:
+            parts.append(f'<media:content url="{escape(e["image"])}" medium="image"/>')
+        else:
+            parts.append(f'<enclosure url="{escape(e["image"])}" type="image/jpeg" length="1000"/>')
         return "<item>" + "".join(parts) + "</item>"
 
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n'
         '<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/" '
-        'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:atom="http://www.w3.org/2005/Atom">'
+        'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:atom="http://www.w3.org/2005/Atom" '
+        'xmlns:media="http://search.yahoo.com/mrss/">'
         "<channel><title>Harbour notes</title><link>https://harbour.example.org/</link>"
-        "<description>Notes</description>" + "".join(item(e) for e in items) + "</channel></rss>"
+        "<description>Notes</description>"
+        + "".join(item(n, e) for n, e in enumerate(items))
+        + "</channel></rss>"
     ).encode()
 
 

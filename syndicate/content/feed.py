@@ -19,7 +19,7 @@ import io
 import json
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from html import escape
 from html.parser import HTMLParser
@@ -249,7 +249,6 @@ class Entry:
     image: str | None = None
     tags: tuple[str, ...] = ()
     base: str = ""  # what relative links resolve against
-    feed_author: str | None = field(default=None, compare=False)
 
     def digest(self) -> str:
         """The entry's own fields (not its position in the feed): an edited entry changes it."""
