@@ -59,6 +59,13 @@ def entries(count: int = 50, start: datetime = FIRST) -> list[dict]:
     ]
 
 
+def written(moment: datetime | str, rfc822: bool = False) -> str:
+    """A date as a feed writes it; text as it is (a date that cannot be read)."""
+    if isinstance(moment, str):
+        return moment
+    return format_datetime(moment) if rfc822 else moment.isoformat()
+
+
 def rss(items: list[dict]) -> bytes:
     """Odd entries give their image as media:content, even ones as an enclosure."""
 
@@ -70,9 +77,9 @@ def rss(items: list[dict]) -> bytes:
             parts.append(f"<link>{escape(e['link'])}</link>")
         parts.append(f'<guid isPermaLink="false">{escape(e["id"])}</guid>')
         if e.get("published") is not None:
-            parts.append(f"<pubDate>{format_datetime(e['published'])}</pubDate>")
+            parts.append(f"<pubDate>{written(e['published'], rfc822=True)}</pubDate>")
         if e.get("updated") is not None:
-            parts.append(f"<atom:updated>{e['updated'].isoformat()}</atom:updated>")
+            parts.append(f"<atom:updated>{written(e['updated'])}</atom:updated>")
         parts.append(f"<dc:creator>{escape(e['author'])}</dc:creator>")
         parts.extend(f"<category>{escape(t)}</category>" for t in e["tags"])
         parts.append(f"<description>{escape(e['summary'])}</description>")
@@ -103,9 +110,9 @@ def atom(items: list[dict]) -> bytes:
         if e.get("link") is not None:
             parts.append(f'<link rel="alternate" href="{escape(e["link"])}"/>')
         if e.get("published") is not None:
-            parts.append(f"<published>{e['published'].isoformat()}</published>")
+            parts.append(f"<published>{written(e['published'])}</published>")
         if e.get("updated") is not None:
-            parts.append(f"<updated>{e['updated'].isoformat()}</updated>")
+            parts.append(f"<updated>{written(e['updated'])}</updated>")
         parts.append(f"<author><name>{escape(e['author'])}</name></author>")
         parts.extend(f'<category term="{escape(t)}"/>' for t in e["tags"])
         parts.append(f"<summary>{escape(e['summary'])}</summary>")
@@ -136,9 +143,9 @@ def json_feed(items: list[dict], version: str = "1.1") -> bytes:
         if e.get("link") is not None:
             out["url"] = e["link"]
         if e.get("published") is not None:
-            out["date_published"] = e["published"].isoformat()
+            out["date_published"] = written(e["published"])
         if e.get("updated") is not None:
-            out["date_modified"] = e["updated"].isoformat()
+            out["date_modified"] = written(e["updated"])
         return out
 
     doc = {
@@ -477,10 +484,12 @@ def test_a_feed_that_does_not_answer_in_time_is_one_line(site, silent_server):
 @pytest.mark.parametrize("kind", ["rss", "atom", "json-1.1"])
 def test_entries_without_link_date_or_title_are_skipped_one_line_each(site, feed, kind):
     write, content_type = FORMATS[kind]
-    items = entries(6)
+    items = entries(8)
     items[1]["link"] = None
     items[3]["published"] = items[3]["updated"] = None
     items[4]["title"] = None
+    items[6]["link"] = "javascript:alert(1)"
+    items[7]["published"], items[7]["updated"] = "someday soon", None
     feed.serve(write(items), content_type)
     loaded = load_articles(feed_site(site, feed.url))
     assert [a.slug for a in loaded.articles] == ["harbour-note-0", "harbour-note-2", "harbour-note-5"]
@@ -491,6 +500,12 @@ def test_entries_without_link_date_or_title_are_skipped_one_line_each(site, feed
         "'Harbour note 3 & tides') (expected a published or updated date); the entry is skipped",
         f"{feed.url}: entries[4].title: is missing in entry 5 (id 'tag:harbour.example.org,2026:note-4') "
         "(expected a <title> or title); the entry is skipped",
+        f"{feed.url}: entries[6].link: 'javascript:alert(1)' is not an http(s) URL in entry 7 "
+        "(id 'tag:harbour.example.org,2026:note-6', 'Harbour note 6 & tides') "
+        "(expected the article's https://... address); the entry is skipped",
+        f"{feed.url}: entries[7].published: 'someday soon' is not a date in entry 8 "
+        "(id 'tag:harbour.example.org,2026:note-7', 'Harbour note 7 & tides') "
+        "(expected RFC 822 or ISO 8601 with an offset); the entry is skipped",
     ]
     assert all(p.severity == "error" for p in loaded.problems)
 

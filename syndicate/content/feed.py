@@ -433,9 +433,13 @@ def entry_article(entry: Entry, config: Config, path: Path) -> tuple[Article | N
     else:
         try:
             url = fields.http_url("link", entry.link, entry.base or config.site.base_url)
-        except FieldError as bad:
-            given = bad.message.removesuffix(")")
-            problem("link", "error", f"{given} for entry {named}); the entry is skipped")
+        except FieldError:
+            problem(
+                "link",
+                "error",
+                f"{reprs.repr(entry.link)} is not an http(s) URL in entry {named} "
+                "(expected the article's https://... address); the entry is skipped",
+            )
     publish = entry.published or entry.updated
     if publish is None:
         written = entry.published_text or entry.updated_text
@@ -464,7 +468,9 @@ def entry_article(entry: Entry, config: Config, path: Path) -> tuple[Article | N
         except FieldError as bad:
             problem("image", "warning", f"{bad.message}; entry {named} has no image")
     if hero is not None and not hero.startswith("https://"):
-        problem("image", "warning", f"{reprs.repr(hero)} is not https (expected an https:// image URL)")
+        problem(
+            "image", "warning", f"{reprs.repr(hero)} in entry {named} is not https (expected https://...)"
+        )
 
     body = entry.content or entry.summary or ""
     if entry.content_is_text:
