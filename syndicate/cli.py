@@ -121,6 +121,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json:
                     "articles": len(loaded.articles),
                     "errors": len(loaded.errors),
                     "warnings": len(loaded.warnings),
+                    "skipped": len(loaded.skipped),
                     "problems": [p.as_dict() for p in loaded.problems],
                     "digests": digests,
                 },
@@ -129,7 +130,8 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json:
         )
     else:
         for problem in loaded.problems:
-            click.echo(f"{problem.severity}: {problem}")
+            if problem.severity != "skipped":  # pages and excluded files: counted below, listed by --json
+                click.echo(f"{problem.severity}: {problem}")
         for digest in digests:
             click.echo(
                 f"{digest['key']}: digest of {digest['articles']} article(s), "
@@ -139,6 +141,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json:
         click.echo(
             f"{len(loaded.articles)} article(s) ok, "
             f"{len(loaded.errors)} error(s), {len(loaded.warnings)} warning(s)"
+            + (f", {len(loaded.skipped)} file(s) skipped (not articles)" if loaded.skipped else "")
         )
     sys.exit(1 if failed else 0)
 

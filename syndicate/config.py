@@ -67,6 +67,9 @@ class Site(Strict):
     unsubscribe_secret: SecretStr | None = None
     # Where the preview's .html files are published: "view in browser" links point there.
     archive_url: str | None = None
+    # The call to action used where an article has none, and where it points (default: the article).
+    cta: str | None = None
+    cta_url: str | None = None
     # Web fonts for emails, name -> CSS URL, linked (never fetched) by the rendered HTML.
     fonts: dict[str, str] = Field(default_factory=dict)
 
@@ -76,7 +79,7 @@ class Site(Strict):
         value = check_http_url(value)
         return value if value.endswith("/") else value + "/"
 
-    @field_validator("logo", "unsubscribe_url", "archive_url")
+    @field_validator("logo", "unsubscribe_url", "archive_url", "cta_url")
     @classmethod
     def _optional_url(cls, value: str | None) -> str | None:
         return None if value is None else check_http_url(value)
@@ -147,12 +150,38 @@ class Content(Strict):
     dir: Path = Path("content")
     feed: Feed | None = None
     aliases: dict[str, str] = Field(default_factory=dict)
+    # A static-site generator's conventions (content/presets.py): field aliases, which files are
+    # posts, the default permalink.
+    preset: Literal["jekyll", "hugo", "astro", "eleventy", "zola", "nextjs"] | None = None
+    # Where an article lives, relative to site.base_url: `/news/:year/:month/:slug/` (content/permalink.py).
+    permalink: str | None = None
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    # Where an excerpt ends, besides <!--more-->: Jekyll's site-wide `excerpt_separator`.
+    excerpt_separator: str | None = None
     default_time: time = time(0, 0)
     max_bytes: int = Field(default=2_000_000, gt=0, le=1_000_000_000)
     words_per_minute: int = Field(default=220, gt=0, le=10_000)
     preheader_chars: int = Field(default=100, gt=10, le=1000)
 
     _time = field_validator("default_time", mode="before")(lambda v: parse_time(v))
+
+    @field_validator("permalink")
+    @classmethod
+    def _permalink(cls, value: str | None) -> str | None:
+        from .content.permalink import TOKENS, unknown_tokens  # content imports config: import when used
+
+        if value is None:
+            return None
+        unknown = unknown_tokens(value)
+        if unknown:
+            raise ValueError(
+                f"{short(value)} has unknown token(s) {', '.join(':' + u for u in unknown)} "
+                f"(expected {', '.join(':' + t for t in TOKENS)})"
+            )
+        if "://" in value or any(c.isspace() for c in value):
+            raise ValueError(f"{short(value)} is not a path pattern (expected like /news/:year/:slug/)")
+        return value
 
 
 class DigestSchedule(Strict):

@@ -68,7 +68,8 @@ def render_preview(
         queue_horizon(loaded.articles, now),
         channels=[channel] if channel else None,
     )
-    index = write_gallery(config, items, loaded.problems, sends, out, now)
+    noted = [p for p in loaded.problems if p.severity != "skipped"]
+    index = write_gallery(config, items, noted, sends, out, now)
     return Rendered(loaded, items, index)
 
 

@@ -120,7 +120,7 @@ class _Resolver:
                 self._by_content(n, article)
         for n, article in sendable:  # its slug (for an id or url given since, the slug it had)
             if n not in self.found:
-                self._by_row(n, self.by_identity.get(f"slug:{article.slug}"), article)
+                self._by_row(n, self._slug_row(article), article)
         for n, article in sendable:
             if n not in self.found:
                 self._by_slug(n, article)
@@ -149,6 +149,14 @@ class _Resolver:
     def _by_row(self, n: int, row: KnownArticle | None, article: Article) -> None:
         if row is not None and row.stem not in self.claimed:
             self._take(n, row.stem, row, _same(article, row.identity))
+
+    def _slug_row(self, article: Article) -> KnownArticle | None:
+        """The row its slug identifies. For a slug shared with another article (`handle`), only
+        the row of this very file (or of one gone): a new `2018/hello` must not take the sends of
+        the `2019/hello` that had the slug to itself until then."""
+        row = self.by_identity.get(f"slug:{article.slug}")
+        mine = row is None or article.handle is None or row.path == self.file(article.path)
+        return row if mine or (row is not None and self._gone(row)) else None
 
     def _by_content(self, n: int, article: Article) -> None:
         for row in reversed(self.rows):  # the latest first

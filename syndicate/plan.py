@@ -151,7 +151,7 @@ def digest_due(
     since `since` (a late digest under a window policy; None: no limit), the first digest a route
     sends holding its own window only (`first_digest_articles`), and otherwise reaching back to
     the last digest `settled`. `send --due` and the daemon's digest jobs both send this."""
-    published = [a for a in articles if not a.draft and a.publish_date <= now]
+    published = [a for a in articles if a.live(now) and a.publish_date <= now]
     if since is not None:
         published = [a for a in published if a.publish_date >= since]
     end = latest_digest_end(digest_settings(config, channel).schedule, config.site.tz, now)
@@ -173,7 +173,7 @@ def due_now(
     (with `backfill`) what it passed over, too. `history` is the ledger (None: nothing sent yet)."""
     plan = DuePlan()
     states: Mapping[DraftId, str] = history.draft_states() if history is not None else {}
-    published = [a for a in articles if not a.draft and a.publish_date <= now]
+    published = [a for a in articles if a.live(now) and a.publish_date <= now]
     for channel, target in _routes(config, channels, targets):
         if is_digest_channel(config, channel):
             _due_digest_with_policy(config, channel, target, published, now, history, states, backfill, plan)
@@ -250,7 +250,7 @@ def plan_due(
 ) -> list[Send]:
     """Everything whose time has come by `now`; the ledger later skips what already went out."""
     sends: list[Send] = []
-    published = [a for a in articles if not a.draft and a.publish_date <= now]
+    published = [a for a in articles if a.live(now) and a.publish_date <= now]
     for channel, target in _routes(config, channels, targets):
         if is_digest_channel(config, channel):
             sends.extend(_due_digest(config, channel, target, published, now, sent_keys))
@@ -273,7 +273,7 @@ def plan_articles(
     and the daemon send now: named by its window, never by today's date, so `--all` then
     `--due`, or `--all` resumed after midnight, is one draft, not a second one to everyone."""
     sends: list[Send] = []
-    chosen = [a for a in articles if not a.draft]
+    chosen = [a for a in articles if a.live(now)]
     for channel, target in _routes(config, channels, targets):
         if is_digest_channel(config, channel):
             picked = digest_articles(config, channel, chosen, datetime.max.replace(tzinfo=UTC), BEGINNING)
@@ -297,7 +297,7 @@ def upcoming(
 ) -> list[Send]:
     """Sends due after `now` and up to `until`, in time order: what the queue shows."""
     sends: list[Send] = []
-    future = [a for a in articles if not a.draft and now < a.publish_date <= until]
+    future = [a for a in articles if a.live(a.publish_date) and now < a.publish_date <= until]
     for channel, target in _routes(config, channels, targets):
         if not is_digest_channel(config, channel):
             sends.extend(_article_send(channel, target, a) for a in future)

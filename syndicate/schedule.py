@@ -63,8 +63,9 @@ def digest_window(schedule: DigestSchedule, tz: tzinfo, end: datetime) -> tuple[
 def articles_in_window(
     articles: Iterable[Article], window: tuple[datetime, datetime], max_articles: int
 ) -> list[Article]:
-    """Published articles with start < publish_date <= end, newest first, at most `max_articles`."""
+    """Published articles with start < publish_date <= end (and not expired by then), newest first,
+    at most `max_articles`."""
     start, end = window
-    chosen = [a for a in articles if not a.draft and start < a.publish_date <= end]
+    chosen = [a for a in articles if a.live(end) and start < a.publish_date <= end]
     chosen.sort(key=lambda a: (a.publish_date, a.slug), reverse=True)
     return chosen[:max_articles]

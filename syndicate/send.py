@@ -307,7 +307,8 @@ def _plan(
 
 def _pick(articles: list[Article], wanted: Sequence[str]) -> list[Article]:
     """Articles named by slug or file path; an unknown name is a user mistake."""
-    by_name = {a.slug: a for a in articles} | {str(a.path): a for a in articles}
+    by_name = {a.slug: a for a in articles} | {a.name: a for a in articles}
+    by_name |= {str(a.path): a for a in articles}
     by_name |= {str(a.path.resolve()): a for a in articles}
     chosen = []
     for name in wanted:
@@ -364,7 +365,7 @@ def _draft(
     may have reached someone (whatever was edited since: a draft is never sent in two versions);
     else composed now (as edited: nobody has it yet) and, by a run that records, stored before
     its first message."""
-    sources = tuple((a.slug, a.content_hash) for a in planned.articles)
+    sources = tuple((a.name, a.content_hash) for a in planned.articles)
     stored = ledger.draft_body(planned.channel, planned.draft_key) if ledger is not None else None
     if (
         stored is not None
@@ -392,7 +393,7 @@ def _draft(
         for slug in sorted(set(now_) | set(then))
         if now_.get(slug) != then.get(slug)
     ]
-    paths = {a.slug: a.path for a in planned.articles}
+    paths = {a.name: a.path for a in planned.articles}
     where = next((paths[slug] for slug in sorted(paths) if now_[slug] != then.get(slug)), config.content.dir)
     message = (
         f"{planned.draft_key} started before {', '.join(changes)}: the readers it has not reached "

@@ -396,3 +396,32 @@ def test_missing_template_is_a_clear_error(email_site):
 
 def _article(site, slug: str):
     return next(a for a in load_articles(site.config()).articles if a.slug == slug)
+
+
+def test_site_cta_stands_in_and_points_to_site_cta_url_and_the_image_keeps_its_alt(site):
+    """An article with no cta of its own gets `site.cta`, its button pointing at `site.cta_url`
+    (the article's link stays on its title); an image map's alt text is the image's alt."""
+    site.data["site"]["cta"] = "Follow us on LinkedIn"
+    site.data["site"]["cta_url"] = "https://www.linkedin.example/company/test-weekly"
+    site.data["channels"] = {"letters": {"kind": "email", "mode": "single", "targets": ["mail-outbox"]}}
+    site.article(
+        "quay.md",
+        "---\ntitle: The quay\ndate: 2024-01-01\ndescription: D\n"
+        "image: {path: 'https://img.example/quay.jpg', alt: 'Boats along the quay'}\n---\nText.\n",
+    )
+    config = site.config()
+    loaded = load_articles(config)
+    assert not [p for p in loaded.warnings if p.field == "cta"]
+    (article,) = loaded.articles
+    draft = compose_single(article, "letters", config)
+    page = lxml.html.fromstring(draft.html)
+    buttons = [a for a in page.iter("a") if a.text_content().strip() == "Follow us on LinkedIn"]
+    assert buttons and all(
+        a.get("href").startswith("https://www.linkedin.example/company/test-weekly") for a in buttons
+    )
+    assert any(a.get("href", "").startswith(article.url) for a in page.iter("a"))
+    assert [img.get("alt") for img in page.iter("img") if "quay.jpg" in img.get("src", "")] == [
+        "Boats along the quay"
+    ]
+    assert "Follow us on LinkedIn\nhttps://www.linkedin.example/company/test-weekly" in draft.text
+    assert article.url in draft.text

@@ -367,11 +367,11 @@ def test_article_cache_reads_only_what_changed(site):
     site.article("two.md", "---\ntitle: Two\npublish_date: '2026-01-06'\n---\nBody two.\n")
     cache = ArticleCache(site.config())
     assert set(cache.refresh()) == {"one", "two"}
-    one = cache.by_slug()["one"]
+    one = cache.by_name()["one"]
     assert cache.refresh() == {}  # nothing changed: nothing read
     path = site.content / "one.md"
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
-    assert cache.refresh() == {} and cache.by_slug()["one"] is one  # touched, same bytes: not parsed
+    assert cache.refresh() == {} and cache.by_name()["one"] is one  # touched, same bytes: not parsed
     site.article("one.md", "---\ntitle: One, edited\npublish_date: '2026-01-05'\n---\nBody one.\n")
     changed = cache.refresh()
     assert list(changed) == ["one"] and changed["one"].title == "One, edited"

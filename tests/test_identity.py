@@ -6,6 +6,7 @@ social outbox's files. Sends run as real `syndicate` processes (and `send()` in 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -269,3 +270,50 @@ def test_resolve_finds_each_article_its_recorded_stem(site, monkeypatch, few):
 
         again, renamed = resolve(config, ledger, load_articles(config).articles)
         assert [(a.slug, a.stem) for a in again] == [("b", None), ("z", "a")] and renamed == []
+
+
+def test_articles_sharing_a_slug_at_different_urls_are_each_sent_once(renaming):
+    """`a/hello.md` and `b/hello.md` under a `/:path/` permalink are two articles. One that was
+    sent while it had the slug to itself keeps its sends when a second arrives (even one whose
+    file sorts first), and the second is sent once, under a name of its own."""
+    site, sink = renaming
+    site.data["content"]["permalink"] = "/:path/"
+    site.write_config()
+    write(site, "b/hello.md", title="Hello from B")
+    first = syndicate(site, "send", "--due")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert sink.copies() == dict.fromkeys(READERS, 1)
+    assert draft_keys(site) == {"letters:hello", "linkedin:hello"}
+
+    write(site, "a/hello.md", title="Hello from A")
+    second = syndicate(site, "send", "--due")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert sink.copies() == dict.fromkeys(READERS, 2)  # A once; B not again
+    assert draft_keys(site) == {"letters:hello", "linkedin:hello", "letters:hello~2", "linkedin:hello~2"}
+    shared = [
+        json.loads(p.read_text())["article"]["title"]
+        for p in (site.root / "outbox" / "social").glob("*.json")
+    ]
+    assert sorted(shared) == ["Hello from A", "Hello from B"]
+
+    third = syndicate(site, "send", "--due")
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert sink.copies() == dict.fromkeys(READERS, 2)
+    assert len(posts(site)) == 2
+    loaded = load_articles(site.config())
+    assert sorted(a.url for a in loaded.articles) == [
+        "https://example.com/articles/a/hello/",
+        "https://example.com/articles/b/hello/",
+    ]
+
+
+def test_two_articles_at_one_url_are_an_error_naming_both(site):
+    site.article("a/hello.md", "---\ntitle: One\npublish_date: '2024-01-01'\n---\nb\n")
+    site.article("b/hello.md", "---\ntitle: Two\npublish_date: '2024-01-01'\n---\nb\n")
+    loaded = load_articles(site.config())
+    assert [a.title for a in loaded.articles] == ["One"]
+    (error,) = loaded.errors
+    assert error.path.name == "hello.md" and error.path.parent.name == "b"
+    assert error.field == "slug"
+    assert "'https://example.com/articles/hello' is already the URL of" in error.message
+    assert "a/hello.md" in error.message

@@ -149,3 +149,32 @@ def test_upcoming_sends_are_future_articles_and_the_digests_still_to_go(email_si
         upcoming(config, articles, datetime(2024, 3, 11, 8, tzinfo=UTC), datetime(2024, 4, 11, tzinfo=UTC))
         == []
     )
+
+
+def test_nothing_goes_out_for_an_article_past_its_expiry_or_unpublished(site):
+    """Hugo's expiryDate and Jekyll's published: false: an expired article is in no digest after
+    it expires and no per-article send then; one that expires later still goes out before."""
+    config, articles = _site(
+        site,
+        {
+            "gone": ("2026-11-18", "expiry_date: '2026-11-21'\n"),
+            "later": ("2026-11-19", "expiryDate: '2026-12-31'\n"),
+            "hidden": ("2026-11-19", "published: false\n"),
+        },
+    )
+    now = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    due = plan_due(config, articles, now)
+    [digest] = [s for s in due if s.channel == "weekly"]
+    assert [a.slug for a in digest.articles] == ["later"]
+    assert sorted(s.draft_key for s in due if s.channel == "linkedin") == ["linkedin:later"]
+    before = plan_due(config, articles, datetime(2026, 11, 20, 12, tzinfo=UTC))
+    assert sorted(s.draft_key for s in before if s.channel == "linkedin") == [
+        "linkedin:gone",
+        "linkedin:later",
+    ]
+    assert plan_articles(config, articles, now) and all(
+        "gone" not in s.draft_key and "hidden" not in s.draft_key
+        for s in plan_articles(config, articles, now)
+    )
+    soon = upcoming(config, articles, datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC))
+    assert sorted(s.draft_key for s in soon if s.channel == "linkedin") == ["linkedin:gone", "linkedin:later"]

@@ -95,7 +95,9 @@ class _ArticleView:
     author: str | None
     meta: str
     hero_image: str | None
+    hero_alt: str
     cta: str
+    cta_url: str  # the article, or site.cta_url when the site's call to action stands in
     cta_is_button: bool
 
 
@@ -298,15 +300,19 @@ class _Email:
         meta = [f"By {author}"] if author else []
         meta += [f"{article.read_minutes} min read", f"{published.day} {published:%B %Y}"]
         cta = _plain(article.cta) or "Read the article"
+        url = add_utm(article.url, self.channel.utm, self.campaign)
+        title = _plain(article.title) or article.slug
         return _ArticleView(
-            title=_plain(article.title) or article.slug,
-            url=add_utm(article.url, self.channel.utm, self.campaign),
+            title=title,
+            url=url,
             subtitle=_plain(article.subtitle),
             description=_plain(article.description or article.excerpt),
             author=author,
             meta=" · ".join(meta),
             hero_image=article.hero_image,
+            hero_alt=_plain(article.hero_alt) or title,
             cta=cta,
+            cta_url=add_utm(article.cta_url, self.channel.utm, self.campaign) if article.cta_url else url,
             cta_is_button=len(cta) <= CTA_BUTTON_CHARS,
         )
 
@@ -340,13 +346,15 @@ class _Email:
         for number, view in enumerate(views, 1):
             prefix = f"{number}. " if len(views) > 1 or more else ""
             lines += _wrap(prefix + view.title)
+            if view.cta_url != view.url:  # the call to action points elsewhere: the article's own link
+                lines.append(view.url)
             if view.subtitle:
                 lines += _wrap(view.subtitle)
             lines += _wrap(view.meta)
             lines.append("")
             if view.description:
                 lines += [*_wrap(view.description), ""]
-            lines += [*_wrap(view.cta), view.url, ""]
+            lines += [*_wrap(view.cta), view.cta_url, ""]
         if more:
             lines += [self._more_heading(), "-" * len(self._more_heading()), ""]
             for view in more:

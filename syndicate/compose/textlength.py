@@ -48,7 +48,10 @@ def url_spans(text: str) -> list[tuple[int, int]]:
 
 def shorten(text: str, keep: int, ellipsis: str = ELLIPSIS) -> str:
     """At most `keep` graphemes, ellipsis included, cut at a word boundary (see Shortener)."""
-    return Shortener(text, ellipsis)(keep)
+    flat = " ".join(text.split())
+    if len(flat) <= keep:  # no more code points than room: it fits, whatever its graphemes
+        return flat
+    return Shortener(flat, ellipsis)(keep)
 
 
 class Shortener:

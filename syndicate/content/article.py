@@ -8,7 +8,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-Severity = Literal["error", "warning"]
+# "skipped": a file that is not an article (a page without a date under a preset, `permalink:
+# false`): passed over without an error, counted in `validate`'s summary.
+Severity = Literal["error", "warning", "skipped"]
 reprs = reprlib.Repr()
 reprs.maxstring = 60
 reprs.maxother = 60
@@ -75,10 +77,28 @@ class Article:
     draft: bool = False
     id: str | None = None  # the frontmatter's `id`: what keeps it the same article (see `identity`)
     url_field: str | None = None  # `url` or `canonical_url` when given, None when made from the slug
+    updated_date: datetime | None = None
+    # Hugo's expiryDate: nothing goes out for it from then on (`live`).
+    expiry_date: datetime | None = None
+    hero_alt: str | None = None  # the image's own alt text, when its frontmatter gives one
+    cta_url: str | None = None  # where the call to action points when not the article (site.cta_url)
+    # Its name among the loaded articles when its slug is shared with another article at another
+    # URL (`slug@path`); None when the slug is its own. What the daemon's jobs are named by.
+    handle: str | None = None
     # The name its sends carry in the ledger (`channel:stem`) when not its slug: the slug it was
     # first seen under, for an article renamed since. Set by `identity.resolve`, never by loading.
     stem: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        """The article's name among those loaded: its slug, unless another article shares it."""
+        return self.handle or self.slug
+
+    def live(self, now: datetime) -> bool:
+        """Whether anything may go out for it at `now`: not a draft (or `published: false`), and
+        not past its expiry date."""
+        return not self.draft and (self.expiry_date is None or now < self.expiry_date)
 
     def as_dict(self) -> dict[str, Any]:
         """The article's public fields as JSON-able values (what webhooks receive)."""
@@ -91,8 +111,11 @@ class Article:
             "url": self.url,
             "publish_date": self.publish_date.isoformat(),
             "created_date": self.created_date.isoformat() if self.created_date else None,
+            "updated_date": self.updated_date.isoformat() if self.updated_date else None,
             "hero_image": self.hero_image,
+            "hero_alt": self.hero_alt,
             "cta": self.cta,
+            "cta_url": self.cta_url,
             "tags": list(self.tags),
             "read_minutes": self.read_minutes,
             "excerpt": self.excerpt,
@@ -125,3 +148,7 @@ class Loaded:
     @property
     def warnings(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def skipped(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "skipped"]

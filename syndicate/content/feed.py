@@ -494,7 +494,7 @@ def entry_article(entry: Entry, config: Config, path: Path) -> tuple[Article | N
             content_hash=entry.digest(),
             description=html_text(entry.summary) or None if entry.summary and entry.content else None,
             author=entry.author,
-            created_date=entry.updated.astimezone(tz) if entry.updated and entry.published else None,
+            updated_date=entry.updated.astimezone(tz) if entry.updated and entry.published else None,
             hero_image=hero,
             tags=entry.tags,
             id=article_id,

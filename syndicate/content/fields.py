@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import email.utils
 import re
 import unicodedata
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import tzinfo as tzinfo_
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -34,7 +37,17 @@ def flag(meta: dict[str, Any], name: str) -> bool:
     raise FieldError(name, f"{reprs.repr(value)} is not true or false (expected true or false)")
 
 
-_DATE_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%d %B %Y", "%B %d, %Y", "%Y/%m/%d")
+# Dates with month names, as Astro's blog template (`Jul 08 2022`) and people write them.
+_NAMED_FORMATS = ("%b %d %Y", "%b %d, %Y", "%B %d %Y", "%B %d, %Y", "%d %B %Y", "%d %b %Y")
+# Numeric dates as the generators accept them: one-digit months, days and hours (Jekyll builds
+# `2013-11-22 5:00:00 +0000`), `-` or `/`, `T` or a space, seconds and fractions optional, and a
+# zone of Z, UTC, GMT or an offset with or without its colon.
+_NUMERIC = re.compile(
+    r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})"
+    r"(?:[T ]\s*(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6})\d*)?)?)?"
+    r"\s*(Z|UTC|GMT|[+-]\d{2}:?\d{2})?",
+    re.IGNORECASE,
+)
 
 
 def moment(meta: dict[str, Any], name: str, tz, default_time: time) -> datetime | None:
@@ -53,40 +66,79 @@ def moment(meta: dict[str, Any], name: str, tz, default_time: time) -> datetime 
         raise FieldError(
             name,
             f"{reprs.repr(value)} is not a date "
-            "(expected YYYY-MM-DD or an ISO 8601 datetime like 2024-02-01T09:00:00+01:00)",
+            "(expected YYYY-MM-DD, an ISO 8601 datetime like 2024-02-01T09:00:00+01:00, "
+            "'2024-02-01 9:00:00 +0000', 'Feb 01 2024' or an RFC 2822 date)",
         )
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)
 
 
 def parse_date_text(text: str, default_time: time) -> datetime | None:
-    try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            return datetime.combine(date.fromisoformat(text), default_time)
-        return datetime.fromisoformat(text)
-    except ValueError:
-        pass
-    for fmt in _DATE_FORMATS:
+    """A date written as text, or None when it is none of the shapes generators accept."""
+    match = _NUMERIC.fullmatch(text)
+    if match:
+        return _numeric(match, default_time)
+    if "," in text and ":" in text:  # RFC 2822, as feeds and some exporters write it
+        with contextlib.suppress(TypeError, ValueError, IndexError):
+            return email.utils.parsedate_to_datetime(text)
+    for fmt in _NAMED_FORMATS:
         try:
-            return datetime.strptime(text, fmt)
+            return datetime.strptime(text, fmt).replace(
+                hour=default_time.hour, minute=default_time.minute, second=default_time.second
+            )
         except ValueError:
             continue
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(text)
+    with contextlib.suppress(TypeError, ValueError, IndexError):  # RFC 2822 without a weekday
+        return email.utils.parsedate_to_datetime(text)
     return None
 
 
+def _numeric(match: re.Match[str], default_time: time) -> datetime | None:
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    try:
+        day_of = date(int(year), int(month), int(day))
+        if hour is None:
+            at = default_time
+        else:
+            micro = int((fraction or "0").ljust(6, "0"))
+            at = time(int(hour), int(minute), int(second or 0), micro)
+    except ValueError:
+        return None
+    tzinfo: tzinfo_ | None = None
+    if zone:
+        if zone.upper() in ("Z", "UTC", "GMT"):
+            tzinfo = UTC
+        else:
+            sign = -1 if zone[0] == "-" else 1
+            digits = zone[1:].replace(":", "")
+            offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+            if offset >= timedelta(hours=24):
+                return None
+            tzinfo = timezone(sign * offset)
+    return datetime.combine(day_of, at, tzinfo)
+
+
+_DATED_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}[-_]")
+
+
 def filename_date(path: Path, tz, default_time: time) -> datetime | None:
-    """Jekyll names posts 2024-02-01-title.md; that date stands in for a missing one."""
-    match = re.match(r"(\d{4}-\d{2}-\d{2})-", path.name)
+    """Jekyll names posts 2024-02-01-title.md (Zola also 2024-02-01_title.md); that date stands in
+    for a missing one."""
+    match = _DATED_NAME.match(path.name)
     if not match:
         return None
     try:
-        return datetime.combine(date.fromisoformat(match.group(1)), default_time, tz)
+        return datetime.combine(date.fromisoformat(match.group(0)[:10]), default_time, tz)
     except ValueError:
         return None
 
 
-def slug(meta: dict[str, Any], path: Path) -> str:
+def slug(meta: dict[str, Any], path: Path, bundle: str | None = None) -> str:
+    """The `slug` given, else the file's name without a leading date (Jekyll's, Zola's), or for a
+    page bundle (`post/index.md`) its folder's name."""
     given = text(meta, "slug")
-    stem = re.sub(r"^\d{4}-\d{2}-\d{2}-", "", path.stem)
+    stem = _DATED_NAME.sub("", bundle if bundle is not None else path.stem)
     slug = slugify(given if given is not None else stem)
     if not slug:
         raise FieldError(
@@ -137,17 +189,18 @@ def id(meta: dict[str, Any]) -> str | None:
     return text
 
 
-def url(meta: dict[str, Any], base_url: str, slug: str) -> tuple[str, str | None]:
-    """The article's URL, and the field that gave it (None when made from base_url + slug)."""
+def given_url(meta: dict[str, Any], base_url: str) -> tuple[str, str] | None:
+    """The URL an article gives itself (`url`, else `canonical_url`) and the field, or None."""
     for name in ("url", "canonical_url"):
         given = text(meta, name)
         if given is not None:
             return http_url(name, given, base_url), name
-    return urljoin(base_url, slug), None
+    return None
 
 
 def image_url(value: str, base_url: str) -> str:
-    """Relative image paths are published beside the articles, under base_url."""
+    """Relative image paths are published beside the articles, under base_url (or, for a page
+    bundle, beside the article itself: the caller passes its URL)."""
     return http_url("heroImage", value, base_url)
 
 
@@ -205,3 +258,65 @@ def tags(meta: dict[str, Any]) -> tuple[str, ...]:
             raise FieldError(name, f"{reprs.repr(value)} is not a list of words (expected [ai, startups])")
         tags.extend(str(i).strip() for i in items if str(i).strip())
     return tuple(dict.fromkeys(tags))
+
+
+_NAME_KEYS = ("name", "display_name", "title")
+_PERSON_EXPECTED = "expected text, a map with a name, or a list of those"
+
+
+def people(meta: dict[str, Any], name: str) -> str | None:
+    """An author as text, a map with a `name`, or a list of either: "Ann", "Ann and Bob",
+    "Ann, Bob and Cy"."""
+    value = meta.get(name)
+    if value is None or value == "" or value == []:
+        return None
+    items = value if isinstance(value, list) else [value]
+    names = [_person(name, item) for item in items]
+    names = [n for n in dict.fromkeys(names) if n]
+    if not names:
+        return None
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _person(name: str, item: Any) -> str:
+    if isinstance(item, dict):
+        found = next((item[k] for k in _NAME_KEYS if isinstance(item.get(k), (str, int))), None)
+        if found is None:
+            raise FieldError(name, f"{reprs.repr(item)} has no name ({_PERSON_EXPECTED})")
+        item = found
+    if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+        raise FieldError(
+            name, f"{reprs.repr(item)} is not a name (expected text, a map with a name, or a list)"
+        )
+    return " ".join(str(item).split())
+
+
+_IMAGE_KEYS = ("path", "src", "url", "image", "file", "filename")
+_ALT_KEYS = ("alt", "alt_text", "alternative", "caption")
+
+
+def picture(meta: dict[str, Any], name: str) -> tuple[str | None, str | None]:
+    """An image as text, a list (its first), or a map (`path`, `src`, `url` or `image`, with its
+    `alt` kept for the email's alt text): (address, alt)."""
+    value = meta.get(name)
+    if isinstance(value, list):
+        value = next((v for v in value if v not in (None, "")), None)
+    alt: str | None = None
+    if isinstance(value, dict):
+        alt = next(
+            (" ".join(str(value[k]).split()) for k in _ALT_KEYS if isinstance(value.get(k), str)), None
+        )
+        inner = next((value[k] for k in _IMAGE_KEYS if value.get(k) not in (None, "")), None)
+        if isinstance(inner, (dict, list)):  # {image: {src: ...}}: one level further
+            inner, _ = picture({name: inner}, name)
+        if inner is None:
+            keys = ", ".join(_IMAGE_KEYS[:4])
+            raise FieldError(
+                name, f"{reprs.repr(value)} names no image (expected text, or a map with {keys})"
+            )
+        value = inner
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None, None
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise FieldError(name, f"{reprs.repr(value)} is not an image (expected a URL or a path)")
+    return value.strip(), alt

@@ -9,89 +9,89 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from urllib.parse import urlsplit
 
 from ..config import Config
 from ..errors import ContentError
-from . import fields
-from .article import Article, FieldError, Loaded, Problem, display, identity, reprs
-from .excerpt import excerpt_of
+from .article import Article, Loaded, Problem, display, identity, reprs
 from .feed import FeedPoller, read_feed
-from .frontmatter import read_bytes, split
-from .markdown import markdown, neutralise_links
-
-MARKDOWN_SUFFIXES = (".md", ".markdown")
-_KNOWN = {
-    "title",
-    "subtitle",
-    "description",
-    "author",
-    "read_time",
-    "publish_date",
-    "created_date",
-    "heroImage",
-    "hero_image",
-    "cta",
-    "tags",
-    "categories",
-    "slug",
-    "url",
-    "canonical_url",
-    "draft",
-    "id",
-}
-_DEFAULT_ALIASES = {"date": "publish_date", "image": "heroImage", "cover": "heroImage"}
+from .files import Selection, walk
+from .presets import preset
+from .read import read_article
 
 
 def load_articles(config: Config, paths: Iterable[str | os.PathLike[str]] | None = None) -> Loaded:
     """Load the configured content folder, or the given files and folders instead."""
-    if not paths and config.content.feed is not None:  # content.feed: its entries, and the folder's if any
-        folder = _markdown_files(config.content.dir) if config.content.dir.exists() else []
-        return _assemble([*((path, *read_article(path, config)) for path in folder), *read_feed(config)])
     roots = [Path(p) for p in paths] if paths else [config.content.dir]
+    feed = read_feed(config) if not paths and config.content.feed is not None else None  # content.feed
+    if feed is not None and not config.content.dir.exists():  # the feed alone
+        roots = []
+    rules = selection(config)
     files: list[Path] = []
+    passed: list[Problem] = []
     for root in roots:
-        files.extend(_markdown_files(root))
-    if not files:
+        found = walk(root, rules)
+        files.extend(found.files)
+        passed.extend(Problem(path, "file", "skipped", f"is {why}") for path, why in found.skipped)
+    if not files and not passed and feed is None:
         where = ", ".join(str(r) for r in roots)
-        raise ContentError(f"{where}: no articles found (expected *.md or *.markdown files)")
-    return _assemble((path, *read_article(path, config)) for path in files)
+        raise ContentError(f"{where}: no articles found (expected *.md, *.markdown or *.mdx files)")
+    loaded = _assemble([*((path, *read_article(path, config)) for path in files), *(feed or [])])
+    loaded.problems.extend(passed)
+    return loaded
+
+
+def selection(config: Config) -> Selection:
+    settings = config.content
+    return Selection.of(settings.include, settings.exclude, preset(settings.preset))
 
 
 def _assemble(read: Iterable[tuple[Path, Article | None, list[Problem]]]) -> Loaded:
-    """Collect read files into a `Loaded`; a second article with a slug already taken is an error,
-    and so is one with an `id` (or, without ids, a `url`) already taken: it would be the same
-    article (`identity`)."""
+    """Collect read files into a `Loaded`. A second article with an `id` already taken is an
+    error naming both files, and so is one at a URL already taken (unless ids tell them apart):
+    it would be the same article (`identity`). Articles may share a slug at different URLs
+    (`2019/hello`, `2024/hello`): each then has a `handle` naming it by its URL, and an
+    identity by its URL, so the ledger keeps their sends apart."""
     loaded = Loaded([], [])
-    by_slug: dict[str, Path] = {}
+    by_url: dict[str, Path] = {}
     by_identity: dict[str, Path] = {}
     for path, article, problems in read:
         loaded.problems.extend(problems)
         if article is None:
             continue
-        if article.slug in by_slug:
-            loaded.problems.append(
-                Problem(
-                    path,
-                    "slug",
-                    "error",
-                    f"{article.slug!r} is already used by {by_slug[article.slug]} "
-                    "(expected each article to have its own slug)",
-                )
-            )
-            continue
         same = identity(article)
-        if same in by_identity:
+        if same in by_identity and not same.startswith("slug:"):  # a shared slug is told apart below
             loaded.problems.append(_taken_identity(path, article, by_identity[same]))
             continue
-        by_slug[article.slug] = path
+        if article.id is None and article.url in by_url:  # articles with ids may share a URL
+            loaded.problems.append(_taken_url(path, article, by_url[article.url]))
+            continue
+        if article.id is None:
+            by_url[article.url] = path
         by_identity[same] = path
         loaded.articles.append(article)
+    shared = Counter(a.slug for a in loaded.articles)
+    if any(count > 1 for count in shared.values()):
+        loaded.articles = [_apart(a) if shared[a.slug] > 1 else a for a in loaded.articles]
     return loaded
+
+
+def _apart(article: Article) -> Article:
+    """An article whose slug another article shares: named and identified by its URL."""
+    where = urlsplit(article.url).path.strip("/") or article.slug
+    return replace(article, handle=f"{article.slug}@{where}", url_field=article.url_field or "permalink")
+
+
+def _taken_url(path: Path, article: Article, first: Path) -> Problem:
+    message = (
+        f"{reprs.repr(article.url)} is already the URL of {display(first)} "
+        "(expected each article its own URL: a slug, permalink or url of its own)"
+    )
+    return Problem(path, article.url_field or "slug", "error", message)
 
 
 def _taken_identity(path: Path, article: Article, first: Path) -> Problem:
@@ -128,26 +128,27 @@ class ArticleCache:
         self._files: dict[Path, _Cached] = {}
         self.feed = FeedPoller(config) if config.content.feed is not None else None  # content.feed
 
-    def by_slug(self) -> dict[str, Article]:
-        return {a.slug: a for a in self.loaded.articles}
+    def by_name(self) -> dict[str, Article]:
+        """The articles by `Article.name`: their slug, or their handle when a slug is shared."""
+        return {a.name: a for a in self.loaded.articles}
 
     def refresh(self) -> dict[str, Article | None]:
-        """Rescan; returns the articles that appeared or changed (slug -> article) and those
-        that went away or became unusable (slug -> None)."""
+        """Rescan; returns the articles that appeared or changed (name -> article) and those
+        that went away or became unusable (name -> None)."""
         no_folder = self.feed is not None and not self.config.content.dir.exists()  # the feed alone
-        files = [] if no_folder else _markdown_files(self.config.content.dir)
+        files = [] if no_folder else walk(self.config.content.dir, selection(self.config)).files
         fresh: dict[Path, _Cached] = {}
         for path in files:
             fresh[path] = self._read(path, self._files.get(path))
-        before = {a.slug: a for a in self.loaded.articles}
+        before = self.by_name()
         self._files = fresh
         read = [(path, entry.article, entry.problems) for path, entry in fresh.items()]
         self.loaded = _assemble([*read, *(self.feed.poll() if self.feed is not None else [])])
-        after = {a.slug: a for a in self.loaded.articles}
+        after = self.by_name()
         return {
-            slug: after.get(slug)
-            for slug in before.keys() | after.keys()
-            if before.get(slug) is not after.get(slug)
+            name: after.get(name)
+            for name in before.keys() | after.keys()
+            if before.get(name) != after.get(name)
         }
 
     def _read(self, path: Path, cached: _Cached | None) -> _Cached:
@@ -166,122 +167,3 @@ class ArticleCache:
             return _Cached(stat, digest, cached.article, cached.problems)
         article, problems = read_article(path, self.config)
         return _Cached(stat, digest, article, problems)
-
-
-def _markdown_files(root: Path) -> list[Path]:
-    if root.is_file():
-        return [root]
-    if not root.exists():
-        raise ContentError(f"{root}: no such file or folder (expected markdown articles)")
-    if not root.is_dir():
-        raise ContentError(f"{root}: not a file or folder")
-    found: list[Path] = []
-    # followlinks=False: a symlinked folder loop must not walk forever.
-    for folder, dirs, names in os.walk(root, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(
-            Path(folder) / n
-            for n in sorted(names)
-            if n.lower().endswith(MARKDOWN_SUFFIXES) and not n.startswith(".")
-        )
-    return found
-
-
-def read_article(path: Path, config: Config) -> tuple[Article | None, list[Problem]]:
-    """Read one file; the article is None when any problem is an error."""
-    problems: list[Problem] = []
-
-    def warn(field: str, message: str) -> None:
-        problems.append(Problem(path, field, "warning", message))
-
-    try:
-        raw = read_bytes(path, config.content.max_bytes)
-        meta, body = split(raw)
-        article = _normalise(path, raw, meta, body, config, warn)
-    except FieldError as bad:
-        return None, [*problems, Problem(path, bad.field, "error", bad.message)]
-    return article, problems
-
-
-def _normalise(path: Path, raw: bytes, meta: dict[str, Any], body: str, config: Config, warn) -> Article:
-    aliases = {**_DEFAULT_ALIASES, **config.content.aliases}
-    for alias, name in aliases.items():
-        if alias in meta and name not in meta:
-            meta[name] = meta[alias]
-    if "hero_image" in meta and "heroImage" not in meta:
-        meta["heroImage"] = meta["hero_image"]
-    tz = config.site.tz
-
-    title = fields.text(meta, "title", required=True) or ""  # required: never None
-    draft = fields.flag(meta, "draft")
-    publish = fields.moment(meta, "publish_date", tz, config.content.default_time)
-    if publish is None:
-        publish = fields.filename_date(path, tz, config.content.default_time)
-    if publish is None:
-        if not draft:
-            raise FieldError("publish_date", "is missing (expected a date like '2024-02-01')")
-        publish = datetime.fromtimestamp(path.stat().st_mtime, tz)
-    created = fields.moment(meta, "created_date", tz, config.content.default_time)
-    slug = fields.slug(meta, path)
-    article_id = fields.id(meta)
-    url, url_field = fields.url(meta, config.site.base_url, slug)
-    hero = fields.text(meta, "heroImage")
-    if hero is not None:
-        hero = fields.image_url(hero, config.site.base_url)
-    words = len(body.split())
-    minutes = fields.read_minutes(meta, words, config.content.words_per_minute, warn)
-    description = fields.text(meta, "description")
-    cta = fields.text(meta, "cta")
-    tags = fields.tags(meta)
-    tokens = markdown.parse(body)  # parsed once: the HTML and the excerpt share it
-    neutralise_links(tokens, warn)
-    body_html = markdown.renderer.render(tokens, markdown.options, {})
-    excerpt = excerpt_of(tokens, 300)
-
-    if created is not None and publish < created:
-        warn(
-            "publish_date",
-            f"{publish.date()} is before created_date {created.date()} "
-            "(expected publish_date on or after created_date)",
-        )
-    if cta is None:
-        warn("cta", "is missing (expected a call to action for emails and posts)")
-    if hero is not None and not hero.startswith("https://"):
-        warn(
-            "heroImage",
-            f"{reprs.repr(hero)} is not https (expected an https:// image URL; "
-            "mail clients block or warn on plain http images)",
-        )
-    if description is None:
-        warn("description", "is missing (expected a summary for previews; the excerpt is used)")
-    elif len(description) > config.content.preheader_chars:
-        warn(
-            "description",
-            f"is {len(description)} characters (expected at most "
-            f"{config.content.preheader_chars} for an email preheader; it will be cut)",
-        )
-    if draft:
-        warn("draft", "is true (this article is not sent until draft is removed)")
-
-    return Article(
-        path=path,
-        slug=slug,
-        title=title,
-        url=url,
-        publish_date=publish,
-        body_html=body_html,
-        excerpt=excerpt,
-        read_minutes=minutes,
-        content_hash=hashlib.sha256(raw).hexdigest(),
-        subtitle=fields.text(meta, "subtitle"),
-        description=description,
-        author=fields.text(meta, "author"),
-        created_date=created,
-        hero_image=hero,
-        cta=cta,
-        tags=tags,
-        draft=draft,
-        id=article_id,
-        url_field=url_field,
-        extra={k: v for k, v in meta.items() if k not in _KNOWN and k not in aliases},
-    )

@@ -181,8 +181,15 @@ class Daemon:
         for slug, article in sorted(changed.items(), key=_by_date):
             for channel, target in self._article_routes:
                 job_id = JobId.article(channel, target, slug)
-                if article is None or article.draft:
-                    self.book.unqueue(job_id, "draft" if article else "deleted or unreadable")
+                if article is None or not article.live(max(now, article.publish_date)):
+                    why = (
+                        "deleted or unreadable"
+                        if article is None
+                        else "draft"
+                        if article.draft
+                        else "expired"
+                    )
+                    self.book.unqueue(job_id, why)
                     continue
                 draft = (channel, target, article_key(channel, article))
                 due = article.publish_date
@@ -208,13 +215,13 @@ class Daemon:
         found, renamed = resolve(self.config, self.ledger, present, everyone=everyone, record=record)
         for problem in renamed:
             self._event("renamed", reason=str(problem))
-        by_slug = {a.slug: a for a in found}
-        return {slug: by_slug[slug] if article is not None else None for slug, article in changed.items()}
+        by_name = {a.name: a for a in found}
+        return {name: by_name[name] if article is not None else None for name, article in changed.items()}
 
     def _drop_stale_jobs(self) -> None:
         """Jobs of articles deleted, or channels and targets renamed, while the daemon was down."""
-        slugs = self.articles.by_slug()
-        wanted = [JobId.article(c, t, slug) for c, t in self._article_routes for slug in slugs]
+        names = self.articles.by_name()
+        wanted = [JobId.article(c, t, name) for c, t in self._article_routes for name in names]
         wanted += [JobId.digest(c, t) for c, t in self._digest_routes]
         wanted += [JobId.digest_now(c, t) for c, t in self._digest_routes]
         self.book.keep_only(wanted)
@@ -286,8 +293,8 @@ class Daemon:
             if queued is not None and queued > now:  # the edit moved it later
                 return
             self.book.unqueue(job_id, None)
-            article = self.articles.by_slug().get(slug)
-            if article is None or article.draft or article.publish_date > now + timedelta(seconds=1):
+            article = self.articles.by_name().get(slug)
+            if article is None or not article.live(now) or article.publish_date > now + timedelta(seconds=1):
                 return
             # Read only: the rescan just above recorded it (or failed, and the next one will).
             article = self._identify({slug: article}, record=False)[slug]
@@ -341,10 +348,10 @@ class Daemon:
             stored = self.ledger.draft_body(channel, draft_key)
             articles = digest_articles(self.config, channel, self.articles.loaded.articles, end)
             if stored is not None:  # it goes out as stored; these are what a warning compares it to
-                by_slug = self.articles.by_slug()
-                slugs = [slug for slug, _ in Kept.loads(stored).sources]
-                kept = [by_slug[slug] for slug in slugs if slug in by_slug]
-                articles = kept + [a for a in articles if a.slug not in slugs]
+                by_name = self.articles.by_name()
+                names = [name for name, _ in Kept.loads(stored).sources]
+                kept = [by_name[name] for name in names if name in by_name]
+                articles = kept + [a for a in articles if a.name not in names]
             elif not articles:
                 self.ledger.set_draft_state(draft, "finished", "no articles left to resume with")
                 return

@@ -1,0 +1,264 @@
+"""One file read into an `Article`: frontmatter split, aliases applied, every field read into its
+type, the URL made, the body rendered, and each mistake or caveat a `Problem`."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+from .. import clock
+from ..config import Config
+from . import fields
+from .article import Article, FieldError, Problem, reprs
+from .excerpt import excerpt_of
+from .files import folders_of
+from .frontmatter import read_bytes, split
+from .markdown import markdown, neutralise_links, url_scheme
+from .permalink import Place, fill
+from .presets import DEFAULT_ALIASES, DEFAULT_PERMALINK, Preset, preset
+
+# Fields syndicate reads; the rest of the frontmatter is kept in `Article.extra` for templates.
+KNOWN = {
+    "title",
+    "subtitle",
+    "description",
+    "author",
+    "read_time",
+    "publish_date",
+    "created_date",
+    "updated_date",
+    "expiry_date",
+    "heroImage",
+    "hero_image",
+    "cta",
+    "tags",
+    "categories",
+    "category",
+    "slug",
+    "url",
+    "canonical_url",
+    "permalink",
+    "draft",
+    "published",
+    "excerpt",
+    "excerpt_separator",
+    "id",
+}
+EXCERPT_CHARS = 300
+Warn = Callable[[str, str], None]
+
+
+class Skipped(Exception):
+    """A file that is not an article (a page, not a post): passed over without an error."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
+def read_article(path: Path, config: Config) -> tuple[Article | None, list[Problem]]:
+    """Read one file; the article is None when any problem is an error (or it is skipped)."""
+    problems: list[Problem] = []
+
+    def warn(field: str, message: str) -> None:
+        problems.append(Problem(path, field, "warning", message))
+
+    try:
+        raw = read_bytes(path, config.content.max_bytes)
+        meta, body = split(raw)
+        article = _normalise(path, raw, meta, body, config, warn)
+    except FieldError as bad:
+        return None, [*problems, Problem(path, bad.field, "error", bad.message)]
+    except Skipped as skip:
+        return None, [Problem(path, skip.field, "skipped", skip.reason)]
+    return article, problems
+
+
+def apply_aliases(meta: dict[str, Any], own: dict[str, str], chosen: Preset | None) -> set[str]:
+    """Copy aliased fields to the names syndicate reads: the user's aliases first, then the
+    preset's (or the defaults), the first present winning; a field already under its own name
+    always wins. `extra.image` reads Zola's `[extra]` table. Returns the alias names used up."""
+    pairs = [*own.items(), *(chosen.aliases if chosen else DEFAULT_ALIASES)]
+    used: set[str] = set()
+    for alias, name in pairs:
+        value = _lookup(meta, alias)
+        if value is None or name in meta:
+            continue
+        meta[name] = value
+        used.add(alias.split(".", 1)[0])
+    return used
+
+
+def _lookup(meta: dict[str, Any], dotted: str) -> Any:
+    if "." not in dotted:
+        return meta.get(dotted)
+    value: Any = meta
+    for part in dotted.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _normalise(
+    path: Path, raw: bytes, meta: dict[str, Any], body: str, config: Config, warn: Warn
+) -> Article:
+    settings, site, tz = config.content, config.site, config.site.tz
+    chosen = preset(settings.preset)
+    used = apply_aliases(meta, settings.aliases, chosen)
+    if "hero_image" in meta and "heroImage" not in meta:
+        meta["heroImage"] = meta["hero_image"]
+
+    permalink = meta.get("permalink")
+    if permalink is False:  # Eleventy: the file writes no page
+        raise Skipped("permalink", "is false: this file makes no page (not an article)")
+    title = fields.text(meta, "title", required=True) or ""  # required: never None
+    draft = fields.flag(meta, "draft")
+    unpublished = _unpublished(meta)
+    publish = fields.moment(meta, "publish_date", tz, settings.default_time)
+    if publish is None:
+        publish = fields.filename_date(path, tz, settings.default_time)
+    if publish is None:
+        if chosen is not None and chosen.skip_undated:
+            raise Skipped("publish_date", f"has no date: a page, not a post (the {chosen.name} preset)")
+        if not (draft or unpublished):
+            raise FieldError("publish_date", "is missing (expected a date like '2024-02-01')")
+        publish = datetime.fromtimestamp(path.stat().st_mtime, tz)
+    created = fields.moment(meta, "created_date", tz, settings.default_time)
+    updated = fields.moment(meta, "updated_date", tz, settings.default_time)
+    expiry = fields.moment(meta, "expiry_date", tz, settings.default_time)
+    folders, bundle = folders_of(path, settings.dir)
+    slug = fields.slug(meta, path, bundle)
+    article_id = fields.id(meta)
+    place = Place(slug, publish.astimezone(tz), folders, _categories(meta))  # URL dates: the site's
+    url, url_field = _url(meta, config, place, warn)
+    hero, hero_alt = fields.picture(meta, "heroImage")
+    if hero is not None:
+        # A bundle's images sit beside its page; other relative images under base_url.
+        beside = bundle is not None and url_scheme(hero) is None and not hero.startswith("/")
+        hero = fields.image_url(hero, url if beside else site.base_url)
+    words = len(body.split())
+    minutes = fields.read_minutes(meta, words, settings.words_per_minute, warn)
+    description = fields.text(meta, "description")
+    cta, cta_url = fields.text(meta, "cta"), None
+    if cta is None and site.cta is not None:
+        cta, cta_url = site.cta, site.cta_url
+    tags = fields.tags(meta)
+    tokens = markdown.parse(body)  # parsed once: the HTML and the excerpt share it
+    neutralise_links(tokens, warn)
+    body_html = markdown.renderer.render(tokens, markdown.options, {})
+    excerpt = fields.text(meta, "excerpt") or excerpt_of(tokens, EXCERPT_CHARS)
+
+    if created is not None and publish < created:
+        warn(
+            "publish_date",
+            f"{publish.date()} is before created_date {created.date()} "
+            "(expected publish_date on or after created_date)",
+        )
+    if cta is None:
+        warn("cta", "is missing (expected a call to action for emails and posts, or site.cta for all)")
+    if hero is not None and not hero.startswith("https://"):
+        warn(
+            "heroImage",
+            f"{reprs.repr(hero)} is not https (expected an https:// image URL; "
+            "mail clients block or warn on plain http images)",
+        )
+    if description is None:
+        warn("description", "is missing (expected a summary for previews; the excerpt is used)")
+    elif len(description) > settings.preheader_chars:
+        warn(
+            "description",
+            f"is {len(description)} characters (expected at most "
+            f"{settings.preheader_chars} for an email preheader; it will be cut)",
+        )
+    if draft:
+        warn("draft", "is true (this article is not sent until draft is removed)")
+    if unpublished:
+        warn("published", "is false (this article is not sent until it is published)")
+    _warn_expiry(expiry, chosen, meta, publish, warn)
+
+    return Article(
+        path=path,
+        slug=slug,
+        title=title,
+        url=url,
+        publish_date=publish,
+        body_html=body_html,
+        excerpt=excerpt,
+        read_minutes=minutes,
+        content_hash=hashlib.sha256(raw).hexdigest(),
+        subtitle=fields.text(meta, "subtitle"),
+        description=description,
+        author=fields.people(meta, "author"),
+        created_date=created,
+        updated_date=updated,
+        expiry_date=expiry,
+        hero_image=hero,
+        hero_alt=hero_alt,
+        cta=cta,
+        cta_url=cta_url,
+        tags=tags,
+        draft=draft or unpublished,
+        id=article_id,
+        url_field=url_field,
+        extra={k: v for k, v in meta.items() if k not in KNOWN and k not in used},
+    )
+
+
+def _unpublished(meta: dict[str, Any]) -> bool:
+    """Jekyll's `published: false`. A `published` that is a date (Hugo's alias of publishDate)
+    is not this flag."""
+    value = meta.get("published")
+    if isinstance(value, bool) or (isinstance(value, str) and value.strip().lower() in ("true", "false")):
+        return not fields.flag(meta, "published")
+    return False
+
+
+def _categories(meta: dict[str, Any]) -> tuple[str, ...]:
+    """Jekyll's `:categories`: `categories` (a list or space-separated) or `category`, slugified."""
+    value = meta.get("categories", meta.get("category"))
+    if isinstance(value, str):
+        value = value.split()
+    if not isinstance(value, list):
+        return ()
+    return tuple(s for s in (fields.slugify(str(v)) for v in value if isinstance(v, (str, int))) if s)
+
+
+def _url(meta: dict[str, Any], config: Config, place: Place, warn: Warn) -> tuple[str, str | None]:
+    """The URL an article gives (`url`, `canonical_url`), else its own `permalink`, else the
+    configured (or preset's) pattern; and the field that gave it (None for the pattern)."""
+    base = config.site.base_url
+    given = fields.given_url(meta, base)
+    if given is not None:
+        return given
+    own = meta.get("permalink")
+    if isinstance(own, str) and own.strip():
+        if "{{" in own or "{%" in own:  # Eleventy's templated permalinks are its own to evaluate
+            warn("permalink", f"{reprs.repr(own)} is a template (expected a path; the pattern is used)")
+        else:
+            return fields.http_url("permalink", urljoin(base, fill(own.strip(), place)), base), "permalink"
+    elif own is not None and own is not True:
+        raise FieldError("permalink", f"{reprs.repr(own)} is not a path (expected like /news/:slug/)")
+    chosen = preset(config.content.preset)
+    pattern = config.content.permalink or (chosen.permalink if chosen else DEFAULT_PERMALINK)
+    return urljoin(base, fill(pattern, place)), None
+
+
+def _warn_expiry(
+    expiry: datetime | None, chosen: Preset | None, meta: dict[str, Any], publish: datetime, warn: Warn
+) -> None:
+    now = clock.now()
+    if expiry is not None and expiry <= now:
+        warn("expiry_date", f"{expiry.isoformat()} has passed (this article is no longer sent)")
+    elif expiry is not None and expiry <= publish:
+        warn("expiry_date", f"{expiry.isoformat()} is not after its publish date (it is never sent)")
+    if chosen is not None and chosen.name == "hugo" and "publishDate" in meta and publish > now:
+        warn(
+            "publishDate",
+            f"{publish.isoformat()} is in the future (Hugo builds it only then; nothing goes out before)",
+        )
