@@ -116,8 +116,40 @@ class Site(Strict):
         return ZoneInfo(self.timezone)
 
 
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+class Feed(Strict):
+    """`content.feed`: an RSS 2.0, Atom or JSON Feed read as articles (`content/feed.py`), from
+    an http(s) URL or a local file (relative to the config's folder). A plain string is the url."""
+
+    url: str
+    timeout_seconds: float = Field(default=10, gt=0, le=600)
+    max_bytes: int = Field(default=10_000_000, gt=0, le=1_000_000_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain(cls, value: Any) -> Any:
+        return {"url": value} if isinstance(value, str) else value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        value = value.strip()
+        if not value or not value.isprintable():
+            raise ValueError(f"{short(value)} is not a feed (expected an http(s) URL or a file path)")
+        if _SCHEME.match(value) and not value.lower().startswith(("http://", "https://")):
+            raise ValueError(f"{short(value)} is not allowed (expected an http(s) URL or a local file path)")
+        return check_http_url(value) if _SCHEME.match(value) else value
+
+    @property
+    def is_url(self) -> bool:
+        return _SCHEME.match(self.url) is not None
+
+
 class Content(Strict):
     dir: Path = Path("content")
+    feed: Feed | None = None
     aliases: dict[str, str] = Field(default_factory=dict)
     # A static-site generator's conventions (content/presets.py): field aliases, which files are
     # posts, the default permalink.

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from ..config import Config
 from ..errors import ContentError
 from .article import Article, Loaded, Problem, display, identity, reprs
+from .feed import FeedPoller, read_feed
 from .files import Selection, walk
 from .presets import preset
 from .read import read_article
@@ -26,6 +27,9 @@ from .read import read_article
 def load_articles(config: Config, paths: Iterable[str | os.PathLike[str]] | None = None) -> Loaded:
     """Load the configured content folder, or the given files and folders instead."""
     roots = [Path(p) for p in paths] if paths else [config.content.dir]
+    feed = read_feed(config) if not paths and config.content.feed is not None else None  # content.feed
+    if feed is not None and not config.content.dir.exists():  # the feed alone
+        roots = []
     rules = selection(config)
     files: list[Path] = []
     passed: list[Problem] = []
@@ -33,10 +37,10 @@ def load_articles(config: Config, paths: Iterable[str | os.PathLike[str]] | None
         found = walk(root, rules)
         files.extend(found.files)
         passed.extend(Problem(path, "file", "skipped", f"is {why}") for path, why in found.skipped)
-    if not files and not passed:
+    if not files and not passed and feed is None:
         where = ", ".join(str(r) for r in roots)
         raise ContentError(f"{where}: no articles found (expected *.md, *.markdown or *.mdx files)")
-    loaded = _assemble((path, *read_article(path, config)) for path in files)
+    loaded = _assemble([*((path, *read_article(path, config)) for path in files), *(feed or [])])
     loaded.problems.extend(passed)
     return loaded
 
@@ -122,6 +126,7 @@ class ArticleCache:
         self.config = config
         self.loaded = Loaded([], [])
         self._files: dict[Path, _Cached] = {}
+        self.feed = FeedPoller(config) if config.content.feed is not None else None  # content.feed
 
     def by_name(self) -> dict[str, Article]:
         """The articles by `Article.name`: their slug, or their handle when a slug is shared."""
@@ -130,13 +135,15 @@ class ArticleCache:
     def refresh(self) -> dict[str, Article | None]:
         """Rescan; returns the articles that appeared or changed (name -> article) and those
         that went away or became unusable (name -> None)."""
-        found = walk(self.config.content.dir, selection(self.config))
+        no_folder = self.feed is not None and not self.config.content.dir.exists()  # the feed alone
+        files = [] if no_folder else walk(self.config.content.dir, selection(self.config)).files
         fresh: dict[Path, _Cached] = {}
-        for path in found.files:
+        for path in files:
             fresh[path] = self._read(path, self._files.get(path))
         before = self.by_name()
         self._files = fresh
-        self.loaded = _assemble((path, entry.article, entry.problems) for path, entry in fresh.items())
+        read = [(path, entry.article, entry.problems) for path, entry in fresh.items()]
+        self.loaded = _assemble([*read, *(self.feed.poll() if self.feed is not None else [])])
         after = self.by_name()
         return {
             name: after.get(name)

@@ -91,7 +91,7 @@ class Daemon:
     def run(self) -> None:
         self.start()
         try:
-            if self.watch:
+            if self.watch and self.config.content.dir.exists():  # a feed alone has no folder to watch
                 threading.Thread(target=self._watch_files, name="syndicate-watch", daemon=True).start()
             while not self.stopping.is_set():
                 self._wake.wait(self.config.schedule.rescan_seconds)
