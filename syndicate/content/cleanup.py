@@ -1,0 +1,285 @@
+"""What static-site generators process before markdown, taken out so it never reaches a reader.
+
+A Jekyll, Hugo, Eleventy, Zola or Astro body is not plain markdown: Liquid tags, shortcodes,
+kramdown attribute lists, MDX imports and components are expanded by the site's generator before
+(or instead of) markdown. syndicate renders the body itself, so left alone they would show up
+verbatim in emails and posts (`{% include note.html %}` as text). These functions remove them
+from the raw body, before the one markdown parse, keeping the text a reader would see and never
+touching fenced code or inline code, where such syntax is what the article is showing.
+
+Each is one regular-expression pass with a fast path: a body without the characters a construct
+needs is returned as it is, so plain markdown costs a few `in` checks.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+# Fenced code (``` or ~~~, up to the closing fence of the same character and at least the same
+# length, or the end of the body when unclosed, as commonmark does). A backtick fence's info
+# string cannot hold a backtick, so "```code``` at a line start" stays an inline code span.
+_FENCE = (
+    r"(?P<fence>^[ \t]*(?:"
+    r"(?P<bt>`{3,})[^`\n]*(?:[\s\S]*?^[ \t]*(?P=bt)`*[ \t]*$|[\s\S]*)"
+    r"|(?P<tl>~{3,})[^\n]*(?:[\s\S]*?^[ \t]*(?P=tl)~*[ \t]*$|[\s\S]*)"
+    r"))"
+)
+# An inline code span: a backtick run closed by a run of the same length, within one paragraph.
+_CODE = r"(?P<code>(?<!`)(?P<ticks>`+)(?!`)(?:(?!\n[ \t]*\n)[\s\S])*?(?<!`)(?P=ticks)(?!`))"
+# Text that does not cross a blank line: an unclosed `{{` must not swallow the paragraphs after it.
+_LINE = r"(?:[^\n]|\n(?![ \t]*\n))"
+_FENCES = re.compile(_FENCE, re.MULTILINE)
+
+
+def _fence_spans(body: str) -> list[tuple[int, int]]:
+    """(start, end) of each fenced code block; empty without a fence marker (the usual body)."""
+    if "```" not in body and "~~~" not in body:
+        return []
+    return [m.span() for m in _FENCES.finditer(body)]
+
+
+def _fence_for(code: str, language: str) -> str:
+    """`code` as a fenced block, the fence longer than any backtick run inside it."""
+    runs = re.findall(r"`+", code)
+    ticks = "`" * max(3, *(len(r) + 1 for r in runs)) if runs else "```"
+    return f"\n{ticks}{language}\n{code.strip(chr(10))}\n{ticks}\n"
+
+
+# --- the excerpt separator --------------------------------------------------------------------
+
+# `<!--more-->` in any spacing and case: Hugo, Jekyll (as a configured separator), Eleventy and
+# Zola all recognise it as the end of the summary.
+_MORE = re.compile(r"<!--\s*more\s*-->", re.IGNORECASE)
+
+
+def split_excerpt(body: str, separator: str | None) -> str | None:
+    """The body before its excerpt separator, or None when it has none.
+
+    Recognised: `<!--more-->` (any spacing or case) and, when not None, the site's own
+    separator (Jekyll's `excerpt_separator`), whichever comes first. A separator inside fenced
+    code or an inline code span is an article *about* separators, not one, so it is skipped;
+    so is one with only blank text before it (a body starting with the separator, or Jekyll's
+    "\\n\\n" separator meeting the body's leading blank lines), which would give an empty
+    excerpt rather than the fallback to the whole body.
+    Call it on the raw body, before `strip_templating` (which removes HTML comments).
+    """
+    if "<!--" not in body and (not separator or separator not in body):
+        return None
+    fences: list[tuple[int, int]] | None = None
+    candidates: list[tuple[int, int]] = [m.span() for m in _MORE.finditer(body)]
+    if separator:
+        at = body.find(separator)
+        while at != -1:
+            candidates.append((at, at + len(separator)))
+            at = body.find(separator, at + 1)
+    for start, end in sorted(candidates):
+        if not body[:start].strip():
+            continue
+        if start > 0 and end < len(body) and body[start - 1] == "`" and body[end] == "`":
+            continue
+        if fences is None:
+            fences = _fence_spans(body)
+        if any(a <= start < b for a, b in fences):
+            continue
+        return body[:start]
+    return None
+
+
+# --- templating -------------------------------------------------------------------------------
+
+
+def _tag(name: str) -> str:
+    """A Liquid/Nunjucks tag `{% name ... %}`, whitespace control (`{%-`, `-%}`) included."""
+    return rf"\{{%-?[ \t]*{name}\b[^%]*?-?%\}}"
+
+
+_TEMPLATING = re.compile(
+    "|".join(
+        (
+            _FENCE,
+            _CODE,
+            # A kramdown "* TOC\n{:toc}" pair: the list item is a placeholder for the contents.
+            r"(?P<toc>^[ \t]*(?:[*+-]|\d+[.)])[ \t]+[^\n]*\n[ \t]*\{:[ \t]*toc[ \t]*\}[ \t]*$)",
+            # The rest may have spaces before them, dropped when punctuation or a line end follows
+            # ("by {{ site.author }}." gives "by." rather than "by .").
+            r"(?P<lead>[ \t]*)(?:"
+            + "|".join(
+                (
+                    rf"(?P<comment>{_tag('comment')}[\s\S]*?{_tag('endcomment')})",
+                    rf"(?P<capture>{_tag('capture')}[\s\S]*?{_tag('endcapture')})",
+                    rf"(?P<raw>{_tag('raw')}(?P<rawbody>[\s\S]*?){_tag('endraw')})",
+                    r"(?P<highlight>\{%-?[ \t]*highlight[ \t]+(?P<lang>[\w+#.-]*)[^%]*?-?%\}"
+                    rf"(?P<hlbody>[\s\S]*?){_tag('endhighlight')})",
+                    r"(?P<schighlight>\{\{[<%][ \t]*highlight[ \t]+(?P<sclang>[\w+#.-]*)[^\n]*?[>%]\}\}"
+                    r"(?P<scbody>[\s\S]*?)\{\{[<%][ \t]*/[ \t]*highlight[ \t]*[>%]\}\})",
+                    rf"(?P<tag>\{{%{_LINE}*?%\}})",
+                    # Nunjucks and Tera (Eleventy, Zola) comments.
+                    r"(?P<hash>\{#[^{}]*#\})",
+                    # Hugo shortcodes, {{< x >}} and {{% x %}}; a paired one's inner text stays.
+                    rf"(?P<shortcode>\{{\{{[<%]{_LINE}*?[>%]\}}\}})",
+                    rf"(?P<output>\{{\{{{_LINE}*?\}}\}})",
+                    r"(?P<comment_html><!--[\s\S]*?-->)",
+                    # kramdown attribute lists ({: .lead}, {:toc}) and heading attributes
+                    # ({#id}, {.class}) at a line's end or on a line of their own.
+                    r"(?P<attrs>\{(?::|[#.][\w-])[^{}\n]*\}[ \t]*$)",
+                )
+            )
+            + ")",
+        )
+    ),
+    re.MULTILINE,
+)
+_PUNCTUATION = frozenset(",.;:!?)…\n")
+
+
+def _templating(match: re.Match[str]) -> str:
+    kind = match.lastgroup
+    if kind in ("fence", "code"):
+        return match.group()
+    if kind == "toc":
+        return ""
+    lead = match.group("lead")
+    if kind == "raw":
+        return lead + match.group("rawbody")
+    if kind == "highlight":
+        return _fence_for(match.group("hlbody"), match.group("lang"))
+    if kind == "schighlight":
+        return _fence_for(match.group("scbody"), match.group("sclang"))
+    after = match.string[match.end() : match.end() + 1]
+    return "" if not after or after in _PUNCTUATION else lead
+
+
+def strip_templating(body: str) -> str:
+    """The body without what a site generator expands before markdown.
+
+    Removed: Liquid/Nunjucks tags (`{% include x %}`; a block's tags go and its text stays,
+    so `{% raw %}` keeps what it protects), `{% comment %}` and `{% capture %}` blocks whole
+    (neither is shown where it stands), Liquid output (`{{ site.author }}`), `{# comments #}`,
+    Hugo shortcodes (`{{< figure >}}`, `{{% notice %}}`: a paired one keeps its inner text),
+    HTML comments, kramdown attribute lists (`{: .lead}`, `{:toc}` with its "* TOC" line) and
+    heading attributes (`{#id}`). `{% highlight x %}` and Hugo's `{{< highlight x >}}` become
+    fenced code, which is what they render as. Fenced code and inline code spans are kept as
+    they are: there this syntax is what the article shows.
+    """
+    if "{" not in body and "<!--" not in body:
+        return body
+    return _TEMPLATING.sub(_templating, body)
+
+
+# --- MDX ----------------------------------------------------------------------------------------
+
+# A JSX expression, balanced to three levels: `{x}`, `data={{a: 1}}`, `style={{a: {b: 1}}}`.
+_BRACES0 = r"\{[^{}]*\}"
+_BRACES1 = rf"\{{(?:[^{{}}]|{_BRACES0})*\}}"
+_BRACES = rf"\{{(?:[^{{}}]|{_BRACES1})*\}}"
+_ATTRIBUTES = rf"""(?:[^<>{{}}"'`]|"[^"]*"|'[^']*'|{_BRACES})*"""
+_MDX = re.compile(
+    "|".join(
+        (
+            _FENCE,
+            _CODE,
+            r"(?P<esm>^(?:import|export)[ \t]+\S[^\n]*(?:\n(?![ \t]*\n)[^\n]*)*)",
+            r"(?P<comment>\{/\*[\s\S]*?\*/\})",
+            # Components (<Callout>, <Chart />, <motion.div>), fragments and, as MDX reads every
+            # tag as JSX, plain tags too; their text content stays.
+            rf"(?P<jsx></?(?:[A-Za-z][\w.:-]*(?=[\s/>]){_ATTRIBUTES})?/?>)",
+            rf"(?P<expression>(?<!\\){_BRACES})",
+        )
+    ),
+    re.MULTILINE,
+)
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+
+
+def _balanced(code: str) -> bool:
+    """Whether every bracket opened in an ESM statement is closed (strings are not looked into:
+    a stray bracket in a string only makes the statement run to the next blank line)."""
+    depth = 0
+    for char in code:
+        if char in "{[(":
+            depth += 1
+        elif char in "}])":
+            depth -= 1
+    return depth <= 0
+
+
+def strip_mdx(body: str) -> str:
+    """An `.mdx` body as markdown: ESM and JSX out, the text a reader sees kept.
+
+    `import`/`export` statements go, each up to the blank line that ends it in MDX (further,
+    when its brackets are still open: `export const meta = {` with a blank line inside).
+    Component tags go and their content stays (`<Callout type="x">Text</Callout>` gives
+    "Text"), self-closing ones and those with `{...}` attributes over several lines included;
+    `{/* comments */}` and other `{expressions}` go, since only the site's build can evaluate
+    them. Fenced code and inline code spans are kept as they are. Call before
+    `strip_templating`.
+    """
+    if "{" not in body and "<" not in body and "import" not in body and "export" not in body:
+        return body
+    out: list[str] = []
+    pos = 0
+    for match in _MDX.finditer(body):
+        start, end = match.span()
+        if start < pos:  # inside an ESM statement already extended past this match
+            continue
+        out.append(body[pos:start])
+        pos = end
+        kind = match.lastgroup
+        if kind in ("fence", "code"):
+            out.append(match.group())
+        elif kind == "esm":
+            code = match.group()
+            while not _balanced(code) and pos < len(body):
+                blank = _BLANK_LINE.search(body, pos + 1)
+                pos = blank.start() if blank else len(body)
+                code = body[start:pos]
+    out.append(body[pos:])
+    return "".join(out)
+
+
+# --- inline text ------------------------------------------------------------------------------
+
+_INLINE = re.compile(
+    "|".join(
+        (
+            r"(?P<code>(?<!`)(?P<ticks>`+)(?!`)(?P<codetext>.+?)(?<!`)(?P=ticks)(?!`))",
+            r"!\[(?P<alt>[^\]]*)\]\([^)]*\)",
+            r"\[(?P<linktext>[^\]]*)\](?:\([^)]*\)|\[[^\]]*\])",
+            r"<(?P<autolink>(?:https?|mailto):[^<>\s]+)>",
+            r"(?P<tag></?[A-Za-z][^<>]*>)",
+            r"(?P<strong>\*\*|__)(?=\S)(?P<strongtext>.+?)(?<=\S)(?P=strong)",
+            r"\*(?=[^\s*])(?P<em>.+?)(?<=[^\s*])\*",
+            r"(?<![\w\\])_(?=[^\s_])(?P<em_>.+?)(?<=[^\s_])_(?!\w)",
+            r"\\(?P<escaped>[!-/:-@\[-`{-~])",
+        )
+    ),
+    re.DOTALL,
+)
+_INLINE_MARKS = frozenset("[`*_<&")
+
+
+def _inline(match: re.Match[str]) -> str:
+    kind = match.lastgroup
+    if kind == "code":
+        text = match.group("codetext")
+        return text[1:-1] if len(text) > 2 and text[0] == text[-1] == " " else text
+    if kind == "tag":
+        return ""
+    if kind in ("alt", "autolink", "escaped"):
+        return match.group(kind)
+    return _INLINE.sub(_inline, match.group(kind or 0))
+
+
+def inline_text(text: str) -> str:
+    """A frontmatter field's markdown as the plain text a reader would see.
+
+    Titles and descriptions are often written in markdown (`'[Ann](https://a.example)'`,
+    `` `code` ``, `**bold**`, `&amp;`) but land in subject lines, preheaders and posts, where
+    the marks would show. Links keep their text, images their alt text, emphasis and code their
+    content; HTML tags go; entities are decoded; whitespace is collapsed. Text with none of
+    the characters ``[`*_<&`` is returned as it is: most fields cost one scan.
+    """
+    if _INLINE_MARKS.isdisjoint(text):
+        return text
+    return " ".join(html.unescape(_INLINE.sub(_inline, text)).split())
