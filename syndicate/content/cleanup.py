@@ -15,35 +15,95 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 
-# Fenced code (``` or ~~~, up to the closing fence of the same character and at least the same
-# length, or the end of the body when unclosed, as commonmark does). A backtick fence's info
-# string cannot hold a backtick, so "```code``` at a line start" stays an inline code span.
-_FENCE = (
-    r"(?P<fence>^[ \t]*(?:"
-    r"(?P<bt>`{3,})[^`\n]*(?:[\s\S]*?^[ \t]*(?P=bt)`*[ \t]*$|[\s\S]*)"
-    r"|(?P<tl>~{3,})[^\n]*(?:[\s\S]*?^[ \t]*(?P=tl)~*[ \t]*$|[\s\S]*)"
-    r"))"
+# A fenced code block from the start of its opening line (``` or ~~~, up to the closing fence of
+# the same character and at least the same length, or the end of the body when unclosed, as
+# commonmark has it). A backtick fence's info string cannot hold a backtick, so "```code```" at
+# a line start stays an inline code span.
+_FENCE = re.compile(
+    r"[ \t]*(?:"
+    r"(?P<bt>`{3,})[^`\n]*$(?:[\s\S]*?^[ \t]*(?P=bt)`*[ \t]*$|[\s\S]*)"
+    r"|(?P<tl>~{3,})[^\n]*$(?:[\s\S]*?^[ \t]*(?P=tl)~*[ \t]*$|[\s\S]*))",
+    re.MULTILINE,
 )
 # An inline code span: a backtick run closed by a run of the same length, within one paragraph.
 _CODE = r"(?P<code>(?<!`)(?P<ticks>`+)(?!`)(?:(?!\n[ \t]*\n)[\s\S])*?(?<!`)(?P=ticks)(?!`))"
 # Text that does not cross a blank line: an unclosed `{{` must not swallow the paragraphs after it.
 _LINE = r"(?:[^\n]|\n(?![ \t]*\n))"
-_FENCES = re.compile(_FENCE, re.MULTILINE)
+
+
+def _fence_end(body: str, at: int) -> int | None:
+    """Where the fenced code block whose opening fence starts at `at` ends, or None when the
+    backticks or tildes there do not open one (not first on their line, or fewer than three)."""
+    line = body.rfind("\n", 0, at) + 1
+    if line < at and body[line:at].strip(" \t"):
+        return None
+    match = _FENCE.match(body, line)
+    return match.end() if match and (match.group("bt") or match.group("tl")) else None
 
 
 def _fence_spans(body: str) -> list[tuple[int, int]]:
     """(start, end) of each fenced code block; empty without a fence marker (the usual body)."""
+    spans: list[tuple[int, int]] = []
     if "```" not in body and "~~~" not in body:
-        return []
-    return [m.span() for m in _FENCES.finditer(body)]
+        return spans
+    at = 0
+    for mark in _FENCE_MARK.finditer(body):
+        if mark.start() < at:
+            continue
+        end = _fence_end(body, mark.start())
+        if end is not None:
+            spans.append((mark.start(), end))
+            at = end
+    return spans
+
+
+_FENCE_MARK = re.compile(r"```|~~~")
 
 
 def _fence_for(code: str, language: str) -> str:
     """`code` as a fenced block, the fence longer than any backtick run inside it."""
-    runs = re.findall(r"`+", code)
-    ticks = "`" * max(3, *(len(r) + 1 for r in runs)) if runs else "```"
+    ticks = "`" * max([3, *(len(run) + 1 for run in re.findall(r"`+", code))])
     return f"\n{ticks}{language}\n{code.strip(chr(10))}\n{ticks}\n"
+
+
+def _rewrite(
+    body: str,
+    trigger: re.Pattern[str],
+    pattern: re.Pattern[str],
+    replace: Callable[[re.Match[str], list[str]], tuple[str, int]],
+) -> str:
+    """`body` with each match of `pattern` replaced by `replace(match, text before it)`, fenced
+    code kept as it is.
+
+    `replace` returns the replacement and where the text it replaces ends (at the match's end
+    or further). `pattern` is only tried where `trigger` finds the character a construct starts with (one
+    quick scan for `{`, `<` or a backtick rather than a dozen alternatives tried at every
+    position); `replace` may trim the text already written (the space before a removed tag).
+    """
+    out: list[str] = []
+    kept = at = 0
+    while (found := trigger.search(body, at)) is not None:
+        start = found.start()
+        char = body[start]
+        if char in "`~" and body.startswith(char * 3, start):
+            end = _fence_end(body, start)
+            if end is not None:
+                at = end
+                continue
+        match = pattern.match(body, start)
+        if match is None or match.end() == start:
+            at = start + 1
+            continue
+        out.append(body[kept:start])
+        text, end = replace(match, out)
+        out.append(text)
+        kept = at = end
+    if not out:
+        return body
+    out.append(body[kept:])
+    return "".join(out)
 
 
 # --- the excerpt separator --------------------------------------------------------------------
@@ -97,57 +157,52 @@ def _tag(name: str) -> str:
 _TEMPLATING = re.compile(
     "|".join(
         (
-            _FENCE,
             _CODE,
-            # A kramdown "* TOC\n{:toc}" pair: the list item is a placeholder for the contents.
-            r"(?P<toc>^[ \t]*(?:[*+-]|\d+[.)])[ \t]+[^\n]*\n[ \t]*\{:[ \t]*toc[ \t]*\}[ \t]*$)",
-            # The rest may have spaces before them, dropped when punctuation or a line end follows
-            # ("by {{ site.author }}." gives "by." rather than "by .").
-            r"(?P<lead>[ \t]*)(?:"
-            + "|".join(
-                (
-                    rf"(?P<comment>{_tag('comment')}[\s\S]*?{_tag('endcomment')})",
-                    rf"(?P<capture>{_tag('capture')}[\s\S]*?{_tag('endcapture')})",
-                    rf"(?P<raw>{_tag('raw')}(?P<rawbody>[\s\S]*?){_tag('endraw')})",
-                    r"(?P<highlight>\{%-?[ \t]*highlight[ \t]+(?P<lang>[\w+#.-]*)[^%]*?-?%\}"
-                    rf"(?P<hlbody>[\s\S]*?){_tag('endhighlight')})",
-                    r"(?P<schighlight>\{\{[<%][ \t]*highlight[ \t]+(?P<sclang>[\w+#.-]*)[^\n]*?[>%]\}\}"
-                    r"(?P<scbody>[\s\S]*?)\{\{[<%][ \t]*/[ \t]*highlight[ \t]*[>%]\}\})",
-                    rf"(?P<tag>\{{%{_LINE}*?%\}})",
-                    # Nunjucks and Tera (Eleventy, Zola) comments.
-                    r"(?P<hash>\{#[^{}]*#\})",
-                    # Hugo shortcodes, {{< x >}} and {{% x %}}; a paired one's inner text stays.
-                    rf"(?P<shortcode>\{{\{{[<%]{_LINE}*?[>%]\}}\}})",
-                    rf"(?P<output>\{{\{{{_LINE}*?\}}\}})",
-                    r"(?P<comment_html><!--[\s\S]*?-->)",
-                    # kramdown attribute lists ({: .lead}, {:toc}) and heading attributes
-                    # ({#id}, {.class}) at a line's end or on a line of their own.
-                    r"(?P<attrs>\{(?::|[#.][\w-])[^{}\n]*\}[ \t]*$)",
-                )
-            )
-            + ")",
+            rf"(?P<comment>{_tag('comment')}[\s\S]*?{_tag('endcomment')})",
+            rf"(?P<capture>{_tag('capture')}[\s\S]*?{_tag('endcapture')})",
+            rf"(?P<raw>{_tag('raw')}(?P<rawbody>[\s\S]*?){_tag('endraw')})",
+            r"(?P<highlight>\{%-?[ \t]*highlight[ \t]+(?P<lang>[\w+#.-]*)[^%]*?-?%\}"
+            rf"(?P<hlbody>[\s\S]*?){_tag('endhighlight')})",
+            r"(?P<schighlight>\{\{[<%][ \t]*highlight[ \t]+(?P<sclang>[\w+#.-]*)[^\n]*?[>%]\}\}"
+            r"(?P<scbody>[\s\S]*?)\{\{[<%][ \t]*/[ \t]*highlight[ \t]*[>%]\}\})",
+            rf"(?P<tag>\{{%{_LINE}*?%\}})",
+            # Nunjucks and Tera (Eleventy, Zola) comments.
+            r"(?P<hash>\{#[^{}]*#\})",
+            # Hugo shortcodes, {{< x >}} and {{% x %}}; a paired one's inner text stays.
+            rf"(?P<shortcode>\{{\{{[<%]{_LINE}*?[>%]\}}\}})",
+            rf"(?P<output>\{{\{{{_LINE}*?\}}\}})",
+            r"(?P<html_comment><!--[\s\S]*?-->)",
+            # kramdown attribute lists ({: .lead}, {:toc}) and heading attributes ({#id},
+            # {.class}) at a line's end or on a line of their own.
+            r"(?P<attributes>\{(?P<toc>(?=:[ \t]*toc[ \t]*\}))?(?::|[#.][\w-])[^{}\n]*\}[ \t]*$)",
         )
     ),
     re.MULTILINE,
 )
+_TEMPLATING_START = re.compile(r"[{<`~]")
+# The list item kramdown replaces with the table of contents: "* TOC" on the line before {:toc}.
+_TOC_ITEM = re.compile(r"^[ \t]*(?:[*+-]|\d+[.)])[ \t]+[^\n]*\n[ \t]*\Z", re.MULTILINE)
 _PUNCTUATION = frozenset(",.;:!?)…\n")
 
 
-def _templating(match: re.Match[str]) -> str:
+def _templating(match: re.Match[str], out: list[str]) -> tuple[str, int]:
     kind = match.lastgroup
-    if kind in ("fence", "code"):
-        return match.group()
-    if kind == "toc":
-        return ""
-    lead = match.group("lead")
+    end = match.end()
+    if kind == "code":
+        return match.group(), end
     if kind == "raw":
-        return lead + match.group("rawbody")
+        return match.group("rawbody"), end
     if kind == "highlight":
-        return _fence_for(match.group("hlbody"), match.group("lang"))
+        return _fence_for(match.group("hlbody"), match.group("lang")), end
     if kind == "schighlight":
-        return _fence_for(match.group("scbody"), match.group("sclang"))
-    after = match.string[match.end() : match.end() + 1]
-    return "" if not after or after in _PUNCTUATION else lead
+        return _fence_for(match.group("scbody"), match.group("sclang")), end
+    if kind == "attributes" and match.group("toc") is not None and out:
+        out[-1] = _TOC_ITEM.sub("", out[-1])
+    after = match.string[end : end + 1]
+    if out and (not after or after in _PUNCTUATION):
+        # "by {{ site.author }}." gives "by." rather than "by ."
+        out[-1] = out[-1].rstrip(" \t")
+    return "", end
 
 
 def strip_templating(body: str) -> str:
@@ -157,14 +212,15 @@ def strip_templating(body: str) -> str:
     so `{% raw %}` keeps what it protects), `{% comment %}` and `{% capture %}` blocks whole
     (neither is shown where it stands), Liquid output (`{{ site.author }}`), `{# comments #}`,
     Hugo shortcodes (`{{< figure >}}`, `{{% notice %}}`: a paired one keeps its inner text),
-    HTML comments, kramdown attribute lists (`{: .lead}`, `{:toc}` with its "* TOC" line) and
-    heading attributes (`{#id}`). `{% highlight x %}` and Hugo's `{{< highlight x >}}` become
-    fenced code, which is what they render as. Fenced code and inline code spans are kept as
-    they are: there this syntax is what the article shows.
+    HTML comments (`<!--more-->` too: split the excerpt off first), kramdown attribute lists
+    (`{: .lead}`, and `{:toc}` with its "* TOC" line) and heading attributes (`{#id}`).
+    `{% highlight x %}` and Hugo's `{{< highlight x >}}` become fenced code, which is what
+    they render as. Fenced code and inline code spans are kept as they are: there this
+    syntax is what the article shows.
     """
     if "{" not in body and "<!--" not in body:
         return body
-    return _TEMPLATING.sub(_templating, body)
+    return _rewrite(body, _TEMPLATING_START, _TEMPLATING, _templating)
 
 
 # --- MDX ----------------------------------------------------------------------------------------
@@ -177,9 +233,9 @@ _ATTRIBUTES = rf"""(?:[^<>{{}}"'`]|"[^"]*"|'[^']*'|{_BRACES})*"""
 _MDX = re.compile(
     "|".join(
         (
-            _FENCE,
             _CODE,
-            r"(?P<esm>^(?:import|export)[ \t]+\S[^\n]*(?:\n(?![ \t]*\n)[^\n]*)*)",
+            # ESM: from a line's start (the newline before it is kept) to the blank line after it.
+            r"\n(?P<esm>(?:import|export)[ \t]+\S[^\n]*(?:\n(?![ \t]*\n)[^\n]*)*)",
             r"(?P<comment>\{/\*[\s\S]*?\*/\})",
             # Components (<Callout>, <Chart />, <motion.div>), fragments and, as MDX reads every
             # tag as JSX, plain tags too; their text content stays.
@@ -187,8 +243,9 @@ _MDX = re.compile(
             rf"(?P<expression>(?<!\\){_BRACES})",
         )
     ),
-    re.MULTILINE,
 )
+_MDX_START = re.compile(r"[{<`~]")
+_MDX_START_ESM = re.compile(r"[{<`~\n]")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 
 
@@ -204,6 +261,20 @@ def _balanced(code: str) -> bool:
     return depth <= 0
 
 
+def _mdx(match: re.Match[str], out: list[str]) -> tuple[str, int]:
+    kind = match.lastgroup
+    end = match.end()
+    if kind == "code":
+        return match.group(), end
+    if kind == "esm":
+        body = match.string
+        while not _balanced(body[match.start("esm") : end]) and end < len(body):
+            blank = _BLANK_LINE.search(body, end + 1)
+            end = blank.start() if blank else len(body)
+        return "\n", end
+    return "", end
+
+
 def strip_mdx(body: str) -> str:
     """An `.mdx` body as markdown: ESM and JSX out, the text a reader sees kept.
 
@@ -217,25 +288,10 @@ def strip_mdx(body: str) -> str:
     """
     if "{" not in body and "<" not in body and "import" not in body and "export" not in body:
         return body
-    out: list[str] = []
-    pos = 0
-    for match in _MDX.finditer(body):
-        start, end = match.span()
-        if start < pos:  # inside an ESM statement already extended past this match
-            continue
-        out.append(body[pos:start])
-        pos = end
-        kind = match.lastgroup
-        if kind in ("fence", "code"):
-            out.append(match.group())
-        elif kind == "esm":
-            code = match.group()
-            while not _balanced(code) and pos < len(body):
-                blank = _BLANK_LINE.search(body, pos + 1)
-                pos = blank.start() if blank else len(body)
-                code = body[start:pos]
-    out.append(body[pos:])
-    return "".join(out)
+    if "import" in body or "export" in body:
+        # ESM is looked for after each newline; one put first finds a statement on line one.
+        return _rewrite("\n" + body, _MDX_START_ESM, _MDX, _mdx)[1:]
+    return _rewrite(body, _MDX_START, _MDX, _mdx)
 
 
 # --- inline text ------------------------------------------------------------------------------
