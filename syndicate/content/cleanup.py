@@ -198,10 +198,13 @@ def _templating(match: re.Match[str], out: list[str]) -> tuple[str, int]:
         return _fence_for(match.group("scbody"), match.group("sclang")), end
     if kind == "attributes" and match.group("toc") is not None and out:
         out[-1] = _TOC_ITEM.sub("", out[-1])
+    # Spaces before a construct in mid-line go when punctuation, a space or the line's end
+    # follows: "by {{ site.author }}." gives "by." rather than "by .", "a {{ x }} b" "a b".
     after = match.string[end : end + 1]
-    if out and (not after or after in _PUNCTUATION):
-        # "by {{ site.author }}." gives "by." rather than "by ."
-        out[-1] = out[-1].rstrip(" \t")
+    if out and (not after or after in _PUNCTUATION or after in " \t"):
+        before = out[-1].rstrip(" \t")
+        if before and before[-1] != "\n":
+            out[-1] = before
     return "", end
 
 
