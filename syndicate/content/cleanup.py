@@ -60,6 +60,8 @@ def _fence_spans(body: str) -> list[tuple[int, int]]:
 
 
 _FENCE_MARK = re.compile(r"```|~~~")
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+_RUN = re.compile(r"`+|~+")
 
 
 def _fence_for(code: str, language: str) -> str:
@@ -73,6 +75,7 @@ def _rewrite(
     trigger: re.Pattern[str],
     pattern: re.Pattern[str],
     replace: Callable[[re.Match[str], list[str]], tuple[str, int]],
+    reach: dict[str, bool] | None = None,
 ) -> str:
     """`body` with each match of `pattern` replaced by `replace(match, text before it)`, fenced
     code kept as it is.
@@ -81,9 +84,14 @@ def _rewrite(
     or further). `pattern` is only tried where `trigger` finds the character a construct starts with (one
     quick scan for `{`, `<` or a backtick rather than a dozen alternatives tried at every
     position); `replace` may trim the text already written (the space before a removed tag).
+
+    `reach` keeps unclosed constructs from costing a scan each ("{{ " a thousand times): for
+    an opener in it, a failed match means no later one can match before the next blank line
+    (False) or at all (True), so those are not tried.
     """
     out: list[str] = []
     kept = at = 0
+    dead: dict[str, int] = {}
     while (found := trigger.search(body, at)) is not None:
         start = found.start()
         char = body[start]
@@ -92,9 +100,17 @@ def _rewrite(
             if end is not None:
                 at = end
                 continue
-        match = pattern.match(body, start)
-        if match is None or match.end() == start:
+        opener = next((o for o in reach if body.startswith(o, start)), None) if reach else None
+        if opener is not None and dead.get(opener, -1) > start:
             at = start + 1
+            continue
+        match = pattern.match(body, start)
+        if match is None and opener is not None and reach is not None:
+            blank = None if reach[opener] else _BLANK_LINE.search(body, start)
+            dead[opener] = blank.start() if blank else len(body)
+        if match is None or match.end() == start:
+            # Inside a run of backticks or tildes nothing can start: skip it whole.
+            at = _RUN.match(body, start).end() if char in "`~" else start + 1  # type: ignore[union-attr]
             continue
         out.append(body[kept:start])
         text, end = replace(match, out)
@@ -151,7 +167,7 @@ def split_excerpt(body: str, separator: str | None) -> str | None:
 
 def _tag(name: str) -> str:
     """A Liquid/Nunjucks tag `{% name ... %}`, whitespace control (`{%-`, `-%}`) included."""
-    return rf"\{{%-?[ \t]*{name}\b[^%]*?-?%\}}"
+    return rf"\{{%-?[ \t]*{name}\b[^%\n]*?-?%\}}"
 
 
 _TEMPLATING = re.compile(
@@ -161,7 +177,7 @@ _TEMPLATING = re.compile(
             rf"(?P<comment>{_tag('comment')}[\s\S]*?{_tag('endcomment')})",
             rf"(?P<capture>{_tag('capture')}[\s\S]*?{_tag('endcapture')})",
             rf"(?P<raw>{_tag('raw')}(?P<rawbody>[\s\S]*?){_tag('endraw')})",
-            r"(?P<highlight>\{%-?[ \t]*highlight[ \t]+(?P<lang>[\w+#.-]*)[^%]*?-?%\}"
+            r"(?P<highlight>\{%-?[ \t]*highlight[ \t]+(?P<lang>[\w+#.-]*)[^%\n]*?-?%\}"
             rf"(?P<hlbody>[\s\S]*?){_tag('endhighlight')})",
             r"(?P<schighlight>\{\{[<%][ \t]*highlight[ \t]+(?P<sclang>[\w+#.-]*)[^\n]*?[>%]\}\}"
             r"(?P<scbody>[\s\S]*?)\{\{[<%][ \t]*/[ \t]*highlight[ \t]*[>%]\}\})",
@@ -180,6 +196,8 @@ _TEMPLATING = re.compile(
     re.MULTILINE,
 )
 _TEMPLATING_START = re.compile(r"[{<`~]")
+# Liquid tags and output end before a blank line; an HTML comment may run to the body's end.
+_TEMPLATING_REACH = {"{{": False, "{%": False, "<!--": True}
 # The list item kramdown replaces with the table of contents: "* TOC" on the line before {:toc}.
 _TOC_ITEM = re.compile(r"^[ \t]*(?:[*+-]|\d+[.)])[ \t]+[^\n]*\n[ \t]*\Z", re.MULTILINE)
 _PUNCTUATION = frozenset(",.;:!?)…\n")
@@ -223,7 +241,7 @@ def strip_templating(body: str) -> str:
     """
     if "{" not in body and "<!--" not in body:
         return body
-    return _rewrite(body, _TEMPLATING_START, _TEMPLATING, _templating)
+    return _rewrite(body, _TEMPLATING_START, _TEMPLATING, _templating, _TEMPLATING_REACH)
 
 
 # --- MDX ----------------------------------------------------------------------------------------
@@ -239,29 +257,22 @@ _MDX = re.compile(
             _CODE,
             # ESM: from a line's start (the newline before it is kept) to the blank line after it.
             r"\n(?P<esm>(?:import|export)[ \t]+\S[^\n]*(?:\n(?![ \t]*\n)[^\n]*)*)",
-            r"(?P<comment>\{/\*[\s\S]*?\*/\})",
+            r"(?P<comment>\{/\*[^{}]*?\*/\})",
             # Components (<Callout>, <Chart />, <motion.div>), fragments and, as MDX reads every
             # tag as JSX, plain tags too; their text content stays.
-            rf"(?P<jsx></?(?:[A-Za-z][\w.:-]*(?=[\s/>]){_ATTRIBUTES})?/?>)",
+            rf"(?P<jsx></?(?:[A-Za-z][\w.-]*(?=[\s/>]){_ATTRIBUTES})?/?>)",
             rf"(?P<expression>(?<!\\){_BRACES})",
         )
     ),
 )
 _MDX_START = re.compile(r"[{<`~]")
 _MDX_START_ESM = re.compile(r"[{<`~\n]")
-_BLANK_LINE = re.compile(r"\n[ \t]*\n")
 
 
-def _balanced(code: str) -> bool:
-    """Whether every bracket opened in an ESM statement is closed (strings are not looked into:
-    a stray bracket in a string only makes the statement run to the next blank line)."""
-    depth = 0
-    for char in code:
-        if char in "{[(":
-            depth += 1
-        elif char in "}])":
-            depth -= 1
-    return depth <= 0
+def _depth(code: str) -> int:
+    """Brackets opened and not closed in a piece of an ESM statement (strings are not looked
+    into: a stray bracket in one only makes the statement run to the next blank line)."""
+    return sum(code.count(c) for c in "{[(") - sum(code.count(c) for c in "}])")
 
 
 def _mdx(match: re.Match[str], out: list[str]) -> tuple[str, int]:
@@ -271,9 +282,12 @@ def _mdx(match: re.Match[str], out: list[str]) -> tuple[str, int]:
         return match.group(), end
     if kind == "esm":
         body = match.string
-        while not _balanced(body[match.start("esm") : end]) and end < len(body):
+        depth = _depth(match.group("esm"))
+        while depth > 0 and end < len(body):
             blank = _BLANK_LINE.search(body, end + 1)
-            end = blank.start() if blank else len(body)
+            more = blank.start() if blank else len(body)
+            depth += _depth(body[end:more])
+            end = more
         return "\n", end
     return "", end
 
@@ -303,13 +317,15 @@ _INLINE = re.compile(
     "|".join(
         (
             r"(?P<code>(?<!`)(?P<ticks>`+)(?!`)(?P<codetext>.+?)(?<!`)(?P=ticks)(?!`))",
-            r"!\[(?P<alt>[^\]]*)\]\([^)]*\)",
-            r"\[(?P<linktext>[^\]]*)\](?:\([^)]*\)|\[[^\]]*\])",
+            r"!\[(?P<alt>[^\[\]]*)\]\([^()]*\)",
+            r"\[(?P<linktext>[^\[\]]*)\](?:\([^()]*\)|\[[^\[\]]*\])",
             r"<(?P<autolink>(?:https?|mailto):[^<>\s]+)>",
             r"(?P<tag></?[A-Za-z][^<>]*>)",
-            r"(?P<strong>\*\*|__)(?=\S)(?P<strongtext>.+?)(?<=\S)(?P=strong)",
-            r"\*(?=[^\s*])(?P<em>.+?)(?<=[^\s*])\*",
-            r"(?<![\w\\])_(?=[^\s_])(?P<em_>.+?)(?<=[^\s_])_(?!\w)",
+            # Emphasis runs to the next delimiter of its kind, never further: one pass, however
+            # many unmatched ones a field holds.
+            r"(?P<strong>\*\*|__)(?=\S)(?P<strongtext>(?:(?!(?P=strong)).)+?)(?<=\S)(?P=strong)",
+            r"\*(?=[^\s*])(?P<em>[^*]+?)(?<=[^\s*])\*",
+            r"(?<![\w\\])_(?=[^\s_])(?P<em_>[^_]+?)(?<=[^\s_])_(?!\w)",
             r"\\(?P<escaped>[!-/:-@\[-`{-~])",
         )
     ),
