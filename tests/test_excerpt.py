@@ -3,6 +3,8 @@ block boundaries read as sentences, and code is never touched."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -167,6 +169,42 @@ def test_an_unclosed_output_does_not_swallow_the_next_paragraph():
     assert strip_templating("An {{ open\n\nNext {{ x }} para") == "An {{ open\n\nNext para"
 
 
+def test_a_stray_backtick_before_a_fence_does_not_swallow_it():
+    body = "A stray ` tick\n```\n{{ code }} `\n```\nAfter {{ gone }}."
+    assert strip_templating(body) == body.replace(" {{ gone }}", "")
+
+
+def test_kramdown_extensions():
+    body = 'Shown.\n{::comment}\nNot shown {{ x }}.\n{:/comment}\n{::options parse_block_html="true" /}\nEnd.'
+    assert strip_templating(body) == "Shown.\n\n\nEnd."
+
+
+@pytest.mark.parametrize(
+    "piece",
+    [
+        "{{ ",
+        "{% ",
+        "{{< ",
+        "{",
+        "<!-- ",
+        "`` x ` ",
+        "<A ",
+        "{/* ",
+        "export const x = {\n\n",
+        "a {{ b\n",
+        '<A b="',
+    ],
+)
+def test_unclosed_constructs_cost_one_scan_not_one_each(piece):
+    body = piece * 20_000  # quadratic would take minutes
+    started = time.perf_counter()
+    strip_templating(body)
+    strip_mdx(body)
+    split_excerpt(body, "\n\n")
+    pipeline(body[:20_000])
+    assert time.perf_counter() - started < 5
+
+
 def test_plain_markdown_is_returned_as_it_is():
     body = "# Plain\n\nNothing to do here, really: *none*.\n"
     assert strip_templating(body) is body
@@ -298,6 +336,7 @@ def test_an_escaped_brace_is_text():
         ("[**Strong link**][ref]", "Strong link"),
         ("`**not bold**`", "**not bold**"),
         ("\\*literal\\*", "*literal*"),
+        ("**a " * 500, "**a " * 499 + "**a"),
         ("See <https://a.example>", "See https://a.example"),
     ],
 )
@@ -344,7 +383,7 @@ _PIECES = st.sampled_from(
         "<div>",
         "[link](x)",
         "![img](y)",
-        "```\ncode {{ x }}\n```\n",
+        "\n```\ncode {{ x }}\n```\n",
         "é",
         "👍",
     ]

@@ -7,8 +7,9 @@ verbatim in emails and posts (`{% include note.html %}` as text). These function
 from the raw body, before the one markdown parse, keeping the text a reader would see and never
 touching fenced code or inline code, where such syntax is what the article is showing.
 
-Each is one regular-expression pass with a fast path: a body without the characters a construct
-needs is returned as it is, so plain markdown costs a few `in` checks.
+Each is one scan of the body, trying its patterns only where a construct can start, with a fast
+path: a body without the characters a construct needs is returned as it is, so plain markdown
+costs a few `in` checks.
 """
 
 from __future__ import annotations
@@ -27,8 +28,13 @@ _FENCE = re.compile(
     r"|(?P<tl>~{3,})[^\n]*$(?:[\s\S]*?^[ \t]*(?P=tl)~*[ \t]*$|[\s\S]*))",
     re.MULTILINE,
 )
-# An inline code span: a backtick run closed by a run of the same length, within one paragraph.
-_CODE = r"(?P<code>(?<!`)(?P<ticks>`+)(?!`)(?:(?!\n[ \t]*\n)[\s\S])*?(?<!`)(?P=ticks)(?!`))"
+# An inline code span: a backtick run closed by a run of the same length, within one paragraph
+# (which a blank line or a fence ends).
+_CODE = r"(?P<code>(?<!`)(?P<ticks>`+)(?!`)(?:(?!\n[ \t]*(?:\n|```|~~~))[\s\S])*?(?<!`)(?P=ticks)(?!`))"
+_FENCE_MARK = re.compile(r"```|~~~")
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+_FENCE_LINE = re.compile(r"\n[ \t]*(?:```|~~~)")
+_RUN = re.compile(r"`+|~+")
 # Text that does not cross a blank line: an unclosed `{{` must not swallow the paragraphs after it.
 _LINE = r"(?:[^\n]|\n(?![ \t]*\n))"
 
@@ -59,11 +65,6 @@ def _fence_spans(body: str) -> list[tuple[int, int]]:
     return spans
 
 
-_FENCE_MARK = re.compile(r"```|~~~")
-_BLANK_LINE = re.compile(r"\n[ \t]*\n")
-_RUN = re.compile(r"`+|~+")
-
-
 def _fence_for(code: str, language: str) -> str:
     """`code` as a fenced block, the fence longer than any backtick run inside it."""
     ticks = "`" * max([3, *(len(run) + 1 for run in re.findall(r"`+", code))])
@@ -75,19 +76,20 @@ def _rewrite(
     trigger: re.Pattern[str],
     pattern: re.Pattern[str],
     replace: Callable[[re.Match[str], list[str]], tuple[str, int]],
-    reach: dict[str, bool] | None = None,
+    reach: dict[str, re.Pattern[str]] | None = None,
 ) -> str:
     """`body` with each match of `pattern` replaced by `replace(match, text before it)`, fenced
     code kept as it is.
 
-    `replace` returns the replacement and where the text it replaces ends (at the match's end
-    or further). `pattern` is only tried where `trigger` finds the character a construct starts with (one
+    `pattern` is only tried where `trigger` finds a character a construct starts with: one
     quick scan for `{`, `<` or a backtick rather than a dozen alternatives tried at every
-    position); `replace` may trim the text already written (the space before a removed tag).
+    position. `replace` returns the replacement and where the text it replaces ends (the
+    match's end or further), and may trim the text already written (the space before a
+    removed tag).
 
     `reach` keeps unclosed constructs from costing a scan each ("{{ " a thousand times): for
-    an opener in it, a failed match means no later one can match before the next blank line
-    (False) or at all (True), so those are not tried.
+    an opener in it, a failed match means no later one can match before the next match of its
+    pattern (a blank line, say) or the body's end, so those are not tried.
     """
     out: list[str] = []
     kept = at = 0
@@ -106,8 +108,8 @@ def _rewrite(
             continue
         match = pattern.match(body, start)
         if match is None and opener is not None and reach is not None:
-            blank = None if reach[opener] else _BLANK_LINE.search(body, start)
-            dead[opener] = blank.start() if blank else len(body)
+            horizon = reach[opener].search(body, start)
+            dead[opener] = horizon.start() if horizon else len(body)
         if match is None or match.end() == start:
             # Inside a run of backticks or tildes nothing can start: skip it whole.
             at = _RUN.match(body, start).end() if char in "`~" else start + 1  # type: ignore[union-attr]
@@ -187,7 +189,9 @@ _TEMPLATING = re.compile(
             # Hugo shortcodes, {{< x >}} and {{% x %}}; a paired one's inner text stays.
             rf"(?P<shortcode>\{{\{{[<%]{_LINE}*?[>%]\}}\}})",
             rf"(?P<output>\{{\{{{_LINE}*?\}}\}})",
-            r"(?P<html_comment><!--[\s\S]*?-->)",
+            # An HTML comment, never across a fence (whose code it would take away).
+            r"(?P<html_comment><!--(?:(?!\n[ \t]*(?:```|~~~))[\s\S])*?-->)",
+            r"(?P<kramdown_comment>\{::comment\}[\s\S]*?\{:/(?:comment)?\})",
             # kramdown attribute lists ({: .lead}, {:toc}) and heading attributes ({#id},
             # {.class}) at a line's end or on a line of their own.
             r"(?P<attributes>\{(?P<toc>(?=:[ \t]*toc[ \t]*\}))?(?::|[#.][\w-])[^{}\n]*\}[ \t]*$)",
@@ -196,8 +200,8 @@ _TEMPLATING = re.compile(
     re.MULTILINE,
 )
 _TEMPLATING_START = re.compile(r"[{<`~]")
-# Liquid tags and output end before a blank line; an HTML comment may run to the body's end.
-_TEMPLATING_REACH = {"{{": False, "{%": False, "<!--": True}
+# Liquid tags and output end before a blank line, an HTML comment before a fence.
+_TEMPLATING_REACH = {"{{": _BLANK_LINE, "{%": _BLANK_LINE, "<!--": _FENCE_LINE}
 # The list item kramdown replaces with the table of contents: "* TOC" on the line before {:toc}.
 _TOC_ITEM = re.compile(r"^[ \t]*(?:[*+-]|\d+[.)])[ \t]+[^\n]*\n[ \t]*\Z", re.MULTILINE)
 _PUNCTUATION = frozenset(",.;:!?)…\n")

@@ -16,11 +16,12 @@ _GONE = "\x00"
 # What may reach a text token although the body was cleaned (`cleanup.strip_templating`) or
 # not: commonmark with HTML disabled hands raw HTML over as text, and a site's syntax may be
 # one the cleanup does not know. Tags go and their text stays; template syntax goes whole.
+# Each stops at the next opener of its kind, so unclosed ones cost one scan, not one each.
 _REMNANT = re.compile(
-    r"<!--.*?-->"
+    r"<!--(?:(?!<!--).)*?-->"
     r"|</?[A-Za-z][\w:.-]*(?:\s[^<>]*)?/?>"
     r"|<![A-Za-z][^<>]*>"
-    r"|\{%.*?%\}|\{\{.*?\}\}|\{#[^{}]*#\}"
+    r"|\{%(?:(?!\{%).)*?%\}|\{\{(?:(?!\{\{).)*?\}\}|\{#[^{}]*#\}"
     r"|\{(?::|[#.][\w-])[^{}]*\}",
     re.DOTALL,
 )
