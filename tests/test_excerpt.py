@@ -73,6 +73,12 @@ def test_template_remnants_are_never_shown():
     assert excerpt(body) == "By, with and and text."
 
 
+def test_a_block_left_with_only_punctuation_is_dropped():
+    assert (
+        excerpt("Intro\n\n{{ site.tagline }}.\n\n![x](y.png)\n\n, {{ x }} then more") == "Intro. then more."
+    )
+
+
 def test_half_a_template_construct_is_never_shown():
     assert (
         excerpt("An {{ unclosed output and a stray %} and <!-- open")

@@ -35,8 +35,11 @@ _FENCE_MARK = re.compile(r"```|~~~")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 _FENCE_LINE = re.compile(r"\n[ \t]*(?:```|~~~)")
 _RUN = re.compile(r"`+|~+")
-# Text that does not cross a blank line: an unclosed `{{` must not swallow the paragraphs after it.
-_LINE = r"(?:[^\n]|\n(?![ \t]*\n))"
+# Text that does not cross a paragraph's end (a blank line or a fence): an unclosed `{{` must not
+# swallow the paragraphs or the code after it.
+_PARAGRAPH_END = r"\n[ \t]*(?:\n|```|~~~)"
+_LINE = rf"(?:[^\n]|(?!{_PARAGRAPH_END})\n)"
+_PARAGRAPH_ENDS = re.compile(_PARAGRAPH_END)
 
 
 def _fence_end(body: str, at: int) -> int | None:
@@ -200,8 +203,8 @@ _TEMPLATING = re.compile(
     re.MULTILINE,
 )
 _TEMPLATING_START = re.compile(r"[{<`~]")
-# Liquid tags and output end before a blank line, an HTML comment before a fence.
-_TEMPLATING_REACH = {"{{": _BLANK_LINE, "{%": _BLANK_LINE, "<!--": _FENCE_LINE}
+# Liquid tags and output end with their paragraph, an HTML comment before a fence.
+_TEMPLATING_REACH = {"{{": _PARAGRAPH_ENDS, "{%": _PARAGRAPH_ENDS, "<!--": _FENCE_LINE}
 # The list item kramdown replaces with the table of contents: "* TOC" on the line before {:toc}.
 _TOC_ITEM = re.compile(r"^[ \t]*(?:[*+-]|\d+[.)])[ \t]+[^\n]*\n[ \t]*\Z", re.MULTILINE)
 _PUNCTUATION = frozenset(",.;:!?)…\n")

@@ -29,6 +29,8 @@ _REMNANT = re.compile(
 _STRAY = re.compile(r"\{[{%#]|[}%#]\}|<!--|-->")
 _BEFORE_PUNCTUATION = re.compile(r"\s*\x00[\x00\s]*(?=[,.;:!?…)\]])")
 _ENDS_SENTENCE = frozenset(".!?:…")
+# A block left with nothing but punctuation ("{{ site.x }}." without its output) says nothing.
+_ONLY_PUNCTUATION = re.compile(r"[\s.,;:!?…\-–—]*")
 _CLOSERS = "\"')]}»”’"
 
 
@@ -52,7 +54,7 @@ def _block_text(children: list[Token]) -> str:
     run: list[str] = []
     for child in children:
         kind = child.type
-        if kind == "text":
+        if kind == "text" or kind == "text_special":
             run.append(child.content)
         elif kind == "code_inline":
             parts.append(_clean("".join(run)))
@@ -63,9 +65,11 @@ def _block_text(children: list[Token]) -> str:
         elif kind in ("image", "html_inline"):
             run.append(_GONE)
     parts.append(_clean("".join(run)))
-    text = " ".join("".join(parts).split()).lstrip(",;:")
-    text = text.lstrip()
-    if text and text.rstrip(_CLOSERS)[-1:] not in _ENDS_SENTENCE:
+    text = " ".join("".join(parts).split())
+    if _ONLY_PUNCTUATION.fullmatch(text):
+        return ""
+    text = text.lstrip(",;: ")
+    if text.rstrip(_CLOSERS)[-1:] not in _ENDS_SENTENCE:
         text += "."
     return text
 
