@@ -328,6 +328,11 @@ def test_an_import_on_the_first_line_and_lowercase_tags():
     assert strip_mdx("import X from 'x'\n\nHi <b>there</b>.") == "\n\nHi there."
 
 
+def test_a_bracket_in_an_import_string_does_not_swallow_the_text_after_it():
+    assert strip_mdx("import a from './a(b'\n\nText.\n") == "\n\nText.\n"
+    assert strip_mdx("export const f = () => {\n  a()\n\n  return ')'\n}\n\nText.") == "\n\nText."
+
+
 def test_an_escaped_brace_is_text():
     assert strip_mdx("Sets like \\{a\\} stay.") == "Sets like \\{a\\} stay."
 

@@ -276,9 +276,14 @@ _MDX_START = re.compile(r"[{<`~]")
 _MDX_START_ESM = re.compile(r"[{<`~\n]")
 
 
+_STRINGS = re.compile(r""""[^"\n]*"|'[^'\n]*'|`[^`]*`""")
+
+
 def _depth(code: str) -> int:
-    """Brackets opened and not closed in a piece of an ESM statement (strings are not looked
-    into: a stray bracket in one only makes the statement run to the next blank line)."""
+    """Brackets opened and not closed in a piece of an ESM statement, strings left out (a
+    bracket in `from "a(b"` must not make the statement swallow the paragraphs after it)."""
+    if "'" in code or '"' in code or "`" in code:
+        code = _STRINGS.sub("", code)
     return sum(code.count(c) for c in "{[(") - sum(code.count(c) for c in "}])")
 
 
