@@ -333,6 +333,18 @@ def test_a_bracket_in_an_import_string_does_not_swallow_the_text_after_it():
     assert strip_mdx("export const f = () => {\n  a()\n\n  return ')'\n}\n\nText.") == "\n\nText."
 
 
+def test_text_indented_inside_components_is_text_not_code():
+    body = (
+        '<Steps>\n  <Step title="one">\n\n    Climb the ladder.\n\n    ```sh\n    open hatch\n    ```\n\n'
+        "  </Step>\n</Steps>\n\n- item\n\n      still the item's text\n"
+    )
+    out = strip_mdx(body)
+    assert "\nClimb the ladder.\n" in out
+    assert "\n```sh\nopen hatch\n```\n" in out
+    assert "\n  still the item's text\n" in out
+    assert pipeline(body, mdx=True) == "Climb the ladder. item. still the item's text."
+
+
 def test_an_escaped_brace_is_text():
     assert strip_mdx("Sets like \\{a\\} stay.") == "Sets like \\{a\\} stay."
 

@@ -312,15 +312,85 @@ def strip_mdx(body: str) -> str:
     Component tags go and their content stays (`<Callout type="x">Text</Callout>` gives
     "Text"), self-closing ones and those with `{...}` attributes over several lines included;
     `{/* comments */}` and other `{expressions}` go, since only the site's build can evaluate
-    them. Fenced code and inline code spans are kept as they are. Call before
-    `strip_templating`.
+    them. MDX has no indented code blocks, so text indented inside components (`<Tab>` in
+    `<Tabs>`) is moved left rather than becoming code. Fenced code and inline code spans are
+    kept as they are. Call before `strip_templating`.
     """
     if "{" not in body and "<" not in body and "import" not in body and "export" not in body:
         return body
     if "import" in body or "export" in body:
         # ESM is looked for after each newline; one put first finds a statement on line one.
-        return _rewrite("\n" + body, _MDX_START_ESM, _MDX, _mdx)[1:]
-    return _rewrite(body, _MDX_START, _MDX, _mdx)
+        text = _rewrite("\n" + body, _MDX_START_ESM, _MDX, _mdx)[1:]
+    else:
+        text = _rewrite(body, _MDX_START, _MDX, _mdx)
+    if text is not body and ("\n    " in text or "\n\t" in text):
+        text = _unindent(text)
+    return text
+
+
+_LIST_ITEM = re.compile(r"[ \t]*(?:[*+-]|\d{1,9}[.)])(?:[ \t]+|$)")
+
+
+def _indent(line: str) -> int:
+    width = 0
+    for char in line:
+        if char == " ":
+            width += 1
+        elif char == "\t":
+            width += 4 - width % 4
+        else:
+            break
+    return width
+
+
+def _unindent(text: str) -> str:
+    """Lines that commonmark would read as indented code (four spaces in, after a blank line,
+    outside a list item's content) moved left: MDX reads them as text. A fenced block moves
+    with its opening line, so its closing fence still closes it."""
+    fences = _fence_spans(text)
+    lines = text.split("\n")
+    out: list[str] = []
+    offset = 0
+    blank_before = True
+    content: int | None = None  # where the text of the list item in force starts
+    shift = 0  # what is taken off each line of a fenced block being moved
+    fence_end = -1
+    for line in lines:
+        start = offset
+        offset += len(line) + 1
+        if start < fence_end:
+            out.append(_dedent(line, shift))
+            continue
+        if not line.strip():
+            blank_before = True
+            out.append(line)
+            continue
+        indent = _indent(line)
+        item = _LIST_ITEM.match(line)
+        if blank_before and content is not None and indent < content and not item:
+            content = None  # a paragraph left of the item's text ends the list
+        keep = content if content is not None else 0
+        take = indent - keep if blank_before and indent >= keep + 4 else 0
+        fence = next(((a, b) for a, b in fences if start <= a < offset), None)
+        if fence is not None:
+            fence_end, shift = fence[1], take
+        moved = _dedent(line, take)
+        if item and fence is None:
+            marker = _LIST_ITEM.match(moved)
+            content = marker.end() if marker else None
+        out.append(moved)
+        blank_before = False
+    return "\n".join(out)
+
+
+def _dedent(line: str, width: int) -> str:
+    """`line` with up to `width` columns of leading whitespace taken off."""
+    taken = 0
+    index = 0
+    while index < len(line) and taken < width and line[index] in " \t":
+        taken += 1 if line[index] == " " else 4 - taken % 4
+        index += 1
+    return line[index:]
 
 
 # --- inline text ------------------------------------------------------------------------------
