@@ -355,6 +355,7 @@ def _unindent(text: str) -> str:
     content: int | None = None  # where the text of the list item in force starts
     shift = 0  # what is taken off each line of a fenced block being moved
     fence_end = -1
+    next_fence = 0  # the first fenced block not yet passed
     for line in lines:
         start = offset
         offset += len(line) + 1
@@ -371,11 +372,13 @@ def _unindent(text: str) -> str:
             content = None  # a paragraph left of the item's text ends the list
         keep = content if content is not None else 0
         take = indent - keep if blank_before and indent >= keep + 4 else 0
-        fence = next(((a, b) for a, b in fences if start <= a < offset), None)
-        if fence is not None:
-            fence_end, shift = fence[1], take
+        while next_fence < len(fences) and fences[next_fence][0] < start:
+            next_fence += 1
+        fence = next_fence < len(fences) and fences[next_fence][0] < offset
+        if fence:
+            fence_end, shift = fences[next_fence][1], take
         moved = _dedent(line, take)
-        if item and fence is None:
+        if item and not fence:
             marker = _LIST_ITEM.match(moved)
             content = marker.end() if marker else None
         out.append(moved)
