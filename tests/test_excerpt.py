@@ -44,6 +44,11 @@ def test_no_space_before_a_comma_after_a_link():
     assert excerpt("Read the [docs](https://docs.example), then the rest.") == "Read the docs, then the rest."
 
 
+def test_no_space_before_a_comma_or_full_stop_the_author_left():
+    body = "See the [notes](/notes/) , then `make` , then the end . Use .NET ; voilà !"
+    assert excerpt(body) == "See the notes, then make, then the end. Use .NET ; voilà !"
+
+
 def test_list_items_blockquotes_and_table_cells_are_sentences():
     body = "- lanterns\n- ropes\n\n> Mind the step\n\n| Pier | Depth |\n|---|---|\n| North | 4 m |\n"
     assert excerpt(body) == "lanterns. ropes. Mind the step. Pier. Depth. North. 4 m."

@@ -28,6 +28,10 @@ _REMNANT = re.compile(
 # Halves left over when a construct was cut (by the excerpt separator, say) or never closed.
 _STRAY = re.compile(r"\{[{%#]|[}%#]\}|<!--|-->")
 _BEFORE_PUNCTUATION = re.compile(r"\s*\x00[\x00\s]*(?=[,.;:!?…)\]])")
+# A space before a comma or a full stop, whoever left it: "see the [notes](/n) , then" reads
+# "see the notes, then". Only before one that ends a word, so ".NET" keeps its space; and not
+# before ! ? : ; which French sets apart with a space.
+_SPACED_PUNCTUATION = re.compile(r"\s+([,.])(?=\s|$)")
 _ENDS_SENTENCE = frozenset(".!?:…")
 # A block left with nothing but punctuation ("{{ site.x }}." without its output) says nothing.
 _ONLY_PUNCTUATION = re.compile(r"[\s.,;:!?…\-–—]*")
@@ -35,8 +39,7 @@ _CLOSERS = "\"')]}»”’"
 
 
 def _clean(run: str) -> str:
-    """A run of text without tags, template syntax and the spaces their removal left before
-    punctuation."""
+    """A run of text without tags, template syntax and spaces before a comma or full stop."""
     marked = "<" in run or "{" in run or "}" in run or ">" in run
     if marked:
         run = _REMNANT.sub(_GONE, run)
@@ -45,6 +48,8 @@ def _clean(run: str) -> str:
     if marked:
         while _STRAY.search(run):  # removing one half may join two others: "{<!---->{"
             run = _STRAY.sub("", run)
+    if " ," in run or " ." in run:
+        run = _SPACED_PUNCTUATION.sub(r"\1", run)
     return run
 
 
