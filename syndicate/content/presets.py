@@ -55,6 +55,9 @@ class Preset:
     section_pages: tuple[str, ...] = ("_index.md", "_index.markdown")
     # A file with no date at all is a page (about, contact), not a post: skipped, counted.
     skip_undated: bool = True
+    # The generator runs a template language over the body before markdown (Liquid, shortcodes,
+    # Nunjucks, Tera): its tags are taken out (content/cleanup.py).
+    templating: bool = True
 
 
 PRESETS: dict[str, Preset] = {
@@ -98,6 +101,7 @@ PRESETS: dict[str, Preset] = {
         ),
         "/blog/:path/",
         exclude=("dist/**",),
+        templating=False,
     ),
     "eleventy": Preset(
         "eleventy",
@@ -136,6 +140,7 @@ PRESETS: dict[str, Preset] = {
         ),
         "/posts/:slug",
         exclude=(".next/**", "out/**"),
+        templating=False,
     ),
 }
 

@@ -14,6 +14,7 @@ from .. import clock
 from ..config import Config, wants_full_body
 from . import fields
 from .article import Article, FieldError, Problem, reprs
+from .cleanup import inline_text, split_excerpt, strip_mdx, strip_templating
 from .excerpt import excerpt_of
 from .files import folders_of
 from .frontmatter import read_bytes, split
@@ -117,7 +118,7 @@ def _normalise(
     permalink = meta.get("permalink")
     if permalink is False:  # Eleventy: the file writes no page
         raise Skipped("permalink", "is false: this file makes no page (not an article)")
-    title = fields.text(meta, "title", required=True) or ""  # required: never None
+    title = inline_text(fields.text(meta, "title", required=True) or "")  # required: never None
     draft = fields.flag(meta, "draft")
     unpublished = _unpublished(meta)
     publish = fields.moment(meta, "publish_date", tz, settings.default_time)
@@ -142,10 +143,11 @@ def _normalise(
         # A bundle's images sit beside its page; other relative images under base_url.
         beside = bundle is not None and url_scheme(hero) is None and not hero.startswith("/")
         hero = fields.image_url(hero, url if beside else site.base_url)
+    body, teaser = _prepare(path, body, meta, settings.excerpt_separator, chosen)
     words = len(body.split())
     minutes = fields.read_minutes(meta, words, settings.words_per_minute, warn)
-    description = fields.text(meta, "description")
-    cta, cta_url = fields.text(meta, "cta"), None
+    description = _plain(fields.text(meta, "description"))
+    cta, cta_url = _plain(fields.text(meta, "cta")), None
     if cta is None and site.cta is not None:
         cta, cta_url = site.cta, site.cta_url
     tags = fields.tags(meta)
@@ -154,7 +156,10 @@ def _normalise(
     # The HTML is kept only for a channel that sends whole articles (`body: full`): about 70 KB an
     # article otherwise held for nothing.
     body_html = markdown.renderer.render(tokens, markdown.options, {}) if wants_full_body(config) else ""
-    excerpt = fields.text(meta, "excerpt") or excerpt_of(tokens, EXCERPT_CHARS)
+    excerpt = _plain(fields.text(meta, "excerpt")) or ""
+    if not excerpt and teaser is not None:  # the part before <!--more--> or excerpt_separator
+        excerpt = excerpt_of(markdown.parse(teaser), EXCERPT_CHARS)
+    excerpt = excerpt or excerpt_of(tokens, EXCERPT_CHARS)
 
     if created is not None and publish < created:
         warn(
@@ -194,9 +199,9 @@ def _normalise(
         excerpt=excerpt,
         read_minutes=minutes,
         content_hash=hashlib.sha256(raw).hexdigest(),
-        subtitle=fields.text(meta, "subtitle"),
+        subtitle=_plain(fields.text(meta, "subtitle")),
         description=description,
-        author=fields.people(meta, "author"),
+        author=_plain(fields.people(meta, "author")),
         created_date=created,
         updated_date=updated,
         expiry_date=expiry,
@@ -210,6 +215,32 @@ def _normalise(
         url_field=url_field,
         extra={k: v for k, v in meta.items() if k not in KNOWN and k not in used},
     )
+
+
+def _prepare(
+    path: Path, body: str, meta: dict[str, Any], separator: str | None, chosen: Preset | None
+) -> tuple[str, str | None]:
+    """The body as its generator would hand it to markdown, and the part before the excerpt
+    separator (None without one). `.mdx` loses its imports, exports and component tags (their
+    text kept); under a preset whose generator runs a template language first (Jekyll's Liquid,
+    Hugo's shortcodes, Eleventy's Nunjucks, Zola's Tera) its tags and comments go too."""
+    own = meta.get("excerpt_separator")
+    teaser = split_excerpt(body, own if isinstance(own, str) and own else separator)
+    if isinstance(own, str) and own and own in body and not own.lstrip().startswith("<!--"):
+        body = body.replace(own, "", 1)  # a separator that is not a comment stays out of the body
+    mdx = path.suffix.lower() == ".mdx"
+    templating = chosen is not None and chosen.templating
+
+    def clean(text: str) -> str:
+        text = strip_mdx(text) if mdx else text
+        return strip_templating(text) if templating else text
+
+    return clean(body), (clean(teaser) if teaser is not None else None)
+
+
+def _plain(text: str | None) -> str | None:
+    """Markdown in a frontmatter text (`[Ann](https://a.example)`, backticks) read as its text."""
+    return inline_text(text) or None if text is not None else None
 
 
 def _unpublished(meta: dict[str, Any]) -> bool:
