@@ -470,3 +470,20 @@ def test_http_mailto_and_relative_body_links_stay(site):
         "other/",
         "http://a.example/i.png",
     ]
+
+
+def test_the_excerpt_of_a_long_body_is_the_same_read_from_its_lead_or_whole(site):
+    """Without a `body: full` channel only the body's first paragraphs are parsed for the excerpt,
+    with the link references defined at the end; the excerpt is the one the whole body gives."""
+    paragraphs = "\n\n".join(
+        f"Paragraph {n} cites [the survey][s] and [a chart][c] at length." for n in range(200)
+    )
+    body = f"```\ncode first\n```\n\n{paragraphs}\n\n[s]: https://a.example/s\n[c]: https://a.example/c\n"
+    path = site.article("long.md", VALID.format(n=1) + body)
+    lead, _ = read_article(path, site.config())
+    whole_, _ = read_article(path, whole(site))
+    assert lead.excerpt == whole_.excerpt
+    assert "Paragraph 0 cites the survey and a chart at length. Paragraph 1 cites" in lead.excerpt
+    assert "[s]" not in lead.excerpt and len(lead.excerpt) <= 300
+    short = site.article("short.md", VALID.format(n=2) + "```\n" + "code\n" * 600 + "```\n\nOnly this.\n")
+    assert read_article(short, site.config())[0].excerpt.endswith("Only this.")  # the lead held no text

@@ -206,13 +206,14 @@ def image_url(value: str, base_url: str) -> str:
 
 def http_url(name: str, given: str, base_url: str) -> str:
     """`given` made absolute against base_url; anything but http(s) is an error."""
-    url = urljoin(base_url, given)
+    url = given if given.startswith("https://") else urljoin(base_url, given)
     parts = urlsplit(url)
     if (
         url_scheme(given) not in (None, *IMAGE_SCHEMES)
         or parts.scheme not in IMAGE_SCHEMES
         or not parts.netloc
-        or any(c.isspace() or not c.isprintable() for c in url)
+        or not url.isprintable()  # tabs, line breaks, controls, Unicode spaces other than " "
+        or " " in url
     ):
         raise FieldError(
             name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -28,10 +29,12 @@ _HANDLERS = (YAMLHandler(), _TomlHandler())
 
 def read_bytes(path: Path, limit: int) -> bytes:
     try:
-        size = path.stat().st_size
-        if size > limit:
-            raise FieldError("file", f"is {size:,} bytes (expected at most {limit:,}; see content.max_bytes)")
-        with path.open("rb") as handle:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > limit:
+                raise FieldError(
+                    "file", f"is {size:,} bytes (expected at most {limit:,}; see content.max_bytes)"
+                )
             return handle.read(limit + 1)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
@@ -39,7 +42,7 @@ def read_bytes(path: Path, limit: int) -> bytes:
 
 
 def split(raw: bytes) -> tuple[dict[str, Any], str]:
-    if not raw.strip():
+    if not raw or raw.isspace():
         raise FieldError("file", "is empty (expected frontmatter and a markdown body)")
     if b"\x00" in raw:
         raise FieldError("file", "contains NUL bytes: looks binary (expected UTF-8 markdown text)")
@@ -49,14 +52,15 @@ def split(raw: bytes) -> tuple[dict[str, Any], str]:
         raise FieldError(
             "file", f"is not UTF-8: bad byte at offset {exc.start} (expected UTF-8 text)"
         ) from None
-    text = text.replace("\r\n", "\n")
-    first = text.lstrip("\n").split("\n", 1)[0].strip()
-    handler = next((h for h in _HANDLERS if h.detect(text.lstrip("\n"))), None)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    body_text = text.lstrip("\n") if text.startswith("\n") else text
+    first = body_text[: body_text.find("\n")].strip() if "\n" in body_text else body_text.strip()
+    handler = next((h for h in _HANDLERS if h.detect(body_text)), None)
     if handler is None:
         if first.startswith(("---", "+++")):
             raise FieldError("frontmatter", f"opening {first!r} is not alone on its line")
         raise FieldError("frontmatter", "is missing (expected the file to start with --- or +++)")
-    body_text = text.lstrip("\n")
     try:
         fm, body = handler.split(body_text)
     except ValueError:

@@ -4,6 +4,7 @@ type, the URL made, the body rendered, and each mistake or caveat a `Problem`.""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -143,7 +144,7 @@ def _normalise(
         # A bundle's images sit beside its page; other relative images under base_url.
         beside = bundle is not None and url_scheme(hero) is None and not hero.startswith("/")
         hero = fields.image_url(hero, url if beside else site.base_url)
-    body, teaser = _prepare(path, body, meta, settings.excerpt_separator, chosen)
+    body, teaser, clean = _prepare(path, body, meta, settings.excerpt_separator, chosen)
     words = len(body.split())
     minutes = fields.read_minutes(meta, words, settings.words_per_minute, warn)
     description = _plain(fields.text(meta, "description"))
@@ -151,15 +152,19 @@ def _normalise(
     if cta is None and site.cta is not None:
         cta, cta_url = site.cta, site.cta_url
     tags = fields.tags(meta)
-    tokens = markdown.parse(body)  # parsed once: the HTML and the excerpt share it
-    neutralise_links(tokens, warn)
-    # The HTML is kept only for a channel that sends whole articles (`body: full`): about 70 KB an
-    # article otherwise held for nothing.
-    body_html = markdown.renderer.render(tokens, markdown.options, {}) if wants_full_body(config) else ""
     excerpt = _plain(fields.text(meta, "excerpt")) or ""
-    if not excerpt and teaser is not None:  # the part before <!--more--> or excerpt_separator
-        excerpt = excerpt_of(markdown.parse(teaser), EXCERPT_CHARS)
-    excerpt = excerpt or excerpt_of(tokens, EXCERPT_CHARS)
+    body_html = ""
+    if wants_full_body(config):
+        # The whole body is cleaned, parsed, its links checked and its HTML kept only for a
+        # channel that sends whole articles (`body: full`): about 70 KB an article otherwise.
+        tokens = markdown.parse(clean(body))
+        neutralise_links(tokens, warn)
+        body_html = markdown.renderer.render(tokens, markdown.options, {})
+        if not excerpt:
+            teased = markdown.parse(clean(teaser)) if teaser is not None else tokens
+            excerpt = excerpt_of(teased, EXCERPT_CHARS)
+    elif not excerpt:  # only the excerpt is needed: the teaser, or as much of the body as it takes
+        excerpt = _excerpt(teaser, clean) if teaser is not None else _excerpt(body, clean, lead=True)
 
     if created is not None and publish < created:
         warn(
@@ -219,11 +224,13 @@ def _normalise(
 
 def _prepare(
     path: Path, body: str, meta: dict[str, Any], separator: str | None, chosen: Preset | None
-) -> tuple[str, str | None]:
-    """The body as its generator would hand it to markdown, and the part before the excerpt
-    separator (None without one). `.mdx` loses its imports, exports and component tags (their
-    text kept); under a preset whose generator runs a template language first (Jekyll's Liquid,
-    Hugo's shortcodes, Eleventy's Nunjucks, Zola's Tera) its tags and comments go too."""
+) -> tuple[str, str | None, Callable[[str], str]]:
+    """The body (without a separator that is not a comment), the part before the excerpt
+    separator (None without one), and how to clean either as its generator would before
+    markdown: `.mdx` loses its imports, exports and component tags (their text kept); under a
+    preset whose generator runs a template language first (Jekyll's Liquid, Hugo's shortcodes,
+    Eleventy's Nunjucks, Zola's Tera) its tags and comments go too. Cleaning is left to the
+    caller, so a teaser email cleans only the part its excerpt is read from."""
     own = meta.get("excerpt_separator")
     teaser = split_excerpt(body, own if isinstance(own, str) and own else separator)
     if isinstance(own, str) and own and own in body and not own.lstrip().startswith("<!--"):
@@ -235,7 +242,27 @@ def _prepare(
         text = strip_mdx(text) if mdx else text
         return strip_templating(text) if templating else text
 
-    return clean(body), (clean(teaser) if teaser is not None else None)
+    return body, teaser, clean
+
+
+# How much of a body the excerpt is read from, in characters of markdown, before the first blank
+# line after it: 300 characters of text need far fewer, unless the start is code or HTML.
+LEAD_CHARS = 1_000
+_REFERENCE = re.compile(r"^ {0,3}\[[^\]\n]+\]:[ \t]*\S.*$", re.MULTILINE)
+
+
+def _excerpt(body: str, clean: Callable[[str], str], lead: bool = False) -> str:
+    """The excerpt from a body's first paragraphs (`lead`: cleaning and parsing only them, and
+    the link reference definitions further down that they may use), or from the whole body when
+    those hold too little text."""
+    cut = body.find("\n\n", LEAD_CHARS) if lead else -1
+    if cut >= 0:
+        references = _REFERENCE.findall(body, cut)
+        head = clean(body[:cut]) + ("\n\n" + "\n".join(references) if references else "")
+        excerpt = excerpt_of(markdown.parse(head), EXCERPT_CHARS)
+        if len(excerpt) >= EXCERPT_CHARS - 40:
+            return excerpt
+    return excerpt_of(markdown.parse(clean(body)), EXCERPT_CHARS)
 
 
 def _plain(text: str | None) -> str | None:
@@ -279,7 +306,9 @@ def _url(meta: dict[str, Any], config: Config, place: Place, warn: Warn) -> tupl
         raise FieldError("permalink", f"{reprs.repr(own)} is not a path (expected like /news/:slug/)")
     chosen = preset(config.content.preset)
     pattern = config.content.permalink or (chosen.permalink if chosen else DEFAULT_PERMALINK)
-    return urljoin(base, fill(pattern, place)), None
+    path = fill(pattern, place)
+    plain = "./" not in path and path != "." and ":" not in path.partition("/")[0]
+    return (base + path if plain else urljoin(base, path)), None  # base_url ends with /
 
 
 def _warn_expiry(
