@@ -51,6 +51,7 @@ def _text(element) -> str:
 
 
 def test_gallery_shows_every_email_and_post_with_its_size_and_problems(email_site, tmp_path):
+    email_site.data["content"]["preheader_chars"] = 100  # so that fog-signals' description is too long
     config = email_site.config()
     rendered = render_preview(config, None, None, tmp_path / "out", NOW)
     assert rendered.index == tmp_path / "out" / "index.html"

@@ -14,7 +14,6 @@ costs a few `in` checks.
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Callable
 
@@ -405,7 +404,6 @@ _INLINE = re.compile(
             r"!\[(?P<alt>[^\[\]]*)\]\([^()]*\)",
             r"\[(?P<linktext>[^\[\]]*)\](?:\([^()]*\)|\[[^\[\]]*\])",
             r"<(?P<autolink>(?:https?|mailto):[^<>\s]+)>",
-            r"(?P<tag></?[A-Za-z][^<>]*>)",
             # Emphasis runs to the next delimiter of its kind, never further: one pass, however
             # many unmatched ones a field holds.
             r"(?P<strong>\*\*|__)(?=\S)(?P<strongtext>(?:(?!(?P=strong)).)+?)(?<=\S)(?P=strong)",
@@ -416,7 +414,7 @@ _INLINE = re.compile(
     ),
     re.DOTALL,
 )
-_INLINE_MARKS = frozenset("[`*_<&")
+_INLINE_MARKS = frozenset("[`*_<\\")
 
 
 def _inline(match: re.Match[str]) -> str:
@@ -424,8 +422,6 @@ def _inline(match: re.Match[str]) -> str:
     if kind == "code":
         text = match.group("codetext")
         return text[1:-1] if len(text) > 2 and text[0] == text[-1] == " " else text
-    if kind == "tag":
-        return ""
     if kind in ("alt", "autolink", "escaped"):
         return match.group(kind)
     return _INLINE.sub(_inline, match.group(kind or 0))
@@ -435,11 +431,12 @@ def inline_text(text: str) -> str:
     """A frontmatter field's markdown as the plain text a reader would see.
 
     Titles and descriptions are often written in markdown (`'[Ann](https://a.example)'`,
-    `` `code` ``, `**bold**`, `&amp;`) but land in subject lines, preheaders and posts, where
-    the marks would show. Links keep their text, images their alt text, emphasis and code their
-    content; HTML tags go; entities are decoded; whitespace is collapsed. Text with none of
-    the characters ``[`*_<&`` is returned as it is: most fields cost one scan.
+    `` `code` ``, `**bold**`) but land in subject lines, preheaders and posts, where the marks
+    would show. Links keep their text, images their alt text, emphasis and code their content;
+    whitespace is collapsed. Anything else is the author's text, kept as written: `<b>` or
+    `&amp;` in a title is shown as typed (escaped where it is HTML), never read as markup. Text
+    with none of the characters ``[`*_<\\`` is returned as it is: most fields cost one scan.
     """
     if _INLINE_MARKS.isdisjoint(text):
-        return text
-    return " ".join(html.unescape(_INLINE.sub(_inline, text)).split())
+        return " ".join(text.split())
+    return " ".join(_INLINE.sub(_inline, text).split())
