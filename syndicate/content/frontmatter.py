@@ -35,7 +35,14 @@ def read_bytes(path: Path, limit: int) -> bytes:
                 raise FieldError(
                     "file", f"is {size:,} bytes (expected at most {limit:,}; see content.max_bytes)"
                 )
-            return handle.read(limit + 1)
+            # Its size, and one byte more to see it growing: reading `limit` bytes at once would
+            # allocate a buffer of content.max_bytes for every file.
+            data = handle.read(size + 1)
+            if len(data) > size:
+                data += handle.read(max(0, limit + 1 - len(data)))
+            if len(data) > limit:
+                raise FieldError("file", f"grew past {limit:,} bytes while read (see content.max_bytes)")
+            return data
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise FieldError("file", f"cannot be read: {reason} (expected a readable file)") from None
