@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syndicate.compose.textlength import graphemes, shorten
+from syndicate.compose.textlength import Shortener, graphemes, shorten
 from syndicate.content.cleanup import inline_text, split_excerpt, strip_mdx, strip_templating
-from syndicate.content.excerpt import _shorten, excerpt_of
+from syndicate.content.excerpt import excerpt_of
 from syndicate.content.markdown import markdown
 
 
@@ -128,7 +128,7 @@ def test_many_code_points_per_grapheme_still_get_an_ellipsis():
 )
 def test_the_quick_cut_agrees_with_shorten(text, limit):
     text = " ".join(text.split())
-    assert _shorten(text, limit) == shorten(text, limit)
+    assert shorten(text, limit) == Shortener(text)(limit)
 
 
 # --- strip_templating -------------------------------------------------------------------------

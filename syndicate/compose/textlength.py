@@ -9,6 +9,7 @@ extractor), and how to shorten text at a word boundary without splitting a graph
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import regex
 
@@ -51,7 +52,27 @@ def shorten(text: str, keep: int, ellipsis: str = ELLIPSIS) -> str:
     flat = " ".join(text.split())
     if len(flat) <= keep:  # no more code points than room: it fits, whatever its graphemes
         return flat
-    return Shortener(flat, ellipsis)(keep)
+    if flat.isascii():  # its graphemes are its characters (whitespace collapsed: no CR LF pair)
+        return _cut(flat, keep, ellipsis, len(graphemes(ellipsis)))
+    # Only the first graphemes matter once there are more than `keep` of them.
+    head = Shortener(flat[: keep + 2], ellipsis)
+    return head(keep) if len(head) > keep else Shortener(flat, ellipsis)(keep)
+
+
+def _cut(units: Sequence[str], keep: int, ellipsis: str, ellipsis_size: int) -> str:
+    """The cut rule: `units` (grapheme clusters, or the characters of ASCII text) longer than
+    `keep` end at a word boundary within the last 40% of the room, ellipsis included."""
+    room = keep - ellipsis_size
+    if room <= 0:
+        return ""
+    end = room
+    # A space right after the cut is a word boundary too; look back at most 40% of the room.
+    for index in range(room, math.ceil(room * 0.6) - 1, -1):
+        if units[index].isspace():
+            end = index
+            break
+    kept = "".join(units[:end]).rstrip(" ,;:.-–—")
+    return kept + ellipsis if kept else ""
 
 
 class Shortener:
@@ -72,17 +93,6 @@ class Shortener:
         return len(self.clusters)
 
     def __call__(self, keep: int) -> str:
-        clusters = self.clusters
-        if len(clusters) <= keep:
+        if len(self.clusters) <= keep:
             return self.text
-        room = keep - self._ellipsis_size
-        if room <= 0:
-            return ""
-        end = room
-        # A space right after the cut is a word boundary too; look back at most 40% of the room.
-        for index in range(room, math.ceil(room * 0.6) - 1, -1):
-            if clusters[index].isspace():
-                end = index
-                break
-        kept = "".join(clusters[:end]).rstrip(" ,;:.-–—")
-        return kept + self.ellipsis if kept else ""
+        return _cut(self.clusters, keep, self.ellipsis, self._ellipsis_size)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import re
 
 from markdown_it.token import Token
 
-from ..compose.textlength import ELLIPSIS, Shortener, graphemes
+from ..compose.textlength import graphemes, shorten
 
 # Stands in for whatever was taken out of a text run (a tag, an image, a template remnant) until
 # the run is finished, so "see ![chart](x.png), below" can lose the space left before the comma.
@@ -103,33 +102,10 @@ def excerpt_of(tokens: list[Token], limit: int) -> str:
         size += len(sentence) + 1
         if size > limit + 1 and _enough(" ".join(sentences), limit):
             break
-    return _shorten(" ".join(sentences), limit)
+    return shorten(" ".join(sentences), limit)
 
 
 def _enough(text: str, limit: int) -> bool:
     """Whether `text` has more than `limit` graphemes (so that more blocks cannot change the cut);
     code points are never fewer than graphemes, and are graphemes in ASCII."""
     return text.isascii() or len(graphemes(text[: limit + 2])) > limit
-
-
-def _shorten(text: str, limit: int) -> str:
-    """`textlength.shorten(text, limit)` for text whose whitespace is already collapsed, without
-    splitting all of a long text into grapheme clusters (the costliest step of loading an
-    article otherwise): ASCII is cut as characters, anything else from its first graphemes."""
-    if len(text) <= limit:
-        return text
-    if not text.isascii():
-        head = Shortener(text[: limit + 2])
-        return head(limit) if len(head) > limit else Shortener(text)(limit)
-    # Shortener's rule, for text whose graphemes are its characters (whitespace collapsed, so no
-    # CR LF pair); tests/test_excerpt.py checks that both agree.
-    room = limit - len(ELLIPSIS)
-    if room <= 0:
-        return ""
-    end = room
-    for index in range(room, math.ceil(room * 0.6) - 1, -1):
-        if text[index].isspace():
-            end = index
-            break
-    kept = text[:end].rstrip(" ,;:.-–—")
-    return kept + ELLIPSIS if kept else ""
