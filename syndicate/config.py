@@ -73,6 +73,11 @@ class Site(Strict):
     cta_url: str | None = None
     # Web fonts for emails, name -> CSS URL, linked (never fetched) by the rendered HTML.
     fonts: dict[str, str] = Field(default_factory=dict)
+    # The envelope sender (SMTP MAIL FROM): where bounces go, instead of the visible From mailbox.
+    # With `verp`, each reader's messages bounce to `local+<subscriber id>@domain`, which names
+    # the reader even when a bounce report does not.
+    return_path: str | None = None
+    verp: bool = False
 
     @field_validator("base_url")
     @classmethod
@@ -258,6 +263,33 @@ class SocialChannel(Strict):
 Channel = Annotated[EmailChannel | SocialChannel, Field(discriminator="kind")]
 
 
+class Serve(Strict):
+    """`serve:` the readers' web service (`syndicate serve`, serve/): subscribe with double
+    opt-in, one-click unsubscribe, the web archive and the bounce webhooks."""
+
+    # Where readers reach it, through the reverse proxy: links in emails start with it.
+    public_url: str
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, lt=65536)
+    # Lists the subscribe form offers (the first is the default); each must exist in the store.
+    lists: list[str] = Field(default_factory=list)
+    # The smtp (or outbox) target that mails confirmation requests.
+    confirm_target: str | None = None
+    confirm_hours: int = Field(default=48, gt=0, le=24 * 30)
+    # Subscribe requests allowed per address and per client IP in an hour.
+    rate_per_hour: int = Field(default=5, gt=0, le=100_000)
+    # Proxy addresses whose X-Forwarded-For is believed (the reverse proxy in front).
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
+    # ESP event webhooks, by provider (ses, postmark, mailgun, sendgrid): each one's settings.
+    webhooks: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        value = check_http_url(value)
+        return value if value.endswith("/") else value + "/"
+
+
 class ScheduleSettings(Strict):
     catch_up: str = "skip"
     unknown: Literal["skip", "resend"] = "skip"
@@ -313,6 +345,7 @@ class Config(Strict):
     # `syndicate.targets` entry points: `config_model()` validates each as its type's model.
     targets: dict[str, TargetSettings] = Field(default_factory=dict)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    serve: Serve | None = None
     root: Path = Path(".")
     # Lines about things that load but are probably not what was meant (a `$VAR` without braces).
     _warnings: list[str] = PrivateAttr(default_factory=list)

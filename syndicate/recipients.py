@@ -32,6 +32,9 @@ class Recipient:
     email: str
     name: str = ""
     fields: Mapping[str, str] = field(default_factory=dict)
+    # The subscriber store's opaque id (subscribers.py): what unsubscribe links and VERP
+    # addresses carry instead of the address. Empty for a reader the store does not know yet.
+    id: str = ""
 
 
 @dataclass(frozen=True)
