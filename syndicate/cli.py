@@ -28,6 +28,7 @@ from .gallery import render_preview
 from .lock import Holder, Stopped
 from .plan import Send, upcoming
 from .preview import digest_sizes, preview_table
+from .recipients import RecipientProblem
 from .send import check_routes, dry_run_mark, send_test
 from .send import send as send_api
 from .serve import DEFAULT_PORT, serve_preview
@@ -43,7 +44,7 @@ from .status import (
     recipient_history,
 )
 from .stopping import stop_on_signals
-from .subscriber_files import attribute_key, read_subscriber_file, write_subscribers
+from .subscriber_files import attribute_key, iter_subscriber_file, write_subscribers
 from .subscribers import ENDED, STATUSES, Subscriber, SubscriberError, SubscriberStore
 from .timeshow import show_time
 
@@ -748,7 +749,8 @@ def subscribers_import(ctx: click.Context, file: Path, list_name: str) -> None:
     as `file:line: problem`; the others are imported. Exits 1 when a row was left out.
     """
     config = _config(ctx)
-    rows, problems = read_subscriber_file(file)
+    problems: list[RecipientProblem] = []
+    rows = iter_subscriber_file(file, problems)  # read as it is imported: memory stays flat
     with SubscriberStore.from_config(config) as store:
         result = store.import_rows(list_name, rows)
     left_out = [*problems, *result.problems]

@@ -27,6 +27,7 @@ one, an unknown status, attributes that are not a JSON object, more cells than t
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import re
@@ -39,7 +40,7 @@ from .errors import DeliveryError
 from .recipients import RecipientProblem, address_key, check_address
 from .subscribers import Status, Subscriber, SubscriberRow
 
-__all__ = ["attribute_key", "read_subscriber_file", "write_subscribers"]
+__all__ = ["attribute_key", "iter_subscriber_file", "read_subscriber_file", "write_subscribers"]
 
 EMAIL_COLUMNS = ("email", "email_address", "e_mail", "e_mail_address", "emailaddress", "mail")
 NAME_COLUMNS = ("name", "full_name", "fullname", "display_name")
@@ -49,6 +50,12 @@ STATUS_COLUMNS = ("status", "subscriber_type")  # ours, listmonk's, Mailchimp's;
 JSON_COLUMNS = ("attributes", "metadata")  # listmonk's; Buttondown's
 RENAMED = {"created_at": "signed_up_at", "creation_date": "signed_up_at"}  # a source's own date
 _TRUE = {"true", "yes", "1", "t", "y"}
+# Columns that end a row when no status column says otherwise: Substack's, Mailchimp's.
+ENDING_COLUMNS: tuple[tuple[str, Status], ...] = (
+    ("email_disabled", "unsubscribed"),
+    ("clean_time", "bounced"),
+    ("unsub_time", "unsubscribed"),
+)
 
 # A source's status words (lower-cased) -> ours.
 STATUS_WORDS: dict[str, Status] = {
@@ -73,22 +80,38 @@ def attribute_key(header: str) -> str:
 def read_subscriber_file(path: Path) -> tuple[list[SubscriberRow], list[RecipientProblem]]:
     """The file's usable rows and a problem per row left out. A file that cannot be used at all
     (missing, not UTF-8, no email column) is a DeliveryError."""
-    source = str(path)
-    rows: list[SubscriberRow] = []
     problems: list[RecipientProblem] = []
+    rows = list(iter_subscriber_file(path, problems))
+    return rows, problems
+
+
+def iter_subscriber_file(path: Path, problems: list[RecipientProblem]) -> Iterator[SubscriberRow]:
+    """`read_subscriber_file` a row at a time (what `import_rows` takes, so a long file is never
+    all in memory): the usable rows, each row left out appended to `problems` as it is met. The
+    file is opened and its header read before this returns: a file that cannot be used at all
+    is a DeliveryError here, not at the first row."""
+    read = _rows(path)
+    first = next(read, None)
+    return _unique(path, itertools.chain([first] if first is not None else [], read), problems)
+
+
+def _unique(
+    path: Path, read: Iterator[tuple[int, SubscriberRow | str]], problems: list[RecipientProblem]
+) -> Iterator[SubscriberRow]:
+    source = str(path)
     first_seen: dict[str, int] = {}
-    for line, row in _rows(path):
+    for line, row in read:
         if isinstance(row, str):
             problems.append(RecipientProblem(source, line, row))
             continue
         key = address_key(row.email)
-        if key in first_seen:
-            message = f"{row.email} is listed twice (first on line {first_seen[key]}); imported once"
+        seen = first_seen.get(key)
+        if seen is not None:
+            message = f"{row.email} is listed twice (first on line {seen}); imported once"
             problems.append(RecipientProblem(source, line, message))
             continue
         first_seen[key] = line
-        rows.append(row)
-    return rows, problems
+        yield row
 
 
 def write_subscribers(subscribers: Iterable[Subscriber], out: TextIO) -> int:
@@ -202,12 +225,12 @@ def _with_header(
     path: Path, reader: Iterator[list[str]], columns: list[str], skipped: int
 ) -> Iterator[tuple[int, SubscriberRow | str]]:
     email_at = next(columns.index(name) for name in EMAIL_COLUMNS if name in columns)
-    has_name = any(name in columns for name in NAME_COLUMNS)
+    layout = _Layout(columns, email_at)
     for line, cells in _cells(path, reader, skipped):
         if isinstance(cells, str):
             yield line, cells
             continue
-        if not any(cell.strip() for cell in cells):
+        if not "".join(cells).strip():
             continue
         if len(cells) > len(columns):
             yield (
@@ -215,67 +238,103 @@ def _with_header(
                 f"has {len(cells)} cells but the header has {len(columns)} (expected one cell per column)",
             )
             continue
-        yield line, _row(line, dict(zip(columns, cells, strict=False)), columns[email_at], has_name)
+        yield line, layout.row(line, cells)
 
 
-def _row(line: int, values: dict[str, str], email_column: str, has_name: bool) -> SubscriberRow | str:
-    raw = values.get(email_column, "").strip()
-    if not raw:
-        return f"has no email address (expected one in the {email_column} column)"
-    try:
-        email = check_address(raw)
-    except ValueError as exc:
-        return str(exc)
-    attributes: dict[str, str] = {}
-    name = ""
-    status: Status | None = None
-    first = last = ""
-    for column, value in values.items():
-        value = value.strip()
-        if not value or column == email_column or column in EMAIL_COLUMNS:
-            continue
-        if column in NAME_COLUMNS:
-            name = name or value
-        elif column in FIRST_NAME_COLUMNS:
-            first = first or value
-        elif column in LAST_NAME_COLUMNS:
-            last = last or value
-        elif column in STATUS_COLUMNS:
-            found = STATUS_WORDS.get(value.lower())
-            if found is None:
-                return (
-                    f"{column}: {value!r} is not a status syndicate knows (expected subscribed, unconfirmed, "
-                    "unsubscribed, bounced or complained, or an export's word for one: enabled, "
-                    "blocklisted, cleaned, pending, ...)"
-                )
-            status = status or found
-        elif column in JSON_COLUMNS:
-            parsed = _json_object(value)
-            if parsed is None:
-                return (
-                    f'{column}: {value[:60]!r} is not a JSON object (expected one like {{"city": "Leeds"}})'
-                )
-            for key, item in parsed.items():
-                if attribute_key(key) and item not in (None, ""):
-                    attributes.setdefault(
-                        attribute_key(key), item if isinstance(item, str) else json.dumps(item)
+class _Layout:
+    """What each column of a header is for, worked out once for the whole file."""
+
+    def __init__(self, columns: list[str], email_at: int) -> None:
+        self.email_at = email_at
+        self.email_column = columns[email_at]
+        self.has_name = any(name in columns for name in NAME_COLUMNS)
+        self.roles: list[tuple[int, str, str]] = []  # (cell index, role, column or attribute name)
+        for at, column in enumerate(columns):
+            if at == email_at or column in EMAIL_COLUMNS or not column:
+                continue
+            if column in NAME_COLUMNS:
+                role = "name"
+            elif column in FIRST_NAME_COLUMNS:
+                role = "first"
+            elif column in LAST_NAME_COLUMNS:
+                role = "last"
+            elif column in STATUS_COLUMNS:
+                role = "status"
+            elif column in JSON_COLUMNS:
+                role = "json"
+            else:
+                role = "attribute"
+            self.roles.append((at, role, RENAMED.get(column, column) if role == "attribute" else column))
+        # Columns that say a row has ended when no status column does (Substack, Mailchimp).
+        # (cell index, status, whether the cell must be true rather than just not empty)
+        self.flags: list[tuple[int, Status, bool]] = [
+            (columns.index(column), status, column == "email_disabled")
+            for column, status in ENDING_COLUMNS
+            if column in columns
+        ]
+
+    def row(self, line: int, cells: list[str]) -> SubscriberRow | str:
+        count = len(cells)
+        raw = cells[self.email_at].strip() if self.email_at < count else ""
+        if not raw:
+            return f"has no email address (expected one in the {self.email_column} column)"
+        try:
+            email = check_address(raw)
+        except ValueError as exc:
+            return str(exc)
+        attributes: dict[str, str] = {}
+        name = first = last = ""
+        status: Status | None = None
+        for at, role, column in self.roles:
+            if at >= count:
+                break
+            value = cells[at].strip()
+            if not value:
+                continue
+            if role == "attribute":
+                attributes[column] = value
+            elif role == "name":
+                name = name or value
+            elif role == "first":
+                first = first or value
+            elif role == "last":
+                last = last or value
+            elif role == "status":
+                found = STATUS_WORDS.get(value.lower())
+                if found is None:
+                    return (
+                        f"{column}: {value!r} is not a status syndicate knows (expected subscribed, "
+                        "unconfirmed, unsubscribed, bounced or complained, or an export's word for one: "
+                        "enabled, blocklisted, cleaned, pending, ...)"
                     )
-        else:
-            attributes[RENAMED.get(column, column)] = value
-    if status is None:
-        if values.get("email_disabled", "").strip().lower() in _TRUE:
-            status = "unsubscribed"
-        elif values.get("clean_time", "").strip():
-            status = "bounced"
-        elif values.get("unsub_time", "").strip():
-            status = "unsubscribed"
-    if first:
-        attributes["first_name"] = first
-    if last:
-        attributes["last_name"] = last
-    if not has_name:
-        name = " ".join(part for part in (attributes.get("first_name"), attributes.get("last_name")) if part)
-    return SubscriberRow(line, email, " ".join(name.split()), MappingProxyType(attributes), status)
+                status = status or found
+            else:
+                parsed = _json_object(value)
+                if parsed is None:
+                    expected = '(expected one like {"city": "Leeds"})'
+                    return f"{column}: {value[:60]!r} is not a JSON object {expected}"
+                for key, item in parsed.items():
+                    if attribute_key(key) and item not in (None, ""):
+                        attributes.setdefault(
+                            attribute_key(key), item if isinstance(item, str) else json.dumps(item)
+                        )
+        if status is None:
+            for at, ended, boolean in self.flags:
+                value = cells[at].strip().lower() if at < count else ""
+                if (value in _TRUE) if boolean else bool(value):
+                    status = ended
+                    break
+        if first:
+            attributes["first_name"] = first
+        if last:
+            attributes["last_name"] = last
+        if not self.has_name:
+            name = " ".join(
+                part for part in (attributes.get("first_name"), attributes.get("last_name")) if part
+            )
+        return SubscriberRow(
+            line, email, " ".join(name.split()), MappingProxyType(attributes), status, checked=True
+        )
 
 
 def _json_object(text: str) -> Mapping[str, object] | None:

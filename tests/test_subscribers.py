@@ -13,9 +13,10 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, inspect, make_url, text
 
 from syndicate.cli import cli
+from syndicate.errors import DeliveryError
 from syndicate.ledger import Ledger, sqlite_url
 from syndicate.recipients import Recipient
-from syndicate.subscriber_files import read_subscriber_file
+from syndicate.subscriber_files import iter_subscriber_file, read_subscriber_file
 from syndicate.subscribers import (
     ENDED,
     ImportResult,
@@ -92,7 +93,7 @@ def test_remove_keeps_the_row_unsubscribed(store, clock_at):
     assert removed.id == made.id and removed.created_at == made.created_at
     assert store.remove("news", "a@example.org") == removed  # already ended: as it was
     assert store.remove("news", "nobody@example.org") is None
-    assert [e.kind for e in store.events(made.id)] == ["confirm", "unsubscribe"]
+    assert [e.kind for e in store.events(made.id)] == ["subscribe", "unsubscribe"]
 
 
 def test_request_then_confirm(store, clock_at):
@@ -351,3 +352,33 @@ def test_a_round_trip_on_postgresql(postgres_url, clock_at):
         with admin.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
+
+
+def test_a_long_import_is_written_as_it_goes_and_duplicates_still_merge(store, monkeypatch):
+    monkeypatch.setattr("syndicate.subscribers.CHUNK", 2)  # rows written two at a time
+    store.add("news", "old@example.org")
+    result = store.import_rows(
+        "news",
+        [
+            SubscriberRow(2, "a@example.org", "A"),
+            SubscriberRow(3, "b@example.org", "B"),
+            SubscriberRow(4, "old@example.org"),  # unchanged...
+            SubscriberRow(5, "c@example.org", "C"),
+            SubscriberRow(6, "a@example.org", "Ann", {"k": "v"}),  # after a was written
+            SubscriberRow(7, "old@example.org", "Old"),  # ...then changed: counted once, as updated
+        ],
+    )
+    assert (result.added, result.updated, result.unchanged) == (3, 1, 0)
+    a = store.find("news", "a@example.org")
+    assert a is not None and (a.name, dict(a.attributes)) == ("Ann", {"k": "v"})
+    assert [s.email for s in store.subscribers("news")] == [
+        "old@example.org",
+        "a@example.org",
+        "b@example.org",
+        "c@example.org",
+    ]
+
+
+def test_iter_subscriber_file_fails_before_the_first_row(tmp_path):
+    with pytest.raises(DeliveryError, match="has no email column"):
+        iter_subscriber_file(FILES / "no-email.csv", [])
