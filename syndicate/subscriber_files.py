@@ -50,6 +50,7 @@ STATUS_COLUMNS = ("status", "subscriber_type")  # ours, listmonk's, Mailchimp's;
 JSON_COLUMNS = ("attributes", "metadata")  # listmonk's; Buttondown's
 RENAMED = {"created_at": "signed_up_at", "creation_date": "signed_up_at"}  # a source's own date
 _TRUE = {"true", "yes", "1", "t", "y"}
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # Columns that end a row when no status column says otherwise: Substack's, Mailchimp's.
 ENDING_COLUMNS: tuple[tuple[str, Status], ...] = (
     ("email_disabled", "unsubscribed"),
@@ -121,13 +122,23 @@ def write_subscribers(subscribers: Iterable[Subscriber], out: TextIO) -> int:
     fixed = ("email", "name", "status", "created_at")
     keys = sorted({key for s in every for key in s.attributes if key not in fixed})
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["email", "name", "status", *keys, "created_at"])
+    writer.writerow(["email", "name", "status", *map(_guard, keys), "created_at"])
     for s in every:
         attributes = s.attributes
-        writer.writerow(
-            [s.email, s.name, s.status, *(attributes.get(key, "") for key in keys), s.created_at.isoformat()]
-        )
+        values = map(_guard, (attributes.get(key, "") for key in keys))
+        writer.writerow([_guard(s.email), _guard(s.name), s.status, *values, s.created_at.isoformat()])
     return len(every)
+
+
+def _guard(value: str) -> str:
+    """A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) starts
+    with `'` instead, which spreadsheets show as text (OWASP's advice against CSV injection);
+    `read_subscriber_file` takes it off again."""
+    return "'" + value if value[:1] in FORMULA_STARTS and value else value
+
+
+def _unguard(value: str) -> str:
+    return value[1:] if value[:1] == "'" and value[1:2] in FORMULA_STARTS and len(value) > 1 else value
 
 
 def _rows(path: Path) -> Iterator[tuple[int, SubscriberRow | str]]:
@@ -201,7 +212,7 @@ def _bare_row(line: int, cells: list[str]) -> SubscriberRow | str:
     except ValueError as exc:
         return str(exc)
     name = " ".join(cells[1].split()) if len(cells) > 1 else ""
-    return SubscriberRow(line, email, name, MappingProxyType({}), None)
+    return SubscriberRow(line, email, name, MappingProxyType({}), None, checked=True)
 
 
 def _cells(path: Path, reader: Any, skipped: int) -> Iterator[tuple[int, list[str] | str]]:
@@ -275,7 +286,7 @@ class _Layout:
 
     def row(self, line: int, cells: list[str]) -> SubscriberRow | str:
         count = len(cells)
-        raw = cells[self.email_at].strip() if self.email_at < count else ""
+        raw = _unguard(cells[self.email_at].strip()) if self.email_at < count else ""
         if not raw:
             return f"has no email address (expected one in the {self.email_column} column)"
         try:
@@ -291,6 +302,8 @@ class _Layout:
             value = cells[at].strip()
             if not value:
                 continue
+            if value[0] == "'":
+                value = _unguard(value)
             if role == "attribute":
                 attributes[column] = value
             elif role == "name":

@@ -195,3 +195,31 @@ def test_a_mailchimp_cleaned_file_marks_rows_bounced(tmp_path):
         '"Email Address",CLEAN_TIME,CLEAN_CAMPAIGN_TITLE\nc@example.org,"2024-01-01 00:00:00",Jan\n'
     )
     assert table(path)[0][4] == "bounced"
+
+
+def test_the_export_neutralises_formulas_and_the_import_restores_them(tmp_path):
+    """No CSV injection: a cell a spreadsheet would run starts with `'`; reading takes it off."""
+    out = io.StringIO()
+    write_subscribers(
+        [
+            subscriber(
+                "=1+1@example.org", "subscribed", city='=HYPERLINK("http://evil.example")', score="-2+3"
+            )
+        ],
+        out,
+    )
+    cells = list(csv.reader(io.StringIO(out.getvalue())))[1]
+    assert cells[:5] == [
+        "'=1+1@example.org",
+        "'=1+1",
+        "subscribed",
+        '\'=HYPERLINK("http://evil.example")',
+        "'-2+3",
+    ]
+    assert not any(cell[:1] in "=+-@\t\r" and cell for cell in cells)
+    path = tmp_path / "export.csv"
+    path.write_text(out.getvalue(), encoding="utf-8")
+    (row,), problems = read_subscriber_file(path)
+    assert problems == []
+    assert row.email == "=1+1@example.org" and row.name == "=1+1"
+    assert row.attributes["city"] == '=HYPERLINK("http://evil.example")' and row.attributes["score"] == "-2+3"
