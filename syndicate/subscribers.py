@@ -28,6 +28,7 @@ from typing import Any, Literal
 from sqlalchemy import (
     Column,
     DateTime,
+    Index,
     Integer,
     MetaData,
     String,
@@ -96,6 +97,7 @@ subscribers_table = Table(
     Column("reason", Text),
     Column("soft_bounces", Integer, nullable=False, default=0),
     UniqueConstraint("list", "address_key", name="one_subscriber_per_list"),
+    Index("subscribers_in_order", "list", "seq"),  # a list read in pages, in insertion order
 )
 
 events_table = Table(
