@@ -32,6 +32,7 @@ from pydantic import (
 
 from .deliver import TargetSettings, target_types
 from .errors import ConfigError
+from .personal import DEFAULT_GREETING
 from .validation import Strict, check_http_url, parse_time, short
 from .yaml_shape import shape_problem
 
@@ -78,6 +79,9 @@ class Site(Strict):
     # the reader even when a bounce report does not.
     return_path: str | None = None
     verp: bool = False
+    # The line above each email's articles: a template of the reader's fields (personal.py),
+    # rendered per reader.
+    greeting: str = DEFAULT_GREETING
 
     @field_validator("base_url")
     @classmethod
@@ -89,6 +93,18 @@ class Site(Strict):
     @classmethod
     def _optional_url(cls, value: str | None) -> str | None:
         return None if value is None else check_http_url(value)
+
+    @field_validator("return_path")
+    @classmethod
+    def _return_path(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        _, address = parseaddr(value)
+        if address != value.strip() or "@" not in address or any(c in value for c in "\r\n<>"):
+            raise ValueError(
+                f"{short(value)} is not an email address (expected one like bounces@example.com)"
+            )
+        return address
 
     @field_validator("fonts")
     @classmethod
@@ -366,11 +382,26 @@ class Config(Strict):
                 problem = _mismatch(target, channel, self.targets[target])
                 if problem:
                     raise ValueError(f"channels.{name}.targets: {target!r} {problem}")
+        for name, settings in self.targets.items():
+            if settings.mails_readers and not unsubscribe_configured(self):
+                # RFC 8058 and the Gmail/Yahoo bulk-sender rules: no email without a working unsubscribe.
+                raise ValueError(
+                    f"targets.{name}: its emails would carry no way to unsubscribe (expected "
+                    "serve.public_url, for syndicate serve to answer, site.unsubscribe_url or "
+                    "site.unsubscribe_mailto)"
+                )
         return self
 
     @property
     def templates_dir(self) -> Path:
         return self.templates if self.templates is not None else default_templates_dir()
+
+
+def unsubscribe_configured(config: Config) -> bool:
+    """Whether emails can carry a link that unsubscribes: served by syndicate, the user's own
+    page, or a mailto the bounce intake reads. Without one, no link is labelled Unsubscribe."""
+    site = config.site
+    return bool(config.serve is not None or site.unsubscribe_url or site.unsubscribe_mailto)
 
 
 def wants_full_body(config: Config) -> bool:

@@ -123,6 +123,8 @@ class TargetSettings(Strict):
     # Whether an email channel may send through it, and the social networks whose posts it takes
     # (None: any network's, as a file or a JSON body).
     takes_email: ClassVar[bool] = True
+    # Mails readers for real (smtp): its emails must carry a working unsubscribe (config.py).
+    mails_readers: ClassVar[bool] = False
     networks: ClassVar[frozenset[str] | None] = None
 
     @classmethod

@@ -260,6 +260,7 @@ class SmtpSettings(MailTargetSettings):
     local: bool = False  # a relay on this machine or a trusted network: plain-text login allowed
     what: ClassVar[str] = "an smtp target, which sends email"
     networks: ClassVar[frozenset[str] | None] = frozenset()  # email only
+    mails_readers: ClassVar[bool] = True
 
     @model_validator(mode="after")
     def _no_clear_text_password(self) -> SmtpSettings:
