@@ -593,6 +593,14 @@ def _print_status(found: Status, tz: tzinfo, limit: int) -> None:
                 f"  {show_time(delivery.updated_at, tz)}  {delivery.status:<9} {delivery.key.draft_key} -> "
                 f"{delivery.key.target} {who}{error}"
             )
+    if found.feedback:
+        click.echo("bounces and complaints per send (complaints at 0.3 % or more: marked !):")
+        for fb in found.feedback:
+            mark = "  ! over the 0.3 % complaint line" if fb.over_the_line else ""
+            click.echo(
+                f"  {fb.draft[2]} -> {fb.draft[1]}: {fb.sent} sent, {fb.bounced} bounced "
+                f"({fb.bounce_rate:.2%}), {fb.complained} complained ({fb.complaint_rate:.2%}){mark}"
+            )
     skipped = found.skipped
     if skipped:
         click.echo(f"skipped by the daemon's catch-up policy ({len(skipped)}; `send --due` sends them):")

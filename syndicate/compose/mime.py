@@ -72,6 +72,17 @@ def _key(config: Config) -> bytes:
     return signing_key(config)
 
 
+def envelope_sender(recipient: Recipient, config: Config) -> str | None:
+    """Where this reader's bounces go (SMTP MAIL FROM), when not the target's default: with
+    `site.verp`, `local+<subscriber id>@domain` of `site.return_path`, so a bounce names its
+    reader even when the report does not (feedback/). None: the target's (return_path or From)."""
+    site = config.site
+    if not (site.verp and site.return_path and recipient.id):
+        return None
+    local, _, domain = site.return_path.rpartition("@")
+    return ascii_address(f"{local}+{recipient.id}@{domain}")
+
+
 def build_message(draft: EmailDraft, recipient: Recipient, config: Config) -> EmailMessage:
     """The message for one recipient: multipart/alternative (text, then HTML), SMTP policy (CRLF)."""
     address = _checked_address(ascii_address(recipient.email.strip()))  # an IDN domain as punycode
