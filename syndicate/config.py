@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from datetime import time, timedelta
 from email.utils import parseaddr
 from functools import lru_cache
@@ -230,6 +231,19 @@ class Utm(Strict):
     campaign: str | None = None
 
 
+class ArticleSegment(Strict):
+    """`articles: {tags: [product]}`: a channel that carries only some articles (a segment):
+    those with at least one of these tags (case ignored). Empty: every article."""
+
+    tags: list[str] = Field(default_factory=list)
+
+    def accepts(self, tags: Iterable[str]) -> bool:
+        if not self.tags:
+            return True
+        wanted = {t.casefold() for t in self.tags}
+        return any(t.casefold() in wanted for t in tags)
+
+
 class EmailChannel(Strict):
     kind: Literal["email"]
     mode: Literal["single", "digest"] = "digest"
@@ -242,6 +256,7 @@ class EmailChannel(Strict):
     # What a single email carries of the article: its teaser (description or excerpt) with a link,
     # or the whole body made email-safe (compose.article_html). Digests carry teasers only.
     body: Literal["teaser", "full"] = "teaser"
+    articles: ArticleSegment = Field(default_factory=ArticleSegment)
     targets: list[str] = Field(min_length=1)
 
     @field_validator("body")
@@ -262,6 +277,7 @@ class SocialChannel(Strict):
     hashtags: list[str] = Field(default_factory=list)
     max_hashtags: int | None = Field(default=None, ge=0, le=30)
     template: str | None = None
+    articles: ArticleSegment = Field(default_factory=ArticleSegment)
     targets: list[str] = Field(min_length=1)
 
     @field_validator("network")

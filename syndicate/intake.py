@@ -12,6 +12,7 @@ window end it too (subscribers.py). None of them is ever mailed again: sends rea
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from . import clock
@@ -51,7 +52,8 @@ def apply_feedback(config: Config, items: Iterable[Feedback]) -> IntakeReport:
         for item in items:
             readers = _readers(config, store, item)
             if not readers:
-                report.unmatched.append(f"{item.source}: {item.kind} for {item.address or 'an unknown reader'}")
+                who = item.address or "an unknown reader"
+                report.unmatched.append(f"{item.source}: {item.kind} for {who}")
                 continue
             for reader in readers:
                 _apply(store, reader, item)
@@ -65,10 +67,8 @@ def _readers(config: Config, store: SubscriberStore, item: Feedback) -> list[Sub
     row for its address (a bad address is bad on every list)."""
     ids = [item.subscriber_id] if item.subscriber_id else []
     if item.token:
-        try:
+        with suppress(BadToken):  # a forged or mangled token names no one
             ids.append(read_token("unsubscribe", item.token, signing_key(config), clock.now()))
-        except BadToken:
-            pass
     found = [s for s in (store.get(i) for i in ids) if s is not None]
     if found and item.kind == "unsubscribe":
         return found[:1]  # an unsubscribe is for the list it came from

@@ -23,9 +23,11 @@ from .recipients import (
     load_recipients,
     load_suppression,
 )
-from .subscribers import ENDED, Subscriber, SubscriberStore
+from .subscribers import ENDED, Status, Subscriber, SubscriberStore
 
 __all__ = ["target_readers"]
+
+_MAILED: tuple[Status, ...] = ("subscribed",)
 
 
 def target_readers(name: str, settings: MailTargetSettings, config: Config, *, write: bool) -> RecipientList:
@@ -39,7 +41,7 @@ def target_readers(name: str, settings: MailTargetSettings, config: Config, *, w
         if store is None:
             return found
         with store:
-            for subscriber in store.subscribers(source.list, statuses=("subscribed",)):
+            for subscriber in store.subscribers(source.name, statuses=_MAILED):
                 if not source.matches(subscriber.attributes):
                     continue
                 if address_key(subscriber.email) in blocked:
@@ -55,13 +57,13 @@ def target_readers(name: str, settings: MailTargetSettings, config: Config, *, w
         known = store.sync(name, found.recipients, source="csv") if write else _known(store, name)
     kept = []
     for recipient in found.recipients:
-        subscriber = known.get(address_key(recipient.email))
-        if subscriber is None:
+        row = known.get(address_key(recipient.email))
+        if row is None:
             kept.append(recipient)
-        elif subscriber.status in ENDED:
+        elif row.status in ENDED:
             found.suppressed += 1
         else:
-            kept.append(_with_id(recipient, subscriber.id))
+            kept.append(_with_id(recipient, row.id))
     found.recipients = kept
     return found
 

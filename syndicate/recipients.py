@@ -64,7 +64,7 @@ class SubscriberList(Strict):
     a list in the subscriber store (readers.py), optionally only those whose attributes match:
     a segment."""
 
-    list: str = Field(min_length=1, max_length=200)
+    name: str = Field(alias="list", min_length=1, max_length=200)
     where: dict[str, str | list[str]] = Field(default_factory=dict)
 
     def matches(self, attributes: Mapping[str, str]) -> bool:
