@@ -42,6 +42,8 @@ class CertServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _CertHandler)
         self.socket = context.wrap_socket(self.socket, server_side=True)
         self.pem, self.fetches = pem, 0
+        # A path of its own: a later server on a reused port must not find this one's cached key.
+        self.name = f"SimpleNotificationService-{secrets.token_hex(8)}.pem"
 
     @property
     def host(self) -> str:
@@ -156,7 +158,7 @@ def ses_body(message: dict) -> bytes:
 
 
 def cert_url(server: CertServer) -> str:
-    return f"https://{server.host}/SimpleNotificationService-0123456789abcdef.pem"
+    return f"https://{server.host}/{server.name}"
 
 
 @pytest.mark.parametrize("version", ["1", "2"])
