@@ -232,6 +232,13 @@ def test_ses_a_stale_message_is_refused(ses_settings, cert_server, sns_key):
         ses.verify_and_read(ses_settings, {}, ses_body(message), NOW)
 
 
+@pytest.mark.parametrize("stamp", ["2026-12-07T08:04:30", "yesterday"])
+def test_ses_a_timestamp_that_is_no_instant_is_refused(ses_settings, cert_server, sns_key, stamp):
+    message = sns_message(sns_key[0], cert_url(cert_server), Message=json.dumps(SES_BOUNCE), Timestamp=stamp)
+    with pytest.raises(ForgedWebhook, match="Timestamp"):
+        ses.verify_and_read(ses_settings, {}, ses_body(message), NOW)
+
+
 @pytest.mark.parametrize(
     "url",
     [

@@ -118,7 +118,9 @@ def verify(settings: SesSettings, headers: Mapping[str, str], body: bytes, now: 
     try:
         stamp = datetime.fromisoformat(str(fields["Timestamp"]).replace("Z", "+00:00"))
     except ValueError:
-        raise ForgedWebhook("the SNS Timestamp is not an instant") from None
+        stamp = None
+    if stamp is None or stamp.utcoffset() is None:
+        raise ForgedWebhook("the SNS Timestamp is not an instant with its offset")
     check_fresh(stamp, now, settings.max_age_seconds)
     subscribe_url = fields.get("SubscribeURL") if kind == "SubscriptionConfirmation" else None
     message = None
