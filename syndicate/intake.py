@@ -11,20 +11,23 @@ window end it too (subscribers.py). None of them is ever mailed again: sends rea
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from . import clock
 from .compose.mime import message_id
 from .config import Config
 from .feedback import Feedback
+from .feedback.mailbox import read_mailbox
+from .feedback.reports import read_report
 from .ledger import Ledger
 from .recipients import address_key
 from .subscribers import Subscriber, SubscriberStore
 from .tokens import BadToken, read_token, signing_key
 
-__all__ = ["IntakeReport", "apply_feedback"]
+__all__ = ["IntakeReport", "apply_feedback", "read_bounces"]
 
 # The ledger's note per kind: `status` counts "bounced" and "complained".
 _NOTE = {"hard": "bounced", "soft": "soft-bounced", "complaint": "complained", "unsubscribe": "unsubscribed"}
@@ -60,6 +63,26 @@ def apply_feedback(config: Config, items: Iterable[Feedback]) -> IntakeReport:
             _note(config, ledger, readers[0].email, item)
             report.count(item.kind)
     return report
+
+
+def read_bounces(
+    config: Config,
+    location: str | Path,
+    *,
+    state: Path | None = None,
+    password_env: str | None = None,
+    ca_file: str | None = None,
+) -> IntakeReport:
+    """Read every unprocessed message of a bounce mailbox (Maildir, mbox, imaps://) and apply
+    what it reports. Each message is marked processed only after its reports were applied, so
+    a crash reads it again rather than losing it (applying twice changes nothing more)."""
+    key = signing_key(config)
+
+    def reports() -> Iterator[Feedback]:
+        for _ident, raw in read_mailbox(location, state=state, password_env=password_env, ca_file=ca_file):
+            yield from read_report(raw, return_path=config.site.return_path, unsubscribe_key=key)
+
+    return apply_feedback(config, reports())
 
 
 def _readers(config: Config, store: SubscriberStore, item: Feedback) -> list[Subscriber]:
