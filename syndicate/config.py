@@ -321,6 +321,18 @@ class Serve(Strict):
         value = check_http_url(value)
         return value if value.endswith("/") else value + "/"
 
+    @field_validator("webhooks")
+    @classmethod
+    def _webhooks(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from .webhooks import check_settings  # the providers' models import config: when used
+
+        for provider, settings in value.items():
+            try:
+                check_settings(provider, settings)
+            except ConfigError as exc:
+                raise ValueError(str(exc).removeprefix("serve.webhooks.")) from None
+        return value
+
 
 class ScheduleSettings(Strict):
     catch_up: str = "skip"

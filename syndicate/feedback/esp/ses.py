@@ -135,9 +135,28 @@ def verify(settings: SesSettings, headers: Mapping[str, str], body: bytes, now: 
 def verify_and_read(
     settings: SesSettings, headers: Mapping[str, str], body: bytes, now: datetime
 ) -> list[Feedback]:
-    """The bounces and complaints of a verified SES notification; [] for a confirmation message
-    (use `verify` to get its SubscribeURL) and for deliveries and other event types."""
-    return _feedback(verify(settings, headers, body, now).message)
+    """The bounces and complaints of a verified SES notification; [] for deliveries and other
+    event types. A verified SubscriptionConfirmation is confirmed (its SubscribeURL visited, on
+    an SNS host only): SNS sends nothing else to an endpoint until then."""
+    verified = verify(settings, headers, body, now)
+    if verified.subscribe_url is not None:
+        confirm_subscription(settings, verified.subscribe_url)
+    return _feedback(verified.message)
+
+
+def confirm_subscription(settings: SesSettings, url: str) -> None:
+    """GET the SubscribeURL of a verified confirmation, over verified TLS, only on an SNS host
+    (or one of `cert_hosts`): a signed message cannot make this endpoint fetch anything else."""
+    parts = urlsplit(url)
+    trusted = parts.netloc in settings.cert_hosts or bool(_SNS_HOST.fullmatch(parts.hostname or ""))
+    if parts.scheme != "https" or not trusted:
+        raise ForgedWebhook("the SubscribeURL is not an https URL on an SNS host")
+    try:
+        answer = requests.get(url, timeout=10, verify=settings.ca_file or True, allow_redirects=False)
+    except requests.RequestException as exc:
+        raise ForgedWebhook(f"the SubscribeURL could not be visited ({type(exc).__name__})") from None
+    if answer.status_code != 200:
+        raise ForgedWebhook(f"the SubscribeURL answered {answer.status_code}")
 
 
 def _canonical(kind: str, fields: dict[str, Any]) -> bytes:
