@@ -42,6 +42,7 @@ __all__ = [
 DEFAULT_GREETING = "{% if recipient.name %}Hi {{ recipient.name }},{% else %}Hello,{% endif %}"
 # __syndicate_f<key as hex>__ or __syndicate_f<key as hex>_<default as hex>__
 FIELD = re.compile(r"__syndicate_f([0-9a-f]+)(?:_([0-9a-f]*))?__")
+_LEGACY = ("name", "email", "greeting")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
@@ -51,7 +52,10 @@ class Field(str):
     key: str
 
     def __new__(cls, key: str, fallback: str | None = None) -> Field:
-        marker = f"__syndicate_f{key.encode().hex()}"
+        if fallback is None and key in _LEGACY:  # the markers webhook payloads have always named
+            marker = f"__syndicate_{key}"
+        else:
+            marker = f"__syndicate_f{key.encode().hex()}"
         if fallback is not None:
             marker += "_" + fallback.encode("utf-8").hex()
         self = super().__new__(cls, marker + "__")
