@@ -695,6 +695,39 @@ def daemon(ctx: click.Context, log_format: str, new_ledger: bool) -> None:
     runner.run()
 
 
+@cli.command("serve")
+@click.option("--host", help="Address to listen on (default: serve.host, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on (default: serve.port, 8080).")
+@click.option(
+    "--proxy-headers",
+    is_flag=True,
+    help="Behind a reverse proxy: believe X-Forwarded-For/-Proto from serve.trusted_proxies only.",
+)
+@config_option
+@click.pass_context
+@_fail_cleanly
+def serve_command(ctx: click.Context, host: str | None, port: int | None, proxy_headers: bool) -> None:
+    """Run the readers' web service (the serve: section): subscribe with double opt-in,
+    RFC 8058 one-click unsubscribe and the web archive, until SIGINT/SIGTERM.
+
+    It listens on plain HTTP: put a reverse proxy that terminates https in front of it, at
+    serve.public_url, and pass --proxy-headers so the client's address is the reader's.
+    """
+    from .web.server import run
+
+    config = _config(ctx)
+    serve = config.serve
+    if serve is None:
+        raise ConfigError("serve: is missing (expected a serve: section with public_url)")
+    if not serve.lists or not serve.confirm_target:
+        click.echo(
+            "warning: serve.lists or serve.confirm_target is not set: no subscribe form "
+            "(unsubscribe and the archive work)",
+            err=True,
+        )
+    run(config, host, port, proxy_headers)
+
+
 def _off_the_handler(action) -> None:
     """Run `action` (which sets threading Events) on a thread of its own: a signal handler runs
     between two bytecodes of the main thread, which may hold the very lock `Event.set()` needs."""
