@@ -38,6 +38,15 @@ from .plan import Send, due_now, plan_articles, upcoming  # noqa: E402
 from .preview import preview, preview_table  # noqa: E402
 from .send import Outcome, send, send_planned, send_test  # noqa: E402
 from .status import Status, article_history, read_status, recipient_history  # noqa: E402
+from .subscriber_files import read_subscriber_file, write_subscribers  # noqa: E402
+from .subscribers import (  # noqa: E402
+    ImportResult,
+    Subscriber,
+    SubscriberError,
+    SubscriberEvent,
+    SubscriberRow,
+    SubscriberStore,
+)
 
 __all__ = [
     "Article",
@@ -46,6 +55,7 @@ __all__ = [
     "ContentError",
     "Daemon",
     "DeliveryError",
+    "ImportResult",
     "Ledger",
     "Loaded",
     "MailTargetSettings",
@@ -59,6 +69,11 @@ __all__ = [
     "Send",
     "StateError",
     "Status",
+    "Subscriber",
+    "SubscriberError",
+    "SubscriberEvent",
+    "SubscriberRow",
+    "SubscriberStore",
     "SyndicateError",
     "Target",
     "TargetSettings",
@@ -75,6 +90,7 @@ __all__ = [
     "preview",
     "preview_table",
     "read_status",
+    "read_subscriber_file",
     "recipient_history",
     "render_preview",
     "send",
@@ -82,4 +98,5 @@ __all__ = [
     "send_test",
     "target_types",
     "upcoming",
+    "write_subscribers",
 ]

@@ -6,12 +6,14 @@ problems exit 1; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import io
 import json
 import signal
 import sys
 import threading
-from datetime import timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +28,11 @@ from .gallery import render_preview
 from .lock import Holder, Stopped
 from .plan import Send, upcoming
 from .preview import digest_sizes, preview_table
+from .recipients import RecipientProblem
 from .send import check_routes, dry_run_mark, send_test
 from .send import send as send_api
 from .serve import DEFAULT_PORT, serve_preview
+from .state import write_private
 from .status import (
     ArticleHistory,
     Progress,
@@ -40,6 +44,8 @@ from .status import (
     recipient_history,
 )
 from .stopping import stop_on_signals
+from .subscriber_files import attribute_key, iter_subscriber_file, write_subscribers
+from .subscribers import ENDED, STATUSES, Subscriber, SubscriberError, SubscriberStore
 from .timeshow import show_time
 
 DEFAULT_WAIT = 600.0  # seconds a send waits for another one on its state folder
@@ -745,6 +751,162 @@ def _check_names(config: Config, channels: tuple[str, ...], targets: tuple[str, 
                 raise ConfigError(
                     f"{option} {name}: no such name in config (expected one of: {', '.join(known)})"
                 )
+
+
+@cli.group()
+def subscribers() -> None:
+    """Manage the subscriber lists kept in the ledger's database.
+
+    A list is a name (`--list`); an address is on a list once, with a status: subscribed,
+    unconfirmed, unsubscribed, bounced or complained. The last three are never mailed again and
+    an import or `add` does not bring them back.
+    """
+
+
+list_option = click.option("--list", "list_name", required=True, metavar="LIST", help="The list's name.")
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@list_option
+@config_option
+@click.pass_context
+@_fail_cleanly
+def subscribers_import(ctx: click.Context, file: Path, list_name: str) -> None:
+    """Import FILE into a list.
+
+    FILE is a CSV export of Mailchimp, listmonk, Substack or Buttondown, a `subscribers export`,
+    any CSV with an email column (`,` `;` or tab), or one address a line.
+
+    Running it again with the same file changes nothing. Rows left out are printed on stderr
+    as `file:line: problem`; the others are imported. Exits 1 when a row was left out.
+    """
+    config = _config(ctx)
+    problems: list[RecipientProblem] = []
+    rows = iter_subscriber_file(file, problems)  # read as it is imported: memory stays flat
+    with SubscriberStore.from_config(config) as store:
+        result = store.import_rows(list_name, rows)
+    left_out = [*problems, *result.problems]
+    for problem in left_out:
+        click.echo(str(problem), err=True)
+    total = result.added + result.updated + result.unchanged
+    line = (
+        f"imported {total} into {list_name} "
+        f"({result.added} new, {result.updated} updated, {result.unchanged} unchanged)"
+    )
+    if left_out:
+        line += f"; {len(left_out)} row(s) left out"
+    click.echo(line)
+    sys.exit(1 if left_out else 0)
+
+
+@subscribers.command("export")
+@list_option
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file (owner-only)."
+)
+@config_option
+@click.pass_context
+@_fail_cleanly
+def subscribers_export(ctx: click.Context, list_name: str, output: Path | None) -> None:
+    """Write a list as CSV.
+
+    Columns: email,name,status, one per attribute, created_at; every status included, to stdout
+    or --output. `subscribers import` reads it back."""
+    config = _config(ctx)
+    with SubscriberStore.from_config(config) as store:
+        found = store.subscribers(list_name)
+        if output is None:
+            write_subscribers(found, sys.stdout)
+            return
+        text = io.StringIO()
+        count = write_subscribers(found, text)
+    write_private(output, text.getvalue())
+    click.echo(f"exported {count} subscriber(s) of {list_name} to {output}")
+
+
+@subscribers.command("add")
+@click.argument("address")
+@list_option
+@click.option("--name", default="", help="The reader's name.")
+@click.option("--attr", "attrs", multiple=True, metavar="KEY=VALUE", help="An attribute (repeatable).")
+@config_option
+@click.pass_context
+@_fail_cleanly
+def subscribers_add(
+    ctx: click.Context, address: str, list_name: str, name: str, attrs: tuple[str, ...]
+) -> None:
+    """Add ADDRESS to a list as subscribed. An address already there keeps its row (and takes
+    the name and attributes given); one that unsubscribed, bounced or complained is left as it is."""
+    attributes: dict[str, str] = {}
+    for item in attrs:
+        key, equals, value = item.partition("=")
+        if not equals or not attribute_key(key):
+            raise SubscriberError(f"--attr {item!r}: expected KEY=VALUE, e.g. --attr city=Leeds")
+        attributes[attribute_key(key)] = value.strip()
+    config = _config(ctx)
+    with SubscriberStore.from_config(config) as store:
+        found, created = store.add(list_name, address, name=name, attributes=attributes)
+    if created:
+        click.echo(f"added {found.email} to {list_name}")
+    elif found.status in ENDED:
+        click.echo(f"{found.email} is {found.status} on {list_name}; left as it is")
+    else:
+        click.echo(f"{found.email} is already on {list_name} ({found.status})")
+
+
+@subscribers.command("remove")
+@click.argument("address")
+@list_option
+@config_option
+@click.pass_context
+@_fail_cleanly
+def subscribers_remove(ctx: click.Context, address: str, list_name: str) -> None:
+    """Unsubscribe ADDRESS from a list. Its row stays (unsubscribed), so it is never mailed again."""
+    config = _config(ctx)
+    with SubscriberStore.from_config(config) as store:
+        found = store.remove(list_name, address, reason="removed with the cli")
+    if found is None:
+        raise SubscriberError(f"{address}: not on {list_name}")
+    click.echo(f"{found.email} is {found.status} on {list_name}")
+
+
+@subscribers.command("list")
+@list_option
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(STATUSES),
+    help="Only these statuses (repeatable; default: all).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (JSON Lines), no summary.")
+@config_option
+@click.pass_context
+@_fail_cleanly
+def subscribers_list(ctx: click.Context, list_name: str, statuses: tuple[str, ...], as_json: bool) -> None:
+    """List a list's subscribers.
+
+    In the order they were added: address, status and name (tab-separated), then a count. With
+    --json, one object a line (id, list, email, name, attributes, status, source, created_at,
+    updated_at, confirmed_at, ended_at, reason, soft_bounces)."""
+    config = _config(ctx)
+    count = 0
+    with SubscriberStore.from_config(config) as store:
+        for found in store.subscribers(list_name, statuses or None):  # type: ignore[arg-type]
+            count += 1
+            if as_json:
+                click.echo(json.dumps(_subscriber_json(found), ensure_ascii=False))
+            else:
+                click.echo(f"{found.email}\t{found.status}\t{found.name}")
+    if not as_json:
+        click.echo(f"{count} subscriber(s) on {list_name}")
+
+
+def _subscriber_json(found: Subscriber) -> dict[str, Any]:
+    facts = {field.name: getattr(found, field.name) for field in dataclasses.fields(found)}
+    facts["attributes"] = dict(found.attributes)
+    return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in facts.items()}
 
 
 def main() -> None:

@@ -16,7 +16,8 @@ WIDTH = 100  # fixed, so the text does not depend on the terminal that made it
 
 
 def reference() -> str:
-    """Markdown: `syndicate --help`, then each command's `--help`, in the order `--help` lists them."""
+    """Markdown: `syndicate --help`, then each command's `--help` (and a group's subcommands'),
+    in the order `--help` lists them."""
     settings = {**cli.context_settings, "terminal_width": WIDTH, "max_content_width": WIDTH}
     root = click.Context(cli, info_name="syndicate", **settings)
     parts = [
@@ -36,6 +37,12 @@ def reference() -> str:
         assert command is not None
         context = click.Context(command, info_name=name, parent=root, **settings)
         parts += ["", f"## syndicate {name}", "", "```", command.get_help(context), "```"]
+        if isinstance(command, click.Group):  # a group's subcommands each get their own section
+            for sub_name in command.list_commands(context):
+                sub = command.get_command(context, sub_name)
+                assert sub is not None
+                sub_context = click.Context(sub, info_name=sub_name, parent=context, **settings)
+                parts += ["", f"### syndicate {name} {sub_name}", "", "```", sub.get_help(sub_context), "```"]
     return "\n".join(parts) + "\n"
 
 
