@@ -96,7 +96,8 @@ def test_the_same_answer_whatever_the_store_knows(web):
     json_answers = [requests.post(f"{web.url}subscribe", json={"email": a}, timeout=10) for a in addresses]
     assert {(r.status_code, r.text) for r in json_answers} == {(200, json_answers[0].text)}
     form_answers = [
-        requests.post(f"{web.url}subscribe", data={"email": a, "list": "weekly"}, timeout=10) for a in addresses
+        requests.post(f"{web.url}subscribe", data={"email": a, "list": "weekly"}, timeout=10)
+        for a in addresses
     ]
     assert {(r.status_code, r.text) for r in form_answers} == {(200, form_answers[0].text)}
     # the subscribed reader got no mail; the others each a confirmation per request
@@ -125,14 +126,23 @@ def test_an_invalid_address_is_refused_with_its_reason(web):
     page = requests.post(f"{web.url}subscribe", data={"email": "<b>x@@y"}, timeout=10)
     assert page.status_code == 400
     assert "<b>x@@y" not in page.text and "&lt;b&gt;x@@y" in page.text  # escaped, kept in the field
-    assert requests.post(f"{web.url}subscribe", json={"email": ADDRESS, "list": "nope"}, timeout=10).status_code == 400
-    assert requests.post(f"{web.url}subscribe", data=b"[1]", headers={"Content-Type": "application/json"}, timeout=10).status_code == 400
+    assert (
+        requests.post(f"{web.url}subscribe", json={"email": ADDRESS, "list": "nope"}, timeout=10).status_code
+        == 400
+    )
+    assert (
+        requests.post(
+            f"{web.url}subscribe", data=b"[1]", headers={"Content-Type": "application/json"}, timeout=10
+        ).status_code
+        == 400
+    )
 
 
 def test_rate_limited_per_client_ip(site, smtp_sink):
     with served(site, smtp_sink, rate_per_hour=2) as s:
         answers = [
-            requests.post(f"{s.url}subscribe", json={"email": f"r{i}@example.org"}, timeout=10) for i in range(3)
+            requests.post(f"{s.url}subscribe", json={"email": f"r{i}@example.org"}, timeout=10)
+            for i in range(3)
         ]
         assert [a.status_code for a in answers] == [200, 200, 429]
         assert int(answers[2].headers["Retry-After"]) > 0
@@ -145,7 +155,9 @@ def test_rate_limited_per_address_behind_a_proxy(site, smtp_sink, clock_at):
 
         def post(ip: str, email: str = ADDRESS) -> int:
             headers = {"X-Forwarded-For": ip}
-            return requests.post(f"{s.url}subscribe", json={"email": email}, headers=headers, timeout=10).status_code
+            return requests.post(
+                f"{s.url}subscribe", json={"email": email}, headers=headers, timeout=10
+            ).status_code
 
         assert [post("203.0.113.1"), post("203.0.113.2"), post("203.0.113.3")] == [200, 200, 429]
         assert post("203.0.113.3", "other@example.org") == 200  # that IP is under its own limit
@@ -188,7 +200,9 @@ def test_one_click_unsubscribe(web):
     assert status_of(web, ADDRESS) == "unsubscribed"
     with SubscriberStore.from_config(web.config) as store:
         assert store.find("weekly", ADDRESS).reason == "one-click"
-    again = requests.post(url, files={"List-Unsubscribe": (None, "One-Click")}, allow_redirects=False, timeout=10)
+    again = requests.post(
+        url, files={"List-Unsubscribe": (None, "One-Click")}, allow_redirects=False, timeout=10
+    )
     assert again.status_code == 200  # multipart/form-data, as RFC 8058 also allows; and again
     assert status_of(web, ADDRESS) == "unsubscribed"
 
@@ -209,10 +223,14 @@ def test_get_never_unsubscribes(web):
 
 def test_invalid_unsubscribe_tokens_are_400(web):
     subscriber_id = add(web, ADDRESS)
-    confirm_token = make_token("confirm", subscriber_id, signing_key(web.config), expires=clock.now() + timedelta(hours=1))
+    confirm_token = make_token(
+        "confirm", subscriber_id, signing_key(web.config), expires=clock.now() + timedelta(hours=1)
+    )
     for token in ("nope", f"{subscriber_id}.AAAA", confirm_token):
         assert requests.get(f"{web.url}unsubscribe/{token}", timeout=10).status_code == 400
-        posted = requests.post(f"{web.url}unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}, timeout=10)
+        posted = requests.post(
+            f"{web.url}unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}, timeout=10
+        )
         assert posted.status_code == 400
     assert status_of(web, ADDRESS) == "subscribed"
     assert requests.get(f"{web.url}unsubscribe", timeout=10).status_code == 200  # how to unsubscribe

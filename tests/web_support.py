@@ -67,7 +67,9 @@ def running(config: Config, port: int, proxy_headers: bool = False) -> Iterator[
 
 
 @contextmanager
-def served(site, smtp: tuple[SmtpSink, int], proxy_headers: bool = False, **serve: object) -> Iterator[Served]:
+def served(
+    site, smtp: tuple[SmtpSink, int], proxy_headers: bool = False, **serve: object
+) -> Iterator[Served]:
     sink, smtp_port = smtp
     port = free_port()
     config = serve_config(site, smtp_port, port, **serve)

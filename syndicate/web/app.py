@@ -63,8 +63,8 @@ T = TypeVar("T")
 
 
 class Web:
-    """The app's state: the config, the subscriber store (opened on first use, one call at a
-    time: the store is not promised to be thread-safe) and the rate limits."""
+    """The app's state: the config, the subscriber store (opened on first use; thread-safe, each
+    call takes its own connection) and the rate limits."""
 
     def __init__(self, config: Config, store: SubscriberStore | None = None) -> None:
         if config.serve is None:
@@ -91,13 +91,14 @@ class Web:
                     f"serve.confirm_target: {target!r} is {settings.what} (expected an smtp or outbox target)"
                 )
 
-    # -- the store, one call at a time, off the event loop -----------------------------------
+    # -- the store, off the event loop -------------------------------------------------------
 
     def _call(self, action: Callable[[SubscriberStore], T]) -> T:
         with self._lock:
             if self._store is None:
                 self._store = SubscriberStore.from_config(self.config)
-            return action(self._store)
+            store = self._store
+        return action(store)
 
     async def store(self, action: Callable[[SubscriberStore], T]) -> T:
         return await run_in_threadpool(self._call, action)
