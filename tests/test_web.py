@@ -217,8 +217,17 @@ def test_get_never_unsubscribes(web):
     assert status_of(web, ADDRESS) == "subscribed"
     assert ADDRESS not in page.text
     # the page's button posts the form: that unsubscribes
-    assert requests.post(url, data={"List-Unsubscribe": "One-Click"}, timeout=10).status_code == 200
+    assert requests.post(url, data={"unsubscribe": "yes"}, timeout=10).status_code == 200
     assert status_of(web, ADDRESS) == "unsubscribed"
+    with SubscriberStore.from_config(web.config) as store:
+        assert store.find("weekly", ADDRESS).reason == "unsubscribe page"
+
+
+def test_one_click_leaves_a_complaint_as_it_is(web):
+    url = unsubscribe_url(web, add(web, ADDRESS, status="complained"))
+    answer = requests.post(url, data={"List-Unsubscribe": "One-Click"}, allow_redirects=False, timeout=10)
+    assert answer.status_code == 200
+    assert status_of(web, ADDRESS) == "complained"
 
 
 def test_invalid_unsubscribe_tokens_are_400(web):

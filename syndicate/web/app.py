@@ -255,9 +255,10 @@ class Web:
         if subscriber_id is None:
             return self._bad_unsubscribe()
         subscriber = await self.store(lambda s: s.get(subscriber_id))
-        if subscriber is not None and subscriber.status != "unsubscribed":
+        # bounced and complained stay as they are: they are ended already, and say more
+        if subscriber is not None and subscriber.status in ("subscribed", "unconfirmed"):
             one_click = ONE_CLICK in await _read_pairs(request)
-            reason = "one-click" if one_click else "web"
+            reason = "one-click" if one_click else "unsubscribe page"
             await self.store(lambda s: s.set_status(subscriber_id, "unsubscribed", reason=reason))
             log.info("subscriber %s unsubscribed (%s)", subscriber_id, reason)
         return self.page("unsubscribe-done.html", list=subscriber.list if subscriber else None)
