@@ -5,7 +5,7 @@ are compared with two baselines measured the same way in the same process tree: 
 Python and importing syndicate (`python -c 'import syndicate'`), and reading the same CSV with
 the csv module alone (every row into a list of dicts). The file is then imported a second
 time, which must change nothing (0 new, 0 updated), and the database must hold one row per
-address.
+address. Last, `subscribers export` writes the list back out.
 
     python benchmarks/bench_import.py [--count 100000]
 """
@@ -96,6 +96,8 @@ def main() -> None:
         csv_t, csv_rss, read = measure([sys.executable, "-c", READ_CSV, str(export)], env, root)
         first_t, first_rss, first = measure([*importing, str(export), "--list", "news"], env, root)
         again_t, again_rss, again = measure([*importing, str(export), "--list", "news"], env, root)
+        exporting = [sys.executable, "-m", "syndicate", "--config", str(config), "subscribers", "export"]
+        out_t, out_rss, out = measure([*exporting, "--list", "news", "-o", str(root / "out.csv")], env, root)
 
         from syndicate.config import load_config
         from syndicate.subscribers import SubscriberStore
@@ -115,6 +117,9 @@ def main() -> None:
         f"second import:                {again_t:6.2f} s, peak RSS {again_rss:6.1f} MB  exit {again.returncode}: {again.stdout.strip()}"
     )
     print(
+        f"export:                       {out_t:6.2f} s, peak RSS {out_rss:6.1f} MB  exit {out.returncode}: {out.stdout.strip()}"
+    )
+    print(
         f"ratios: first import / `import syndicate` {first_t / base_t:.1f}x time, {first_rss / base_rss:.1f}x RSS; "
         f"first import / csv read {first_t / csv_t:.1f}x time, {first_rss / csv_rss:.1f}x RSS; "
         f"{args.count / first_t:,.0f} rows/s"
@@ -123,6 +128,7 @@ def main() -> None:
     assert first.returncode == 0 and again.returncode == 0, (first.stderr[-500:], again.stderr[-500:])
     assert again.stdout.strip() == unchanged, again.stdout
     assert counts == {"news": {"subscribed": args.count}}, counts
+    assert out.returncode == 0, out.stderr[-500:]
     print("second import changed nothing; one row per address: True")
 
 

@@ -2,7 +2,8 @@
 
 Everything the CLI does is this importable, typed API (the CLI is a thin layer over it):
 load the config and the articles, plan what is due, preview it, send it (the same path the
-daemon's jobs take), and read back what the ledger holds. Target types and social networks are
+daemon's jobs take), read back what the ledger holds, and keep subscriber lists beside it
+(`SubscriberStore`, `read_subscriber_file`, `write_subscribers`). Target types and social networks are
 plugins (`syndicate.targets` / `syndicate.networks` entry points): see `deliver` and
 `compose.networks`.
 """

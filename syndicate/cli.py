@@ -13,6 +13,7 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -815,7 +816,7 @@ def subscribers_export(ctx: click.Context, list_name: str, output: Path | None) 
     or --output. `subscribers import` reads it back."""
     config = _config(ctx)
     with SubscriberStore.from_config(config) as store:
-        found = store.subscribers(list_name)
+        found = _Listing(store, list_name)  # read twice (attribute columns, then rows), never held
         if output is None:
             write_subscribers(found, sys.stdout)
             return
@@ -901,6 +902,16 @@ def subscribers_list(ctx: click.Context, list_name: str, statuses: tuple[str, ..
                 click.echo(f"{found.email}\t{found.status}\t{found.name}")
     if not as_json:
         click.echo(f"{count} subscriber(s) on {list_name}")
+
+
+class _Listing:
+    """A list's subscribers, read from the store afresh each time it is iterated."""
+
+    def __init__(self, store: SubscriberStore, list_name: str) -> None:
+        self.store, self.list_name = store, list_name
+
+    def __iter__(self) -> Iterator[Subscriber]:
+        return self.store.subscribers(self.list_name)
 
 
 def _subscriber_json(found: Subscriber) -> dict[str, Any]:

@@ -118,16 +118,20 @@ def _unique(
 def write_subscribers(subscribers: Iterable[Subscriber], out: TextIO) -> int:
     """Write a CSV: `email,name,status`, a column per attribute any row has (sorted), then
     `created_at` (ISO 8601, UTC). Returns the rows written. `read_subscriber_file` reads it back."""
-    every = list(subscribers)
+    # The attribute columns need a pass of their own: a collection that can be iterated again
+    # (a list, `subscribers export`'s listing of the store) is read twice rather than held.
+    every = subscribers if iter(subscribers) is not subscribers else list(subscribers)
     fixed = ("email", "name", "status", "created_at")
     keys = sorted({key for s in every for key in s.attributes if key not in fixed})
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["email", "name", "status", *map(_guard, keys), "created_at"])
+    count = 0
     for s in every:
         attributes = s.attributes
         values = map(_guard, (attributes.get(key, "") for key in keys))
         writer.writerow([_guard(s.email), _guard(s.name), s.status, *values, s.created_at.isoformat()])
-    return len(every)
+        count += 1
+    return count
 
 
 def _guard(value: str) -> str:

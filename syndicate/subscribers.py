@@ -28,6 +28,7 @@ from typing import Any, Literal
 from sqlalchemy import (
     Column,
     DateTime,
+    Index,
     Integer,
     MetaData,
     String,
@@ -96,6 +97,7 @@ subscribers_table = Table(
     Column("reason", Text),
     Column("soft_bounces", Integer, nullable=False, default=0),
     UniqueConstraint("list", "address_key", name="one_subscriber_per_list"),
+    Index("subscribers_in_order", "list", "seq"),  # a list read in pages, in insertion order
 )
 
 events_table = Table(
@@ -458,6 +460,19 @@ class SubscriberStore:
         Idempotent: importing the same rows again changes nothing. A row whose address is
         already on the list updates it (a non-empty name replaces the stored one, attributes
         are merged, a status moves it on) unless it has ended: then it is left as it is."""
+        try:
+            return self._import_rows(list_name, rows, source)
+        except IntegrityError:  # another process added one of the addresses meanwhile
+            raise SubscriberError(
+                f"{list_name}: another process added some of these addresses during the import, "
+                "so nothing was imported; run it again (an import is safe to repeat)"
+            ) from None
+        except SQLAlchemyError as exc:
+            raise SubscriberError(
+                f"{list_name}: the import could not be written ({_reason(exc)}); nothing was imported"
+            ) from None
+
+    def _import_rows(self, list_name: str, rows: Iterable[SubscriberRow], source: str) -> ImportResult:
         problems: list[RecipientProblem] = []
         added = updated = unchanged = 0
         with self.engine.begin() as conn:
@@ -537,6 +552,19 @@ class SubscriberStore:
         """For a recipients file or inline list: insert the addresses the list lacks as
         `subscribed` (in bulk; rows it has are left as they are) and return every row of the
         list keyed by `address_key`. Callers skip the `ENDED` ones and use `.id`."""
+        every = list(recipients)
+        for attempt in range(3):
+            try:
+                self._sync(list_name, every, source)
+                break
+            except IntegrityError:  # another process added one of them meanwhile: look again
+                if attempt == 2:
+                    raise SubscriberError(
+                        f"{list_name}: could not add the recipients (the database kept refusing them)"
+                    ) from None
+        return {address_key(subscriber.email): subscriber for subscriber in self.subscribers(list_name)}
+
+    def _sync(self, list_name: str, recipients: list[Recipient], source: str) -> None:
         with self.engine.begin() as conn:
             known = self._known(conn, list_name)
             now = clock.now()
@@ -558,7 +586,6 @@ class SubscriberStore:
                     "status": "subscribed",
                 }
             _insert_new(conn, list_name, list(inserts.values()), source, now)
-        return {address_key(subscriber.email): subscriber for subscriber in self.subscribers(list_name)}
 
     # -- internals --------------------------------------------------------------------------
 

@@ -382,3 +382,17 @@ def test_a_long_import_is_written_as_it_goes_and_duplicates_still_merge(store, m
 def test_iter_subscriber_file_fails_before_the_first_row(tmp_path):
     with pytest.raises(DeliveryError, match="has no email column"):
         iter_subscriber_file(FILES / "no-email.csv", [])
+
+
+def test_an_import_racing_another_process_is_undone_whole_and_one_line(store, tmp_path):
+    def racing():
+        yield SubscriberRow(2, "b@example.org")
+        with SubscriberStore(store.url) as other:  # another process adds a@ meanwhile
+            other.add("news", "a@example.org")
+        yield SubscriberRow(3, "a@example.org")
+
+    with pytest.raises(SubscriberError, match="another process added some of these addresses"):
+        store.import_rows("news", racing())
+    assert [s.email for s in store.subscribers("news")] == ["a@example.org"]  # b@ undone
+    again = store.import_rows("news", rows("b@example.org", "a@example.org"))
+    assert (again.added, again.unchanged) == (1, 1)
