@@ -350,3 +350,27 @@ def test_confirmation_text_names_the_site(web):
     [(_, message)] = wait_for_mail(web.sink)
     assert web.config.site.name in text_of(message)
     assert message["Auto-Submitted"] == "auto-generated"
+
+
+def test_oversized_and_odd_requests_are_refused_unread(web):
+    big = {"email": ADDRESS, "name": "x" * 20_000}
+    assert requests.post(f"{web.url}subscribe", json=big, timeout=10).status_code == 400
+    assert status_of(web, ADDRESS) is None
+    assert requests.put(f"{web.url}subscribe", json={"email": ADDRESS}, timeout=10).status_code == 405
+    assert requests.post(f"{web.url}subscribe", json={"email": ""}, timeout=10).json()["message"] == (
+        "Please enter your email address."
+    )
+
+
+def test_rate_limit_window_and_sweep():
+    from syndicate.web.limits import SWEEP_EVERY, RateLimit
+
+    start = clock.now()
+    limit = RateLimit(2)
+    assert [limit.allow("a", start + timedelta(minutes=m)) for m in (0, 10, 20)] == [True, True, False]
+    assert limit.retry_after("a", start + timedelta(minutes=20)) == 40 * 60 + 1
+    assert limit.allow("a", start + timedelta(minutes=61))  # the first one left the window
+    later = start + timedelta(hours=3)
+    for i in range(SWEEP_EVERY):
+        limit.allow(f"k{i}", later)
+    assert "a" not in limit._hits  # forgotten once all its requests were past the window
