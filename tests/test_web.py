@@ -374,3 +374,16 @@ def test_rate_limit_window_and_sweep():
     for i in range(SWEEP_EVERY):
         limit.allow(f"k{i}", later)
     assert "a" not in limit._hits  # forgotten once all its requests were past the window
+
+
+def test_a_broken_template_is_a_503_page_and_a_log_line(site, smtp_sink, caplog):
+    folder = site.root / "templates" / "web"
+    folder.mkdir(parents=True)
+    (folder / "subscribe.html").write_text("{{ nope.nothing }}", encoding="utf-8")
+    site.data["templates"] = "templates"
+    with served(site, smtp_sink) as s:
+        page = requests.get(f"{s.url}subscribe", timeout=10)
+        assert page.status_code == 503
+        assert "try again later" in page.text
+        assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert any("subscribe.html" in record.getMessage() for record in caplog.records)

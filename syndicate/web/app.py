@@ -38,7 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import clock
 from ..config import Config
 from ..deliver import MailTargetSettings
-from ..errors import ConfigError
+from ..errors import ConfigError, SyndicateError
 from ..recipients import check_address
 from ..subscribers import Subscriber, SubscriberStore
 from ..templating import get_template, render_template, search_path, site_view
@@ -325,7 +325,17 @@ def make_app(config: Config, store: SubscriberStore | None = None) -> Starlette:
     async def not_allowed(request: Request, exc: Exception) -> Response:
         return web.error(405, "Not allowed", "This page does not take that kind of request.")
 
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_allowed})
+    async def failed(request: Request, exc: Exception) -> Response:
+        """A store that cannot be reached, a broken template: logged, and a page that says so."""
+        log.error("%s %s: %s", request.method, request.url.path, exc)
+        message = "Something went wrong on our side. Please try again later."
+        try:
+            return web.error(503, "Not available", message)
+        except SyndicateError:  # error.html itself is broken
+            return PlainTextResponse(message, status_code=503)
+
+    handlers = {404: not_found, 405: not_allowed, SyndicateError: failed}
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.state.web = web
     app.add_middleware(SecurityHeaders, public_url=config.serve.public_url if config.serve else "")
     return app
