@@ -26,6 +26,7 @@ from .content import load_articles
 from .daemon import Runner, format_event
 from .errors import ConfigError, SyndicateError
 from .gallery import render_preview
+from .intake import read_bounces
 from .lock import Holder, Stopped
 from .plan import Send, upcoming
 from .preview import digest_sizes, preview_table
@@ -600,6 +601,14 @@ def _print_status(found: Status, tz: tzinfo, limit: int) -> None:
                 f"  {show_time(delivery.updated_at, tz)}  {delivery.status:<9} {delivery.key.draft_key} -> "
                 f"{delivery.key.target} {who}{error}"
             )
+    if found.feedback:
+        click.echo("bounces and complaints per send (complaints at 0.3 % or more: marked !):")
+        for fb in found.feedback:
+            mark = "  ! over the 0.3 % complaint line" if fb.over_the_line else ""
+            click.echo(
+                f"  {fb.draft[2]} -> {fb.draft[1]}: {fb.sent} sent, {fb.bounced} bounced "
+                f"({fb.bounce_rate:.2%}), {fb.complained} complained ({fb.complaint_rate:.2%}){mark}"
+            )
     skipped = found.skipped
     if skipped:
         click.echo(f"skipped by the daemon's catch-up policy ({len(skipped)}; `send --due` sends them):")
@@ -752,6 +761,44 @@ def _check_names(config: Config, channels: tuple[str, ...], targets: tuple[str, 
                 raise ConfigError(
                     f"{option} {name}: no such name in config (expected one of: {', '.join(known)})"
                 )
+
+
+@cli.group()
+def bounces() -> None:
+    """Read bounces, complaints and mailed unsubscribes, and apply them to the readers."""
+
+
+@bounces.command("read")
+@click.argument("mailbox")
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="For an mbox: the file remembering which messages were read.",
+)
+@click.option(
+    "--password-env", metavar="VAR", help="For imaps://: the environment variable with the password."
+)
+@click.option(
+    "--ca-file", type=click.Path(dir_okay=False), help="For imaps://: a CA to trust besides the system's."
+)
+@config_option
+@click.pass_context
+@_fail_cleanly
+def bounces_read(
+    ctx: click.Context, mailbox: str, state: Path | None, password_env: str | None, ca_file: str | None
+) -> None:
+    """Read the bounce MAILBOX (a Maildir folder, an mbox file, or imaps://user@host/INBOX).
+
+    RFC 3464 delivery reports (a hard bounce ends the reader; soft bounces are counted), RFC 5965
+    complaints (end the reader) and `unsubscribe <token>` mails (unsubscribe it). Each is noted
+    on the ledger row of the message it answers; `syndicate status` shows the rates. Processed
+    messages are not read again (Maildir: moved to .processed/; mbox: remembered in --state).
+    """
+    config = _config(ctx)
+    report = read_bounces(config, mailbox, state=state, password_env=password_env, ca_file=ca_file)
+    for line in report.unmatched:
+        click.echo(f"not applied: {line}", err=True)
+    click.echo(report.summary())
 
 
 @cli.group()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from datetime import time, timedelta
 from email.utils import parseaddr
 from functools import lru_cache
@@ -32,6 +33,7 @@ from pydantic import (
 
 from .deliver import TargetSettings, target_types
 from .errors import ConfigError
+from .personal import DEFAULT_GREETING
 from .validation import Strict, check_http_url, parse_time, short
 from .yaml_shape import shape_problem
 
@@ -78,6 +80,9 @@ class Site(Strict):
     # the reader even when a bounce report does not.
     return_path: str | None = None
     verp: bool = False
+    # The line above each email's articles: a template of the reader's fields (personal.py),
+    # rendered per reader.
+    greeting: str = DEFAULT_GREETING
 
     @field_validator("base_url")
     @classmethod
@@ -89,6 +94,18 @@ class Site(Strict):
     @classmethod
     def _optional_url(cls, value: str | None) -> str | None:
         return None if value is None else check_http_url(value)
+
+    @field_validator("return_path")
+    @classmethod
+    def _return_path(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        _, address = parseaddr(value)
+        if address != value.strip() or "@" not in address or any(c in value for c in "\r\n<>"):
+            raise ValueError(
+                f"{short(value)} is not an email address (expected one like bounces@example.com)"
+            )
+        return address
 
     @field_validator("fonts")
     @classmethod
@@ -214,6 +231,19 @@ class Utm(Strict):
     campaign: str | None = None
 
 
+class ArticleSegment(Strict):
+    """`articles: {tags: [product]}`: a channel that carries only some articles (a segment):
+    those with at least one of these tags (case ignored). Empty: every article."""
+
+    tags: list[str] = Field(default_factory=list)
+
+    def accepts(self, tags: Iterable[str]) -> bool:
+        if not self.tags:
+            return True
+        wanted = {t.casefold() for t in self.tags}
+        return any(t.casefold() in wanted for t in tags)
+
+
 class EmailChannel(Strict):
     kind: Literal["email"]
     mode: Literal["single", "digest"] = "digest"
@@ -226,6 +256,7 @@ class EmailChannel(Strict):
     # What a single email carries of the article: its teaser (description or excerpt) with a link,
     # or the whole body made email-safe (compose.article_html). Digests carry teasers only.
     body: Literal["teaser", "full"] = "teaser"
+    articles: ArticleSegment = Field(default_factory=ArticleSegment)
     targets: list[str] = Field(min_length=1)
 
     @field_validator("body")
@@ -246,6 +277,7 @@ class SocialChannel(Strict):
     hashtags: list[str] = Field(default_factory=list)
     max_hashtags: int | None = Field(default=None, ge=0, le=30)
     template: str | None = None
+    articles: ArticleSegment = Field(default_factory=ArticleSegment)
     targets: list[str] = Field(min_length=1)
 
     @field_validator("network")
@@ -288,6 +320,18 @@ class Serve(Strict):
     def _public_url(cls, value: str) -> str:
         value = check_http_url(value)
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("webhooks")
+    @classmethod
+    def _webhooks(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from .webhooks import check_settings  # the providers' models import config: when used
+
+        for provider, settings in value.items():
+            try:
+                check_settings(provider, settings)
+            except ConfigError as exc:
+                raise ValueError(str(exc).removeprefix("serve.webhooks.")) from None
+        return value
 
 
 class ScheduleSettings(Strict):
@@ -366,11 +410,26 @@ class Config(Strict):
                 problem = _mismatch(target, channel, self.targets[target])
                 if problem:
                     raise ValueError(f"channels.{name}.targets: {target!r} {problem}")
+        for name, settings in self.targets.items():
+            if settings.mails_readers and not unsubscribe_configured(self):
+                # RFC 8058 and the Gmail/Yahoo bulk-sender rules: no email without a working unsubscribe.
+                raise ValueError(
+                    f"targets.{name}: its emails would carry no way to unsubscribe (expected "
+                    "serve.public_url, for syndicate serve to answer, site.unsubscribe_url or "
+                    "site.unsubscribe_mailto)"
+                )
         return self
 
     @property
     def templates_dir(self) -> Path:
         return self.templates if self.templates is not None else default_templates_dir()
+
+
+def unsubscribe_configured(config: Config) -> bool:
+    """Whether emails can carry a link that unsubscribes: served by syndicate, the user's own
+    page, or a mailto the bounce intake reads. Without one, no link is labelled Unsubscribe."""
+    site = config.site
+    return bool(config.serve is not None or site.unsubscribe_url or site.unsubscribe_mailto)
 
 
 def wants_full_body(config: Config) -> bool:

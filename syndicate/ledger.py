@@ -121,10 +121,14 @@ deliveries = Table(
     # Who claimed the row's current attempt: "<state folder id> <host> <pid>" (`Ledger.claimant`),
     # so that `recover()` leaves alone a row another live process is sending right now.
     Column("claimed_by", String(300)),
+    # What came back after the server took it: "bounced: 550 5.1.1 ..." or "complained: abuse"
+    # (feedback/). The status stays `sent`: the message did go out, once.
+    Column("feedback", String(300)),
     UniqueConstraint("channel", "target", "draft_key", "recipient", name="one_row_per_message"),
 )
 # Nullable columns a ledger made before them gets on its next read-write open (ALTER TABLE).
-ADDED_DELIVERY_COLUMNS = ("handed_at", "claimed_by")
+ADDED_DELIVERY_COLUMNS = ("handed_at", "claimed_by", "feedback")
+FEEDBACK_CHARS = 300
 
 # One row per fact about the ledger itself: its `ledger_id`, which the state folder's marker
 # remembers so that a deleted, emptied or swapped ledger is noticed (see continuity.py).
@@ -761,6 +765,51 @@ class Ledger:
             .order_by(c.updated_at, c.id)
         )
         return self._query(query)
+
+    def sent_to(self, recipient: str) -> list[tuple[MessageKey, str]]:
+        """(key, content hash) of every message sent to one reader (as `address_key` names
+        them), newest first: the candidates a bounce report is matched against."""
+        c = deliveries.c
+        query = (
+            select(c.channel, c.target, c.draft_key, c.recipient, c.content_hash)
+            .where(c.recipient == recipient, c.status == "sent")
+            .order_by(c.sent_at.desc(), c.id.desc())
+        )
+        return [(MessageKey(*row[:4]), row.content_hash) for row in self._rows(query)]
+
+    def set_feedback(self, key: MessageKey, feedback: str) -> None:
+        """Note what came back for a sent message (a bounce, a complaint)."""
+        c = deliveries.c
+        with self._lock, self._transaction():
+            self._conn.execute(
+                update(deliveries)
+                .where(
+                    c.channel == key.channel,
+                    c.target == key.target,
+                    c.draft_key == key.draft_key,
+                    c.recipient == key.recipient,
+                )
+                .values(feedback=feedback[:FEEDBACK_CHARS])
+            )
+
+    def feedback_counts(self) -> dict[DraftId, dict[str, int]]:
+        """Per draft on a target: messages sent, and how many came back bounced or complained."""
+        if "feedback" not in {col["name"] for col in inspect(self.engine).get_columns("deliveries")}:
+            return {}
+        c = deliveries.c
+        query = (  # grouped by the whole note: few messages come back, so few groups
+            select(c.channel, c.target, c.draft_key, c.feedback, func.count())
+            .where(c.status == "sent", c.recipient != "")
+            .group_by(c.channel, c.target, c.draft_key, c.feedback)
+        )
+        totals: dict[DraftId, dict[str, int]] = {}
+        for channel, target, draft_key, note, count in self._rows(query):
+            counts = totals.setdefault((channel, target, draft_key), {"sent": 0})
+            counts["sent"] += count
+            if note:
+                kind = note.partition(":")[0]
+                counts[kind] = counts.get(kind, 0) + count
+        return totals
 
     def counts(self) -> dict[tuple[str, str], dict[str, int]]:
         """(channel, target) -> {status: rows}."""

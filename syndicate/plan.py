@@ -124,7 +124,14 @@ def digest_articles(
     settings = digest_settings(config, channel)
     if start is None:
         start = digest_window(settings.schedule, config.site.tz, end)[0]
-    return articles_in_window(articles, (start, end), settings.max_articles)
+    return articles_in_window(for_channel(config, channel, articles), (start, end), settings.max_articles)
+
+
+def for_channel(config: Config, channel: str, articles: Iterable[Article]) -> list[Article]:
+    """The articles `channel` carries at all: its segment (`articles: {tags: [...]}`). Every
+    plan (due, --all, the queue, digests) asks here."""
+    segment = config.channels[channel].articles
+    return [a for a in articles if segment.accepts(a.tags)]
 
 
 def first_digest_articles(
@@ -178,7 +185,7 @@ def due_now(
         if is_digest_channel(config, channel):
             _due_digest_with_policy(config, channel, target, published, now, history, states, backfill, plan)
             continue
-        for article in published:
+        for article in for_channel(config, channel, published):
             planned = _article_send(channel, target, article)
             state = states.get((channel, target, planned.draft_key))
             if not backfill and state == "skipped":
@@ -255,7 +262,7 @@ def plan_due(
         if is_digest_channel(config, channel):
             sends.extend(_due_digest(config, channel, target, published, now, sent_keys))
         else:
-            sends.extend(_article_send(channel, target, a) for a in published)
+            sends.extend(_article_send(channel, target, a) for a in for_channel(config, channel, published))
     return sorted(sends, key=lambda s: (s.due, s.channel, s.target, s.draft_key))
 
 
@@ -282,7 +289,10 @@ def plan_articles(
                 key = digest_key(channel, end, config.site.tz)
                 sends.append(Send(channel, target, key, end, tuple(picked), (BEGINNING, now)))
         else:
-            sends.extend(Send(channel, target, article_key(channel, a), now, (a,)) for a in chosen)
+            sends.extend(
+                Send(channel, target, article_key(channel, a), now, (a,))
+                for a in for_channel(config, channel, chosen)
+            )
     return sends
 
 
@@ -300,7 +310,7 @@ def upcoming(
     future = [a for a in articles if a.live(a.publish_date) and now < a.publish_date <= until]
     for channel, target in _routes(config, channels, targets):
         if not is_digest_channel(config, channel):
-            sends.extend(_article_send(channel, target, a) for a in future)
+            sends.extend(_article_send(channel, target, a) for a in for_channel(config, channel, future))
             continue
         schedule, tz = digest_settings(config, channel).schedule, config.site.tz
         end = latest_digest_end(schedule, tz, now)

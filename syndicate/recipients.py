@@ -21,7 +21,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from pydantic import Field
+
 from .errors import DeliveryError
+from .validation import Strict
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,22 @@ class RecipientList:
     recipients: list[Recipient]
     problems: list[RecipientProblem]
     suppressed: int = 0
+
+
+class SubscriberList(Strict):
+    """`recipients: {list: L, where: {attribute: value or [values]}}`: the subscribed readers of
+    a list in the subscriber store (readers.py), optionally only those whose attributes match:
+    a segment."""
+
+    name: str = Field(alias="list", min_length=1, max_length=200)
+    where: dict[str, str | list[str]] = Field(default_factory=dict)
+
+    def matches(self, attributes: Mapping[str, str]) -> bool:
+        for key, wanted in self.where.items():
+            value = attributes.get(key.lower(), "")
+            if value not in (wanted if isinstance(wanted, list) else [wanted]):
+                return False
+        return True
 
 
 _NO_FIELDS: Mapping[str, str] = MappingProxyType({})

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from . import clock
 from .compose.email import PLACEHOLDERS, EmailDraft, compose_digest, compose_single
-from .compose.mime import build_message
+from .compose.mime import build_message, envelope_sender
 from .compose.social import SocialPost, compose_post
 from .config import Config, EmailChannel
 from .content import Article, Problem, load_articles
@@ -36,13 +36,12 @@ from .ledger import Ledger
 from .lock import Holder, lock_state_folder
 from .naming import named_folder
 from .plan import Missed, Send, due_now, plan_articles
+from .readers import target_readers
 from .recipients import (
     Recipient,
-    RecipientList,
     RecipientProblem,
     address_key,
     check_address,
-    load_recipients,
 )
 from .state import state_path
 
@@ -420,10 +419,13 @@ def _messages(config: Config, planned: Send, draft: Kept, outcome: Outcome) -> t
     key = partial(MessageKey, planned.channel, planned.target, planned.draft_key)
     settings = _mail_target(config, planned)
     if settings is not None:
-        recipients = _recipients(planned.target, settings, outcome)
+        recipients = _recipients(planned.target, settings, config, outcome)
         made = (
             Message(
-                key(address_key(r.email)), draft.content_hash, partial(build_message, draft.email, r, config)
+                key(address_key(r.email)),
+                draft.content_hash,
+                partial(build_message, draft.email, r, config),
+                envelope_sender(r, config),
             )
             for r in recipients
         )
@@ -447,7 +449,7 @@ def _not_reached(
     pending (the rest skipped), without composing the draft."""
     settings = _mail_target(config, planned)
     if settings is not None:
-        recipients = {address_key(r.email) for r in _recipients(planned.target, settings, outcome)}
+        recipients = {address_key(r.email) for r in _recipients(planned.target, settings, config, outcome)}
     else:
         recipients = {""}
     known = ledger.statuses(planned.channel, planned.target, planned.draft_key) if ledger else {}
@@ -457,21 +459,13 @@ def _not_reached(
     return Report(planned.target, pending=due, skipped=len(recipients) - due)
 
 
-def _recipients(name: str, settings: MailTargetSettings, outcome: Outcome) -> list[Recipient]:
+def _recipients(name: str, settings: MailTargetSettings, config: Config, outcome: Outcome) -> list[Recipient]:
     """A target's recipients, loaded once per send() however many drafts go to it."""
     if name not in outcome.recipients:
-        found = target_recipients(name, settings)
+        found = target_readers(name, settings, config, write=outcome.dry_run_dir is None)
         outcome.recipient_problems.extend(found.problems)
         outcome.recipients[name] = found.recipients
     return outcome.recipients[name]
-
-
-def target_recipients(name: str, settings: MailTargetSettings) -> RecipientList:
-    """The readers of a mail target (smtp, outbox) as a send would mail them: valid, unique and
-    not suppressed."""
-    return load_recipients(
-        settings.recipients or [], settings.suppression, where=f"targets.{name}.recipients"
-    )
 
 
 def _json_payload(draft: Draft) -> dict[str, Any]:

@@ -30,8 +30,8 @@ from .keys import DraftId
 from .ledger import Delivery, DraftRow, DraftState, Ledger
 from .lock import running_daemon
 from .plan import Send, is_digest_channel, plan_due
+from .readers import target_readers
 from .recipients import address_key
-from .send import target_recipients
 from .timeshow import show_time
 
 STATUSES = ("sent", "failed", "retry", "unknown", "in_flight")
@@ -102,6 +102,7 @@ class Status:
     unknowns: list[Delivery] = field(default_factory=list)
     skipped: list[tuple[DraftId, str]] = field(default_factory=list)
     recent: list[Delivery] = field(default_factory=list)
+    feedback: list[Feedback] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -124,6 +125,47 @@ class Status:
                 for (c, t, k), reason in self.skipped
             ],
             "recent": [delivery_dict(d, tz) for d in self.recent],
+            "feedback": [f.as_dict() for f in self.feedback],
+        }
+
+
+# Gmail's and Yahoo's bulk-sender line (2024): keep spam complaints under 0.3 % of messages.
+COMPLAINT_LINE = 0.003
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """What came back from one email send (a draft on a target): bounces and complaints."""
+
+    draft: DraftId
+    sent: int
+    bounced: int
+    complained: int
+
+    @property
+    def bounce_rate(self) -> float:
+        return self.bounced / self.sent if self.sent else 0.0
+
+    @property
+    def complaint_rate(self) -> float:
+        return self.complained / self.sent if self.sent else 0.0
+
+    @property
+    def over_the_line(self) -> bool:
+        return self.complaint_rate >= COMPLAINT_LINE
+
+    def as_dict(self) -> dict[str, Any]:
+        channel, target, draft_key = self.draft
+        return {
+            "channel": channel,
+            "target": target,
+            "draft": draft_key,
+            "sent": self.sent,
+            "bounced": self.bounced,
+            "complained": self.complained,
+            "bounce_rate": round(self.bounce_rate, 6),
+            "complaint_rate": round(self.complaint_rate, 6),
+            "over_complaint_line": self.over_the_line,
         }
 
 
@@ -201,6 +243,10 @@ def read_status(config: Config, now: datetime, *, recent: int = 20) -> Status:
         status.unknowns = ledger.unknowns()
         status.skipped = ledger.skipped_drafts()
         status.recent = ledger.recent(recent)
+        status.feedback = [
+            Feedback(draft, counts["sent"], counts.get("bounced", 0), counts.get("complained", 0))
+            for draft, counts in sorted(ledger.feedback_counts().items())
+        ]
     return status
 
 
@@ -364,7 +410,7 @@ def _readers(config: Config, channel: str, target: str, lists: dict[str, set[str
         return set()
     if target not in lists:
         try:
-            found = target_recipients(target, settings).recipients
+            found = target_readers(target, settings, config, write=False).recipients
         except SyndicateError:  # an unreadable list: nothing can be said of who is on it
             found = []
         lists[target] = {address_key(r.email) for r in found}

@@ -25,6 +25,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from .config import Config, Site, default_templates_dir
 from .errors import TemplateError
+from .personal import default_filter
 
 Kind = Literal["html", "text"]
 
@@ -92,12 +93,15 @@ def _environment(folders: tuple[Path, ...], kind: Kind) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["thousands"] = _thousands
+    env.filters["default"] = env.filters["d"] = default_filter
     return env
 
 
 @lru_cache(maxsize=1)
 def _string_environment() -> jinja2.Environment:
-    return SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+    env.filters["default"] = env.filters["d"] = default_filter
+    return env
 
 
 def _thousands(number: int) -> str:

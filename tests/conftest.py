@@ -183,6 +183,7 @@ class SmtpSink:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.received: list[tuple[str, bytes]] = []
+        self.envelope_senders: dict[str, str] = {}  # recipient -> MAIL FROM of its latest message
         self.arrivals: list[tuple[float, bytes]] = []  # (clock instant, message) as each lands
         self.attempts: Counter[str] = Counter()
         self.rsets = 0
@@ -225,6 +226,7 @@ class SmtpSink:
         with self.lock:
             for rcpt in envelope.rcpt_tos:
                 self.received.append((rcpt, envelope.original_content))
+                self.envelope_senders[rcpt] = envelope.mail_from
             self.arrivals.append((clock.now().timestamp(), envelope.original_content))
         session.accepted = getattr(session, "accepted", 0) + 1
         if self.close_after and session.accepted % self.close_after == 0:

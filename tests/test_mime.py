@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import email
-import hashlib
-import hmac
 import html
 import shutil
 import sys
@@ -18,11 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syndicate.compose.email import clean_header_text, compose_email_channel
-from syndicate.compose.mime import build_message, message_bytes, unsubscribe_links, unsubscribe_token
+from syndicate.compose.mime import build_message, message_bytes, unsubscribe_links
 from syndicate.config import Config
 from syndicate.content import load_articles
 from syndicate.errors import DeliveryError
 from syndicate.recipients import Recipient
+from syndicate.tokens import BadToken, make_token, read_token, signing_key
 
 from .conftest import DATA
 
@@ -30,7 +29,8 @@ sys.path.insert(0, str(DATA / "email"))
 from generate import write_articles  # noqa: E402
 
 WINDOW_END = datetime(2024, 3, 11, 8, 0, tzinfo=ZoneInfo("Europe/London"))
-READER = Recipient("reader@example.org", "Ann Reader")
+READER = Recipient("reader@example.org", "Ann Reader", id="rdr1")
+NOW = datetime(2024, 3, 11, 8, 0, tzinfo=ZoneInfo("UTC"))
 
 
 def draft_and_config(site):
@@ -74,10 +74,11 @@ def test_message_id_is_on_the_senders_domain_and_stable_per_recipient(email_site
 def test_list_unsubscribe_has_https_and_mailto_and_one_click_post(email_site):
     email_site.data["site"]["unsubscribe_url"] = "https://example.com/unsubscribe?list=weekly"
     draft, config = draft_and_config(email_site)
-    recipient = Recipient("a+b@example.org", "A B")
-    _, parsed = parse(build_message(draft, recipient, config))
-    token = unsubscribe_token("a+b@example.org", config)
-    web = f"https://example.com/unsubscribe?list=weekly&email=a%2Bb%40example.org&token={token}"
+    recipient = Recipient("a+b@example.org", "A B", id="sub-a1")
+    raw, parsed = parse(build_message(draft, recipient, config))
+    token = make_token("unsubscribe", "sub-a1", signing_key(config))
+    web = f"https://example.com/unsubscribe?list=weekly&token={token}"
+    assert b"a%2Bb" not in raw and b"a+b%40" not in raw  # the address is in no URL
     assert (
         parsed["List-Unsubscribe"]
         == f"<{web}>, <mailto:unsubscribe@example.com?subject=unsubscribe%20{token}>"
@@ -108,17 +109,25 @@ def test_one_click_post_only_with_an_https_unsubscribe_url(email_site, site_keys
     if header is None:
         assert parsed["List-Unsubscribe"] is None
         assert any("no unsubscribe link" in w for w in draft.warnings)
+        # No link is labelled Unsubscribe unless it unsubscribes.
+        assert "Unsubscribe" not in parsed.get_body(("html",)).get_content()
+        assert "Unsubscribe" not in parsed.get_body(("plain",)).get_content()
     else:
         assert parsed["List-Unsubscribe"].startswith(header)
     assert (parsed["List-Unsubscribe-Post"] is not None) is post
 
 
-def test_token_is_an_hmac_of_the_address_with_the_secret(email_site, monkeypatch):
+def test_token_is_signed_with_the_secret_and_names_the_subscriber_not_the_address(email_site, monkeypatch):
     monkeypatch.setenv("UNSUBSCRIBE_SECRET", "s3cret-value")
     email_site.data["site"]["unsubscribe_secret"] = "${UNSUBSCRIBE_SECRET}"
     draft, config = draft_and_config(email_site)
-    expected = hmac.new(b"s3cret-value", b"reader@example.org", hashlib.sha256).hexdigest()[:32]
-    assert unsubscribe_token("Reader@Example.org ", config) == expected
+    web, _ = unsubscribe_links(READER, config)
+    token = web.rpartition("token=")[2]
+    assert read_token("unsubscribe", token, b"s3cret-value", NOW) == "rdr1"
+    with pytest.raises(BadToken):
+        read_token("unsubscribe", token, b"another-secret", NOW)
+    with pytest.raises(BadToken):  # a token for one purpose is no good for another
+        read_token("confirm", token, b"s3cret-value", NOW)
     assert not any("not signed" in w for w in draft.warnings)
     assert "s3cret-value" not in repr(config.site)
     raw, _ = parse(build_message(draft, READER, config))
@@ -127,9 +136,10 @@ def test_token_is_an_hmac_of_the_address_with_the_secret(email_site, monkeypatch
 
 def test_token_without_a_secret_is_stable_public_and_warned_about(email_site):
     draft, config = draft_and_config(email_site)
-    fallback = hmac.new(b"https://example.com/articles/", b"reader@example.org", hashlib.sha256)
-    assert unsubscribe_token("reader@example.org", config) == fallback.hexdigest()[:32]
-    assert unsubscribe_token("reader@example.org", config) != unsubscribe_token("other@example.org", config)
+    first, _ = unsubscribe_links(READER, config)
+    assert first == unsubscribe_links(READER, config)[0]
+    assert first != unsubscribe_links(Recipient("other@example.org", id="rdr2"), config)[0]
+    assert read_token("unsubscribe", first.rpartition("token=")[2], b"https://example.com/articles/", NOW)
     assert "unsubscribe tokens are not signed (set site.unsubscribe_secret)" in draft.warnings
 
 
@@ -186,14 +196,43 @@ def test_unusable_addresses_are_a_delivery_error(email_site, address):
         build_message(draft, Recipient(address), config)
 
 
-def test_unsubscribe_links_quote_the_address(email_site):
+def test_unsubscribe_links_never_hold_the_address(email_site):
     config: Config = email_site.config()
-    web, mailto = unsubscribe_links("o'neil&co@example.org", config)
-    assert web.startswith("https://example.com/unsubscribe?email=o%27neil%26co%40example.org&token=")
-    assert mailto.startswith("mailto:unsubscribe@example.com?subject=unsubscribe%20")
+    reader = Recipient("o'neil&co@example.org", id="id-1")
+    web, mailto = unsubscribe_links(reader, config)
+    assert web.startswith("https://example.com/unsubscribe?token=id-1.")
+    assert mailto.startswith("mailto:unsubscribe@example.com?subject=unsubscribe%20id-1.")
+    assert "neil" not in web + mailto
     email_site.data["site"]["unsubscribe_url"] = "https://example.com/désinscription <x>"
-    web, _ = unsubscribe_links("a@example.org", email_site.config())
-    assert web.startswith("https://example.com/d%C3%A9sinscription%20%3Cx%3E?email=a%40example.org&token=")
+    web, _ = unsubscribe_links(reader, email_site.config())
+    assert web.startswith("https://example.com/d%C3%A9sinscription%20%3Cx%3E?token=id-1.")
+
+
+def test_syndicate_serve_answers_the_unsubscribe_link_when_configured(email_site):
+    email_site.data["site"]["unsubscribe_url"] = None
+    email_site.data["serve"] = {"public_url": "https://news.example.com/r"}
+    draft, config = draft_and_config(email_site)
+    _, parsed = parse(build_message(draft, READER, config))
+    web = parsed["List-Unsubscribe"].split(",")[0].strip("<>")
+    assert web.startswith("https://news.example.com/r/unsubscribe/rdr1.")
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert f'href="{web}"' in parsed.get_body(("html",)).get_content()
+
+
+def test_any_attribute_is_a_field_in_both_parts_and_the_subject_with_its_default(email_site):
+    email_site.data["channels"]["weekly"]["subject"] = 'News for {{ recipient.first_name | default("you") }}'
+    email_site.data["site"]["greeting"] = (
+        "Dear {{ recipient.first_name or 'reader' }} in {{ recipient.city }},"
+    )
+    draft, config = draft_and_config(email_site)
+    ada = Recipient("ada@example.org", "Ada L", {"city": "Derby <&>"}, id="a")
+    _, parsed = parse(build_message(draft, ada, config))
+    assert parsed["Subject"] == "News for Ada"
+    assert "Dear Ada in Derby &lt;&amp;&gt;," in parsed.get_body(("html",)).get_content()
+    assert "Dear Ada in Derby <&>," in parsed.get_body(("plain",)).get_content()
+    _, parsed = parse(build_message(draft, Recipient("x@example.org", id="x"), config))
+    assert parsed["Subject"] == "News for you"
+    assert "Dear reader in ," in parsed.get_body(("plain",)).get_content()
 
 
 def test_any_recipient_name_gives_a_well_formed_message(email_site):

@@ -26,11 +26,12 @@ import mjml
 from markupsafe import Markup
 from premailer import Premailer
 
-from ..config import Config, EmailChannel, Utm
+from ..config import Config, EmailChannel, Utm, unsubscribe_configured
 from ..content import Article
 from ..errors import ConfigError, TemplateError
 from ..keys import article_key, digest_key
 from ..naming import archive_name
+from ..personal import RecipientView
 from ..plan import digest_articles
 from ..schedule import latest_digest_end
 from ..templating import get_template, render_string, render_template, site_view
@@ -46,6 +47,8 @@ PLACEHOLDERS = {
     "greeting": "__syndicate_greeting__",
     "unsubscribe_url": "__syndicate_unsubscribe_url__",
 }
+# `recipient` in templates: name, email, greeting and any attribute, as markers (personal.py).
+_RECIPIENT = RecipientView()
 # Room left under the clip limit for what replaces the placeholders (a long unsubscribe URL).
 PERSONALISATION_MARGIN = 1024
 CTA_BUTTON_CHARS = 40
@@ -300,7 +303,7 @@ class _Email:
         lead = shown[0]
         preheader = shorten(lead.description or lead.excerpt, self.config.content.preheader_chars)
         view_url = self._view_url(lead)
-        unsubscribe = PLACEHOLDERS["unsubscribe_url"]
+        unsubscribe = PLACEHOLDERS["unsubscribe_url"] if unsubscribe_configured(self.config) else None
         context = {
             "site": self.site,
             "subject": subject,
@@ -312,7 +315,7 @@ class _Email:
             "more_heading": self._more_heading(),
             "view_url": view_url,
             "unsubscribe_url": unsubscribe,
-            "recipient": {k: v for k, v in PLACEHOLDERS.items() if k != "unsubscribe_url"},
+            "recipient": _RECIPIENT,
             "font_family": ", ".join([*site.fonts, SYSTEM_FONTS]),
         }
         html = render_html(self.config, self.template_name, context)
@@ -358,7 +361,13 @@ class _Email:
 
     def _subject(self, articles: tuple[Article, ...]) -> str:
         source = self.channel.subject or DEFAULT_SUBJECTS[self.mode]
-        context = {"site": self.site, "articles": articles, "article": articles[0], "date": self.campaign}
+        context = {
+            "site": self.site,
+            "articles": articles,
+            "article": articles[0],
+            "date": self.campaign,
+            "recipient": _RECIPIENT,
+        }
         rendered = render_string(source, context, where=f"channels.{self.channel_name}.subject")
         return clean_header_text(rendered) or self.config.site.name
 
@@ -373,8 +382,8 @@ class _Email:
 
     def _warnings(self) -> Iterable[str]:
         site = self.config.site
-        if not (site.unsubscribe_url or site.unsubscribe_mailto):
-            yield "no unsubscribe link (set site.unsubscribe_url or site.unsubscribe_mailto)"
+        if not unsubscribe_configured(self.config):
+            yield "no unsubscribe link (set serve.public_url, site.unsubscribe_url or unsubscribe_mailto)"
         elif site.unsubscribe_secret is None:
             yield "unsubscribe tokens are not signed (set site.unsubscribe_secret)"
 
@@ -383,7 +392,7 @@ class _Email:
         views: list[_ArticleView],
         more: list[_ArticleView],
         view_url: str,
-        unsub: str,
+        unsub: str | None,
         body_blocks: int | None = None,
     ) -> str:
         """The plain-text part, written from the same data as the HTML: every link spelled out."""
@@ -411,7 +420,7 @@ class _Email:
             for view in more:
                 lines += [*_wrap(f"- {view.title}"), f"  {view.url}"]
             lines.append("")
-        lines += ["--", f"View in browser: {view_url}", f"Unsubscribe: {unsub}"]
+        lines += ["--", f"View in browser: {view_url}"] + ([f"Unsubscribe: {unsub}"] if unsub else [])
         lines += _wrap(f"{site.name} · {site.postal_address}")
         return "\n".join(lines) + "\n"
 

@@ -5,18 +5,18 @@ per-recipient placeholders; a message is then the encoded pieces joined around t
 values, escaped for their context (HTML-escaped in the HTML part, raw in the text part,
 URL-quoted inside the unsubscribe URL). No full render, no re-encoding of 70 KB per recipient.
 
-Unsubscribe tokens are HMAC-SHA256 of the lower-cased address keyed by `site.unsubscribe_secret`.
-Without a secret the key falls back to the site's public `base_url`: the token stays stable, but
-anyone can compute it, so the composer warns on every draft until a secret is set.
+Unsubscribe links carry a signed token of the reader's random subscriber id (tokens.py), never
+the address. Without `site.unsubscribe_secret` the key falls back to the site's public `base_url`
+(the composer warns on every draft until a secret is set).
 """
 
 from __future__ import annotations
 
 import binascii
 import hashlib
-import hmac
 import html
 import re
+from collections.abc import Callable
 from email import policy
 from email.header import Header
 from email.message import EmailMessage
@@ -29,33 +29,36 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from .. import clock
 from ..config import Config
 from ..errors import DeliveryError
+from ..personal import FIELD, field_key, greeting, reader_fields
 from ..recipients import Recipient, ascii_address
+from ..tokens import make_token, signing_key
 from .email import PLACEHOLDERS, EmailDraft, clean_header_text
 
-TOKEN_HEX_CHARS = 32
 HEADER_LINE = 78
 NAME_CHARS = 100
 _FIELD_OF = {marker: name for name, marker in PLACEHOLDERS.items()}
-_SPLIT = re.compile("(" + "|".join(re.escape(m) for m in PLACEHOLDERS.values()) + ")")
+_MARKER = re.compile("|".join([*(re.escape(m) for m in PLACEHOLDERS.values()), FIELD.pattern]))
+_NOBODY = "nobody"  # the id in the token of a reader the subscriber store has not seen
 _BAD_ADDRESS = re.compile(r"[\x00-\x20\x7f<>,;\"]")
 
 
-def unsubscribe_token(address: str, config: Config) -> str:
-    """A stable per-address token; signed only when site.unsubscribe_secret is set."""
-    secret = config.site.unsubscribe_secret
-    key = secret.get_secret_value() if secret is not None else config.site.base_url
-    mac = hmac.new(key.encode("utf-8"), address.strip().lower().encode("utf-8"), hashlib.sha256)
-    return mac.hexdigest()[:TOKEN_HEX_CHARS]
+def unsubscribe_links(recipient: Recipient, config: Config) -> tuple[str | None, str | None]:
+    """(web URL, mailto URI) that unsubscribe this reader; either is None when not configured.
 
-
-def unsubscribe_links(address: str, config: Config) -> tuple[str | None, str | None]:
-    """(web URL, mailto URI) for this address; either is None when not configured."""
+    Neither carries the address: the web URL ends in a signed token of the reader's subscriber
+    id (tokens.py), answered by `syndicate serve` at `serve.public_url` or by the user's own
+    `site.unsubscribe_url` (with `?token=`); the mailto's subject carries the same token, which
+    the bounce intake reads. A reader the store does not know yet gets no working link (a dry
+    run before the first real send): the token names no one.
+    """
     site = config.site
-    token = unsubscribe_token(address, config)
+    token = make_token("unsubscribe", recipient.id or _NOBODY, _key(config))
     web = None
-    if site.unsubscribe_url:
+    if config.serve is not None and not site.unsubscribe_url:
+        web = f"{config.serve.public_url}unsubscribe/{token}"
+    elif site.unsubscribe_url:
         parts = urlsplit(site.unsubscribe_url)
-        query = parse_qsl(parts.query, keep_blank_values=True) + [("email", address), ("token", token)]
+        query = parse_qsl(parts.query, keep_blank_values=True) + [("token", token)]
         # ASCII only, and no space or angle bracket: it goes into a header between < and >.
         web = quote(urlunsplit(parts._replace(query=urlencode(query))), safe="!#$%&'()*+,/:;=?@[]~")
     mailto = None
@@ -65,23 +68,38 @@ def unsubscribe_links(address: str, config: Config) -> tuple[str | None, str | N
     return web, mailto
 
 
+def _key(config: Config) -> bytes:
+    return signing_key(config)
+
+
+def envelope_sender(recipient: Recipient, config: Config) -> str | None:
+    """Where this reader's bounces go (SMTP MAIL FROM), when not the target's default: with
+    `site.verp`, `local+<subscriber id>@domain` of `site.return_path`, so a bounce names its
+    reader even when the report does not (feedback/). None: the target's (return_path or From)."""
+    site = config.site
+    if not (site.verp and site.return_path and recipient.id):
+        return None
+    local, _, domain = site.return_path.rpartition("@")
+    return ascii_address(f"{local}+{recipient.id}@{domain}")
+
+
 def build_message(draft: EmailDraft, recipient: Recipient, config: Config) -> EmailMessage:
     """The message for one recipient: multipart/alternative (text, then HTML), SMTP policy (CRLF)."""
     address = _checked_address(ascii_address(recipient.email.strip()))  # an IDN domain as punycode
     name = clean_header_text(recipient.name, NAME_CHARS)
-    links = [link for link in unsubscribe_links(address, config) if link]
-    fields = {  # what replaces the draft's placeholders, unescaped
-        "name": name,
-        "email": address,
-        "greeting": f"Hi {name}," if name else "Hello,",
-        "unsubscribe_url": links[0] if links else config.site.base_url,
-    }
+    links = [link for link in unsubscribe_links(recipient, config) if link]
+    fields = reader_fields(name, address, recipient.fields)
+    fields["greeting"] = greeting(config.site.greeting, fields)
+    fields["unsubscribe_url"] = links[0] if links else config.site.base_url
     msg = EmailMessage(policy=_SMTP)
     msg["From"] = _from_header(config.site.sender)
     msg["To"] = _address_header("To", name, address)
-    msg["Subject"] = _text_header("Subject", clean_header_text(draft.subject))
+    subject = draft.subject
+    if "__syndicate_" in subject:
+        subject = clean_header_text(_fill(_pieces(subject), fields, _as_is))
+    msg["Subject"] = _text_header("Subject", clean_header_text(subject))
     msg["Date"] = _Prefolded("Date", format_datetime(clock.now()))
-    msg["Message-ID"] = _Prefolded("Message-ID", _message_id(draft, address, config))
+    msg["Message-ID"] = _Prefolded("Message-ID", message_id(draft.key, draft.content_hash, address, config))
     msg["MIME-Version"] = _MIME_VERSION
     if links:
         value = ", ".join(f"<{link}>" for link in links)
@@ -92,8 +110,8 @@ def build_message(draft: EmailDraft, recipient: Recipient, config: Config) -> Em
     text, html_body = _encoded(draft.text), _encoded(draft.html)
     boundary = "=_" + hashlib.sha256(draft.content_hash.encode() + address.encode()).hexdigest()[:24]
     msg["Content-Type"] = _Prefolded("Content-Type", f'multipart/alternative; boundary="{boundary}"')
-    msg.attach(_part(_TEXT_PLAIN, _fill(text, {k: _qp(v) for k, v in fields.items()})))
-    msg.attach(_part(_TEXT_HTML, _fill(html_body, {k: _qp(html.escape(v)) for k, v in fields.items()})))
+    msg.attach(_part(_TEXT_PLAIN, _fill(text, fields, _qp)))
+    msg.attach(_part(_TEXT_HTML, _fill(html_body, fields, _qp_html)))
     return msg
 
 
@@ -220,10 +238,11 @@ def _sender_domain(sender: str) -> str:
     return parseaddr(sender)[1].rpartition("@")[2]
 
 
-def _message_id(draft: EmailDraft, address: str, config: Config) -> str:
-    """Stable per (draft, recipient): a retried send keeps its Message-ID, so it can be deduplicated."""
+def message_id(draft_key: str, content_hash: str, address: str, config: Config) -> str:
+    """Stable per (draft, recipient): a retried send keeps its Message-ID, so it can be
+    deduplicated, and a bounce report quoting it finds its ledger row again (feedback)."""
     domain = _sender_domain(config.site.sender)
-    seed = f"{draft.key}\0{draft.content_hash}\0{address.lower()}".encode()
+    seed = f"{draft_key}\0{content_hash}\0{address.lower()}".encode()
     return f"<{hashlib.sha256(seed).hexdigest()[:32]}@{domain}>"
 
 
@@ -248,16 +267,49 @@ def _qp(text: str) -> str:
     return binascii.b2a_qp(text.encode("utf-8"), istext=True).decode("ascii").replace("\n", "\r\n")
 
 
+_Piece = str | tuple[str, str | None]
+
+
 @lru_cache(maxsize=32)
-def _encoded(body: str) -> tuple[str, ...]:
-    """The body quoted-printable encoded once, split at placeholders: text, field, text, ..., text.
+def _encoded(body: str) -> tuple[_Piece, ...]:
+    """The body quoted-printable encoded once, split at markers: text, field, text, ..., text.
 
     Each piece keeps its own lines under 76 characters, so a line holding a value is at most
     76 + 76 + the value's first line: far below RFC 5322's 998.
     """
-    pieces = _SPLIT.split(body.replace("\r\n", "\n"))
-    return tuple(_qp(piece) if i % 2 == 0 else _FIELD_OF[piece] for i, piece in enumerate(pieces))
+    pieces = _pieces(body.replace("\r\n", "\n"))
+    return tuple(_qp(piece) if isinstance(piece, str) else piece for piece in pieces)
 
 
-def _fill(pieces: tuple[str, ...], values: dict[str, str]) -> str:
-    return "".join(piece if i % 2 == 0 else values[piece] for i, piece in enumerate(pieces))
+@lru_cache(maxsize=64)
+def _pieces(text: str) -> tuple[_Piece, ...]:
+    """`text` split at markers: its text, and (field, fallback) for each marker."""
+    pieces: list[_Piece] = []
+    start = 0
+    for match in _MARKER.finditer(text):
+        pieces.append(text[start : match.start()])
+        old = _FIELD_OF.get(match.group(0))
+        pieces.append((old, None) if old is not None else field_key(match))
+        start = match.end()
+    pieces.append(text[start:])
+    return tuple(pieces)
+
+
+def _fill(pieces: tuple[_Piece, ...], fields: dict[str, str], escape: Callable[[str], str]) -> str:
+    """The pieces joined with this reader's values (a missing or empty field: its fallback)."""
+    out = []
+    for piece in pieces:
+        if isinstance(piece, str):
+            out.append(piece)
+        else:
+            key, fallback = piece
+            out.append(escape(fields.get(key) or fallback or ""))
+    return "".join(out)
+
+
+def _as_is(text: str) -> str:
+    return text
+
+
+def _qp_html(text: str) -> str:
+    return _qp(html.escape(text))

@@ -34,6 +34,7 @@ from ..plan import (
     digest_articles,
     digest_due,
     digest_settings,
+    for_channel,
     is_digest_channel,
     plan_articles,
 )
@@ -181,10 +182,13 @@ class Daemon:
         for slug, article in sorted(changed.items(), key=_by_date):
             for channel, target in self._article_routes:
                 job_id = JobId.article(channel, target, slug)
-                if article is None or not article.live(max(now, article.publish_date)):
+                outside = article is not None and not for_channel(self.config, channel, [article])
+                if article is None or outside or not article.live(max(now, article.publish_date)):
                     why = (
                         "deleted or unreadable"
                         if article is None
+                        else "not in the channel's articles: segment"
+                        if outside
                         else "draft"
                         if article.draft
                         else "expired"

@@ -23,6 +23,7 @@ from ..errors import ConfigError, DeliveryError
 from ..keys import MessageKey
 from ..naming import named_folder
 from ..plugins import load_all
+from ..recipients import SubscriberList
 from ..validation import Strict
 
 if TYPE_CHECKING:
@@ -39,6 +40,9 @@ class Message:
     key: MessageKey
     content_hash: str
     build: Callable[[], Payload]
+    # The SMTP envelope sender (MAIL FROM) when it is not the target's own: a reader's VERP
+    # bounce address (compose/mime.py `envelope_sender`).
+    envelope_sender: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,8 @@ class TargetSettings(Strict):
     # Whether an email channel may send through it, and the social networks whose posts it takes
     # (None: any network's, as a file or a JSON body).
     takes_email: ClassVar[bool] = True
+    # Mails readers for real (smtp): its emails must carry a working unsubscribe (config.py).
+    mails_readers: ClassVar[bool] = False
     networks: ClassVar[frozenset[str] | None] = None
 
     @classmethod
@@ -145,7 +151,7 @@ class MailTargetSettings(TargetSettings):
     """A target that takes an email as one MIME message per reader (smtp, outbox): it has the
     readers (`recipients`, less `suppression`), and a send makes one message for each."""
 
-    recipients: list[str] | Path | None = None
+    recipients: list[str] | Path | SubscriberList | None = None
     suppression: Path | None = None
 
     def missing(self, name: str, network: str | None) -> str | None:

@@ -26,7 +26,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from ..compose.mime import message_bytes
 from ..errors import DeliveryError
-from ..recipients import ascii_address
+from ..recipients import SubscriberList, ascii_address
 from ..stopping import StoppedAtOnce, cuttable
 from ..validation import is_loopback
 from . import HandOverFailed, MailTargetSettings, Message, Pacing, Result, Verdict, handed
@@ -43,7 +43,7 @@ class SmtpDelivery:
     def __init__(self, name: str, settings: SmtpSettings, sender: str) -> None:
         self.name = name
         self.settings = settings
-        self.sender = ascii_address(parseaddr(sender)[1])
+        self.sender = ascii_address(parseaddr(sender)[1])  # the envelope sender unless a message has its own
         self.pacing = Pacing(
             connections=settings.connections,
             rate=settings.rate,
@@ -204,7 +204,7 @@ class SmtpConnection:
         assert self.smtp is not None
         recipient = ascii_address(message.key.recipient)
         try:
-            self.smtp.sendmail(self.delivery.sender, [recipient], data)
+            self.smtp.sendmail(message.envelope_sender or self.delivery.sender, [recipient], data)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = exc.recipients.get(recipient, (0, b"refused"))
             return self._refused(message, code, reply)
@@ -250,7 +250,7 @@ class SmtpSettings(MailTargetSettings):
     timeout: float = Field(default=30.0, gt=0, le=3600)
     verify_tls: bool = True
     ca_file: Path | None = None
-    recipients: list[str] | Path
+    recipients: list[str] | Path | SubscriberList
     per_connection: int = Field(default=500, gt=0, le=1_000_000)
     rate: float | None = Field(default=None, ge=0.001, le=100_000)  # messages per second
     connections: int = Field(default=1, gt=0, le=32)
@@ -260,6 +260,7 @@ class SmtpSettings(MailTargetSettings):
     local: bool = False  # a relay on this machine or a trusted network: plain-text login allowed
     what: ClassVar[str] = "an smtp target, which sends email"
     networks: ClassVar[frozenset[str] | None] = frozenset()  # email only
+    mails_readers: ClassVar[bool] = True
 
     @model_validator(mode="after")
     def _no_clear_text_password(self) -> SmtpSettings:
@@ -272,4 +273,4 @@ class SmtpSettings(MailTargetSettings):
         return self
 
     def connect(self, name: str, config: Config) -> SmtpDelivery:
-        return SmtpDelivery(name, self, config.site.sender)
+        return SmtpDelivery(name, self, config.site.return_path or config.site.sender)
