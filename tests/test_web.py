@@ -387,3 +387,44 @@ def test_a_broken_template_is_a_503_page_and_a_log_line(site, smtp_sink, caplog)
         assert "try again later" in page.text
         assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert any("subscribe.html" in record.getMessage() for record in caplog.records)
+
+
+def test_esp_webhooks_are_verified_then_applied(site, smtp_sink, monkeypatch):
+    """`POST /webhooks/postmark`: wrong credentials 403 and nothing done; right ones bounce the reader."""
+    monkeypatch.setenv("HOOK_PASSWORD", "hook-password-0123")
+    webhooks = {"postmark": {"username": "hook", "password": "${HOOK_PASSWORD}"}}
+    with served(site, smtp_sink, webhooks=webhooks) as s:
+        add(s, ADDRESS)
+        event = {
+            "RecordType": "Bounce",
+            "Type": "HardBounce",
+            "Email": ADDRESS,
+            "Details": "550 no such user",
+        }
+        url = f"{s.url}webhooks/postmark"
+        refused = requests.post(url, json=event, auth=("hook", "wrong"), timeout=10)
+        assert refused.status_code == 403
+        assert "hook-password" not in refused.text
+        assert status_of(s, ADDRESS) == "subscribed"
+        assert requests.post(f"{s.url}webhooks/mailgun", json=event, timeout=10).status_code == 404
+        done = requests.post(url, json=event, auth=("hook", "hook-password-0123"), timeout=10)
+        assert done.status_code == 200, done.text
+        assert status_of(s, ADDRESS) == "bounced"
+
+
+def test_archive_markers_get_neutral_values(site, smtp_sink):
+    from syndicate.compose.email import PLACEHOLDERS
+    from syndicate.personal import Field
+    from syndicate.web.archive import neutralise
+
+    with served(site, smtp_sink) as s:
+        page = " | ".join(
+            [
+                PLACEHOLDERS["greeting"],
+                PLACEHOLDERS["email"],
+                Field("first_name", "there & you"),
+                Field("city"),
+                f'<a href="{PLACEHOLDERS["unsubscribe_url"]}">',
+            ]
+        )
+        assert neutralise(page, s.config) == f'Hello, |  | there &amp; you |  | <a href="{s.url}unsubscribe">'

@@ -37,6 +37,7 @@ def browser(tmp_path):
     service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
     driver = webdriver.Chrome(options=options, service=service)
     driver.set_page_load_timeout(30)
+    driver.implicitly_wait(15)  # a click that submits a form returns before the next page is there
     try:
         yield driver
     finally:

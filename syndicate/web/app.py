@@ -10,6 +10,7 @@ Routes (all under `serve.public_url`, which the reverse proxy maps to this app):
 - `GET /unsubscribe/{token}`: a page with one button. A GET never changes anything: mail
   scanners fetch links to look at them.
 - `GET /archive/{channel}/{draft_key}`: an email as it went out, without reader data.
+- `POST /webhooks/{provider}`: an ESP's bounce and complaint events (`serve.webhooks`).
 - `GET /healthz`, `GET /style.css`.
 
 Pages are the templates `web/*.html`, found like the email templates (the site's templates
@@ -39,10 +40,12 @@ from .. import clock
 from ..config import Config
 from ..deliver import MailTargetSettings
 from ..errors import ConfigError, SyndicateError
+from ..feedback import ForgedWebhook
 from ..recipients import check_address
 from ..subscribers import Subscriber, SubscriberStore
 from ..templating import get_template, render_template, search_path, site_view
 from ..tokens import BadToken, read_token, signing_key
+from ..webhooks import UnknownWebhook, receive_webhook
 from .archive import archived_html
 from .limits import RateLimit
 from .mail import send_confirmation
@@ -53,6 +56,8 @@ log = logging.getLogger("syndicate.web")
 
 # A subscribe request is a few short fields: anything larger is refused unread.
 MAX_BODY = 16 * 1024
+# An ESP may batch events into one call (SendGrid does): room for a few thousand.
+MAX_WEBHOOK_BODY = 4 * 1024 * 1024
 NAME_CHARS = 100
 HONEYPOT = "website"  # the hidden field only bots fill in
 ONE_CLICK = ("List-Unsubscribe", "One-Click")
@@ -291,6 +296,25 @@ class Web:
                 )
         return PlainTextResponse("", media_type="text/css")
 
+    async def webhook(self, request: Request) -> Response:
+        """An ESP's event webhook (serve.webhooks): verified by its provider's rule, then applied
+        like any bounce or complaint (webhooks.py). 404 for a provider not configured, 403 for
+        a forged or stale call, 200 with what it did otherwise."""
+        provider = request.path_params["provider"]
+        body = await _body(request, MAX_WEBHOOK_BODY)
+        if body is None:
+            return JSONResponse({"status": "error", "message": "too large"}, status_code=413)
+        headers = dict(request.headers.items())
+        try:
+            report = await run_in_threadpool(receive_webhook, self.config, provider, headers, body)
+        except UnknownWebhook:
+            return JSONResponse({"status": "error", "message": "no such webhook"}, status_code=404)
+        except ForgedWebhook as exc:
+            log.warning("webhook %s refused: %s", provider, exc)
+            return JSONResponse({"status": "error", "message": "not verified"}, status_code=403)
+        log.info("webhook %s: %s", provider, report.summary())
+        return JSONResponse({"status": "ok", "applied": report.applied, "unmatched": len(report.unmatched)})
+
     async def healthz(self, request: Request) -> Response:
         return PlainTextResponse("ok")
 
@@ -315,6 +339,7 @@ def make_app(config: Config, store: SubscriberStore | None = None) -> Starlette:
         Route("/unsubscribe/{token}", web.unsubscribe_page, methods=["GET"]),
         Route("/unsubscribe/{token}", web.unsubscribe, methods=["POST"]),
         Route("/archive/{channel}/{draft_key:path}", web.archive, methods=["GET"]),
+        Route("/webhooks/{provider}", web.webhook, methods=["POST"]),
         Route("/healthz", web.healthz, methods=["GET"]),
         Route("/style.css", web.style, methods=["GET"]),
     ]
@@ -390,15 +415,15 @@ def _is_json(request: Request) -> bool:
     return request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
 
 
-async def _body(request: Request) -> bytes | None:
-    """The body, or None when it is (or says it is) larger than MAX_BODY."""
+async def _body(request: Request, limit: int = MAX_BODY) -> bytes | None:
+    """The body, or None when it is (or says it is) larger than `limit`."""
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_BODY:
+    if length.isdigit() and int(length) > limit:
         return None
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
+        if size > limit:
             return None
         chunks.append(chunk)
     return b"".join(chunks)

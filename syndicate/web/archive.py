@@ -6,21 +6,39 @@ from __future__ import annotations
 
 import html
 import json
+import re
 
 from ..compose.email import PLACEHOLDERS
 from ..config import Config
 from ..ledger import Ledger
+from ..personal import FIELD, field_key, greeting, reader_fields
+
+_FIELD_OF = {marker: name for name, marker in PLACEHOLDERS.items()}
+# Every per-reader marker: the named placeholders and any `recipient.<field>` a template used.
+_MARKER = re.compile("|".join([*(re.escape(m) for m in PLACEHOLDERS.values()), FIELD.pattern]))
 
 
 def neutral_values(config: Config) -> dict[str, str]:
-    """What replaces each placeholder in an archived email (unescaped)."""
+    """What replaces each marker in an archived email (unescaped): a reader with no name, no
+    address and no attributes (a field's own fallback then shows, as for such a reader), the
+    site's greeting for them, and the page explaining where the personal unsubscribe link is."""
     assert config.serve is not None
-    return {
-        "name": "",
-        "email": "",
-        "greeting": "Hello,",
-        "unsubscribe_url": f"{config.serve.public_url}unsubscribe",
-    }
+    fields = reader_fields("", "", {})
+    fields["greeting"] = greeting(config.site.greeting, fields)
+    fields["unsubscribe_url"] = f"{config.serve.public_url}unsubscribe"
+    return fields
+
+
+def neutralise(page: str, config: Config) -> str:
+    """`page` (HTML) with every per-reader marker replaced by its neutral value, escaped."""
+    values = neutral_values(config)
+
+    def value(match: re.Match[str]) -> str:
+        named = _FIELD_OF.get(match.group(0))
+        key, fallback = (named, None) if named is not None else field_key(match)
+        return html.escape(values.get(key) or fallback or "")
+
+    return _MARKER.sub(value, page)
 
 
 def archived_html(config: Config, channel: str, draft_key: str) -> str | None:
@@ -45,7 +63,4 @@ def archived_html(config: Config, channel: str, draft_key: str) -> str | None:
         or not isinstance(payload.get("html"), str)
     ):
         return None
-    page: str = payload["html"]
-    for field, value in neutral_values(config).items():
-        page = page.replace(PLACEHOLDERS[field], html.escape(value))
-    return page
+    return neutralise(payload["html"], config)
