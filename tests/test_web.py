@@ -428,3 +428,31 @@ def test_archive_markers_get_neutral_values(site, smtp_sink):
             ]
         )
         assert neutralise(page, s.config) == f'Hello, |  | there &amp; you |  | <a href="{s.url}unsubscribe">'
+
+
+def test_https_public_url_adds_strict_transport_security():
+    import asyncio
+
+    from syndicate.web.app import SecurityHeaders
+
+    async def app(scope, receive, send):
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"cache-control", b"max-age=1")]}
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def call(public_url: str) -> dict[bytes, bytes]:
+        sent.clear()
+        await SecurityHeaders(app, public_url)({"type": "http"}, None, send)
+        return dict(sent[0]["headers"])
+
+    https = asyncio.run(call("https://news.example.com/"))
+    assert https[b"strict-transport-security"] == b"max-age=31536000"
+    assert b"https://news.example.com" in https[b"content-security-policy"]
+    assert https[b"cache-control"] == b"max-age=1"  # the route's own wins
+    assert b"strict-transport-security" not in asyncio.run(call("http://127.0.0.1:8080/"))
