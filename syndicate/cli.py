@@ -724,7 +724,7 @@ def daemon(ctx: click.Context, log_format: str, new_ledger: bool) -> None:
 @_fail_cleanly
 def serve_command(ctx: click.Context, host: str | None, port: int | None, proxy_headers: bool) -> None:
     """Run the readers' web service (the serve: section): subscribe with double opt-in,
-    RFC 8058 one-click unsubscribe and the web archive, until SIGINT/SIGTERM.
+    RFC 8058 one-click unsubscribe, the web archive and the ESP webhooks, until SIGINT/SIGTERM.
 
     It listens on plain HTTP: put a reverse proxy that terminates https in front of it, at
     serve.public_url, and pass --proxy-headers so the client's address is the reader's.
