@@ -332,6 +332,43 @@ def test_the_serve_command_serves(site, smtp_sink):
     assert "Application shutdown complete" in output
 
 
+def test_daemon_serve_runs_the_web_service_beside_the_scheduler(site, smtp_sink):
+    """`syndicate daemon --serve`: the readers' pages answer while the daemon runs; SIGTERM
+    stops both (the daemon's own clean exit, 0)."""
+    from .web_support import serve_config
+
+    port = free_port()
+    config = serve_config(site, smtp_sink[1], port, port=port)  # daemon --serve listens at serve.port
+    process = subprocess.Popen(
+        [sys.executable, "-m", "syndicate", "--config", str(site.config_path), "daemon", "--serve"],
+        env=child_env(PYTHONUNBUFFERED="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert process.poll() is None, process.communicate()[0]
+                assert time.monotonic() < deadline, "syndicate daemon --serve did not answer"
+                time.sleep(0.1)
+        assert answer.text == "ok"
+        subscriber = add(Served(f"http://127.0.0.1:{port}/", config, smtp_sink[0]), ADDRESS)
+        url = f"http://127.0.0.1:{port}/unsubscribe/{make_token('unsubscribe', subscriber, signing_key(config))}"
+        assert requests.post(url, data={"List-Unsubscribe": "One-Click"}, timeout=10).status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=60)[0]
+    assert process.returncode == 0, output
+    assert "Traceback" not in output
+    with SubscriberStore.from_config(config) as store:
+        assert store.find("weekly", ADDRESS).status == "unsubscribed"
+
+
 def test_serve_without_a_serve_section_is_one_line(site):
     done = subprocess.run(
         [sys.executable, "-m", "syndicate", "serve", "--config", str(site.config_path)],
@@ -456,3 +493,20 @@ def test_https_public_url_adds_strict_transport_security():
     assert b"https://news.example.com" in https[b"content-security-policy"]
     assert https[b"cache-control"] == b"max-age=1"  # the route's own wins
     assert b"strict-transport-security" not in asyncio.run(call("http://127.0.0.1:8080/"))
+
+
+def test_a_port_in_use_is_a_one_line_config_error(site, smtp_sink):
+    import socket
+
+    from syndicate.errors import ConfigError
+    from syndicate.web.server import ServerThread, server_config
+
+    from .web_support import serve_config
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        config = serve_config(site, smtp_sink[1], port)
+        with pytest.raises(ConfigError, match=rf"serve: cannot listen on 127\.0\.0\.1:{port} "):
+            ServerThread(server_config(config, "127.0.0.1", port, False)).start()

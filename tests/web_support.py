@@ -5,7 +5,6 @@ target is a real aiosmtpd server, and reading the confirmation link out of what 
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,10 +12,8 @@ from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
-import uvicorn
-
 from syndicate.config import Config
-from syndicate.web.server import server_config
+from syndicate.web.server import ServerThread, server_config
 
 from .conftest import SmtpSink, free_port, loopback_smtp
 
@@ -31,13 +28,13 @@ class Served:
     sink: SmtpSink
 
 
-def serve_config(site, smtp_port: int, port: int, **serve: object) -> Config:
-    """`site`'s config with a serve: section for 127.0.0.1:`port` and a confirm target mailing
+def serve_config(site, smtp_port: int, public_port: int, **serve: object) -> Config:
+    """`site`'s config with a serve: section for 127.0.0.1:`public_port` and a confirm target mailing
     through the SMTP server on `smtp_port`."""
     site.data["site"]["unsubscribe_secret"] = SECRET
     site.data["targets"]["confirm-mail"] = loopback_smtp(smtp_port, [])
     site.data["serve"] = {
-        "public_url": f"http://127.0.0.1:{port}/",
+        "public_url": f"http://127.0.0.1:{public_port}/",
         "lists": ["weekly", "monthly"],
         "confirm_target": "confirm-mail",
         "rate_per_hour": 50,
@@ -52,18 +49,11 @@ def running(config: Config, port: int, proxy_headers: bool = False) -> Iterator[
     """`make_app(config)` served by uvicorn (as `syndicate serve` configures it) on 127.0.0.1:`port` until the block ends."""
     settings = server_config(config, "127.0.0.1", port, proxy_headers)  # as `syndicate serve` runs it
     settings.log_level = "warning"
-    server = uvicorn.Server(settings)
-    thread = threading.Thread(target=server.run, name="web-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
+    server = ServerThread(settings).start()
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+        server.stop()
 
 
 @contextmanager

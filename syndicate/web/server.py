@@ -6,6 +6,10 @@ limits count the reader's address, not the proxy's."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
+
 import uvicorn
 
 from ..config import Config
@@ -42,3 +46,40 @@ def run(
     if not server.started:
         where = f"{server.config.host}:{server.config.port}"
         raise ConfigError(f"serve: cannot listen on {where} (in use, or not an address of this machine)")
+
+
+# How long a server in a thread may take to start, and to finish its requests when stopped.
+START_SECONDS = 30.0
+STOP_SECONDS = 30.0
+
+
+class ServerThread:
+    """The app served from a thread of this process (`syndicate daemon --serve`, the tests):
+    `start()` returns once it listens (ConfigError if it cannot), `stop()` once it has stopped.
+    The thread installs no signal handler: the process's owner stops it."""
+
+    def __init__(self, settings: uvicorn.Config) -> None:
+        self.server = uvicorn.Server(settings)
+        self.thread = threading.Thread(target=self._run, name="syndicate-serve", daemon=True)
+
+    def _run(self) -> None:
+        with contextlib.suppress(SystemExit):  # uvicorn exits when it cannot bind, after logging why
+            self.server.run()
+
+    def start(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + START_SECONDS
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                where = f"{self.server.config.host}:{self.server.config.port}"
+                raise ConfigError(
+                    f"serve: cannot listen on {where} (in use, or not an address of this machine)"
+                )
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self.thread.is_alive():
+            self.thread.join(STOP_SECONDS)
