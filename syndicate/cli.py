@@ -694,21 +694,78 @@ def _echo_capped(lines: list[str], limit: int) -> None:
 @click.option(
     "--new-ledger", is_flag=True, help="Accept a ledger that is not the one this state folder used."
 )
+@click.option(
+    "--serve",
+    "with_web",
+    is_flag=True,
+    help="Also run the readers' web service (as syndicate serve does, at serve.host:serve.port).",
+)
+@click.option(
+    "--proxy-headers",
+    is_flag=True,
+    help="With --serve: believe X-Forwarded-For/-Proto from serve.trusted_proxies only.",
+)
 @config_option
 @click.pass_context
 @_fail_cleanly
-def daemon(ctx: click.Context, log_format: str, new_ledger: bool) -> None:
+def daemon(
+    ctx: click.Context, log_format: str, new_ledger: bool, with_web: bool, proxy_headers: bool
+) -> None:
     """Run the scheduler: every send at its time, following content edits, until SIGTERM/SIGINT;
-    SIGHUP reloads the config."""
+    SIGHUP reloads the config (the web service of --serve keeps the config it started with)."""
+    if proxy_headers and not with_web:
+        raise click.UsageError("--proxy-headers goes with --serve")
 
     def log(event: dict) -> None:
         click.echo(format_event(event, log_format))
 
+    web = None
+    if with_web:
+        from .web.server import ServerThread, server_config
+
+        web = ServerThread(server_config(_config(ctx), None, None, proxy_headers)).start()
     runner = Runner(lambda: _config(ctx), log, new_ledger=new_ledger)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: _off_the_handler(runner.stop))
     signal.signal(signal.SIGHUP, lambda *_: _off_the_handler(runner.reload))
-    runner.run()
+    try:
+        runner.run()
+    finally:
+        if web is not None:
+            web.stop()
+
+
+@cli.command("serve")
+@click.option("--host", help="Address to listen on (default: serve.host, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on (default: serve.port, 8080).")
+@click.option(
+    "--proxy-headers",
+    is_flag=True,
+    help="Behind a reverse proxy: believe X-Forwarded-For/-Proto from serve.trusted_proxies only.",
+)
+@config_option
+@click.pass_context
+@_fail_cleanly
+def serve_command(ctx: click.Context, host: str | None, port: int | None, proxy_headers: bool) -> None:
+    """Run the readers' web service (the serve: section): subscribe with double opt-in,
+    RFC 8058 one-click unsubscribe, the web archive and the ESP webhooks, until SIGINT/SIGTERM.
+
+    It listens on plain HTTP: put a reverse proxy that terminates https in front of it, at
+    serve.public_url, and pass --proxy-headers so the client's address is the reader's.
+    """
+    from .web.server import run
+
+    config = _config(ctx)
+    serve = config.serve
+    if serve is None:
+        raise ConfigError("serve: is missing (expected a serve: section with public_url)")
+    if not serve.lists or not serve.confirm_target:
+        click.echo(
+            "warning: serve.lists or serve.confirm_target is not set: no subscribe form "
+            "(unsubscribe and the archive work)",
+            err=True,
+        )
+    run(config, host, port, proxy_headers)
 
 
 def _off_the_handler(action) -> None:
