@@ -36,12 +36,13 @@ STAMP = NOW - timedelta(seconds=30)
 
 
 class CertServer(ThreadingHTTPServer):
-    """Serves one PEM certificate over https at any path ending in .pem, counting the fetches."""
+    """Serves one PEM certificate over https at any path ending in .pem, counting the fetches,
+    and answers 200 at /confirm (a SubscribeURL on loopback), keeping every path asked for."""
 
     def __init__(self, context, pem: bytes) -> None:
         super().__init__(("127.0.0.1", 0), _CertHandler)
         self.socket = context.wrap_socket(self.socket, server_side=True)
-        self.pem, self.fetches = pem, 0
+        self.pem, self.fetches, self.paths = pem, 0, list[str]()
         # A path of its own: a later server on a reused port must not find this one's cached key.
         self.name = f"SimpleNotificationService-{secrets.token_hex(8)}.pem"
 
@@ -55,7 +56,9 @@ class _CertHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.fetches += 1
-        self.send_response(200 if self.path.endswith(".pem") else 404)
+        self.server.paths.append(self.path)
+        found = self.path.endswith(".pem") or self.path.startswith("/confirm?")
+        self.send_response(200 if found else 404)
         self.send_header("Content-Length", str(len(self.server.pem)))
         self.end_headers()
         self.wfile.write(self.server.pem)
@@ -272,17 +275,30 @@ def test_ses_another_topic_is_refused(tls, cert_server, sns_key):
         ses.verify_and_read(settings, {}, ses_body(message), NOW)
 
 
-def test_ses_a_subscription_confirmation_gives_the_url_to_visit(ses_settings, cert_server, sns_key):
+def test_ses_a_subscription_confirmation_is_confirmed_by_visiting_its_url(ses_settings, cert_server, sns_key):
+    visit = f"https://{cert_server.host}/confirm?Action=ConfirmSubscription&Token=2336412f"
     message = sns_message(
-        sns_key[0], cert_url(cert_server), "SubscriptionConfirmation", Message="To confirm..."
+        sns_key[0], cert_url(cert_server), "SubscriptionConfirmation", Message="To confirm...", SubscribeURL=visit
     )
     verified = ses.verify(ses_settings, {}, ses_body(message), NOW)
-    assert verified.type == "SubscriptionConfirmation"
-    assert verified.subscribe_url == "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription"
+    assert verified.type == "SubscriptionConfirmation" and verified.subscribe_url == visit
     assert ses.verify_and_read(ses_settings, {}, ses_body(message), NOW) == []
+    assert cert_server.paths[-1] == "/confirm?Action=ConfirmSubscription&Token=2336412f"
     message["SubscribeURL"] = "https://attacker.example/"  # signed for confirmations
     with pytest.raises(ForgedWebhook, match="signature"):
         ses.verify(ses_settings, {}, ses_body(message), NOW)
+
+
+@pytest.mark.parametrize(
+    "visit", ["https://attacker.example/?Action=ConfirmSubscription", "http://sns.us-east-1.amazonaws.com/"]
+)
+def test_ses_a_signed_subscribe_url_off_sns_or_without_tls_is_never_visited(
+    ses_settings, cert_server, sns_key, visit
+):
+    message = sns_message(sns_key[0], cert_url(cert_server), "SubscriptionConfirmation", SubscribeURL=visit)
+    with pytest.raises(ForgedWebhook, match="not an https URL on an SNS host"):
+        ses.verify_and_read(ses_settings, {}, ses_body(message), NOW)
+    assert not [path for path in cert_server.paths if "Action" in path]
 
 
 @pytest.mark.parametrize(
