@@ -278,7 +278,11 @@ def test_ses_another_topic_is_refused(tls, cert_server, sns_key):
 def test_ses_a_subscription_confirmation_is_confirmed_by_visiting_its_url(ses_settings, cert_server, sns_key):
     visit = f"https://{cert_server.host}/confirm?Action=ConfirmSubscription&Token=2336412f"
     message = sns_message(
-        sns_key[0], cert_url(cert_server), "SubscriptionConfirmation", Message="To confirm...", SubscribeURL=visit
+        sns_key[0],
+        cert_url(cert_server),
+        "SubscriptionConfirmation",
+        Message="To confirm...",
+        SubscribeURL=visit,
     )
     verified = ses.verify(ses_settings, {}, ses_body(message), NOW)
     assert verified.type == "SubscriptionConfirmation" and verified.subscribe_url == visit
