@@ -16,6 +16,7 @@ from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -34,7 +35,7 @@ from pydantic import (
 from .deliver import TargetSettings, target_types
 from .errors import ConfigError
 from .personal import DEFAULT_GREETING
-from .validation import Strict, check_http_url, parse_time, short
+from .validation import Strict, check_http_url, is_loopback, parse_time, short
 from .yaml_shape import shape_problem
 
 CONFIG_ENV = "SYNDICATE_CONFIG"
@@ -319,6 +320,10 @@ class Serve(Strict):
     @classmethod
     def _public_url(cls, value: str) -> str:
         value = check_http_url(value)
+        parts = urlsplit(value)
+        if parts.scheme != "https" and not is_loopback(parts.hostname):
+            # Mailbox providers POST one-click unsubscribes only to https (RFC 8058 section 3.1).
+            raise ValueError(f"{short(value)} is plain http (expected https://, or http:// to loopback)")
         return value if value.endswith("/") else value + "/"
 
     @field_validator("webhooks")

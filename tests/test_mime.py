@@ -19,7 +19,7 @@ from syndicate.compose.email import clean_header_text, compose_email_channel
 from syndicate.compose.mime import build_message, message_bytes, unsubscribe_links
 from syndicate.config import Config
 from syndicate.content import load_articles
-from syndicate.errors import DeliveryError
+from syndicate.errors import ConfigError, DeliveryError
 from syndicate.recipients import Recipient
 from syndicate.tokens import BadToken, make_token, read_token, signing_key
 
@@ -100,6 +100,7 @@ def test_list_unsubscribe_has_https_and_mailto_and_one_click_post(email_site):
             False,
         ),
         ({"unsubscribe_url": None, "unsubscribe_mailto": None}, None, False),
+        ({"unsubscribe_url": "http://127.0.0.1:8080/u"}, "<http://127.0.0.1:8080/u?", True),  # a local test
     ],
 )
 def test_one_click_post_only_with_an_https_unsubscribe_url(email_site, site_keys, header, post):
@@ -217,6 +218,14 @@ def test_syndicate_serve_answers_the_unsubscribe_link_when_configured(email_site
     assert web.startswith("https://news.example.com/r/unsubscribe/rdr1.")
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert f'href="{web}"' in parsed.get_body(("html",)).get_content()
+
+
+@pytest.mark.parametrize("url", ["http://news.example.com/r", "ftp://news.example.com/"])
+def test_syndicate_serve_is_reached_over_https_unless_on_loopback(email_site, url):
+    email_site.data["serve"] = {"public_url": url}
+    email_site.write_config()
+    with pytest.raises(ConfigError, match=r"serve\.public_url: .*expected"):
+        email_site.config()
 
 
 def test_any_attribute_is_a_field_in_both_parts_and_the_subject_with_its_default(email_site):

@@ -3,8 +3,13 @@ lists and segments, VERP bounce addresses. Counted at a real SMTP server on loop
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
+from email.message import EmailMessage
+from urllib.parse import quote
+
+import lxml.html
 
 from syndicate.ledger import LEDGER_FILE
 from syndicate.send import send
@@ -123,3 +128,48 @@ def test_a_channel_segment_carries_only_articles_with_its_tags(site, smtp_sink):
     assert [a.name for a in outcome.sends[-1].articles] == ["launch"]
     subjects = [message_from_bytes(raw, policy=policy.default)["Subject"] for _, raw in sink.received]
     assert "launch" in subjects and all("hiring" not in s for s in subjects)
+
+
+READERS = {"ann+news@example.org": "Ann", "o'brien@example.org": "Pat O'Brien", "zoe.reader@example.org": ""}
+
+
+def _urls(message: EmailMessage) -> list[str]:
+    """Every URL a mail client shows or follows: headers, the text part, the HTML's attributes."""
+    text, html = message.get_body(("plain",)), message.get_body(("html",))
+    assert text is not None and html is not None
+    headers = " ".join(str(message[name]) for name in ("List-Unsubscribe", "List-Post") if message[name])
+    found = re.findall(r"(?:https?|mailto):[^\s<>\"']+", headers + " " + text.get_content())
+    return found + [v for v in lxml.html.fromstring(html.get_content()).xpath("//@href | //@src") if ":" in v]
+
+
+def test_every_email_through_smtp_unsubscribes_in_one_click_and_no_url_holds_an_address(site, smtp_sink):
+    """Digests and single emails to readers with awkward addresses: each message the server got has
+    List-Unsubscribe (https and mailto) with List-Unsubscribe-Post, its footer link labelled
+    Unsubscribe is that https URL, and no URL anywhere in it carries the reader's address."""
+    sink, port = smtp_sink
+    csv_file = site.root / "readers.csv"
+    csv_file.write_text(
+        "email,name\n" + "".join(f'{address},"{name}"\n' for address, name in READERS.items()),
+        encoding="utf-8",
+    )
+    _newsletter(site, port, csv_file)
+    site.data["site"]["unsubscribe_mailto"] = "leave@example.com"
+    site.data["channels"]["letters"] = {"kind": "email", "mode": "single", "targets": ["newsletter"]}
+    site.write_config()
+    write_articles(site, count=2, date=(NOW - timedelta(days=1)).strftime("%Y-%m-%d") + "T0{n}:00:00Z")
+    assert send(site.config(), select="all", now=NOW, channels=["letters", "weekly"]).ok
+    assert sink.copies() == dict.fromkeys(READERS, 3)  # a digest and two single emails each
+    for rcpt, raw in sink.received:
+        message = message_from_bytes(raw, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        web, mailto = (link.strip(" <>") for link in str(message["List-Unsubscribe"]).split(","))
+        assert web.startswith("https://example.com/unsubscribe?token=")
+        assert mailto.startswith("mailto:leave@example.com?subject=unsubscribe%20")
+        assert str(message["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
+        html = message.get_body(("html",))
+        assert html is not None
+        page = lxml.html.fromstring(html.get_content())
+        assert page.xpath("//a[normalize-space(.)='Unsubscribe']/@href") == [web], rcpt
+        local = rcpt.partition("@")[0]
+        for url in _urls(message):
+            assert local not in url and quote(local) not in url and quote(rcpt, safe="") not in url, url

@@ -32,6 +32,7 @@ from ..errors import DeliveryError
 from ..personal import FIELD, field_key, greeting, reader_fields
 from ..recipients import Recipient, ascii_address
 from ..tokens import make_token, signing_key
+from ..validation import is_loopback
 from .email import PLACEHOLDERS, EmailDraft, clean_header_text
 
 HEADER_LINE = 78
@@ -66,6 +67,13 @@ def unsubscribe_links(recipient: Recipient, config: Config) -> tuple[str | None,
         target = site.unsubscribe_mailto.removeprefix("mailto:")
         mailto = f"mailto:{quote(target, safe='@')}?subject={quote('unsubscribe ' + token)}"
     return web, mailto
+
+
+def _one_click(url: str) -> bool:
+    """RFC 8058 one-click is offered for an https URL only (section 3.1), or plain http to
+    loopback, which no mailbox provider reaches: the address a local test serves on."""
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname))
 
 
 def _key(config: Config) -> bytes:
@@ -105,7 +113,7 @@ def build_message(draft: EmailDraft, recipient: Recipient, config: Config) -> Em
         value = ", ".join(f"<{link}>" for link in links)
         folded = "List-Unsubscribe: " + ",\n ".join(f"<{link}>" for link in links) + "\n"
         msg["List-Unsubscribe"] = _Prefolded("List-Unsubscribe", value, folded)
-    if links and links[0].startswith("https://"):
+    if links and _one_click(links[0]):
         msg["List-Unsubscribe-Post"] = _ONE_CLICK
     text, html_body = _encoded(draft.text), _encoded(draft.html)
     boundary = "=_" + hashlib.sha256(draft.content_hash.encode() + address.encode()).hexdigest()[:24]
