@@ -26,7 +26,7 @@ from .content import load_articles
 from .daemon import Runner, format_event
 from .errors import ConfigError, SyndicateError
 from .gallery import render_preview
-from .intake import read_bounces
+from .intake import read_bounce_mailbox, read_bounces
 from .lock import Holder, Stopped
 from .plan import Send, upcoming
 from .preview import digest_sizes, preview_table
@@ -793,7 +793,7 @@ def bounces() -> None:
 
 
 @bounces.command("read")
-@click.argument("mailbox")
+@click.argument("mailbox", required=False)
 @click.option(
     "--state",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -809,9 +809,10 @@ def bounces() -> None:
 @click.pass_context
 @_fail_cleanly
 def bounces_read(
-    ctx: click.Context, mailbox: str, state: Path | None, password_env: str | None, ca_file: str | None
+    ctx: click.Context, mailbox: str | None, state: Path | None, password_env: str | None, ca_file: str | None
 ) -> None:
-    """Read the bounce MAILBOX (a Maildir folder, an mbox file, or imaps://user@host/INBOX).
+    """Read the bounce MAILBOX (a Maildir folder, an mbox file, or imaps://user@host/INBOX);
+    without one, the config's bounces: mailbox (which syndicate daemon reads on its own).
 
     RFC 3464 delivery reports (a hard bounce ends the reader; soft bounces are counted), RFC 5965
     complaints (end the reader) and `unsubscribe <token>` mails (unsubscribe it). Each is noted
@@ -819,7 +820,12 @@ def bounces_read(
     messages are not read again (Maildir: moved to .processed/; mbox: remembered in --state).
     """
     config = _config(ctx)
-    report = read_bounces(config, mailbox, state=state, password_env=password_env, ca_file=ca_file)
+    if mailbox is None:
+        if state or password_env or ca_file:
+            raise click.UsageError("--state, --password-env and --ca-file go with MAILBOX")
+        report = read_bounce_mailbox(config)
+    else:
+        report = read_bounces(config, mailbox, state=state, password_env=password_env, ca_file=ca_file)
     for line in report.unmatched:
         click.echo(f"not applied: {line}", err=True)
     click.echo(report.summary())

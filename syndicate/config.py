@@ -339,6 +339,21 @@ class Serve(Strict):
         return value
 
 
+class Bounces(Strict):
+    """The bounce mailbox: where DSNs, ARF complaints and mailed unsubscribes arrive (the
+    return_path's mailbox), which `syndicate daemon` reads every `every_seconds` and
+    `syndicate bounces read` reads without an argument (intake.py)."""
+
+    # A Maildir folder, an mbox file, or imaps://user@host/INBOX.
+    mailbox: str
+    # For an mbox: the file remembering which messages were read.
+    state: Path | None = None
+    # For imaps://: the environment variable holding the password (never the password itself).
+    password_env: str | None = None
+    ca_file: Path | None = None
+    every_seconds: float = Field(default=300, ge=0.05, le=86_400)
+
+
 class ScheduleSettings(Strict):
     catch_up: str = "skip"
     unknown: Literal["skip", "resend"] = "skip"
@@ -395,6 +410,7 @@ class Config(Strict):
     targets: dict[str, TargetSettings] = Field(default_factory=dict)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     serve: Serve | None = None
+    bounces: Bounces | None = None
     root: Path = Path(".")
     # Lines about things that load but are probably not what was meant (a `$VAR` without braces).
     _warnings: list[str] = PrivateAttr(default_factory=list)
@@ -554,8 +570,14 @@ def _resolve_paths(config: Config, root: Path) -> Config:
             "templates": None if config.templates is None else absolute(config.templates),
             "state_dir": absolute(config.state_dir),
             "targets": targets,
+            "bounces": None if config.bounces is None else _resolve_mailbox(config.bounces, absolute),
         }
     )
+
+
+def _resolve_mailbox(bounces: Bounces, absolute) -> Bounces:
+    mailbox = bounces.mailbox if "://" in bounces.mailbox else str(absolute(Path(bounces.mailbox)))
+    return bounces.model_copy(update={"mailbox": mailbox, **_path_fields(bounces, absolute)})
 
 
 def _path_fields(model: BaseModel, absolute) -> dict[str, Path]:

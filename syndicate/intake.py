@@ -19,6 +19,7 @@ from pathlib import Path
 from . import clock
 from .compose.mime import message_id
 from .config import Config
+from .errors import ConfigError
 from .feedback import Feedback
 from .feedback.mailbox import read_mailbox
 from .feedback.reports import read_report
@@ -27,7 +28,7 @@ from .recipients import address_key
 from .subscribers import Subscriber, SubscriberStore
 from .tokens import BadToken, read_token, signing_key
 
-__all__ = ["IntakeReport", "apply_feedback", "read_bounces"]
+__all__ = ["IntakeReport", "apply_feedback", "read_bounce_mailbox", "read_bounces"]
 
 # The ledger's note per kind: `status` counts "bounced" and "complained".
 _NOTE = {"hard": "bounced", "soft": "soft-bounced", "complaint": "complained", "unsubscribe": "unsubscribed"}
@@ -83,6 +84,21 @@ def read_bounces(
             yield from read_report(raw, return_path=config.site.return_path, unsubscribe_key=key)
 
     return apply_feedback(config, reports())
+
+
+def read_bounce_mailbox(config: Config) -> IntakeReport:
+    """The config's `bounces:` mailbox read once: what `syndicate daemon` does every
+    `bounces.every_seconds` and `syndicate bounces read` does without an argument."""
+    box = config.bounces
+    if box is None:
+        raise ConfigError("bounces: is missing (expected a bounces: section with a mailbox, or MAILBOX)")
+    return read_bounces(
+        config,
+        box.mailbox,
+        state=box.state,
+        password_env=box.password_env,
+        ca_file=None if box.ca_file is None else str(box.ca_file),
+    )
 
 
 def _readers(config: Config, store: SubscriberStore, item: Feedback) -> list[Subscriber]:

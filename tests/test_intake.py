@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import mailbox
+import signal
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 
@@ -20,6 +22,7 @@ from syndicate.send import send
 from syndicate.subscribers import SubscriberStore
 
 from .conftest import SmtpSink, loopback_smtp, running_sink
+from .test_daemon import daemon_process, running, wait_for
 from .test_feedback_mailbox import BouncingRelay
 from .test_send import write_articles
 
@@ -133,3 +136,49 @@ def test_a_complaint_and_a_mailed_unsubscribe_end_one_reader_each(site, tmp_path
         assert send(site.config(), select="all", now=NOW + timedelta(days=2)).ok
         copies = sink.copies()
         assert copies[READERS[3]] == 1 and copies[READERS[5]] == 1 and copies[READERS[0]] == 2
+
+
+def _statuses(config) -> set[str]:
+    with SubscriberStore.from_config(config) as store:
+        return {s.status for s in store.subscribers("newsletter")}
+
+
+def test_the_daemon_reads_the_bounce_mailbox_on_its_own(site, tmp_path):
+    """`bounces: {mailbox}` in the config: a running `syndicate daemon` process reads it every
+    `every_seconds`, ending the 20 readers whose DSNs the relay mailed back, without a command."""
+    relay = CountingBouncer(tmp_path / "Maildir")
+    with running_sink(relay) as controller:
+        _site(site, controller.port)
+        site.data["bounces"] = {"mailbox": "Maildir", "every_seconds": 0.2}  # relative to the config
+        site.write_config()
+        config = site.config()
+        assert send(config, select="all", now=NOW).ok
+        assert len(relay.received) == 20 and _statuses(config) == {"subscribed"}
+        process = daemon_process(site)
+        try:
+            wait_for(lambda: _statuses(config) == {"bounced"}, timeout=30)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=30)
+        assert process.returncode == 0 and "Traceback" not in err, err
+        events = [json.loads(line) for line in out.splitlines()]
+        assert [e["reason"] for e in events if e["event"] == "bounces"] == ["20 hard"]
+        assert list((tmp_path / "Maildir" / "new").iterdir()) == []  # each one read once
+
+
+def test_a_bounce_mailbox_that_cannot_be_read_is_a_log_line_and_the_daemon_goes_on(site, tmp_path):
+    site.data["bounces"] = {"mailbox": str(tmp_path / "not-a-maildir"), "every_seconds": 0.1}
+    (tmp_path / "not-a-maildir").mkdir()
+    site.write_config()
+    with running(site.config()) as (_daemon, events):
+        wait_for(lambda: sum(e["event"] == "failed" for e in events) >= 2, log=events)
+        failed = [e["reason"] for e in events if e["event"] == "failed"]
+        assert failed[0] == (
+            f"bounces: {tmp_path / 'not-a-maildir'}: not a Maildir (no new/ and cur/ folders); reading again in 0.1 s"
+        )
+        (tmp_path / "not-a-maildir" / "new").mkdir()
+        (tmp_path / "not-a-maildir" / "cur").mkdir()
+        (tmp_path / "not-a-maildir" / "tmp").mkdir()
+        count = len(events)
+        time.sleep(0.5)
+        assert all(e["event"] != "failed" for e in events[count + 1 :]), events

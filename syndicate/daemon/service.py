@@ -26,6 +26,7 @@ from ..content import Article, ArticleCache
 from ..continuity import open_ledger
 from ..errors import DeliveryError, SyndicateError
 from ..identity import resolve
+from ..intake import read_bounce_mailbox
 from ..keys import DraftId, article_key, digest_key
 from ..ledger import DraftState, Ledger
 from ..lock import Holder, StateLock, Stopped, lock_state_folder
@@ -94,6 +95,8 @@ class Daemon:
         try:
             if self.watch and self.config.content.dir.exists():  # a feed alone has no folder to watch
                 threading.Thread(target=self._watch_files, name="syndicate-watch", daemon=True).start()
+            if self.config.bounces is not None and not self.stopping.is_set():
+                threading.Thread(target=self._poll_bounces, name="syndicate-bounces", daemon=True).start()
             while not self.stopping.is_set():
                 self._wake.wait(self.config.schedule.rescan_seconds)
                 self._wake.clear()
@@ -131,6 +134,29 @@ class Daemon:
                 self._start_digest(channel, target, now)
             self._resume(now)
         self.book.resume()
+
+    def _poll_bounces(self) -> None:
+        """Read the bounce mailbox now and every `bounces.every_seconds` until stopped: readers who
+        bounced or complained are ended before the next send reads the list."""
+        assert self.config.bounces is not None
+        every = self.config.bounces.every_seconds
+        while not self.stopping.is_set():
+            self.read_bounces()
+            if self.stopping.wait(every):
+                return
+
+    def read_bounces(self) -> None:
+        """One read of the bounce mailbox, logged; a failure is logged and tried again next time."""
+        try:
+            report = read_bounce_mailbox(self.config)
+        except (SyndicateError, SQLAlchemyError, OSError) as exc:
+            reason = first_line(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
+            assert self.config.bounces is not None
+            every = self.config.bounces.every_seconds
+            self._event("failed", reason=f"bounces: {reason}; reading again in {every:g} s")
+            return
+        if report.applied or report.unmatched:
+            self._event("bounces", reason=report.summary())
 
     def _waiting(self, holder: Holder) -> None:
         self._event("waiting", reason=f"waiting for {holder} to finish with {self.config.state_dir}")
