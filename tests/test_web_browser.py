@@ -1,6 +1,6 @@
 """`syndicate serve` in a real browser: Debian's chromium, headless, driven by selenium through
 Debian's chromedriver (never one Selenium Manager would download). A reader subscribes with the
-form, follows the link the confirmation email brings, then opens the unsubscribe page (which
+form, follows the link the confirmation email brings and presses its button, then opens the unsubscribe page (which
 changes nothing by itself) and presses its button. The whole loop: the confirmed reader gets
 the next send, the List-Unsubscribe URL of that email takes a one-click POST, the send after
 skips them."""
@@ -77,6 +77,8 @@ def test_subscribe_confirm_and_unsubscribe_in_chromium(site, smtp_sink, browser)
         [(rcpt, message)] = wait_for_mail(s.sink)
         assert rcpt == ADDRESS
         browser.get(confirm_link(message))
+        assert status(s.config, ADDRESS) == "unconfirmed"  # opening the link only asks
+        browser.find_element(By.CSS_SELECTOR, "#confirm button[type=submit]").click()
         assert browser.find_element(By.ID, "confirmed").text == "You're subscribed"
         assert status(s.config, ADDRESS) == "subscribed"
 
@@ -133,6 +135,7 @@ def test_the_whole_loop_subscribe_confirm_receive_one_click_and_no_more_mail(sit
         assert browser.find_element(By.ID, "sent").text == "Check your inbox"
         [(_, confirmation)] = wait_for_mail(s.sink)
         browser.get(confirm_link(confirmation))
+        browser.find_element(By.CSS_SELECTOR, "#confirm button[type=submit]").click()
         assert browser.find_element(By.ID, "confirmed").text == "You're subscribed"
 
         assert send(s.config, select="all", now=now).ok

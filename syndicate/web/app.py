@@ -4,7 +4,9 @@ Routes (all under `serve.public_url`, which the reverse proxy maps to this app):
 - `GET /subscribe`, `POST /subscribe` (form or JSON): double opt-in. The answer is the same
   whatever the store knew of the address (no account enumeration); a filled honeypot gets that
   answer too and nothing is done; requests are rate-limited per client IP and per address.
-- `GET /confirm/{token}`: the link of the confirmation email; subscribes the reader.
+- `GET /confirm/{token}`: the link of the confirmation email: a page with one button, which
+  `POST`s to the same URL and subscribes the reader. A GET changes nothing: a mail scanner
+  fetching the link of a confirmation someone else requested must not subscribe its owner.
 - `POST /unsubscribe/{token}`: RFC 8058 one-click (`List-Unsubscribe=One-Click`) and the
   button of the page below; 200, no redirect, no cookie, idempotent.
 - `GET /unsubscribe/{token}`: a page with one button. A GET never changes anything: mail
@@ -220,13 +222,34 @@ class Web:
 
     # -- confirm ----------------------------------------------------------------------------
 
-    async def confirm(self, request: Request) -> Response:
+    def _confirm_id(self, request: Request) -> str | Response:
         try:
-            subscriber_id = read_token("confirm", request.path_params["token"], self.key, clock.now())
+            return read_token("confirm", request.path_params["token"], self.key, clock.now())
         except BadToken as exc:
             return self.error(
                 400, "This link does not work", _sentence(str(exc)) + _ask_again(self.subscribing)
             )
+
+    async def confirm_page(self, request: Request) -> Response:
+        """One button, nothing done (a GET is what a link scanner makes); a link already used
+        says so at once."""
+        subscriber_id = self._confirm_id(request)
+        if isinstance(subscriber_id, Response):
+            return subscriber_id
+        subscriber = await self.store(lambda s: s.get(subscriber_id))
+        if subscriber is not None and subscriber.status == "subscribed":
+            return self.page("confirm.html", list=subscriber.list)
+        if subscriber is None or subscriber.status != "unconfirmed":
+            return self.error(
+                400, "This link does not work", "This link is no longer valid." + _ask_again(self.subscribing)
+            )
+        action = f"{self.serve.public_url}confirm/{request.path_params['token']}"
+        return self.page("confirm-ask.html", action=action, list=subscriber.list)
+
+    async def confirm(self, request: Request) -> Response:
+        subscriber_id = self._confirm_id(request)
+        if isinstance(subscriber_id, Response):
+            return subscriber_id
         subscriber = await self.store(lambda s: s.confirm(subscriber_id))
         if subscriber is None or subscriber.status != "subscribed":
             return self.error(
@@ -334,7 +357,8 @@ def make_app(config: Config, store: SubscriberStore | None = None) -> Starlette:
     routes = [
         Route("/subscribe", web.subscribe_form, methods=["GET"]),
         Route("/subscribe", web.subscribe, methods=["POST"]),
-        Route("/confirm/{token}", web.confirm, methods=["GET"]),
+        Route("/confirm/{token}", web.confirm_page, methods=["GET"]),
+        Route("/confirm/{token}", web.confirm, methods=["POST"]),
         Route("/unsubscribe", web.unsubscribe_help, methods=["GET"]),
         Route("/unsubscribe/{token}", web.unsubscribe_page, methods=["GET"]),
         Route("/unsubscribe/{token}", web.unsubscribe, methods=["POST"]),
