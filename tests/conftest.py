@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from socketserver import BaseServer
+from typing import TypeVar
 
 import lxml.html
 import pytest
@@ -395,14 +397,19 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
         pass
 
 
+ServerT = TypeVar("ServerT", bound=BaseServer)
+
+
 @contextmanager
-def serving(server: Receiver) -> Iterator[Receiver]:
+def serving(server: ServerT) -> Iterator[ServerT]:
+    """`server` (a socketserver) answering in a thread of its own until the block ends."""
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield server
     finally:
-        server.released.set()
+        if isinstance(server, Receiver):
+            server.released.set()  # a reply held back lets go, so shutdown() does not wait for it
         server.shutdown()
         server.server_close()
 

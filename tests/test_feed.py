@@ -6,7 +6,6 @@ with one line each, a local file, the config's forms, and the daemon sending a f
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -25,7 +24,7 @@ from syndicate.content.feed import FeedPath
 from syndicate.errors import ConfigError, ContentError
 from syndicate.identity import identify
 
-from .conftest import assert_inert
+from .conftest import assert_inert, serving
 from .test_daemon import running, wait_for
 
 LONDON = ZoneInfo("Europe/London")
@@ -244,14 +243,8 @@ class _FeedHandler(BaseHTTPRequestHandler):
 
 @contextmanager
 def feed_server() -> Iterator[FeedServer]:
-    server = FeedServer()
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(FeedServer()) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture

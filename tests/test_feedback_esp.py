@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +26,8 @@ from pydantic import ValidationError
 
 from syndicate.feedback import Feedback, ForgedWebhook
 from syndicate.feedback.esp import ESP_READERS, mailgun, postmark, sendgrid, ses
+
+from .conftest import serving
 
 NOW = datetime(2026, 12, 7, 8, 5, tzinfo=UTC)
 STAMP = NOW - timedelta(seconds=30)
@@ -87,14 +88,8 @@ def sns_key() -> tuple[rsa.RSAPrivateKey, bytes]:
 
 @pytest.fixture
 def cert_server(tls, sns_key) -> Iterator[CertServer]:
-    server = CertServer(tls[0], sns_key[1])
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(CertServer(tls[0], sns_key[1])) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import mailbox
 import re
 import smtplib
 import socketserver
-import threading
 from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -22,7 +21,7 @@ from syndicate.feedback import Feedback
 from syndicate.feedback.mailbox import MailboxError, open_mailbox, read_mailbox
 from syndicate.feedback.reports import read_report
 
-from .conftest import running_sink
+from .conftest import running_sink, serving
 
 DATA = Path(__file__).resolve().parent / "data" / "feedback"
 RETURN_PATH = "bounces@news.example.org"
@@ -178,14 +177,8 @@ class _ImapHandler(socketserver.StreamRequestHandler):
 
 @pytest.fixture
 def imap_server(tls) -> Iterator[ImapServer]:
-    server = ImapServer(tls[0], [sample("dsn-verp-forwarded.eml"), sample("arf-abuse.eml")])
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(ImapServer(tls[0], [sample("dsn-verp-forwarded.eml"), sample("arf-abuse.eml")])) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def imap_url(server: ImapServer) -> str:

@@ -310,30 +310,40 @@ def test_archive_shows_a_sent_email_without_reader_data(email_site, smtp_sink):
         assert requests.get(f"{s.url}archive/linkedin/{quote(draft_key)}", timeout=10).status_code == 404
 
 
-def test_the_serve_command_serves(site, smtp_sink):
-    """`syndicate serve --port` in its own process answers until it is stopped."""
-    port = free_port()
-    from .web_support import serve_config
-
-    serve_config(site, smtp_sink[1], port)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "syndicate", "serve", "--config", str(site.config_path), "--port", str(port)],
-        env=child_env(),
+def _started(*args: str) -> subprocess.Popen[str]:
+    """`python -m syndicate ARGS` in its own process, its output kept."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "syndicate", *args],
+        env=child_env(PYTHONUNBUFFERED="1"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def _healthy(process: subprocess.Popen[str], port: int) -> None:
+    """Wait until the process answers /healthz on `port` (failing with its output if it ends)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            answer = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            break
+        except requests.ConnectionError:
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline, f"{process.args} did not answer"
+            time.sleep(0.1)
+    assert answer.text == "ok"
+
+
+def test_the_serve_command_serves(site, smtp_sink):
+    """`syndicate serve --port` in its own process answers until it is stopped."""
+    from .web_support import serve_config
+
+    port = free_port()
+    serve_config(site, smtp_sink[1], port)
+    process = _started("serve", "--config", str(site.config_path), "--port", str(port))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                answer = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except requests.ConnectionError:
-                assert process.poll() is None, process.communicate()[0]
-                assert time.monotonic() < deadline, "syndicate serve did not answer"
-                time.sleep(0.1)
-        assert answer.text == "ok"
+        _healthy(process, port)
     finally:
         process.terminate()
         output = process.communicate(timeout=30)[0]
@@ -349,24 +359,9 @@ def test_daemon_serve_runs_the_web_service_beside_the_scheduler(site, smtp_sink)
 
     port = free_port()
     config = serve_config(site, smtp_sink[1], port, port=port)  # daemon --serve listens at serve.port
-    process = subprocess.Popen(
-        [sys.executable, "-m", "syndicate", "--config", str(site.config_path), "daemon", "--serve"],
-        env=child_env(PYTHONUNBUFFERED="1"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = _started("--config", str(site.config_path), "daemon", "--serve")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                answer = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except requests.ConnectionError:
-                assert process.poll() is None, process.communicate()[0]
-                assert time.monotonic() < deadline, "syndicate daemon --serve did not answer"
-                time.sleep(0.1)
-        assert answer.text == "ok"
+        _healthy(process, port)
         subscriber = add(Served(f"http://127.0.0.1:{port}/", config, smtp_sink[0]), ADDRESS)
         url = f"http://127.0.0.1:{port}/unsubscribe/{make_token('unsubscribe', subscriber, signing_key(config))}"
         assert requests.post(url, data={"List-Unsubscribe": "One-Click"}, timeout=10).status_code == 200
