@@ -104,11 +104,11 @@ def read_bounce_mailbox(config: Config) -> IntakeReport:
 def _readers(config: Config, store: SubscriberStore, item: Feedback) -> list[Subscriber]:
     """Who the report is about: the reader its VERP address or token names, else every list's
     row for its address (a bad address is bad on every list)."""
-    ids = [item.subscriber_id] if item.subscriber_id else []
+    found = [s for s in [store.get(item.subscriber_id, any_case=True)] if s] if item.subscriber_id else []
     if item.token:
         with suppress(BadToken):  # a forged or mangled token names no one
-            ids.append(read_token("unsubscribe", item.token, signing_key(config), clock.now()))
-    found = [s for s in (store.get(i) for i in ids) if s is not None]
+            subscriber = store.get(read_token("unsubscribe", item.token, signing_key(config), clock.now()))
+            found += [subscriber] if subscriber else []
     if found and item.kind == "unsubscribe":
         return found[:1]  # an unsubscribe is for the list it came from
     if item.address:

@@ -4,8 +4,9 @@ It lives in the ledger's database (`ledger.sqlite` in the state folder, or `data
 PostgreSQL works too) in two tables of its own, made on first open:
 
 - `subscribers`: one row per (list, address) as `address_key` names it, with a random opaque
-  `id` (`secrets.token_urlsafe(12)`: letters, digits, `-` and `_`, never `.`) that unsubscribe
-  links and VERP addresses carry instead of the address (`tokens.py`). A row whose status is
+  `id` (16 characters of lowercase base32; older rows may have `secrets.token_urlsafe(12)`:
+  letters, digits, `-` and `_`; never `.`) that unsubscribe links and VERP addresses carry
+  instead of the address (`tokens.py`). A row whose status is
   `ENDED` (unsubscribed, bounced, complained) is kept, so the address is never mailed again:
   neither `add` nor an import revives it; only the reader asking again (`request`, then
   `confirm`) or an explicit `set_status` does.
@@ -17,6 +18,7 @@ Every instant comes from `clock.now()` (aware, UTC).
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 from collections.abc import Collection, Iterable, Iterator, Mapping
@@ -241,9 +243,15 @@ class SubscriberStore:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def get(self, subscriber_id: str) -> Subscriber | None:
+    def get(self, subscriber_id: str, *, any_case: bool = False) -> Subscriber | None:
+        """The row of this id; with `any_case`, an id whose case a mail system changed (a VERP
+        local part folded to lowercase) finds the mixed-case id of a row made before ids were
+        lowercase (a scan: only for the rare bounce that misses)."""
         with self.engine.connect() as conn:
             row = conn.execute(select(subscribers_table).where(_s.id == subscriber_id)).first()
+            if row is None and any_case:
+                folded = select(subscribers_table).where(func.lower(_s.id) == subscriber_id.lower())
+                row = conn.execute(folded.limit(1)).first()
         return _subscriber(row) if row is not None else None
 
     def find(self, list_name: str, email: str) -> Subscriber | None:
@@ -803,8 +811,10 @@ def _subscriber(row: Any) -> Subscriber:
 
 
 def new_id() -> str:
-    """A random opaque subscriber id: 16 URL-safe characters, never a `.` (tokens split on it)."""
-    return secrets.token_urlsafe(12)
+    """A random opaque subscriber id: 16 characters of lowercase base32 (80 bits), never a `.`
+    (tokens split on it) and one case only, so a VERP address whose local part a mail system
+    folded to lowercase still names its reader."""
+    return base64.b32encode(secrets.token_bytes(10)).decode("ascii").lower()
 
 
 def _checked(email: str) -> str:

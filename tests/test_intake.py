@@ -14,9 +14,12 @@ from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 
 from click.testing import CliRunner
+from sqlalchemy import text
 
 from syndicate.cli import cli
 from syndicate.compose.mime import message_id
+from syndicate.feedback import Feedback
+from syndicate.intake import apply_feedback
 from syndicate.ledger import Ledger
 from syndicate.send import send
 from syndicate.subscribers import SubscriberStore
@@ -182,3 +185,18 @@ def test_a_bounce_mailbox_that_cannot_be_read_is_a_log_line_and_the_daemon_goes_
         count = len(events)
         time.sleep(0.5)
         assert all(e["event"] != "failed" for e in events[count + 1 :]), events
+
+
+def test_a_bounce_whose_verp_local_part_was_folded_to_lowercase_finds_its_reader(site):
+    """An id from before ids were lowercase, in a VERP address a mail system lowercased."""
+    config = site.config()
+    with SubscriberStore.from_config(config) as store:
+        ann, _ = store.add("news", "ann@example.org")
+        with store.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE subscribers SET id = 'Qw-Er_Ty12UiOpAs' WHERE id = :id"), {"id": ann.id}
+            )
+    folded = Feedback("hard", None, "qw-er_ty12uiopas", None, "5.1.1 failed", "dsn")
+    assert apply_feedback(config, [folded]).applied == {"hard": 1}
+    with SubscriberStore.from_config(config) as store:
+        assert store.get("Qw-Er_Ty12UiOpAs").status == "bounced"
