@@ -24,8 +24,9 @@ import secrets
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import (
     Column,
@@ -75,7 +76,9 @@ _EVENT_FOR: dict[str, str] = {
     "bounced": "bounce",
     "complained": "complaint",
 }
+T = TypeVar("T")
 CHUNK = 1000  # rows per executemany in a bulk write
+_IN_LIMIT = 500  # values per IN (...): under SQLite's oldest limit of 999 variables
 
 _metadata = MetaData()
 
@@ -481,77 +484,81 @@ class SubscriberStore:
             ) from None
 
     def _import_rows(self, list_name: str, rows: Iterable[SubscriberRow], source: str) -> ImportResult:
+        """The rows are taken `CHUNK` at a time: the stored rows of a chunk's addresses are read
+        with one query, its changes written before the next chunk is read, so memory holds a
+        chunk and the keys and seqs met, not the whole list."""
         problems: list[RecipientProblem] = []
         added = updated = unchanged = 0
         with self.engine.begin() as conn:
-            known = self._known(conn, list_name)
             now = clock.now()
             inserts: dict[str, dict[str, Any]] = {}  # new rows not yet written
             written: set[str] = set()  # the address keys of new rows written already
             counted: dict[int, bool] = {}  # stored rows met: seq -> whether counted as updated
-            updates: list[dict[str, Any]] = []
-            events: list[dict[str, Any]] = []
-            for row in rows:
-                if not row.checked:
-                    try:
-                        address = check_address(row.email)
-                        if row.status is not None:
-                            _check_status(row.status)
-                    except (ValueError, SubscriberError) as exc:
-                        problems.append(RecipientProblem(list_name, row.line, str(exc)))
+            for chunk in _chunks(rows, CHUNK):
+                checked: list[tuple[str, SubscriberRow]] = []
+                for row in chunk:
+                    if not row.checked:
+                        try:
+                            address = check_address(row.email)
+                            if row.status is not None:
+                                _check_status(row.status)
+                        except (ValueError, SubscriberError) as exc:
+                            problems.append(RecipientProblem(list_name, row.line, str(exc)))
+                            continue
+                        name = " ".join(row.name.split())
+                        row = SubscriberRow(row.line, address, name, row.attributes, row.status, checked=True)
+                    checked.append((address_key(row.email), row))
+                known = self._known_keys(conn, list_name, {key for key, _ in checked} - inserts.keys())
+                updates: list[dict[str, Any]] = []
+                events: list[dict[str, Any]] = []
+                for key, row in checked:
+                    pending = inserts.get(key)
+                    if pending is not None:  # listed twice in one import: the later row merges in
+                        _merge_into_insert(pending, row)
                         continue
-                    name = " ".join(row.name.split())
-                    row = SubscriberRow(row.line, address, name, row.attributes, row.status, checked=True)
-                key = address_key(row.email)
-                pending = inserts.get(key)
-                if pending is not None:  # listed twice in one import: the later row merges in
-                    _merge_into_insert(pending, row)
-                    continue
-                stored = known.get(key)
-                if stored is None and key in written:  # a new row written already: update it
-                    stored = known[key] = self._known_key(conn, list_name, key)
-                if stored is None:
-                    inserts[key] = {
-                        "id": new_id(),
-                        "email": row.email,
-                        "address_key": key,
-                        "name": row.name,
-                        "attributes": _json(row.attributes),
-                        "status": row.status or "subscribed",
-                    }
-                    if len(inserts) >= CHUNK:  # written as the rows come: memory stays flat
-                        _insert_new(conn, list_name, list(inserts.values()), source, now)
-                        added += len(inserts)
-                        written.update(inserts)
-                        inserts.clear()
-                    continue
-                change = _merge(stored, row, now, source)
-                new = key in written
-                if change is None:
-                    if not new and stored.seq not in counted:
-                        counted[stored.seq] = False
-                        unchanged += 1
-                    continue
-                values, kind = change
-                if not new and not counted.get(stored.seq, False):
-                    unchanged -= stored.seq in counted
-                    counted[stored.seq] = True
-                    updated += 1
-                updates.append(values)
-                stored.name, stored.status = values["b_name"], values["b_status"]
-                stored.attributes_json = values["b_attributes"]
-                stored.confirmed_at, stored.ended_at = values["b_confirmed_at"], values["b_ended_at"]
-                stored.reason = values["b_reason"]
-                events.append(_event_values(stored.id, kind or "import", f"updated ({source})", None, now))
-                if len(updates) >= CHUNK:
+                    stored = known.get(key)
+                    if stored is None and key in written:  # a new row written already: update it
+                        stored = known[key] = self._known_key(conn, list_name, key)
+                    if stored is None:
+                        inserts[key] = {
+                            "id": new_id(),
+                            "email": row.email,
+                            "address_key": key,
+                            "name": row.name,
+                            "attributes": _json(row.attributes),
+                            "status": row.status or "subscribed",
+                        }
+                        if len(inserts) >= CHUNK:  # written as the rows come: memory stays flat
+                            _insert_new(conn, list_name, list(inserts.values()), source, now)
+                            added += len(inserts)
+                            written.update(inserts)
+                            inserts.clear()
+                        continue
+                    change = _merge(stored, row, now, source)
+                    new = key in written
+                    if change is None:
+                        if not new and stored.seq not in counted:
+                            counted[stored.seq] = False
+                            unchanged += 1
+                        continue
+                    values, kind = change
+                    if not new and not counted.get(stored.seq, False):
+                        unchanged -= stored.seq in counted
+                        counted[stored.seq] = True
+                        updated += 1
+                    updates.append(values)
+                    stored.name, stored.status = values["b_name"], values["b_status"]
+                    stored.attributes_json = values["b_attributes"]
+                    stored.confirmed_at, stored.ended_at = values["b_confirmed_at"], values["b_ended_at"]
+                    stored.reason = values["b_reason"]
+                    events.append(
+                        _event_values(stored.id, kind or "import", f"updated ({source})", None, now)
+                    )
+                if updates:  # before the next chunk reads the rows again
                     conn.execute(_UPDATE, updates)
                     conn.execute(events_table.insert(), events)
-                    updates, events = [], []
             added += len(inserts)
             _insert_new(conn, list_name, list(inserts.values()), source, now)
-            if updates:
-                conn.execute(_UPDATE, updates)
-                conn.execute(events_table.insert(), events)
         return ImportResult(added, updated, unchanged, problems)
 
     def sync(
@@ -600,6 +607,16 @@ class SubscriberStore:
     def _known(self, conn: Connection, list_name: str) -> dict[str, _Known]:
         query = select(*_KNOWN_COLUMNS).where(_s.list == list_name)
         return {row.address_key: _known_row(row) for row in conn.execute(query)}
+
+    def _known_keys(self, conn: Connection, list_name: str, keys: set[str]) -> dict[str, _Known]:
+        found: dict[str, _Known] = {}
+        ordered = sorted(keys)
+        for start in range(0, len(ordered), _IN_LIMIT):
+            query = select(*_KNOWN_COLUMNS).where(
+                _s.list == list_name, _s.address_key.in_(ordered[start : start + _IN_LIMIT])
+            )
+            found.update((row.address_key, _known_row(row)) for row in conn.execute(query))
+        return found
 
     def _known_key(self, conn: Connection, list_name: str, key: str) -> _Known:
         query = select(*_KNOWN_COLUMNS).where(_s.list == list_name, _s.address_key == key)
@@ -810,6 +827,12 @@ def _subscriber(row: Any) -> Subscriber:
     )
 
 
+def _chunks(rows: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
 def new_id() -> str:
     """A random opaque subscriber id: 16 characters of lowercase base32 (80 bits), never a `.`
     (tokens split on it) and one case only, so a VERP address whose local part a mail system
@@ -831,11 +854,6 @@ def _check_status(status: str) -> None:
 
 def _json(attributes: Mapping[str, str]) -> str:
     return json.dumps(dict(attributes), sort_keys=True, ensure_ascii=False)
-
-
-def _chunks(items: list[dict[str, Any]], size: int = CHUNK) -> Iterator[list[dict[str, Any]]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _aware(value: datetime) -> datetime:
