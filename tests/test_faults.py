@@ -19,7 +19,7 @@ from syndicate.cli import cli
 from syndicate.ledger import Ledger
 
 from .conftest import DATA, SmtpSink, free_port, running_sink
-from .test_send import smtp_site, write_articles
+from .test_send import smtp_site, write_recent_articles
 
 sys.path.insert(0, str(DATA / "email"))
 from generate import write_articles as write_long_articles  # noqa: E402
@@ -30,7 +30,7 @@ READERS = ["a@example.org", "b@example.org", "c@example.org"]
 def send_weekly(site, port: int, **options) -> tuple[int, list[str]]:
     """`syndicate send --all` of the weekly digest to READERS through an smtp target on `port`."""
     if not list(site.content.glob("*.md")):
-        write_articles(site)
+        write_recent_articles(site)
     smtp_site(site, port, READERS)
     site.data["targets"]["newsletter"].update({"timeout": 1, **options})
     site.write_config()
@@ -204,7 +204,7 @@ def test_5xx_after_data(site, smtp_sink):
 def send_post(site, url: str, **options) -> tuple[int, list[str]]:
     """`syndicate send --all` of one LinkedIn-channel post to a webhook target at `url` (or,
     with `type: linkedin` in `options`, a linkedin target)."""
-    write_articles(site, count=1)
+    write_recent_articles(site, count=1)
     site.data["targets"]["hook"] = {"type": "webhook", "url": url, "local": True, "retries": 1, **options}
     site.data["channels"]["linkedin"]["targets"] = ["hook"]
     site.write_config()
@@ -291,7 +291,7 @@ def test_webhook_connection_refused(site):
 
 def test_disk_fills_while_writing_the_ledger(site, smtp_sink, small_disk):
     sink, port = smtp_sink
-    write_articles(site)
+    write_recent_articles(site)
     readers = [f"r{n}@example.org" for n in range(40)]
     smtp_site(site, port, readers)
     site.data["state_dir"] = str(small_disk.folder)

@@ -47,6 +47,12 @@ def write_articles(site, count: int = 3, date: str = "2026-11-2{n}") -> None:
         site.article(f"{slug}.md", ARTICLE.format(title=f"Article {n}", slug=slug, date=date.format(n=n)))
 
 
+def write_recent_articles(site, count: int = 3) -> None:
+    """Articles published yesterday (by the clock seam): due for a `syndicate send` process,
+    which reads "now" from the seam, whatever instant the suite runs at."""
+    write_articles(site, count, date=(clock.now() - timedelta(days=1)).strftime("%Y-%m-%dT0{n}:00:00Z"))
+
+
 def smtp_site(site, port: int, recipients: list[str] | Path) -> None:
     site.data["targets"]["newsletter"] = loopback_smtp(port, recipients, retry_delay=0.01)
     site.data["channels"]["weekly"]["targets"] = ["newsletter"]

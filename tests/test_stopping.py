@@ -24,14 +24,14 @@ from syndicate.stopping import NOTICE
 
 from .conftest import Receiver, child_env, free_port, serving
 from .test_faults import READERS, ledger_rows, summary
-from .test_send import smtp_site, write_articles
+from .test_send import smtp_site, write_recent_articles
 
 POSTS = {"linkedin:article-0", "linkedin:article-1"}
 
 
 def hook_site(site, url: str, **options) -> None:
     """Two LinkedIn-channel posts to a webhook target at `url`."""
-    write_articles(site, count=2)
+    write_recent_articles(site, count=2)
     site.data["targets"]["hook"] = {"type": "webhook", "url": url, **options}
     site.data["channels"] = {"linkedin": {**site.data["channels"]["linkedin"], "targets": ["hook"]}}
     site.write_config()
@@ -39,7 +39,7 @@ def hook_site(site, url: str, **options) -> None:
 
 def digest_site(site, port: int, **options) -> None:
     """The weekly digest to READERS through an smtp target on `port`."""
-    write_articles(site)
+    write_recent_articles(site)
     smtp_site(site, port, READERS)
     site.data["targets"]["newsletter"].update(options)
     site.data["channels"] = {"weekly": site.data["channels"]["weekly"]}
