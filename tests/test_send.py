@@ -48,9 +48,10 @@ def write_articles(site, count: int = 3, date: str = "2026-11-2{n}") -> None:
 
 
 def write_recent_articles(site, count: int = 3) -> None:
-    """Articles published yesterday (by the clock seam): due for a `syndicate send` process,
-    which reads "now" from the seam, whatever instant the suite runs at."""
-    write_articles(site, count, date=(clock.now() - timedelta(days=1)).strftime("%Y-%m-%dT0{n}:00:00Z"))
+    """Articles published 8 days before the clock seam's now: in a digest window that has closed
+    (a weekly one too), so due for a `syndicate send` process, which reads "now" from the seam,
+    whatever instant the suite runs at."""
+    write_articles(site, count, date=(clock.now() - timedelta(days=8)).strftime("%Y-%m-%dT0{n}:00:00Z"))
 
 
 def smtp_site(site, port: int, recipients: list[str] | Path) -> None:
@@ -142,7 +143,7 @@ def test_smtp_digest_reaches_each_recipient_once_and_550_is_reported(site, smtp_
 
 def test_cli_send_exit_codes_and_summary(site, smtp_sink):
     sink, port = smtp_sink
-    write_articles(site)
+    write_recent_articles(site)
     smtp_site(site, port, ["a@example.org", "refused@example.org"])
     sink.rcpt_reply = lambda address, attempt: "550 no" if address.startswith("refused") else None
     runner = CliRunner()
@@ -210,7 +211,7 @@ def test_kill_9_of_a_real_send_then_send_again(site, smtp_sink, capsys):
     most the messages in flight at the kill; with the default (skip) there would be none.
     """
     sink, port = smtp_sink
-    write_articles(site, count=1)
+    write_recent_articles(site, count=1)
     count = 2000
     csv = site.root / "subscribers.csv"
     csv.write_text("email,name\n" + "".join(f"r{n}@example.org,Reader {n}\n" for n in range(count)))
@@ -261,7 +262,7 @@ def test_twenty_kill_9s_at_random_moments_lose_nothing_handed_and_double_nothing
     was in doubt (handed to the relay when a run died): one never handed over is never lost."""
     sink, port = smtp_sink
     sink.stall = lambda command, address, attempt: 0.03 if command == "DATA" else 0  # a slow relay
-    write_articles(site, count=1)
+    write_recent_articles(site, count=1)
     count = 400
     csv = site.root / "subscribers.csv"
     csv.write_text("email\n" + "".join(f"r{n:03d}@example.org\n" for n in range(count)))
