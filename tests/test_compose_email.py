@@ -312,7 +312,7 @@ def test_sixty_long_articles_stay_under_the_clip_limit_with_the_overflow_listed(
     email_site.data["channels"]["weekly"]["max_articles"] = 64
     draft = digest(email_site)
     assert len(draft.articles) == 64
-    assert draft.html_bytes + draft.html.count("\n") <= 100_000 - 1024
+    assert draft.sent_bytes <= 100_000 - 1024
     assert 0 < len(draft.overflow) < 64
     page = _Page(draft.html)
     assert "More this week" in page.visible
@@ -326,7 +326,7 @@ def test_sixty_long_articles_stay_under_the_clip_limit_with_the_overflow_listed(
 def test_extras_are_dropped_before_articles_move_to_the_more_list(email_site):
     write_articles(email_site.content, 12)
     full = digest(email_site)
-    draft = digest(email_site, clip_limit=full.html_bytes + full.html.count("\n") + 1024 - 1)
+    draft = digest(email_site, clip_limit=full.sent_bytes + 1024 - 1)
     assert draft.overflow == () and len(draft.articles) == 16
     assert "dropped images and descriptions" in draft.warnings[-1]
     assert "<img" not in draft.html
