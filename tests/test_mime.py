@@ -303,7 +303,9 @@ def _encoded_lines(raw: bytes) -> list[bytes]:
 def test_every_quoted_printable_line_is_76_characters_at_most_whatever_the_values(email_site):
     """RFC 2045 6.7: a reader's values are spliced into bodies encoded once; long, non-ASCII,
     `=`-laden values must still leave every encoded line within 76 characters and decode back."""
-    email_site.data["site"]["greeting"] = "Dear {{ recipient.first_name or 'reader' }} of {{ recipient.city }},"
+    email_site.data["site"]["greeting"] = (
+        "Dear {{ recipient.first_name or 'reader' }} of {{ recipient.city }},"
+    )
     draft, config = draft_and_config(email_site)
 
     @settings(max_examples=60, deadline=None)
