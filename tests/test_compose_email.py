@@ -430,6 +430,44 @@ def test_site_cta_stands_in_and_points_to_site_cta_url_and_the_image_keeps_its_a
     assert article.url in draft.text
 
 
+@pytest.mark.parametrize(
+    ("own", "site_url", "expected"),
+    [
+        ("cta_url: 'https://social.example/@weekly'\n", None, "https://social.example/@weekly"),
+        (
+            "cta_url: 'https://social.example/@weekly'\n",
+            "https://site-wide.example/",
+            "https://social.example/@weekly",
+        ),
+        ("", "https://site-wide.example/follow", "https://site-wide.example/follow"),
+        ("cta_url: '/follow/'\n", None, "https://example.com/follow/"),  # a path under site.base_url
+        ("", None, None),  # the article itself
+    ],
+)
+def test_an_article_s_own_cta_leads_to_its_cta_url_else_the_site_s(site, own, site_url, expected):
+    site.data["site"]["cta_url"] = site_url
+    site.data["channels"] = {"letters": {"kind": "email", "mode": "single", "targets": ["mail-outbox"]}}
+    site.article(
+        "quay.md", f"---\ntitle: The quay\ndate: 2024-01-01\ncta: 'Follow the harbour'\n{own}---\nText.\n"
+    )
+    config = site.config()
+    (article,) = load_articles(config).articles
+    page = lxml.html.fromstring(compose_single(article, "letters", config).html)
+    [href] = [a.get("href") for a in page.iter("a") if a.text_content().strip() == "Follow the harbour"]
+    assert href.split("?")[0] == (expected or article.url)
+
+
+def test_a_cta_url_that_is_not_http_refuses_the_article_naming_the_field(site):
+    site.article(
+        "bad.md", "---\ntitle: Bad\ndate: 2024-01-01\ncta: Go\ncta_url: 'javascript:alert(1)'\n---\nT.\n"
+    )
+    site.article("good.md", "---\ntitle: Good\ndate: 2024-01-02\ncta: Go\n---\nT.\n")
+    loaded = load_articles(site.config())
+    assert [a.slug for a in loaded.articles] == ["good"]
+    [problem] = [p for p in loaded.problems if p.severity == "error"]
+    assert problem.field == "cta_url" and "is not an http(s) URL" in str(problem) and "bad.md" in str(problem)
+
+
 # --- body: full (issue 15, item 7) -------------------------------------------------------------
 
 FERRY_NOTES = """\
