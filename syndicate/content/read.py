@@ -145,8 +145,7 @@ def _normalise(
         beside = bundle is not None and url_scheme(hero) is None and not hero.startswith("/")
         hero = fields.image_url(hero, url if beside else site.base_url)
     body, teaser, clean = _prepare(path, body, meta, settings.excerpt_separator, chosen)
-    words = len(body.split())
-    minutes = fields.read_minutes(meta, words, settings.words_per_minute, warn)
+    minutes = fields.read_minutes(meta, body, settings.words_per_minute, warn)
     description = _plain(fields.text(meta, "description"))
     cta, cta_url = _plain(fields.text(meta, "cta")), None
     if cta is None and site.cta is not None:
