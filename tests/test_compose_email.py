@@ -609,7 +609,7 @@ def test_body_full_over_the_clip_limit_is_cut_between_blocks_with_the_rest_linke
     kept = int(re.search(r"the article cut after (\d+) of 400 blocks, the rest linked", warning).group(1))
     assert 100 < kept < 400
     body = _body_cell(lxml.html.fromstring(draft.html))
-    assert [p.text_content().split(":")[0] for p in body.xpath("./div/p")] == [
+    assert [p.text_content().split(":")[0] for p in body.xpath("./div/div/p")] == [
         f"Paragraph {n}" for n in range(1, kept + 1)
     ]
     page = lxml.html.fromstring(draft.html)
@@ -623,7 +623,7 @@ def test_body_full_over_the_clip_limit_is_cut_between_blocks_with_the_rest_linke
     # Under a larger limit, the whole article.
     email_site.data["channels"]["letters"]["clip_limit"] = 1_000_000
     whole = _letters(email_site)[1]
-    assert len(_body_cell(lxml.html.fromstring(whole.html)).xpath("./div/p")) == 400
+    assert len(_body_cell(lxml.html.fromstring(whole.html)).xpath("./div/div/p")) == 400
     assert not any("bytes" in w for w in whole.warnings) and "continues on the site" not in whole.text
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from ..language import check_tag
 from .article import FieldError, reprs
 from .markdown import IMAGE_SCHEMES, Warn, url_scheme
 
@@ -267,6 +268,17 @@ def read_minutes(meta: dict[str, Any], text: str, wpm: int, warn: Warn) -> int:
         f"(expected like '8 mins'; using {estimated} from the text's length)",
     )
     return estimated
+
+
+def language(meta: dict[str, Any]) -> str | None:
+    """The article's `lang`: a BCP 47 tag (its emails say it, and its direction, for its words)."""
+    given = text(meta, "lang")
+    if given is None:
+        return None
+    try:
+        return check_tag(given)
+    except ValueError as exc:
+        raise FieldError("lang", str(exc)) from None
 
 
 def tags(meta: dict[str, Any]) -> tuple[str, ...]:

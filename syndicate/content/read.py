@@ -49,6 +49,7 @@ KNOWN = {
     "excerpt",
     "excerpt_separator",
     "id",
+    "lang",
 }
 EXCERPT_CHARS = 300
 Warn = Callable[[str, str], None]
@@ -217,6 +218,7 @@ def _normalise(
         draft=draft or unpublished,
         id=article_id,
         url_field=url_field,
+        lang=fields.language(meta),
         extra={k: v for k, v in meta.items() if k not in KNOWN and k not in used},
     )
 
