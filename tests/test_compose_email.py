@@ -634,3 +634,27 @@ def test_body_full_whose_first_block_is_over_the_clip_limit_sends_the_teaser(ema
     _, draft = _letters(email_site, body_html=huge)
     assert draft.html == teaser.html and draft.text == teaser.text
     assert draft.warnings[-1] == "over 100000 bytes: the teaser instead of the whole article"
+
+
+def test_the_digest_is_accessible_html_for_every_client(email_site):
+    """The shipped digest: doctype, a language, pixel image widths (Outlook), one h2 per article,
+    the preheader hidden without white text, light and dark colour schemes declared."""
+    draft = digest(email_site)
+    assert draft.html.startswith("<!doctype html>")
+    page = lxml.html.fromstring(draft.html)
+    assert (page.get("lang"), page.get("dir")) == ("und", "auto")
+    assert [img.get("width") for img in page.xpath("//img")] == ["544"] * len(page.xpath("//img")) != []
+    assert [h.text_content() for h in page.xpath("//h2")] == [a.title for a in draft.articles]
+    assert page.xpath("//h1") == []
+    assert "#ffffff" not in page.xpath("//body/div")[0].get("style")
+    assert page.xpath("//meta[@name='color-scheme']/@content") == ["light dark"]
+
+
+def test_a_single_email_title_is_its_h1_in_the_site_language(email_site):
+    email_site.data["site"]["language"] = "en-GB"
+    config = email_site.config()
+    article = next(a for a in load_articles(config).articles if a.slug == "tide-tables")
+    page = lxml.html.fromstring(compose_single(article, "letters", config).html)
+    assert (page.get("lang"), page.get("dir")) == ("en-GB", "ltr")
+    assert [h.text_content() for h in page.xpath("//h1")] == [article.title]
+    assert page.xpath("//h1//a/@href")[0].startswith(article.url)
