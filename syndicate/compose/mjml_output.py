@@ -10,6 +10,7 @@ and it ends where the inbox snippet goes on into the email's first words.
 
 from __future__ import annotations
 
+import html as html_
 import re
 
 # A start tag's quoted attribute value as mrml writes it: no raw quote inside, backslashes paired.
@@ -29,8 +30,10 @@ PREHEADER_STYLE = (
     "opacity:0;overflow:hidden;mso-hide:all;"
 )
 # Invisible characters after the preheader, so the inbox snippet stops there instead of going
-# on into the greeting and the masthead (combining grapheme joiner, zero-width non-joiner, nbsp).
-PREHEADER_PADDING = "&#847;&zwnj;&nbsp;" * 60
+# on into the greeting and the masthead (combining grapheme joiner, zero-width non-joiner, nbsp):
+# enough to fill a snippet of SNIPPET_CHARS, no more (each costs 21 bytes quoted-printable).
+PREHEADER_PAD = "&#847;&zwnj;&nbsp;"
+SNIPPET_CHARS = 200
 
 
 def repair(html: str) -> str:
@@ -59,9 +62,14 @@ def _character(match: re.Match[str]) -> str:
     return f"&#{point};" if point < 0x20 or 0x7F <= point < 0xA0 else chr(point)  # controls: references
 
 
+def preheader_padding(preheader: str) -> str:
+    """The invisible characters that take a snippet from the end of `preheader` to SNIPPET_CHARS."""
+    return PREHEADER_PAD * -(-max(0, SNIPPET_CHARS - len(preheader)) // 3)
+
+
 def _hide_preheader(html: str) -> str:
-    return _PREVIEW.sub(
-        lambda m: f'{m.group(1)}<div style="{PREHEADER_STYLE}">{m.group(2)}{PREHEADER_PADDING}</div>',
-        html,
-        count=1,
-    )
+    def hidden(match: re.Match[str]) -> str:
+        padding = preheader_padding(html_.unescape(match.group(2)))
+        return f'{match.group(1)}<div style="{PREHEADER_STYLE}">{match.group(2)}{padding}</div>'
+
+    return _PREVIEW.sub(hidden, html, count=1)
