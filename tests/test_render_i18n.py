@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,10 +17,12 @@ import mjml
 import pytest
 
 from syndicate.compose.email import EmailDraft, compose_digest, compose_single
+from syndicate.compose.mime import build_message
 from syndicate.compose.mjml_output import PREHEADER_STYLE, SNIPPET_CHARS, unescape_attributes
 from syndicate.content import load_articles
 from syndicate.content.article import Article
 from syndicate.errors import ConfigError
+from syndicate.recipients import Recipient
 
 from .conftest import CHROMIUM_FLAGS, DATA
 
@@ -193,6 +196,20 @@ def test_the_preheader_is_hidden_without_white_text_and_padded(site):
     padding = text[len(draft.preheader) :]
     assert set(padding) == {"\u034f", "\u200c", "\u00a0"}  # invisible, and no body text
     assert SNIPPET_CHARS <= len(text) < SNIPPET_CHARS + 3
+
+
+@pytest.mark.skipif(shutil.which("spamassassin") is None, reason="spamassassin is not installed")
+def test_spamassassin_finds_no_low_contrast_text(site):
+    """SpamAssassin scored mrml's white preheader HTML_FONT_LOW_CONTRAST (+0.7); local rules only."""
+    draft, _ = _digest(site)
+    message = build_message(draft, Recipient("reader@example.org", "Reader"), site.config())
+    done = subprocess.run(
+        ["spamassassin", "-L", "-t"], input=bytes(message), capture_output=True, timeout=120, check=True
+    )
+    status = re.search(rb"^X-Spam-Status: .*?(?=^\S)", done.stdout, re.MULTILINE | re.DOTALL)
+    assert status is not None, done.stdout[:2000]
+    assert b"HTML_FONT_LOW_CONTRAST" not in status.group()
+    assert b" tests=" in status.group()  # the rules that fired are listed: the check looked
 
 
 def test_a_language_that_is_not_a_tag_is_refused(site):
