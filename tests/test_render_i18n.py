@@ -22,6 +22,7 @@ from syndicate.compose.mjml_output import PREHEADER_STYLE, SNIPPET_CHARS, unesca
 from syndicate.content import load_articles
 from syndicate.content.article import Article
 from syndicate.errors import ConfigError
+from syndicate.language import direction
 from syndicate.recipients import Recipient
 
 from .conftest import CHROMIUM_FLAGS, DATA
@@ -210,6 +211,17 @@ def test_spamassassin_finds_no_low_contrast_text(site):
     assert status is not None, done.stdout[:2000]
     assert b"HTML_FONT_LOW_CONTRAST" not in status.group()
     assert b" tests=" in status.group()  # the rules that fired are listed: the check looked
+
+
+@pytest.mark.parametrize(
+    ("tag", "expected"),
+    [
+        ("ar", "rtl"), ("he", "rtl"), ("fa-IR", "rtl"), ("ur", "rtl"), ("yi", "rtl"), ("az-Arab", "rtl"),
+        ("en", "ltr"), ("ja", "ltr"), ("hi", "ltr"), ("th", "ltr"), ("ku-Latn", "ltr"), ("uz-Cyrl", "ltr"),
+    ],
+)  # fmt: skip
+def test_direction_follows_the_script_subtag_else_the_language(tag, expected):
+    assert direction(tag) == expected
 
 
 def test_a_language_that_is_not_a_tag_is_refused(site):

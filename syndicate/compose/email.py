@@ -369,11 +369,8 @@ class _Email:
         meta += [f"{article.read_minutes} min read", f"{published.day} {published:%B %Y}"]
         meta_html = [Markup("By <bdi>{}</bdi>").format(author)] if author else []
         meta_html += [escape(part) for part in meta[1 if author else 0 :]]
-        own = direction(article.lang) if article.lang else None
-        if article.lang and own:
-            lang_attrs = Markup(' lang="{}" dir="{}"').format(article.lang, own)
-        else:
-            lang_attrs = Markup(' dir="auto"')
+        own = direction(article.lang) if article.lang else None  # None: its text decides
+        lang_attrs = Markup(' lang="{}" dir="{}"').format(article.lang, own) if own else Markup(' dir="auto"')
         cta = _plain(article.cta) or "Read the article"
         url = add_utm(article.url, self.channel.utm, self.campaign)
         title = _plain(article.title) or article.slug
