@@ -34,6 +34,7 @@ from pydantic import (
 
 from .deliver import TargetSettings, target_types
 from .errors import ConfigError
+from .language import check_tag
 from .personal import DEFAULT_GREETING
 from .validation import Strict, check_http_url, is_loopback, parse_time, short
 from .yaml_shape import shape_problem
@@ -85,6 +86,14 @@ class Site(Strict):
     # The line above each email's articles: a template of the reader's fields (personal.py),
     # rendered per reader.
     greeting: str = DEFAULT_GREETING
+    # The emails' language (BCP 47, like en or ar): `<html lang dir>`; unset, they say "und"
+    # (undetermined). An article's `lang` wins for its own words.
+    language: str | None = None
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str | None) -> str | None:
+        return None if value is None else check_tag(value)
 
     @field_validator("base_url")
     @classmethod

@@ -31,7 +31,7 @@ Kind = Literal["html", "text"]
 
 # The fields of `Site` a template may print. The secret, the unsubscribe endpoints (per-recipient
 # links come as placeholders) and the fonts (the composer passes them formatted) stay out.
-SITE_FIELDS = ("name", "base_url", "timezone", "logo", "postal_address", "sender")
+SITE_FIELDS = ("name", "base_url", "timezone", "logo", "postal_address", "sender", "language")
 
 
 def site_view(site: Site) -> dict[str, Any]:

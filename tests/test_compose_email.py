@@ -647,7 +647,7 @@ def test_body_full_over_the_clip_limit_is_cut_between_blocks_with_the_rest_linke
     kept = int(re.search(r"the article cut after (\d+) of 400 blocks, the rest linked", warning).group(1))
     assert 100 < kept < 400
     body = _body_cell(lxml.html.fromstring(draft.html))
-    assert [p.text_content().split(":")[0] for p in body.xpath("./div/p")] == [
+    assert [p.text_content().split(":")[0] for p in body.xpath("./div/div/p")] == [
         f"Paragraph {n}" for n in range(1, kept + 1)
     ]
     page = lxml.html.fromstring(draft.html)
@@ -661,7 +661,7 @@ def test_body_full_over_the_clip_limit_is_cut_between_blocks_with_the_rest_linke
     # Under a larger limit, the whole article.
     email_site.data["channels"]["letters"]["clip_limit"] = 1_000_000
     whole = _letters(email_site)[1]
-    assert len(_body_cell(lxml.html.fromstring(whole.html)).xpath("./div/p")) == 400
+    assert len(_body_cell(lxml.html.fromstring(whole.html)).xpath("./div/div/p")) == 400
     assert not any("bytes" in w for w in whole.warnings) and "continues on the site" not in whole.text
 
 
@@ -672,3 +672,27 @@ def test_body_full_whose_first_block_is_over_the_clip_limit_sends_the_teaser(ema
     _, draft = _letters(email_site, body_html=huge)
     assert draft.html == teaser.html and draft.text == teaser.text
     assert draft.warnings[-1] == "over 100000 bytes: the teaser instead of the whole article"
+
+
+def test_the_digest_is_accessible_html_for_every_client(email_site):
+    """The shipped digest: doctype, a language, pixel image widths (Outlook), one h2 per article,
+    the preheader hidden without white text, light and dark colour schemes declared."""
+    draft = digest(email_site)
+    assert draft.html.startswith("<!doctype html>")
+    page = lxml.html.fromstring(draft.html)
+    assert (page.get("lang"), page.get("dir")) == ("und", "auto")
+    assert [img.get("width") for img in page.xpath("//img")] == ["544"] * len(page.xpath("//img")) != []
+    assert [h.text_content() for h in page.xpath("//h2")] == [a.title for a in draft.articles]
+    assert page.xpath("//h1") == []
+    assert "#ffffff" not in page.xpath("//body/div")[0].get("style")
+    assert page.xpath("//meta[@name='color-scheme']/@content") == ["light dark"]
+
+
+def test_a_single_email_title_is_its_h1_in_the_site_language(email_site):
+    email_site.data["site"]["language"] = "en-GB"
+    config = email_site.config()
+    article = next(a for a in load_articles(config).articles if a.slug == "tide-tables")
+    page = lxml.html.fromstring(compose_single(article, "letters", config).html)
+    assert (page.get("lang"), page.get("dir")) == ("en-GB", "ltr")
+    assert [h.text_content() for h in page.xpath("//h1")] == [article.title]
+    assert page.xpath("//h1//a/@href")[0].startswith(article.url)

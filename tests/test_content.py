@@ -122,6 +122,12 @@ def test_read_time_absent_or_odd_comes_from_word_count(site):
     assert any(p.field == "read_time" and p.severity == "warning" for p in problems)
 
 
+def test_read_time_of_a_japanese_article_counts_its_characters(site):
+    body = "港の灯りは霧の中でも消えなかった。" * 225  # 3,600 characters read: 7 minutes, was 1
+    path = site.article("ja.md", f"---\ntitle: T\npublish_date: '2024-01-01'\n---\n{body}\n")
+    assert read_article(path, site.config())[0].read_minutes == 7
+
+
 def test_toml_frontmatter_and_hugo_aliases(site):
     site.data["content"]["aliases"] = {"date": "publish_date", "cover": "heroImage"}
     path = site.article(

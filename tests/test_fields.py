@@ -7,6 +7,7 @@ from datetime import UTC, datetime, time, timedelta, timezone
 
 import pytest
 
+from syndicate.content import fields
 from syndicate.content.article import FieldError
 from syndicate.content.fields import parse_date_text, people, picture
 
@@ -92,3 +93,48 @@ def test_an_image_map_naming_no_image_is_one_clear_error():
         picture({"heroImage": {"caption": "no file"}}, "heroImage")
     assert caught.value.field == "heroImage"
     assert "names no image (expected text, or a map with path, src, url, image)" in caught.value.message
+
+
+# Reading time by script: 3,600 Japanese characters are about 7 minutes at 500 a minute, where a
+# count of whitespace words made them one "word" and "1 min".
+JAPANESE_SENTENCE = "灯台守は毎晩ランプの芯を切りそろえ、霧の夜には鐘を鳴らした。"  # 30 characters, 28 read
+
+
+def _japanese(characters: int) -> str:
+    """Japanese prose with exactly `characters` characters read (punctuation aside)."""
+    text, read = "", 0
+    while read < characters:
+        for char in JAPANESE_SENTENCE:
+            text += char
+            read += bool(fields._CJK.match(char))
+            if read == characters:
+                break
+    return text
+
+
+def test_japanese_is_read_by_the_character():
+    text = _japanese(3_600)
+    assert len(text.split()) == 1  # what the whitespace count saw
+    assert fields.estimate_minutes(text, 220) == 7
+
+
+@pytest.mark.parametrize(("words", "minutes"), [(1, 1), (220, 1), (1100, 5), (2310, 10), (2365, 11)])
+def test_english_is_read_by_the_word_as_before(words, minutes):
+    text = " ".join(["harbour"] * words)
+    assert fields.estimate_minutes(text, 220) == minutes == max(1, round(words / 220))
+
+
+def test_mixed_text_sums_characters_and_words():
+    # 1,000 Japanese characters (2 min) and 660 English words (3 min): 5 minutes.
+    text = _japanese(1_000) + " " + " ".join(["tide"] * 660)
+    assert fields.estimate_minutes(text, 220) == 5
+    # Chinese and Korean count as characters too; their punctuation counts as nothing.
+    assert fields.estimate_minutes("潮汐表。" * 500 + "밀물과 썰물" * 100, 220) == 4
+
+
+def test_a_given_read_time_still_wins_over_the_estimate():
+    warnings: list[tuple[str, str]] = []
+    text = _japanese(3_600)
+    assert fields.read_minutes({"read_time": "2 mins"}, text, 220, lambda *w: warnings.append(w)) == 2
+    assert fields.read_minutes({}, text, 220, lambda *w: warnings.append(w)) == 7
+    assert warnings == []

@@ -23,19 +23,21 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import mjml
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from premailer import Premailer
 
 from ..config import Config, EmailChannel, Utm, unsubscribe_configured
 from ..content import Article
 from ..errors import ConfigError, TemplateError
 from ..keys import article_key, digest_key
+from ..language import direction
 from ..naming import archive_name
 from ..personal import RecipientView
 from ..plan import digest_articles
 from ..schedule import latest_digest_end
 from ..templating import get_template, render_string, render_template, site_view
 from .article_html import EmailBody, email_body
+from .mjml_output import repair
 from .textlength import shorten
 
 # Per-recipient fields: templates print these markers and compose.mime replaces them in the
@@ -118,6 +120,14 @@ class _ArticleView:
     # it was cut to fit the clip limit (the rest is behind the link).
     body: Markup | None = None
     body_cut: bool = False
+    # The meta line for HTML: the author bidi-isolated, so "By ليلى حداد · 8 min read" keeps its
+    # order in a left-to-right line (and an English name in a right-to-left one).
+    meta_html: Markup = Markup()
+    # On each element holding the article's own words (title, subtitle, description, body, call
+    # to action): ` lang=".." dir=".."` from its `lang`, else ` dir="auto"` (the text decides).
+    lang_attrs: Markup = Markup(' dir="auto"')
+    align: str = "left"  # those elements' side: "right" for a right-to-left article
+    start: str = "left"  # the email's own start side (its meta lines): "right" when it is rtl
 
 
 @dataclass(frozen=True)
@@ -184,6 +194,7 @@ def compose_single(article: Article, channel_name: str, config: Config) -> Email
         campaign=f"{local_date:%Y-%m-%d}",
         heading=f"{local_date.day} {local_date:%B %Y}",
         body=body if body is not None and body.blocks else None,  # an empty body: the teaser
+        lead_lang=article.lang,
     )
     if email.body is None:
         return email.draft(_Layout((article,)))
@@ -284,6 +295,7 @@ class _Email:
     campaign: str
     heading: str
     body: EmailBody | None = None  # a single email's whole article (`body: full`), made email-safe
+    lead_lang: str | None = None  # a single email's article's `lang`
 
     @property
     def template_name(self) -> str:
@@ -300,6 +312,18 @@ class _Email:
     def site(self) -> dict[str, Any]:
         """What templates see of the site: never the whole config (it holds the unsubscribe secret)."""
         return site_view(self.config.site)
+
+    @cached_property
+    def language(self) -> str | None:
+        """The email's language: a single email's article's `lang`, else `site.language`."""
+        if self.mode == "single" and self.lead_lang is not None:
+            return self.lead_lang
+        return self.config.site.language
+
+    @property
+    def start(self) -> str:
+        """The side lines in the email's language start from."""
+        return "right" if self.language is not None and direction(self.language) == "rtl" else "left"
 
     def draft(self, layout: _Layout) -> EmailDraft:
         site = self.config.site
@@ -324,6 +348,10 @@ class _Email:
             "unsubscribe_url": unsubscribe,
             "recipient": _RECIPIENT,
             "font_family": ", ".join([*site.fonts, SYSTEM_FONTS]),
+            # <html lang dir>: "und" (undetermined) and "auto" when no language is configured.
+            "lang": self.language or "und",
+            "dir": "auto" if self.language is None else direction(self.language),
+            "start": self.start,
         }
         html = render_html(self.config, self.template_name, context)
         text = self._text(views, more, view_url, unsubscribe, layout.body_blocks)
@@ -346,6 +374,10 @@ class _Email:
         author = _plain(article.author)
         meta = [f"By {author}"] if author else []
         meta += [f"{article.read_minutes} min read", f"{published.day} {published:%B %Y}"]
+        meta_html = [Markup("By <bdi>{}</bdi>").format(author)] if author else []
+        meta_html += [escape(part) for part in meta[1 if author else 0 :]]
+        own = direction(article.lang) if article.lang else None  # None: its text decides
+        lang_attrs = Markup(' lang="{}" dir="{}"').format(article.lang, own) if own else Markup(' dir="auto"')
         cta = _plain(article.cta) or "Read the article"
         url = add_utm(article.url, self.channel.utm, self.campaign)
         title = _plain(article.title) or article.slug
@@ -364,6 +396,10 @@ class _Email:
             # Safe to print unescaped: compose.article_html built it from a parsed, cleaned tree.
             body=None if self.body is None else Markup(self.body.html(body_blocks)),
             body_cut=self.body is not None and body_blocks is not None,
+            meta_html=Markup(" · ").join(meta_html),
+            lang_attrs=lang_attrs,
+            align="right" if own == "rtl" or (own is None and self.start == "right") else "left",
+            start=self.start,
         )
 
     def _subject(self, articles: tuple[Article, ...]) -> str:
@@ -468,10 +504,12 @@ def render_html(config: Config, template_name: str, context: dict[str, Any]) -> 
         raise TemplateError(
             f"{filename}: MJML: unknown element {leftover.group()}> (expected an MJML component)"
         )
-    return _inline_css(html)
+    return _inline_css(repair(html))
 
 
 _STYLE = re.compile(r"<style([^>]*)>(.*?)</style>", re.DOTALL)
+# Standards mode in every client that reads it; without one, some render quirks mode.
+DOCTYPE = "<!doctype html>"
 
 
 def _inline_css(html: str) -> str:
@@ -494,7 +532,10 @@ def _inline_css(html: str) -> str:
         strip_important=False,
         disable_validation=True,
         cssutils_logging_level=logging.CRITICAL,
-    ).transform()
+        # MJML's own pixel sizes stay: premailer would copy `width:100%` from the style into the
+        # attribute, and Outlook for Windows ignores percent widths (a 1200 px hero at 1200 px).
+        disable_basic_attributes=["width", "height"],
+    ).transform(doctype=DOCTYPE)  # premailer drops mrml's lowercase doctype (lxml writes its own case)
 
 
 _JINJA = re.compile(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", re.DOTALL)

@@ -88,6 +88,7 @@ class Article:
     # The name its sends carry in the ledger (`channel:stem`) when not its slug: the slug it was
     # first seen under, for an article renamed since. Set by `identity.resolve`, never by loading.
     stem: str | None = None
+    lang: str | None = None  # its language (BCP 47) when its frontmatter's `lang` gives one
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property

@@ -490,7 +490,7 @@ def entry_article(entry: Entry, config: Config, path: Path) -> tuple[Article | N
             publish_date=publish.astimezone(tz),
             body_html=body_html,
             excerpt=shorten(text, EXCERPT_CHARS),
-            read_minutes=max(1, round(len(text.split()) / config.content.words_per_minute)),
+            read_minutes=fields.estimate_minutes(text, config.content.words_per_minute),
             content_hash=entry.digest(),
             description=html_text(entry.summary) or None if entry.summary and entry.content else None,
             author=entry.author,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from ..language import check_tag
 from .article import FieldError, reprs
 from .markdown import IMAGE_SCHEMES, Warn, url_scheme
 
@@ -223,8 +224,29 @@ def http_url(name: str, given: str, base_url: str) -> str:
     return url
 
 
-def read_minutes(meta: dict[str, Any], words: int, wpm: int, warn: Warn) -> int:
-    estimated = max(1, round(words / wpm))
+# Scripts written without spaces between words (Chinese, Japanese) and Hangul are read by the
+# character: about 500 a minute, where a whitespace count would make a long article one "word".
+CJK_CHARS_PER_MINUTE = 500
+_CJK = re.compile(
+    "[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff\uff66-\uff9f"
+    "\U00020000-\U0003134f]"
+)
+# CJK punctuation and full-width forms: neither characters read nor words.
+_CJK_MARKS = re.compile("[\u3000-\u303f\uff00-\uff65\uffa0-\uffef]")
+
+
+def estimate_minutes(text: str, wpm: int) -> int:
+    """Minutes to read `text`: CJK characters at CJK_CHARS_PER_MINUTE, other text by whitespace
+    words at `wpm`; mixed text sums both. At least 1. Every reading-time estimate comes from here."""
+    characters = len(_CJK.findall(text))
+    words = len(_CJK_MARKS.sub(" ", _CJK.sub(" ", text)).split())
+    return max(1, round(characters / CJK_CHARS_PER_MINUTE + words / wpm))
+
+
+def read_minutes(meta: dict[str, Any], text: str, wpm: int, warn: Warn) -> int:
+    """The article's `read_time` when it gives one, else the estimate from its text."""
+    estimated = estimate_minutes(text, wpm)
     value = meta.get("read_time")
     if value is None:
         return estimated
@@ -243,9 +265,20 @@ def read_minutes(meta: dict[str, Any], words: int, wpm: int, warn: Warn) -> int:
     warn(
         "read_time",
         f"{reprs.repr(value)} is not a reading time "
-        f"(expected like '8 mins'; using {estimated} from the word count)",
+        f"(expected like '8 mins'; using {estimated} from the text's length)",
     )
     return estimated
+
+
+def language(meta: dict[str, Any]) -> str | None:
+    """The article's `lang`: a BCP 47 tag (its emails say it, and its direction, for its words)."""
+    given = text(meta, "lang")
+    if given is None:
+        return None
+    try:
+        return check_tag(given)
+    except ValueError as exc:
+        raise FieldError("lang", str(exc)) from None
 
 
 def tags(meta: dict[str, Any]) -> tuple[str, ...]:

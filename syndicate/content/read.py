@@ -50,6 +50,7 @@ KNOWN = {
     "excerpt",
     "excerpt_separator",
     "id",
+    "lang",
 }
 EXCERPT_CHARS = 300
 Warn = Callable[[str, str], None]
@@ -146,8 +147,7 @@ def _normalise(
         beside = bundle is not None and url_scheme(hero) is None and not hero.startswith("/")
         hero = fields.image_url(hero, url if beside else site.base_url)
     body, teaser, clean = _prepare(path, body, meta, settings.excerpt_separator, chosen)
-    words = len(body.split())
-    minutes = fields.read_minutes(meta, words, settings.words_per_minute, warn)
+    minutes = fields.read_minutes(meta, body, settings.words_per_minute, warn)
     description = _plain(fields.text(meta, "description"))
     cta = _plain(fields.text(meta, "cta")) or site.cta
     # Where the call to action leads: the article's own cta_url, else site.cta_url (a "Follow us
@@ -221,6 +221,7 @@ def _normalise(
         draft=draft or unpublished,
         id=article_id,
         url_field=url_field,
+        lang=fields.language(meta),
         extra={k: v for k, v in meta.items() if k not in KNOWN and k not in used},
     )
 
