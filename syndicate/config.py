@@ -35,7 +35,6 @@ from pydantic import (
 from .deliver import TargetSettings, target_types
 from .errors import ConfigError
 from .language import check_tag
-from .personal import DEFAULT_GREETING
 from .validation import Strict, check_http_url, is_loopback, parse_time, short
 from .yaml_shape import shape_problem
 
@@ -84,8 +83,8 @@ class Site(Strict):
     return_path: str | None = None
     verp: bool = False
     # The line above each email's articles: a template of the reader's fields (personal.py),
-    # rendered per reader.
-    greeting: str = DEFAULT_GREETING
+    # rendered per reader. Unset: the template email/greeting.txt.j2, in site.language.
+    greeting: str | None = None
     # The emails' language (BCP 47, like en or ar): `<html lang dir>`; unset, they say "und"
     # (undetermined). An article's `lang` wins for its own words.
     language: str | None = None

@@ -29,7 +29,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from .errors import TemplateError
 
 __all__ = [
-    "DEFAULT_GREETING",
+    "GREETING_TEMPLATE",
     "FIELD",
     "Field",
     "RecipientView",
@@ -39,7 +39,10 @@ __all__ = [
     "reader_fields",
 ]
 
-DEFAULT_GREETING = "{% if recipient.name %}Hi {{ recipient.name }},{% else %}Hello,{% endif %}"
+# The shipped greeting, found like the other templates (a site's own file of that name wins).
+GREETING_TEMPLATE = "email/greeting.txt.j2"
+# Titles before a first name ("Dr Ada Lovelace"): greetings use the name after them.
+_HONORIFICS = frozenset({"dr", "mr", "mrs", "ms", "mx", "miss", "prof", "sir", "dame", "rev", "fr"})
 # __syndicate_f<key as hex>__ or __syndicate_f<key as hex>_<default as hex>__
 FIELD = re.compile(r"__syndicate_f([0-9a-f]+)(?:_([0-9a-f]*))?__")
 _LEGACY = ("name", "email", "greeting")
@@ -101,18 +104,23 @@ def reader_fields(name: str, email: str, attributes: Mapping[str, str]) -> dict[
     """Every field a reader has: their attributes, then name and email (which win), and first
     and last names taken from the name when the attributes have none."""
     fields = {key.lower(): value for key, value in attributes.items()}
-    first, _, last = name.partition(" ")
+    words = name.split()
+    if len(words) > 1 and words[0].rstrip(".").lower() in _HONORIFICS:
+        words = words[1:]  # "Dr Ada Lovelace" is greeted as Ada
+    first = words[0].strip("\"'“”‘’()") if words else ""  # a quoted nickname: the name itself
     fields.setdefault("first_name", first)
-    fields.setdefault("last_name", last)
+    fields.setdefault("last_name", " ".join(words[1:]))
     fields["name"], fields["email"] = name, email
     return fields
 
 
-def greeting(source: str, fields: Mapping[str, str], where: str = "site.greeting") -> str:
+def greeting(
+    source: str, fields: Mapping[str, str], where: str = "site.greeting", language: str | None = None
+) -> str:
     """The greeting line for one reader (a template of their fields), as plain text."""
     template = _compiled(source, where)
     try:
-        return " ".join(template.render(recipient=_Fields(fields)).split())
+        return " ".join(template.render(recipient=_Fields(fields), language=language).split())
     except Exception as exc:  # the user's template
         raise TemplateError(f"{where}: {type(exc).__name__}: {exc} in {source!r}") from None
 

@@ -25,7 +25,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from .config import Config, Site, default_templates_dir
 from .errors import TemplateError
-from .personal import default_filter
+from .personal import GREETING_TEMPLATE, default_filter
 
 Kind = Literal["html", "text"]
 
@@ -57,6 +57,24 @@ def get_template(config: Config, name: str, kind: Kind, plugins: Iterable[Path] 
         raise TemplateError(f"{name}: no such template (looked in {looked})") from None
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"{exc.filename or exc.name or name}:{exc.lineno}: {exc.message}") from None
+
+
+def greeting_source(config: Config) -> tuple[str, str]:
+    """(source, where) of the greeting template: `site.greeting`, else the file
+    email/greeting.txt.j2 from the search path (read once per folder set)."""
+    if config.site.greeting is not None:
+        return config.site.greeting, "site.greeting"
+    return _read_source(search_path(config), GREETING_TEMPLATE)
+
+
+@lru_cache(maxsize=8)
+def _read_source(folders: tuple[Path, ...], name: str) -> tuple[str, str]:
+    for folder in folders:
+        path = folder / name
+        if path.is_file():
+            return path.read_text(encoding="utf-8"), str(path)
+    looked = ", ".join(str(p) for p in folders)
+    raise TemplateError(f"{name}: no such template (looked in {looked})")
 
 
 def render_template(template: jinja2.Template, context: Mapping[str, Any], during: str | None = None) -> str:

@@ -20,6 +20,7 @@ from syndicate.compose.mime import build_message, message_bytes, unsubscribe_lin
 from syndicate.config import Config
 from syndicate.content import load_articles
 from syndicate.errors import ConfigError, DeliveryError
+from syndicate.personal import reader_fields
 from syndicate.recipients import Recipient
 from syndicate.tokens import BadToken, make_token, read_token, signing_key
 
@@ -59,7 +60,7 @@ def test_message_is_multipart_alternative_text_then_html_with_crlf_lines(email_s
     assert parsed["Date"].datetime.tzinfo is not None
     text = parsed.get_body(("plain",)).get_content()
     body = parsed.get_body(("html",)).get_content()
-    assert "Hi Ann Reader," in text and "Hi Ann Reader," in body
+    assert "Hi Ann," in text and "Hi Ann," in body  # the shipped greeting: the first name
     assert "__syndicate" not in text + body
 
 
@@ -164,6 +165,7 @@ def test_the_injection_article_from_disk_cannot_add_a_header(email_site):
 
 
 def test_recipient_name_is_escaped_in_html_raw_in_text_and_cannot_inject(email_site):
+    email_site.data["site"]["greeting"] = "Hi {{ recipient.name }},"  # the whole name, as given
     draft, config = draft_and_config(email_site)
     name = 'Eve <script>x</script> & "co"\r\nBcc: victim@example.com'
     raw, parsed = parse(build_message(draft, Recipient("eve@example.org", name), config))
@@ -260,7 +262,8 @@ def test_any_recipient_name_gives_a_well_formed_message(email_site):
         assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
         body = parsed.get_body(("html",)).get_content()
         assert "__syndicate" not in body or "__syndicate" in name  # values are inserted, never re-scanned
-        greeting = f"Hi {clean_header_text(name, 100)}," if clean_header_text(name, 100) else "Hello,"
+        first = reader_fields(clean_header_text(name, 100), "", {})["first_name"]
+        greeting = f"Hi {first}," if first else "Hello,"
         assert html.escape(greeting) in body
 
     check()
@@ -314,7 +317,7 @@ def test_every_quoted_printable_line_is_76_characters_at_most_whatever_the_value
         reader = Recipient("long.reader.address+news@example.org", name, {"city": city}, id="r-1")
         raw, parsed = parse(build_message(draft, reader, config))
         assert max(len(line) for line in _encoded_lines(raw)) <= 76
-        first = clean_header_text(name, 100).split(" ")[0] or "reader"
+        first = reader_fields(clean_header_text(name, 100), "", {})["first_name"] or "reader"
         html_body = parsed.get_body(("html",)).get_content()
         assert html.escape(f"Dear {first} of ") in html_body
         assert clean_header_text(city) in parsed.get_body(("plain",)).get_content().replace("\r\n", "\n") or (
@@ -346,3 +349,35 @@ def test_the_clip_guard_counts_a_cjk_digest_as_sent_not_as_decoded(email_site):
     assert sent - draft.sent_bytes < 1024
     decoded = draft.html_bytes + draft.html.count("\n")  # what the guard counted before: 10 % short here
     assert draft.sent_bytes > 1.05 * decoded
+
+
+@pytest.mark.parametrize(
+    ("language", "name", "expected"),
+    [
+        (None, 'Dr "Doc" Brown', "Hi Doc,"),  # a title skipped, a quoted nickname unquoted
+        ("en-GB", "Prof. Ada Lovelace", "Hi Ada,"),
+        ("fr", "Zoé Martin", "Bonjour Zoé,"),
+        ("de", "", "Hallo,"),
+        ("ja", "Haruto Sato", "Harutoさん、こんにちは。"),
+        ("ar", "", "مرحبًا،"),
+        ("xx", "Kim", "Hi Kim,"),  # a language the shipped greeting does not know: English
+    ],
+)
+def test_the_shipped_greeting_is_a_template_in_the_site_language_with_the_first_name(
+    email_site, language, name, expected
+):
+    email_site.data["site"]["language"] = language
+    draft, config = draft_and_config(email_site)
+    _, parsed = parse(build_message(draft, Recipient("r@example.org", name), config))
+    assert expected in parsed.get_body(("plain",)).get_content()
+    assert html.escape(expected) in parsed.get_body(("html",)).get_content()
+
+
+def test_a_site_greeting_template_file_overrides_the_shipped_one(email_site):
+    folder = email_site.root / "my-templates" / "email"
+    folder.mkdir(parents=True)
+    (folder / "greeting.txt.j2").write_text("Ahoy {{ recipient.first_name or 'crew' }}!", encoding="utf-8")
+    email_site.data["templates"] = str(email_site.root / "my-templates")
+    draft, config = draft_and_config(email_site)
+    _, parsed = parse(build_message(draft, Recipient("r@example.org", "Grace Hopper"), config))
+    assert "Ahoy Grace!" in parsed.get_body(("plain",)).get_content()

@@ -31,6 +31,7 @@ from ..config import Config
 from ..errors import DeliveryError
 from ..personal import FIELD, field_key, greeting, reader_fields
 from ..recipients import Recipient, ascii_address
+from ..templating import greeting_source
 from ..tokens import make_token, signing_key
 from ..validation import is_loopback
 from .email import PLACEHOLDERS, EmailDraft, clean_header_text
@@ -98,7 +99,8 @@ def build_message(draft: EmailDraft, recipient: Recipient, config: Config) -> Em
     name = clean_header_text(recipient.name, NAME_CHARS)
     links = [link for link in unsubscribe_links(recipient, config) if link]
     fields = reader_fields(name, address, recipient.fields)
-    fields["greeting"] = greeting(config.site.greeting, fields)
+    source, where = greeting_source(config)
+    fields["greeting"] = greeting(source, fields, where, config.site.language)
     fields["unsubscribe_url"] = links[0] if links else config.site.base_url
     msg = EmailMessage(policy=_SMTP)
     msg["From"] = _from_header(config.site.sender)

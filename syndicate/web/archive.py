@@ -12,6 +12,7 @@ from ..compose.email import PLACEHOLDERS
 from ..config import Config
 from ..ledger import Ledger
 from ..personal import FIELD, field_key, greeting, reader_fields
+from ..templating import greeting_source
 
 _FIELD_OF = {marker: name for name, marker in PLACEHOLDERS.items()}
 # Every per-reader marker: the named placeholders and any `recipient.<field>` a template used.
@@ -24,7 +25,8 @@ def neutral_values(config: Config) -> dict[str, str]:
     site's greeting for them, and the page explaining where the personal unsubscribe link is."""
     assert config.serve is not None
     fields = reader_fields("", "", {})
-    fields["greeting"] = greeting(config.site.greeting, fields)
+    source, where = greeting_source(config)
+    fields["greeting"] = greeting(source, fields, where, config.site.language)
     fields["unsubscribe_url"] = f"{config.serve.public_url}unsubscribe"
     return fields
 
