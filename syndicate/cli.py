@@ -24,7 +24,7 @@ from . import __version__, clock
 from .config import CONFIG_ENV, Config, load_config
 from .content import load_articles
 from .daemon import Runner, format_event
-from .dkim import check_keys, check_name, generate_key, key_file_names, txt_record
+from .dkim import alignment_warnings, check_keys, check_name, generate_key, key_file_names, txt_record
 from .errors import ConfigError, SyndicateError
 from .gallery import render_preview
 from .intake import read_bounce_mailbox, read_bounces
@@ -122,6 +122,8 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json:
     """
     config = _config(ctx)
     check_keys(config)
+    for line in alignment_warnings(config):
+        click.echo(f"warning: {line}", err=True)
     loaded = load_articles(config, paths)
     failed = bool(loaded.errors) or (strict and bool(loaded.warnings))
     digests: list[dict[str, Any]] = digest_sizes(config, loaded.articles)

@@ -17,6 +17,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.utils import parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -191,6 +192,24 @@ def check_keys(config: Config, targets: list[str] | None = None) -> None:
     for name, settings in config.targets.items():
         if targets is None or name in targets:
             signer_for(name, settings, config)
+
+
+def alignment_warnings(config: Config) -> list[str]:
+    """A line for each target signing for a domain that is neither the From address's nor a parent
+    of it: DMARC passes on DKIM only when they align (RFC 7489 section 3.1.1, relaxed mode)."""
+    sender = parseaddr(config.site.sender)[1].rpartition("@")[2].lower().rstrip(".")
+    lines = []
+    for name, settings in config.targets.items():
+        dkim_settings = getattr(settings, "dkim", None)
+        if not isinstance(dkim_settings, DkimSettings):
+            continue
+        signing = dkim_settings.domain
+        if sender != signing and not sender.endswith("." + signing):
+            lines.append(
+                f"targets.{name}.dkim.domain: {signing} is not the From address's domain {sender} nor a "
+                f"parent of it, so DMARC will not count the signature (expected {sender})"
+            )
+    return lines
 
 
 # keygen: `syndicate dkim keygen`.

@@ -293,3 +293,22 @@ def test_dkim_settings_are_checked_at_load(site, dkim_settings, problem):
         site.config()
     assert "targets.newsletter.dkim" in str(raised.value) and problem in str(raised.value)
     assert len(str(raised.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "domain, warned",
+    [(DOMAIN, False), ("mail.other.net", True), ("news.example.com", True)],
+)
+def test_validate_warns_when_the_signing_domain_does_not_align_with_from(
+    site, smtp_sink, keys, domain, warned
+):
+    _, port = smtp_sink
+    dkim_settings = {"domain": domain, "selector": SELECTOR, "key_file": str(keys.private)}
+    site.data["targets"]["newsletter"] = loopback_smtp(port, ["a@example.org"], dkim=dkim_settings)
+    result = validate(site)
+    assert result.exit_code == 0, result.output
+    line = (
+        f"warning: targets.newsletter.dkim.domain: {domain} is not the From address's domain example.com "
+        "nor a parent of it, so DMARC will not count the signature (expected example.com)"
+    )
+    assert (line in result.output.splitlines()) is warned
