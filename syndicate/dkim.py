@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import field_validator, model_validator
 
-from .errors import ConfigError
+from .errors import ConfigError, DeliveryError
 from .validation import Strict, short
 
 if TYPE_CHECKING:
@@ -107,19 +107,26 @@ class Signer:
         return f"Signer(domain={self.domain!r}, selector={self.selector!r}, bits={self.bits})"
 
     def sign(self, data: bytes) -> bytes:
-        """`data` (a whole message, CRLF lines) with its DKIM-Signature header in front."""
+        """`data` (a whole message, CRLF lines) with its DKIM-Signature header in front. A message
+        dkimpy refuses (one without From, which must be signed) is a DeliveryError for that
+        message; its text names the problem, never the key."""
         names = _present(data)
         headers = [h.encode("ascii") for h in SIGNED_HEADERS if h.lower() in names]
-        signature = dkimpy.sign(
-            data,
-            self.selector.encode("ascii"),
-            self.domain.encode("ascii"),
-            self.key_pem,
-            canonicalize=(b"relaxed", b"relaxed"),
-            signature_algorithm=b"rsa-sha256",
-            include_headers=headers,
-            linesep=b"\r\n",
-        )
+        try:
+            signature = dkimpy.sign(
+                data,
+                self.selector.encode("ascii"),
+                self.domain.encode("ascii"),
+                self.key_pem,
+                canonicalize=(b"relaxed", b"relaxed"),
+                signature_algorithm=b"rsa-sha256",
+                include_headers=headers,
+                linesep=b"\r\n",
+            )
+        except dkimpy.ParameterError as exc:  # about the message's headers, not the key
+            raise DeliveryError(f"cannot DKIM-sign the message ({exc})") from None
+        except dkimpy.DKIMException as exc:
+            raise DeliveryError(f"cannot DKIM-sign the message ({type(exc).__name__})") from None
         return bytes(signature) + data
 
 

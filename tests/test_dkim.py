@@ -7,7 +7,7 @@ import base64
 import hashlib
 import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from syndicate.recipients import Recipient
 from syndicate.send import send
 
 from .conftest import loopback_smtp
+from .sample_mail import email_for, messages_for
 from .test_mime import READER, draft_and_config
 from .test_send import write_articles
 
@@ -312,3 +313,19 @@ def test_validate_warns_when_the_signing_domain_does_not_align_with_from(
         "nor a parent of it, so DMARC will not count the signature (expected example.com)"
     )
     assert (line in result.output.splitlines()) is warned
+
+
+def test_a_message_that_cannot_be_signed_fails_alone_and_is_never_sent_unsigned(site, smtp_sink, keys):
+    sink, port = smtp_sink
+    config = dkim_config(site, port, keys)
+    messages = list(messages_for(["one@example.org", "two@example.org"], target="newsletter"))
+    no_from = email_for("one@example.org")
+    del no_from["From"]
+    messages[0] = replace(messages[0], build=lambda: no_from)
+    with make_target("newsletter", config).open() as connection:
+        results = [connection.send(m) for m in messages]
+    assert [r.outcome for r in results] == ["failed", "sent"]
+    assert results[0].detail.startswith("cannot DKIM-sign the message (")
+    assert "PRIVATE" not in results[0].detail
+    assert list(sink.copies()) == ["two@example.org"]
+    assert dkim.verify(sink.received[0][1], dnsfunc=keys.dnsfunc())

@@ -172,7 +172,10 @@ class SmtpConnection:
             fresh_message_id(payload, message.fresh_id)
         data = message_bytes(payload)
         if self.delivery.signer is not None:  # once, on the very bytes that go out (retries included)
-            data = self.delivery.signer.sign(data)
+            try:
+                data = self.delivery.signer.sign(data)
+            except DeliveryError as exc:  # this message cannot be signed: never sent unsigned
+                return Result(message.key, "failed", str(exc))
         try:
             with cuttable(self.stop):
                 return self._send(message, data)
