@@ -19,6 +19,7 @@ from dkim.canonicalization import CanonicalizationPolicy
 
 from syndicate.cli import cli
 from syndicate.compose.mime import build_message, message_bytes
+from syndicate.daemon.service import Daemon
 from syndicate.deliver import Message, MessageKey, make_target
 from syndicate.dkim import DkimSettings, dns_lookup, load_signer
 from syndicate.errors import ConfigError
@@ -329,3 +330,16 @@ def test_a_message_that_cannot_be_signed_fails_alone_and_is_never_sent_unsigned(
     assert "PRIVATE" not in results[0].detail
     assert list(sink.copies()) == ["two@example.org"]
     assert dkim.verify(sink.received[0][1], dnsfunc=keys.dnsfunc())
+
+
+def test_the_daemon_does_not_start_with_a_bad_key(site, smtp_sink, tmp_path):
+    _, port = smtp_sink
+    write_articles(site)
+    dkim_settings = {"domain": DOMAIN, "selector": SELECTOR, "key_file": str(tmp_path / "gone.pem")}
+    site.data["targets"]["newsletter"] = loopback_smtp(port, ["a@example.org"], dkim=dkim_settings)
+    events = []
+    with pytest.raises(ConfigError) as raised:
+        Daemon(site.config(), events.append, watch=False).start()
+    assert str(raised.value).startswith("targets.newsletter.dkim.key_file: ")
+    assert events == []  # no "ready": it never took the state folder or a job
+    assert not (site.root / ".syndicate" / "ledger.sqlite").exists()
