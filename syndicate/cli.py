@@ -148,7 +148,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json:
         for digest in digests:
             click.echo(
                 f"{digest['key']}: digest of {digest['articles']} article(s), "
-                f"{digest['html_bytes']:,} bytes of HTML (clip limit {digest['clip_limit']:,})"
+                f"{digest['sent_bytes']:,} bytes of HTML as sent (clip limit {digest['clip_limit']:,})"
                 + "".join(f"; {warning}" for warning in digest["warnings"])
             )
         click.echo(

@@ -71,7 +71,8 @@ class Site(Strict):
     unsubscribe_secret: SecretStr | None = None
     # Where the preview's .html files are published: "view in browser" links point there.
     archive_url: str | None = None
-    # The call to action used where an article has none, and where it points (default: the article).
+    # The call to action used where an article has none, and where calls to action point when an
+    # article gives no cta_url of its own (default: the article).
     cta: str | None = None
     cta_url: str | None = None
     # Web fonts for emails, name -> CSS URL, linked (never fetched) by the rendered HTML.

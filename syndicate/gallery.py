@@ -173,9 +173,9 @@ def _email_view(
         "sender": sender_name or sender_address,
         "when": when,
         "articles": [a.title for a in draft.articles],
-        "html_bytes": draft.html_bytes,
+        "html_bytes": draft.sent_bytes,  # as sent: what the clip limit counts
         "clip_limit": channel.clip_limit,
-        "percent": round(100 * draft.html_bytes / channel.clip_limit),
+        "percent": round(100 * draft.sent_bytes / channel.clip_limit),
         "frame": f"{FRAMES}/{quote(html_file.name)}",
         "files": [f.name for f in item.files],
         "text": text_file.read_text(encoding="utf-8"),

@@ -312,7 +312,7 @@ def test_sixty_long_articles_stay_under_the_clip_limit_with_the_overflow_listed(
     email_site.data["channels"]["weekly"]["max_articles"] = 64
     draft = digest(email_site)
     assert len(draft.articles) == 64
-    assert draft.html_bytes + draft.html.count("\n") <= 100_000 - 1024
+    assert draft.sent_bytes <= 100_000 - 1024
     assert 0 < len(draft.overflow) < 64
     page = _Page(draft.html)
     assert "More this week" in page.visible
@@ -326,7 +326,7 @@ def test_sixty_long_articles_stay_under_the_clip_limit_with_the_overflow_listed(
 def test_extras_are_dropped_before_articles_move_to_the_more_list(email_site):
     write_articles(email_site.content, 12)
     full = digest(email_site)
-    draft = digest(email_site, clip_limit=full.html_bytes + full.html.count("\n") + 1024 - 1)
+    draft = digest(email_site, clip_limit=full.sent_bytes + 1024 - 1)
     assert draft.overflow == () and len(draft.articles) == 16
     assert "dropped images and descriptions" in draft.warnings[-1]
     assert "<img" not in draft.html
@@ -428,6 +428,44 @@ def test_site_cta_stands_in_and_points_to_site_cta_url_and_the_image_keeps_its_a
     ]
     assert "Follow us on LinkedIn\nhttps://www.linkedin.example/company/test-weekly" in draft.text
     assert article.url in draft.text
+
+
+@pytest.mark.parametrize(
+    ("own", "site_url", "expected"),
+    [
+        ("cta_url: 'https://social.example/@weekly'\n", None, "https://social.example/@weekly"),
+        (
+            "cta_url: 'https://social.example/@weekly'\n",
+            "https://site-wide.example/",
+            "https://social.example/@weekly",
+        ),
+        ("", "https://site-wide.example/follow", "https://site-wide.example/follow"),
+        ("cta_url: '/follow/'\n", None, "https://example.com/follow/"),  # a path under site.base_url
+        ("", None, None),  # the article itself
+    ],
+)
+def test_an_article_s_own_cta_leads_to_its_cta_url_else_the_site_s(site, own, site_url, expected):
+    site.data["site"]["cta_url"] = site_url
+    site.data["channels"] = {"letters": {"kind": "email", "mode": "single", "targets": ["mail-outbox"]}}
+    site.article(
+        "quay.md", f"---\ntitle: The quay\ndate: 2024-01-01\ncta: 'Follow the harbour'\n{own}---\nText.\n"
+    )
+    config = site.config()
+    (article,) = load_articles(config).articles
+    page = lxml.html.fromstring(compose_single(article, "letters", config).html)
+    [href] = [a.get("href") for a in page.iter("a") if a.text_content().strip() == "Follow the harbour"]
+    assert href.split("?")[0] == (expected or article.url)
+
+
+def test_a_cta_url_that_is_not_http_refuses_the_article_naming_the_field(site):
+    site.article(
+        "bad.md", "---\ntitle: Bad\ndate: 2024-01-01\ncta: Go\ncta_url: 'javascript:alert(1)'\n---\nT.\n"
+    )
+    site.article("good.md", "---\ntitle: Good\ndate: 2024-01-02\ncta: Go\n---\nT.\n")
+    loaded = load_articles(site.config())
+    assert [a.slug for a in loaded.articles] == ["good"]
+    [problem] = [p for p in loaded.problems if p.severity == "error"]
+    assert problem.field == "cta_url" and "is not an http(s) URL" in str(problem) and "bad.md" in str(problem)
 
 
 # --- body: full (issue 15, item 7) -------------------------------------------------------------

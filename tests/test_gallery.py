@@ -64,7 +64,7 @@ def test_gallery_shows_every_email_and_post_with_its_size_and_problems(email_sit
     draft = next(i.draft for i in rendered.items if i.key == "weekly:2024-03-11")
     assert row.startswith(f"Test Weekly {draft.subject} – {draft.preheader}")
     assert row.endswith("Mon 11 Mar 2024, 08:00 GMT (+00:00)")  # its send in the queue
-    assert f"HTML {draft.html_bytes:,} / 100,000 bytes" in _text(digest)
+    assert f"HTML {draft.sent_bytes:,} / 100,000 bytes" in _text(digest)
     widths = [(f.get("src"), f.get("width")) for f in digest.iter("iframe")]
     assert widths == [("frames/weekly-2024-03-11.html", "640"), ("frames/weekly-2024-03-11.html", "375")]
     assert (tmp_path / "out" / "frames" / "weekly-2024-03-11.html").is_file()

@@ -341,3 +341,59 @@ def test_a_fresh_message_id_is_new_per_nonce_and_keeps_the_domain(email_site):
         copies.append(str(message["Message-ID"]))
     assert copies[0] == copies[1] != copies[2] and first not in copies
     assert all(c.endswith("@example.com>") for c in copies)
+
+
+def _encoded_lines(raw: bytes) -> list[bytes]:
+    """The lines of each part's body as sent (quoted-printable), headers left out."""
+    lines = []
+    for part in raw.split(b"\r\n--=_")[1:-1]:
+        lines += part.split(b"\r\n\r\n", 1)[1].split(b"\r\n")
+    return lines
+
+
+def test_every_quoted_printable_line_is_76_characters_at_most_whatever_the_values(email_site):
+    """RFC 2045 6.7: a reader's values are spliced into bodies encoded once; long, non-ASCII,
+    `=`-laden values must still leave every encoded line within 76 characters and decode back."""
+    email_site.data["site"]["greeting"] = (
+        "Dear {{ recipient.first_name or 'reader' }} of {{ recipient.city }},"
+    )
+    draft, config = draft_and_config(email_site)
+
+    @settings(max_examples=60, deadline=None)
+    @given(name=st.text(max_size=100), city=st.text(max_size=300))
+    def check(name: str, city: str) -> None:
+        reader = Recipient("long.reader.address+news@example.org", name, {"city": city}, id="r-1")
+        raw, parsed = parse(build_message(draft, reader, config))
+        assert max(len(line) for line in _encoded_lines(raw)) <= 76
+        first = clean_header_text(name, 100).split(" ")[0] or "reader"
+        html_body = parsed.get_body(("html",)).get_content()
+        assert html.escape(f"Dear {first} of ") in html_body
+        assert clean_header_text(city) in parsed.get_body(("plain",)).get_content().replace("\r\n", "\n") or (
+            clean_header_text(city) != city  # values are cleaned of control characters first
+        )
+
+    check()
+
+
+CJK_BODY = "".join(f"第{n}段落では、新しい配信の仕組みと読者への届け方を説明します。" for n in range(60))
+
+
+def test_the_clip_guard_counts_a_cjk_digest_as_sent_not_as_decoded(email_site):
+    """A CJK character is 3 bytes of UTF-8 but 9 of quoted-printable: the guard counts what is
+    sent, so the HTML part as the server gets it stays under the clip limit."""
+    for n in range(25):
+        email_site.article(
+            f"cjk-{n}.md",
+            f"---\ntitle: '配信の記事 その{n}'\ndescription: '読者に届くまでの{n}番目の話。'\n"
+            f"publish_date: '2024-03-05T{n % 24:02d}:30:00Z'\n---\n{CJK_BODY}\n",
+        )
+    email_site.data["channels"]["weekly"].update({"max_articles": 40, "clip_limit": 60_000})
+    draft, config = draft_and_config(email_site)
+    assert any("over 60000 bytes" in warning for warning in draft.warnings)
+    raw, _ = parse(build_message(draft, READER, config))
+    html_part = raw.split(b'Content-Type: text/html; charset="utf-8"\r\n')[1].split(b"\r\n\r\n", 1)[1]
+    sent = len(html_part.rsplit(b"\r\n--", 1)[0])
+    assert draft.sent_bytes <= sent <= 60_000  # the guard's figure, plus this reader's values
+    assert sent - draft.sent_bytes < 1024
+    decoded = draft.html_bytes + draft.html.count("\n")  # what the guard counted before: 10 % short here
+    assert draft.sent_bytes > 1.05 * decoded

@@ -53,7 +53,7 @@ def test_preview_writes_html_text_and_eml_for_every_email_draft(email_site, tmp_
         assert item.draft.key == item.key and item.title == item.draft.subject
     digest = next(item for item in items if item.channel == "weekly")
     assert len(digest.articles) == 4 and digest.files[0].name == "weekly-2024-03-11.html"
-    assert digest.size == f"{digest.draft.html_bytes:,}/100,000 bytes of HTML"
+    assert digest.size == f"{digest.draft.sent_bytes:,}/100,000 bytes of HTML as sent"
 
 
 def test_preview_writes_each_social_post_as_text_and_json(email_site, tmp_path):
@@ -138,9 +138,12 @@ def test_preview_command_prints_the_table(email_site, tmp_path):
     assert re.split(r"\s{2,}", lines[0]) == ["channel", "subject", "articles", "size", "warnings"]
     row = re.split(r"\s{2,}", lines[1])
     assert row[:3] == ["weekly", "Test Weekly: 4 new articles", "4"]
-    # The draft's size, before the preview reader's name and unsubscribe link are filled in.
-    size, limit = re.fullmatch(r"([\d,]+)/([\d,]+) bytes of HTML", row[3]).groups()
-    assert abs(int(size.replace(",", "")) - len((out / "weekly-2024-03-11.html").read_bytes())) < 1024
+    # The HTML part as sent (quoted-printable, CRLF), before the preview reader's values go in.
+    size, limit = re.fullmatch(r"([\d,]+)/([\d,]+) bytes of HTML as sent", row[3]).groups()
+    raw = (out / "weekly-2024-03-11.eml").read_bytes()
+    html_part = raw.split(b'Content-Type: text/html; charset="utf-8"\r\n')[1].split(b"\r\n\r\n", 1)[1]
+    sent = len(html_part.rsplit(b"\r\n--", 1)[0])
+    assert 0 <= sent - int(size.replace(",", "")) < 1024
     assert limit == "100,000"
     assert row[4] == "unsubscribe tokens are not signed (set site.unsubscribe_secret)"
     assert lines[-2:] == [f"1 draft(s) written to {out}", f"gallery: {out / 'index.html'}"]
@@ -173,7 +176,7 @@ def test_validate_reports_the_digest_html_size(email_site):
     result = CliRunner().invoke(cli, ["--config", str(email_site.config_path), "validate"])
     assert result.exit_code == 0, result.output
     match = re.search(
-        r"weekly:2024-03-11: digest of 4 article\(s\), ([\d,]+) bytes of HTML \(clip limit 100,000\)",
+        r"weekly:2024-03-11: digest of 4 article\(s\), ([\d,]+) bytes of HTML as sent \(clip limit 100,000\)",
         result.output,
     )
     assert match and 5_000 < int(match.group(1).replace(",", "")) < 100_000

@@ -83,6 +83,14 @@ class EmailDraft:
         return len(self.html.encode("utf-8"))
 
     @cached_property
+    def sent_bytes(self) -> int:
+        """The HTML part as sent and as Gmail's clip counts it: quoted-printable, CRLF line ends
+        (a CJK character is 9 bytes there, not 3), before each reader's values go in."""
+        from .mime import encoded_size  # mime builds messages from drafts: it imports this module
+
+        return encoded_size(self.html)
+
+    @cached_property
     def content_hash(self) -> str:
         digest = hashlib.sha256()
         for part in (self.subject, self.html, self.text):
@@ -282,9 +290,8 @@ class _Email:
         return f"email/{self.channel.template or DEFAULT_TEMPLATES[self.mode]}"
 
     def fits(self, draft: EmailDraft) -> bool:
-        # As sent: lines end in CRLF, and placeholders become names and unsubscribe links.
-        sent = draft.html_bytes + draft.html.count("\n") + PERSONALISATION_MARGIN
-        return sent <= self.channel.clip_limit
+        """Measured as sent (`sent_bytes`), with room for each reader's values."""
+        return draft.sent_bytes + PERSONALISATION_MARGIN <= self.channel.clip_limit
 
     def with_warning(self, draft: EmailDraft, warning: str) -> EmailDraft:
         return dataclasses.replace(draft, warnings=(*draft.warnings, warning))

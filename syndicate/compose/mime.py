@@ -36,6 +36,7 @@ from ..validation import is_loopback
 from .email import PLACEHOLDERS, EmailDraft, clean_header_text
 
 HEADER_LINE = 78
+QP_LINE = 76  # RFC 2045 6.7: encoded lines at most 76 characters
 NAME_CHARS = 100
 _FIELD_OF = {marker: name for name, marker in PLACEHOLDERS.items()}
 _MARKER = re.compile("|".join([*(re.escape(m) for m in PLACEHOLDERS.values()), FIELD.pattern]))
@@ -122,7 +123,7 @@ def build_message(draft: EmailDraft, recipient: Recipient, config: Config) -> Em
     text, html_body = _encoded(draft.text), _encoded(draft.html)
     boundary = "=_" + hashlib.sha256(draft.content_hash.encode() + address.encode()).hexdigest()[:24]
     msg["Content-Type"] = _Prefolded("Content-Type", f'multipart/alternative; boundary="{boundary}"')
-    msg.attach(_part(_TEXT_PLAIN, _fill(text, fields, _qp)))
+    msg.attach(_part(_TEXT_PLAIN, _fill(text, fields, _qp_value)))
     msg.attach(_part(_TEXT_HTML, _fill(html_body, fields, _qp_html)))
     return msg
 
@@ -328,11 +329,37 @@ _Piece = str | tuple[str, str | None]
 def _encoded(body: str) -> tuple[_Piece, ...]:
     """The body quoted-printable encoded once, split at markers: text, field, text, ..., text.
 
-    Each piece keeps its own lines under 76 characters, so a line holding a value is at most
-    76 + 76 + the value's first line: far below RFC 5322's 998.
+    A text piece followed by a field ends in a soft line break, and each value is encoded ending
+    in one too (`_qp_value`): a value sits on lines of its own, so every line stays within RFC
+    2045's 76 characters whatever a reader's values are, and nothing is re-wrapped per message.
     """
     pieces = _pieces(body.replace("\r\n", "\n"))
-    return tuple(_qp(piece) if isinstance(piece, str) else piece for piece in pieces)
+    last = len(pieces) - 1
+    return tuple(
+        (_qp(piece) if number == last else _soft_end(_qp(piece))) if isinstance(piece, str) else piece
+        for number, piece in enumerate(pieces)
+    )
+
+
+def encoded_size(body: str) -> int:
+    """Bytes of `body` as a part of a message: quoted-printable with CRLF line ends, without what
+    its markers become (each reader's values: the caller's margin). What Gmail's clip counts."""
+    return sum(len(piece) if isinstance(piece, str) else 0 for piece in _encoded(body))
+
+
+def _soft_end(encoded: str) -> str:
+    """QP text made to end in a soft line break ("=" CRLF) with its last line, "=" included,
+    within 76 characters, never cutting an =XX escape. Text ending in a line break is left as
+    it is; so is empty text."""
+    if not encoded or encoded.endswith("\r\n"):
+        return encoded
+    head, newline, line = encoded.rpartition("\r\n")
+    if len(line) > QP_LINE - 1:
+        cut = QP_LINE - 3
+        while "=" in line[cut - 2 : cut]:  # the cut would fall inside an =XX escape
+            cut -= 1
+        line = f"{line[:cut]}=\r\n{line[cut:]}"
+    return f"{head}{newline}{line}=\r\n"
 
 
 @lru_cache(maxsize=64)
@@ -365,5 +392,11 @@ def _as_is(text: str) -> str:
     return text
 
 
+def _qp_value(text: str) -> str:
+    """One reader's value in the text part: on lines of its own (see `_encoded`)."""
+    return _soft_end(_qp(text))
+
+
 def _qp_html(text: str) -> str:
-    return _qp(html.escape(text))
+    """One reader's value in the HTML part: escaped, on lines of its own."""
+    return _soft_end(_qp(html.escape(text)))

@@ -37,6 +37,7 @@ KNOWN = {
     "heroImage",
     "hero_image",
     "cta",
+    "cta_url",
     "tags",
     "categories",
     "category",
@@ -148,9 +149,11 @@ def _normalise(
     words = len(body.split())
     minutes = fields.read_minutes(meta, words, settings.words_per_minute, warn)
     description = _plain(fields.text(meta, "description"))
-    cta, cta_url = _plain(fields.text(meta, "cta")), None
-    if cta is None and site.cta is not None:
-        cta, cta_url = site.cta, site.cta_url
+    cta = _plain(fields.text(meta, "cta")) or site.cta
+    # Where the call to action leads: the article's own cta_url, else site.cta_url (a "Follow us
+    # on LinkedIn" in every article leads to LinkedIn), else the article (the composer's default).
+    given_cta_url = fields.text(meta, "cta_url")
+    cta_url = fields.http_url("cta_url", given_cta_url, site.base_url) if given_cta_url else site.cta_url
     tags = fields.tags(meta)
     excerpt = _plain(fields.text(meta, "excerpt")) or ""
     body_html = ""
