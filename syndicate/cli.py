@@ -24,6 +24,7 @@ from . import __version__, clock
 from .config import CONFIG_ENV, Config, load_config
 from .content import load_articles
 from .daemon import Runner, format_event
+from .dkim import alignment_warnings, check_keys, check_name, generate_key, key_file_names, txt_record
 from .errors import ConfigError, SyndicateError
 from .gallery import render_preview
 from .intake import read_bounce_mailbox, read_bounces
@@ -116,9 +117,13 @@ def _config(ctx: click.Context) -> Config:
 def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json: bool) -> None:
     """Check articles (the content folder, or PATHS) and report every problem.
 
-    Exits 1 on any error (or any warning with --strict), 0 otherwise.
+    Exits 1 on any error (or any warning with --strict), 0 otherwise; 2 on a config error,
+    such as a DKIM key that cannot be read.
     """
     config = _config(ctx)
+    check_keys(config)
+    for line in alignment_warnings(config):
+        click.echo(f"warning: {line}", err=True)
     loaded = load_articles(config, paths)
     failed = bool(loaded.errors) or (strict and bool(loaded.warnings))
     digests: list[dict[str, Any]] = digest_sizes(config, loaded.articles)
@@ -785,6 +790,42 @@ def _check_names(config: Config, channels: tuple[str, ...], targets: tuple[str, 
                 raise ConfigError(
                     f"{option} {name}: no such name in config (expected one of: {', '.join(known)})"
                 )
+
+
+@cli.group()
+def dkim() -> None:
+    """DKIM keys for the smtp targets' `dkim:` settings."""
+
+
+@dkim.command("keygen")
+@click.option("--selector", required=True, help="The DKIM selector, e.g. news2026.")
+@click.option("--domain", required=True, help="The signing domain: the From address's domain.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder for the key files.",
+)
+@click.option("--bits", type=int, default=2048, show_default=True, help="RSA key size (1024 to 4096).")
+@_fail_cleanly
+def dkim_keygen(selector: str, domain: str, out: Path, bits: int) -> None:
+    """Make an RSA key pair: SELECTOR.DOMAIN.private.pem (mode 0600) and .public.pem in --out,
+    and print the DNS TXT record to publish. Existing files are never overwritten."""
+    selector, domain = check_name("--selector", selector), check_name("--domain", domain)
+    private_name, public_name = key_file_names(selector, domain)
+    private, public = out / private_name, out / public_name
+    for path in (private, public):
+        if path.exists():
+            raise ConfigError(f"{path}: already exists (expected a new file: move it, or another selector)")
+    pair = generate_key(bits)
+    write_private(private, pair.private_pem)
+    write_private(public, pair.public_pem)
+    public.chmod(0o644)  # public: DNS carries the same
+    click.echo(f"private key: {private} (mode 0600; dkim.key_file of an smtp target)")
+    click.echo(f"public key:  {public}")
+    click.echo("publish this DNS record:")
+    click.echo(txt_record(selector, domain, pair.public_b64))
 
 
 @cli.group()

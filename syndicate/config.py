@@ -254,6 +254,10 @@ class ArticleSegment(Strict):
         return any(t.casefold() in wanted for t in tags)
 
 
+# RFC 2919 section 2: a dot-atom with at least one dot, at most 255 characters in all.
+_LIST_ID = re.compile(r"(?=.{3,255}$)[a-z0-9_-]+(\.[a-z0-9_-]+)+")
+
+
 class EmailChannel(Strict):
     kind: Literal["email"]
     mode: Literal["single", "digest"] = "digest"
@@ -267,7 +271,21 @@ class EmailChannel(Strict):
     # or the whole body made email-safe (compose.article_html). Digests carry teasers only.
     body: Literal["teaser", "full"] = "teaser"
     articles: ArticleSegment = Field(default_factory=ArticleSegment)
+    # RFC 2919's list identifier in each email's List-Id header (default: <channel>.<sender's domain>).
+    list_id: str | None = None
     targets: list[str] = Field(min_length=1)
+
+    @field_validator("list_id")
+    @classmethod
+    def _list_id(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().strip("<>").lower()
+        if not _LIST_ID.fullmatch(value):
+            raise ValueError(
+                f"{short(value)} is not a list id (expected a dotted name like weekly.example.com)"
+            )
+        return value
 
     @field_validator("body")
     @classmethod

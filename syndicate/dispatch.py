@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Literal
 
@@ -134,6 +135,7 @@ def _due(
     """The messages to send now, with the ledger read once per draft (not once per message).
     Messages come draft by draft; a recipient listed twice in a draft gets it once."""
     seen: set[str] = set()  # the current draft's recipients
+    nonce = secrets.token_hex(8)  # this run's resent copies' Message-IDs
     group: tuple[str, str, str] | None = None
     known: dict[str, tuple[str, str]] = {}
     for message in messages:
@@ -148,8 +150,10 @@ def _due(
         status = known.get(key.recipient, ("pending", ""))[0]
         if status == "in_flight":  # what `recover()` makes of it (a read-only ledger is not recovered)
             status = "unknown"
-        if goes_out(status, resend, unknown):
+        if goes_out(status, False, unknown):
             yield message
+        elif resend:  # settled, sent again on purpose: a new copy
+            yield replace(message, fresh_id=nonce)
         else:
             report.skipped += 1
 

@@ -28,6 +28,7 @@ from .continuity import open_ledger, remember_ledger
 from .deliver import MailTargetSettings, Message, MessageKey, Result, make_target, target_types
 from .deliver.outbox import OutboxTarget
 from .dispatch import OnWait, Report, dispatch, goes_out
+from .dkim import check_keys
 from .dryrun import dry_run_folder
 from .errors import ConfigError, ContentError, DeliveryError
 from .identity import identify
@@ -210,6 +211,8 @@ def send_planned(
     outcome.sends.extend(sends)
     if not sends:
         return outcome
+    if outcome.dry_run_dir is None:  # a bad DKIM key stops the run before any target sends
+        check_keys(config, sorted({planned.target for planned in sends}))
     ledger = Ledger.reader(config) if outcome.dry_run_dir else open_ledger(config, new_ledger)
     recorder = None if ledger is None or ledger.read_only else ledger
     try:

@@ -194,9 +194,12 @@ class SmtpSink:
         self.data_reply = None
         self.stall = None
         self.close_after: int | None = None
+        self.ehlo_names: list[str] = []  # the name each connection's EHLO gave, in order
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
+        with self.lock:
+            self.ehlo_names.append(hostname)
         session.accepted = getattr(session, "accepted", 0)
         with self.lock:
             self.connections += 1

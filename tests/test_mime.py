@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syndicate.compose.email import clean_header_text, compose_email_channel
-from syndicate.compose.mime import build_message, message_bytes, unsubscribe_links
+from syndicate.compose.mime import build_message, fresh_message_id, message_bytes, unsubscribe_links
 from syndicate.config import Config
 from syndicate.content import load_articles
 from syndicate.errors import ConfigError, DeliveryError
@@ -293,6 +293,57 @@ def test_sent_html_of_a_clipped_digest_stays_under_the_limit(email_site):
     )
     sent_html = parsed.get_body(("html",)).get_payload(decode=True)
     assert draft.overflow and len(sent_html) <= 100_000
+
+
+def test_list_id_and_feedback_id_carry_no_reader_data_and_cannot_inject(email_site):
+    email_site.data["site"]["name"] = "Zoë's Weekly\r\nBcc: victim@example.com"
+    email_site.write_config()
+    draft, config = draft_and_config(email_site)
+    raw, parsed = parse(build_message(draft, READER, config))
+    assert parsed.get_all("List-Id") == ["Zoë's Weekly Bcc: victim@example.com weekly <weekly.example.com>"]
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert parsed.get_all("Bcc") is None and b"\r\nBcc:" not in head
+    assert b"\r\nList-Id: =?utf-8?" in head  # the non-ASCII name as an RFC 2047 word
+    assert parsed["Feedback-ID"] == "2024-03-11:weekly:syndicate"
+    for name in ("List-Id", "Feedback-ID"):
+        assert "reader" not in parsed[name].lower() and "rdr1" not in parsed[name]
+    assert "Auto-Submitted" not in parsed  # newsletters are not automatic replies
+
+
+def test_feedback_id_of_a_single_article_is_ascii_with_three_fields(email_site):
+    config = email_site.config()
+    articles = load_articles(config).articles
+    drafts = compose_email_channel(articles, "letters", config, WINDOW_END)
+    hostile = dataclasses.replace(drafts[0], key="letters:Ünïcode: slug\r\nBcc: x")
+    raw, parsed = parse(build_message(hostile, READER, config))
+    value = parsed["Feedback-ID"]
+    assert value.isascii() and value.count(":") == 2 and value.endswith(":letters:syndicate")
+    assert parsed.get_all("Bcc") is None and b"\r\nBcc:" not in raw
+    assert parsed["List-Id"] == "Test Weekly letters <letters.example.com>"
+
+
+@pytest.mark.parametrize(
+    "value", ["no-dot", "a b.example.com", "x.example.com\r\nBcc: v@example.com", "é.example"]
+)
+def test_a_channel_list_id_must_be_a_dotted_name(email_site, value):
+    email_site.data["channels"]["weekly"]["list_id"] = value
+    with pytest.raises(ConfigError) as raised:
+        email_site.config()
+    assert "channels.weekly.list_id" in str(raised.value) and "is not a list id" in str(raised.value)
+
+
+def test_a_fresh_message_id_is_new_per_nonce_and_keeps_the_domain(email_site):
+    draft, config = draft_and_config(email_site)
+    first = build_message(draft, READER, config)["Message-ID"]
+    copies = []
+    for nonce in ("run-a", "run-a", "run-b"):
+        message = build_message(draft, READER, config)
+        fresh_message_id(message, nonce)
+        _, parsed = parse(message)
+        assert parsed.get_all("Message-ID") == [message["Message-ID"]]
+        copies.append(str(message["Message-ID"]))
+    assert copies[0] == copies[1] != copies[2] and first not in copies
+    assert all(c.endswith("@example.com>") for c in copies)
 
 
 def _encoded_lines(raw: bytes) -> list[bytes]:

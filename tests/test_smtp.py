@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
 import pytest
 from aiosmtpd.smtp import AuthResult
 
 from syndicate.deliver import make_target
-from syndicate.errors import DeliveryError
+from syndicate.errors import ConfigError, DeliveryError
 from syndicate.send import send
 
 from .conftest import SmtpSink, loopback_smtp, running_sink
 from .sample_mail import messages_for
+from .test_send import write_articles
+
+SEND_NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
 USER, PASSWORD = "mailer", "s3cret-pass-phrase"
 
@@ -201,3 +209,86 @@ def test_an_internationalised_domain_goes_out_in_its_ascii_form(site, smtp_sink)
     assert sink.copies() == {"leser@xn--bcher-kva.example": 1, "plain@example.org": 1}
     body = next(content for rcpt, content in sink.received if rcpt.startswith("leser"))
     assert b"To: Leser@xn--bcher-kva.example" in body
+
+
+def digest_site(site, port: int, **options):
+    """Three articles, the weekly digest to one reader through an smtp target on the sink."""
+    write_articles(site)
+    options = {"timeout": 5, "retry_delay": 0.01, **options}
+    site.data["targets"]["newsletter"] = loopback_smtp(port, ["reader@example.org"], **options)
+    site.data["channels"]["weekly"]["targets"] = ["newsletter"]
+    site.write_config()
+    return site.config()
+
+
+def headers_received(sink) -> list[EmailMessage]:
+    return [message_from_bytes(raw, policy=policy.default) for _, raw in sink.received]
+
+
+def test_list_id_feedback_id_and_ehlo_name_as_the_server_sees_them(site, smtp_sink):
+    sink, port = smtp_sink
+    config = digest_site(site, port)
+    assert send(config, select="all", now=SEND_NOW).ok
+    [received] = headers_received(sink)
+    assert received["List-Id"] == "Test Weekly weekly <weekly.example.com>"
+    assert received["Feedback-ID"] == "2026-11-23:weekly:syndicate"
+    assert "Auto-Submitted" not in received  # a newsletter is not an automatic reply (RFC 3834)
+    assert sink.ehlo_names == ["example.com"]  # the sender's domain, not [127.0.0.1]
+
+    sink.received.clear()
+    site.data["site"]["return_path"] = "bounces@mail.example.net"
+    site.data["channels"]["weekly"]["list_id"] = "<Letters.Example.ORG>"
+    site.data["targets"]["newsletter"]["ehlo_name"] = "mta1.example.net."
+    assert send(site.config(), select="all", now=SEND_NOW, resend=True).ok
+    [received] = headers_received(sink)
+    assert received["List-Id"] == "Test Weekly weekly <letters.example.org>"
+    assert sink.ehlo_names[-1] == "mta1.example.net"
+
+
+def test_without_ehlo_name_the_envelope_senders_domain_is_given(site, smtp_sink):
+    sink, port = smtp_sink
+    site.data["site"]["return_path"] = "bounces@mail.example.net"
+    config = digest_site(site, port)
+    assert send(config, select="all", now=SEND_NOW).ok
+    assert sink.ehlo_names == ["mail.example.net"]
+
+
+@pytest.mark.parametrize(
+    "field, value, problem",
+    [
+        ("ehlo_name", "localhost", "is not a fully qualified host name"),
+        ("ehlo_name", "mx.example.com\r\nMAIL FROM:<x@y>", "is not a fully qualified host name"),
+        ("ehlo_name", "[127.0.0.1]", "is not a fully qualified host name"),
+    ],
+)
+def test_a_bad_ehlo_name_is_a_config_error(site, field, value, problem):
+    site.data["targets"]["newsletter"] = loopback_smtp(2525, ["a@example.org"], **{field: value})
+    with pytest.raises(ConfigError) as raised:
+        site.config()
+    assert f"targets.newsletter.{field}" in str(raised.value) and problem in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_deliberate_resend_gets_a_new_message_id_and_a_retry_keeps_it(site, smtp_sink):
+    """`--resend` of a sent message: a new Message-ID each run (a provider would drop a copy with
+    the first one's as a duplicate). A message in doubt sent again (`schedule.unknown: resend`)
+    keeps its own: the server may hold the first copy, and a duplicate should be dropped."""
+    sink, port = smtp_sink
+    site.data["schedule"] = {"unknown": "resend"}
+    config = digest_site(site, port, timeout=1)
+    # The first copy is kept but never answered: `unknown`, then sent again by the next run.
+    sink.stall = lambda command, address, attempt: 2.0 if (command, attempt) == ("DATA", 1) else 0
+    first = send(config, select="all", now=SEND_NOW)
+    assert sum(report.unknown for _, report in first.reports) == 1
+    sink.stall = None
+    again = send(config, select="all", now=SEND_NOW)
+    assert again.totals()["newsletter"]["sent"] == 1
+    ids = [m["Message-ID"] for m in headers_received(sink)]
+    assert len(ids) == 2 and ids[0] == ids[1]  # the copy in doubt and its retry: one Message-ID
+
+    assert send(config, select="all", now=SEND_NOW).totals()["newsletter"]["skipped"] == 1
+    for _ in range(2):
+        assert send(config, select="all", now=SEND_NOW, resend=True).totals()["newsletter"]["sent"] == 1
+    ids = [m["Message-ID"] for m in headers_received(sink)]
+    assert len(ids) == 4 and len(set(ids[1:])) == 3  # each deliberate resend: a new one
+    assert all(re.fullmatch(r"<[0-9a-f]{32}@example\.com>", i) for i in ids)

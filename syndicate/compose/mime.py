@@ -118,6 +118,10 @@ def build_message(draft: EmailDraft, recipient: Recipient, config: Config) -> Em
         msg["List-Unsubscribe"] = _Prefolded("List-Unsubscribe", value, folded)
     if links and _one_click(links[0]):
         msg["List-Unsubscribe-Post"] = _ONE_CLICK
+    channel = config.channels.get(draft.channel)
+    list_id = getattr(channel, "list_id", None) or default_list_id(draft.channel, config.site.sender)
+    msg["List-Id"] = _list_id(config.site.name, draft.channel, list_id)
+    msg["Feedback-ID"] = _feedback_id(draft.key, draft.channel)
     text, html_body = _encoded(draft.text), _encoded(draft.html)
     boundary = "=_" + hashlib.sha256(draft.content_hash.encode() + address.encode()).hexdigest()[:24]
     msg["Content-Type"] = _Prefolded("Content-Type", f'multipart/alternative; boundary="{boundary}"')
@@ -255,6 +259,48 @@ def message_id(draft_key: str, content_hash: str, address: str, config: Config) 
     domain = _sender_domain(config.site.sender)
     seed = f"{draft_key}\0{content_hash}\0{address.lower()}".encode()
     return f"<{hashlib.sha256(seed).hexdigest()[:32]}@{domain}>"
+
+
+def fresh_message_id(msg: EmailMessage, nonce: str) -> None:
+    """Give a built message a new Message-ID for a deliberate resend: the first one's, hashed
+    with the resend run's `nonce` (so every attempt of that run keeps one), on the same domain.
+    A bounce quoting it is not matched to its ledger row by Message-ID (intake.py), only by
+    its address."""
+    first = str(msg["Message-ID"] or "")
+    domain = first.strip("<>").rpartition("@")[2] or "localhost"
+    seed = f"{first}\0resend\0{nonce}".encode()
+    del msg["Message-ID"]
+    msg["Message-ID"] = _Prefolded("Message-ID", f"<{hashlib.sha256(seed).hexdigest()[:32]}@{domain}>")
+
+
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@lru_cache(maxsize=64)
+def _list_id(site_name: str, channel_name: str, identifier: str) -> _Prefolded:
+    """RFC 2919: `"Site channel" <id>`, the id the channel's `list_id` or `<channel>.<sender's
+    domain>`: a mailbox provider groups a list's messages (and its unsubscribe) by it."""
+    label = clean_header_text(f"{site_name} {channel_name}", NAME_CHARS)
+    return _address_header("List-Id", label, identifier)
+
+
+def default_list_id(channel_name: str, sender: str) -> str:
+    """`<channel>.<sender's domain>`, the channel's name made a DNS label."""
+    label = _ID_UNSAFE.sub("-", channel_name.lower()).strip("-._")[:63] or "list"
+    return f"{label}.{_sender_domain(sender)}"
+
+
+@lru_cache(maxsize=256)
+def _feedback_id(draft_key: str, channel_name: str) -> _Prefolded:
+    """Gmail's `campaign:channel:sender-id` (Postmaster Tools' feedback loop reports complaints by
+    these): the draft (its date or article slug) and the channel, no reader's data, ASCII only,
+    no `:` inside a field."""
+    campaign = draft_key.removeprefix(f"{channel_name}:")
+    fields = [_ID_UNSAFE.sub("-", part).strip("-")[:64] or "-" for part in (campaign, channel_name)]
+    return _Prefolded("Feedback-ID", f"{fields[0]}:{fields[1]}:{FEEDBACK_SENDER_ID}")
+
+
+FEEDBACK_SENDER_ID = "syndicate"
 
 
 class _CrlfText(str):

@@ -24,6 +24,7 @@ from .. import clock
 from ..config import Config
 from ..content import Article, ArticleCache
 from ..continuity import open_ledger
+from ..dkim import check_keys
 from ..errors import DeliveryError, SyndicateError
 from ..identity import resolve
 from ..intake import read_bounce_mailbox
@@ -106,7 +107,10 @@ class Daemon:
             self.close()
 
     def start(self) -> None:
-        """Lock the state folder, open the stores, bring the jobs in step with the content."""
+        """Lock the state folder, open the stores, bring the jobs in step with the content. A DKIM
+        key that cannot be used stops it here (a reload: back to the config before), not at its
+        first job."""
+        check_keys(self.config)
         try:  # a `syndicate send` holding the folder is waited for (a SIGHUP reload too)
             self._lock_file = lock_state_folder(
                 self.config.state_dir, "daemon", stop=self.stopping, on_wait=self._waiting

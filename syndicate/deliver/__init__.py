@@ -43,6 +43,11 @@ class Message:
     # The SMTP envelope sender (MAIL FROM) when it is not the target's own: a reader's VERP
     # bounce address (compose/mime.py `envelope_sender`).
     envelope_sender: str | None = None
+    # A deliberate `--resend` of a message the ledger has settled: that run's nonce, which gives
+    # it a new Message-ID (else a mailbox provider drops it as a duplicate of the first copy),
+    # the same for every attempt of the run. "": a first send, a retry, or an `unknown` message
+    # sent again, which keep their Message-ID (the server may hold it: a duplicate is dropped).
+    fresh_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from ..compose.mime import message_bytes
+from ..compose.mime import fresh_message_id, message_bytes
 from ..errors import DeliveryError
 from ..naming import EML, JSON, message_file
 from ..state import private_dir, write_private
@@ -49,6 +49,8 @@ class OutboxConnection:
     def send(self, message: Message) -> Result:
         payload = message.build()
         if isinstance(payload, EmailMessage):
+            if message.fresh_id:  # a deliberate resend, as the smtp target sends it
+                fresh_message_id(payload, message.fresh_id)
             data, suffix = message_bytes(payload), EML
         else:
             data, suffix = _json_bytes(payload), JSON

@@ -12,6 +12,7 @@ way. The connection is also renewed every `per_connection` messages, as relays e
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 import threading
@@ -22,13 +23,14 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from ..compose.mime import message_bytes
+from ..compose.mime import fresh_message_id, message_bytes
+from ..dkim import DkimSettings, Signer, signer_for
 from ..errors import DeliveryError
 from ..recipients import SubscriberList, ascii_address
 from ..stopping import StoppedAtOnce, cuttable
-from ..validation import is_loopback
+from ..validation import is_loopback, short
 from . import HandOverFailed, MailTargetSettings, Message, Pacing, Result, Verdict, handed
 
 if TYPE_CHECKING:
@@ -40,10 +42,12 @@ _DROPPED = (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError)
 class SmtpDelivery:
     """A configured SMTP server (named for the config target) that opens sessions to it."""
 
-    def __init__(self, name: str, settings: SmtpSettings, sender: str) -> None:
+    def __init__(self, name: str, settings: SmtpSettings, sender: str, signer: Signer | None = None) -> None:
         self.name = name
         self.settings = settings
         self.sender = ascii_address(parseaddr(sender)[1])  # the envelope sender unless a message has its own
+        self.signer = signer
+        self.ehlo_name = settings.ehlo_name or default_ehlo_name(self.sender)
         self.pacing = Pacing(
             connections=settings.connections,
             rate=settings.rate,
@@ -78,9 +82,11 @@ class SmtpDelivery:
         s = self.settings
         context = self._tls_context()
         if s.security == "ssl":
-            smtp: _Session = _SslSession(s.host, s.port, timeout=s.timeout, context=context)
+            smtp: _Session = _SslSession(
+                s.host, s.port, local_hostname=self.ehlo_name, timeout=s.timeout, context=context
+            )
         else:
-            smtp = _Session(s.host, s.port, timeout=s.timeout)
+            smtp = _Session(s.host, s.port, local_hostname=self.ehlo_name, timeout=s.timeout)
         try:
             if s.security == "starttls":
                 smtp.starttls(context=context)
@@ -162,7 +168,14 @@ class SmtpConnection:
         payload = message.build()
         if not isinstance(payload, EmailMessage):
             return Result(message.key, "failed", "smtp targets deliver emails, not posts")
+        if message.fresh_id:  # a deliberate resend: a new copy, not a duplicate to drop
+            fresh_message_id(payload, message.fresh_id)
         data = message_bytes(payload)
+        if self.delivery.signer is not None:  # once, on the very bytes that go out (retries included)
+            try:
+                data = self.delivery.signer.sign(data)
+            except DeliveryError as exc:  # this message cannot be signed: never sent unsigned
+                return Result(message.key, "failed", str(exc))
         try:
             with cuttable(self.stop):
                 return self._send(message, data)
@@ -229,6 +242,19 @@ class SmtpConnection:
             smtp.close()
 
 
+def default_ehlo_name(envelope_sender: str) -> str:
+    """The envelope sender's domain: the name whose SPF record the user publishes for the
+    servers that send their mail (SPF checks the HELO name too, RFC 7208 section 2.3), and a
+    fully qualified name, where a machine's own is often a container id or `localhost` (smtplib
+    then says `[127.0.0.1]`), which receivers score as spam or refuse (Postfix's
+    reject_non_fqdn_helo_hostname). Set `ehlo_name` to the host's FQDN when it has a proper one."""
+    return envelope_sender.rpartition("@")[2] or "localhost"
+
+
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})+")
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, smtplib.SMTPResponseException):
         error = exc.smtp_error
@@ -258,9 +284,25 @@ class SmtpSettings(MailTargetSettings):
     max_attempts: int = Field(default=5, gt=0, le=100)
     retry_delay: float = Field(default=60.0, ge=0, le=3600)
     local: bool = False  # a relay on this machine or a trusted network: plain-text login allowed
+    # The name this client gives in EHLO (default: the envelope sender's domain, `default_ehlo_name`).
+    ehlo_name: str | None = None
+    # Sign every message (dkim.py): {domain, selector, key_file or key_env}.
+    dkim: DkimSettings | None = None
     what: ClassVar[str] = "an smtp target, which sends email"
     networks: ClassVar[frozenset[str] | None] = frozenset()  # email only
     mails_readers: ClassVar[bool] = True
+
+    @field_validator("ehlo_name")
+    @classmethod
+    def _ehlo_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip(".")
+        if not _HOSTNAME.fullmatch(value):
+            raise ValueError(
+                f"{short(value)} is not a fully qualified host name (expected like mail.example.com)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _no_clear_text_password(self) -> SmtpSettings:
@@ -273,4 +315,5 @@ class SmtpSettings(MailTargetSettings):
         return self
 
     def connect(self, name: str, config: Config) -> SmtpDelivery:
-        return SmtpDelivery(name, self, config.site.return_path or config.site.sender)
+        signer = signer_for(name, self, config)  # a bad key: a ConfigError now, before any message
+        return SmtpDelivery(name, self, config.site.return_path or config.site.sender, signer)
