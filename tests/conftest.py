@@ -20,7 +20,7 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from socketserver import BaseServer
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import lxml.html
 import pytest
@@ -432,6 +432,34 @@ def tls_receiver(tls) -> Iterator[Receiver]:
 
 # Headless Chromium as the browser tests run it: Debian's package, no network but loopback
 # (remote images fail at once instead of waiting), a fresh profile per call.
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM_BINARY = Path("/usr/bin/chromium")
+needs_chromedriver = pytest.mark.skipif(
+    not (CHROMEDRIVER.exists() and CHROMIUM_BINARY.exists()),
+    reason="chromium and its driver are not installed (apt-get install chromium chromium-driver)",
+)
+
+
+@contextmanager
+def chromium_driver(profile: Path, width: int, height: int) -> Iterator[Any]:
+    """Debian's headless chromium driven by selenium through Debian's chromedriver (never one
+    Selenium Manager would download), a window of `width` x `height`, quit when the block ends."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM_BINARY)
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument("--headless=new" if flag == "--headless" else flag)
+    options.add_argument(f"--user-data-dir={profile}")
+    options.add_argument(f"--window-size={width},{height}")
+    service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
+    driver = webdriver.Chrome(options=options, service=service)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",

@@ -25,13 +25,11 @@ from syndicate.errors import ConfigError
 from syndicate.language import direction
 from syndicate.recipients import Recipient
 
-from .conftest import CHROMIUM_FLAGS, DATA
+from .conftest import DATA, chromium_driver, needs_chromedriver
 
 ARTICLES = DATA / "i18n" / "articles"
 LITERAL = DATA / "i18n" / "literal" / "rust-escapes.md"
 WINDOW_END = datetime(2024, 3, 11, 8, 0, tzinfo=ZoneInfo("Europe/London"))
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROMIUM = Path("/usr/bin/chromium")
 HERO_WIDTH = "544"  # the 600 px body less the 28 px paddings either side
 
 
@@ -238,28 +236,13 @@ def test_a_language_that_is_not_a_tag_is_refused(site):
 
 # In Chromium: the digest laid out at 600 and 375 px, screenshots kept, RTL titles on the right.
 
-needs_browser = pytest.mark.skipif(
-    not (CHROMEDRIVER.exists() and CHROMIUM.exists()),
-    reason="chromium and its driver are not installed (apt-get install chromium chromium-driver)",
-)
+needs_browser = needs_chromedriver
 
 
 @pytest.fixture
 def browser(tmp_path):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument("--headless=new" if flag == "--headless" else flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
-    options.add_argument("--window-size=800,900")
-    service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.set_page_load_timeout(30)
-    try:
+    with chromium_driver(tmp_path / "profile", 800, 900) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _at_width(browser, width: int) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from email.message import EmailMessage
-from pathlib import Path
 from urllib.parse import quote
 
 import lxml.html
@@ -22,37 +21,20 @@ from syndicate.send import send
 from syndicate.subscribers import SubscriberStore
 from syndicate.tokens import make_token, signing_key
 
-from .conftest import CHROMIUM_FLAGS, loopback_smtp
+from .conftest import chromium_driver, loopback_smtp, needs_chromedriver
 from .test_send import write_articles
 from .web_support import confirm_link, served, wait_for_mail
 
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROMIUM = Path("/usr/bin/chromium")
 ADDRESS = "browser.reader@example.org"
 
-pytestmark = pytest.mark.skipif(
-    not (CHROMEDRIVER.exists() and CHROMIUM.exists()),
-    reason="chromium and its driver are not installed (apt-get install chromium chromium-driver)",
-)
+pytestmark = needs_chromedriver
 
 
 @pytest.fixture
 def browser(tmp_path):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument("--headless=new" if flag == "--headless" else flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
-    options.add_argument("--window-size=1000,800")
-    service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.set_page_load_timeout(30)
-    driver.implicitly_wait(15)  # a click that submits a form returns before the next page is there
-    try:
+    with chromium_driver(tmp_path / "profile", 1000, 800) as driver:
+        driver.implicitly_wait(15)  # a click that submits a form returns before the next page is there
         yield driver
-    finally:
-        driver.quit()
 
 
 def status(config, email: str) -> str | None:
