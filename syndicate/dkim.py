@@ -18,13 +18,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parseaddr
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dkim as dkimpy
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 from pydantic import field_validator, model_validator
 
 from .errors import ConfigError, DeliveryError
@@ -55,6 +56,32 @@ MAX_BITS = 4096
 _DNS_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 TXT_CHUNK = 255  # the longest string one TXT record string holds (RFC 1035 section 3.3.14)
+
+
+_PREHASHED = {"sha256": utils.Prehashed(hashes.SHA256()), "sha1": utils.Prehashed(hashes.SHA1())}
+
+
+def _openssl_sign(digest: Any, key: dict[str, int]) -> bytes:
+    """RSASSA-PKCS1-v1_5 of a dkimpy hash object by OpenSSL (through `cryptography`): the same
+    bytes as dkimpy's own `crypto.RSASSA_PKCS1_v1_5_sign` (PKCS#1 v1.5 is deterministic; a test
+    compares them), ~0.6 ms for a 2048-bit key where its pure-Python one takes ~6 ms, the most
+    of what signing a message costs. dkimpy calls it by this name from its module."""
+    prehashed = _PREHASHED.get(str(digest.name).lower())
+    if prehashed is None:  # a hash this does not know: dkimpy's own code
+        return bytes(dkimpy.crypto.RSASSA_PKCS1_v1_5_sign(digest, key))
+    private = _openssl_key(
+        key["modulus"], key["publicExponent"], key["privateExponent"], key["prime1"], key["prime2"]
+    )
+    return private.sign(digest.digest(), padding.PKCS1v15(), prehashed)
+
+
+@lru_cache(maxsize=8)
+def _openssl_key(n: int, e: int, d: int, p: int, q: int) -> rsa.RSAPrivateKey:
+    crt = (rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q))
+    return rsa.RSAPrivateNumbers(p, q, d, *crt, rsa.RSAPublicNumbers(e, n)).private_key()
+
+
+dkimpy.RSASSA_PKCS1_v1_5_sign = _openssl_sign  # what `dkimpy.DKIM.sign` calls to sign
 
 
 class DkimSettings(Strict):
