@@ -247,7 +247,9 @@ def test_http_answer_lost_after_the_body_went_out(site, receiver, monkeypatch, k
     options = {"timeout": 1, "retries": 3}
     if kind == "linkedin":
         monkeypatch.setenv("LINKEDIN_TOKEN", "AQX-test-token")
-        options.update(type="linkedin", author="urn:li:organization:123", token="${LINKEDIN_TOKEN}")
+        options.update(
+            type="linkedin", author="urn:li:organization:123", token="${LINKEDIN_TOKEN}", thumbnail=False
+        )
     code, lines = send_post(site, receiver.url, **options)
     assert code == 1
     assert (

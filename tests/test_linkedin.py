@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
+import stat
+import time
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from syndicate import clock
 from syndicate.compose.littletext import RESERVED, unescape_little_text
 from syndicate.compose.social import SocialPost, compose_post
 from syndicate.config import load_config
@@ -17,8 +23,9 @@ from syndicate.deliver.linkedin import LINKEDIN_POSTS_URL
 from syndicate.dispatch import dispatch
 from syndicate.errors import ConfigError
 from syndicate.ledger import Ledger, sqlite_url
+from syndicate.send import send as send_now
 
-from .conftest import DATA
+from .conftest import DATA, serving
 from .sample_mail import email_for
 
 TOKEN = "AQX-test-token-7f3a9c"
@@ -33,7 +40,7 @@ def post(site) -> SocialPost:
     assert [p for p in loaded.problems if p.severity == "error"] == []
     post, problems = compose_post(loaded.articles[0], "linkedin", config)
     assert post is not None, problems
-    return post
+    return dataclasses.replace(post, image=None)  # a share without a thumbnail (tested apart below)
 
 
 def linkedin(site, url: str, monkeypatch, **options):
@@ -260,3 +267,188 @@ def test_an_answer_lost_after_the_post_went_out_is_unknown_and_not_retried(site,
         "no answer after the request was sent (ReadTimeout: none within 1 s): the receiver may have it",
     )
     assert len(receiver.requests) == 1 and target.slept == []
+
+
+# -- link cards with a thumbnail (the Images API) ------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8  # the bytes matter, not that it decodes
+IMAGE_URN = "urn:li:image:C4E10AQTest"
+
+
+class FakeLinkedIn(ThreadingHTTPServer):
+    """The Posts and Images APIs and the site's hero image, on 127.0.0.1. Each request is
+    checked the way LinkedIn documents it and kept (method, path) in order."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _LinkedInHandler)
+        self.seen: list[tuple[str, str]] = []
+        self.posts: list[dict] = []
+        self.post_status = 201
+        self.post_delay = 0.0
+        self.init_status = 200
+        self.image_status = 200
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _LinkedInHandler(BaseHTTPRequestHandler):
+    server: FakeLinkedIn
+
+    def _api_headers_ok(self) -> bool:
+        return (
+            self.headers["Authorization"] == f"Bearer {TOKEN}"
+            and self.headers["LinkedIn-Version"] == "202610"
+            and self.headers["X-Restli-Protocol-Version"] == "2.0.0"
+        )
+
+    def _answer(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.server.seen.append(("GET", self.path))
+        if self.path == "/img/hero.png" and self.server.image_status == 200:
+            self._answer(200, PNG, {"Content-Type": "image/png"})
+        else:
+            self._answer(self.server.image_status if self.server.image_status != 200 else 404)
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.server.seen.append(("POST", self.path))
+        body = self._body()
+        if not self._api_headers_ok() or self.headers["Content-Type"] != "application/json":
+            self._answer(400)
+        elif self.path == "/rest/images?action=initializeUpload":
+            assert json.loads(body) == {"initializeUploadRequest": {"owner": AUTHOR}}
+            value = {
+                "uploadUrlExpiresAt": 1790000000000,
+                "uploadUrl": f"{self.server.base}/upload/1",
+                "image": IMAGE_URN,
+            }
+            status = self.server.init_status
+            self._answer(
+                status, json.dumps({"value": value} if status == 200 else {"message": "no"}).encode()
+            )
+        elif self.path == "/rest/posts":
+            self.server.posts.append(json.loads(body))
+            time.sleep(self.server.post_delay)
+            self._answer(
+                self.server.post_status, b"", {"x-restli-id": f"urn:li:share:{len(self.server.posts)}"}
+            )
+        else:
+            self._answer(404)
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self.server.seen.append(("PUT", self.path))
+        ok = self.path == "/upload/1" and self.headers["Authorization"] == f"Bearer {TOKEN}"
+        self._answer(201 if ok and self._body() == PNG else 400)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_linkedin():
+    with serving(FakeLinkedIn()) as server:
+        yield server
+
+
+def card_site(site, server: FakeLinkedIn, monkeypatch, **options) -> None:
+    """A linkedin channel posting one article whose hero image the fake server serves."""
+    monkeypatch.setenv("LINKEDIN_TOKEN", TOKEN)
+    site.data["targets"]["li"] = {
+        "type": "linkedin",
+        "url": f"{server.base}/rest/posts",
+        "author": AUTHOR,
+        "token": "${LINKEDIN_TOKEN}",
+        "retries": 0,
+        **options,
+    }
+    site.data["channels"]["linkedin"]["targets"] = ["li"]
+    site.article(
+        "lamps.md",
+        f"---\ntitle: Lamps\ndescription: How lamps are kept.\ncta: Read on\n"
+        f"heroImage: {{path: '{server.base}/img/hero.png', alt: 'A lamp room at dusk'}}\n"
+        f"publish_date: '{(clock.now() - timedelta(days=1)).strftime('%Y-%m-%dT%H:%M:%SZ')}'\n---\nText.\n",
+    )
+
+
+def card_payload(site) -> dict:
+    config = site.config()
+    [article] = load_articles(config).articles
+    post, problems = compose_post(article, "linkedin", config)
+    assert post is not None, problems
+    return post.as_dict()
+
+
+def test_a_share_s_card_shows_the_hero_image_uploaded_through_the_images_api(
+    site, fake_linkedin, monkeypatch
+):
+    card_site(site, fake_linkedin, monkeypatch)
+    outcome = send_now(site.config(), select="all", channels=["linkedin"])
+    assert outcome.ok
+    assert fake_linkedin.seen == [
+        ("GET", "/img/hero.png"),
+        ("POST", "/rest/images?action=initializeUpload"),
+        ("PUT", "/upload/1"),
+        ("POST", "/rest/posts"),
+    ]
+    [post] = fake_linkedin.posts
+    assert post["content"]["article"]["thumbnail"] == IMAGE_URN
+    assert post["content"]["article"]["thumbnailAltText"] == "A lamp room at dusk"
+    assert post["content"]["article"]["title"] == "Lamps"
+    uploads = json.loads((site.config().state_dir / "uploads.json").read_text())
+    assert uploads == {"li": {f"{fake_linkedin.base}/img/hero.png": IMAGE_URN}}
+    assert stat.S_IMODE((site.config().state_dir / "uploads.json").stat().st_mode) == 0o600
+    assert send_now(site.config(), select="all", channels=["linkedin"]).ok
+    assert len(fake_linkedin.posts) == 1  # sent once
+
+
+def test_a_post_retried_on_a_later_run_reuses_the_upload(site, fake_linkedin, monkeypatch):
+    card_site(site, fake_linkedin, monkeypatch)
+    fake_linkedin.post_status = 503
+    assert not send_now(site.config(), select="all", channels=["linkedin"]).ok
+    fake_linkedin.post_status = 201
+    assert send_now(site.config(), select="all", channels=["linkedin"]).ok
+    assert [s for s in fake_linkedin.seen if s[0] != "POST" or "images" in s[1]] == [
+        ("GET", "/img/hero.png"),
+        ("POST", "/rest/images?action=initializeUpload"),
+        ("PUT", "/upload/1"),
+    ]  # once: the second run posted with the image it had uploaded
+    assert [p["content"]["article"]["thumbnail"] for p in fake_linkedin.posts] == [IMAGE_URN, IMAGE_URN]
+
+
+def test_a_lost_answer_to_the_share_is_unknown_and_never_posted_again(site, fake_linkedin, monkeypatch):
+    card_site(site, fake_linkedin, monkeypatch, timeout=1)
+    fake_linkedin.post_delay = 2.0
+    outcome = send_now(site.config(), select="all", channels=["linkedin"])
+    assert [(report.sent, report.unknown) for _, report in outcome.reports] == [(0, 1)]
+    fake_linkedin.post_delay = 0
+    assert send_now(site.config(), select="all", channels=["linkedin"]).ok  # schedule.unknown: skip
+    assert len(fake_linkedin.posts) == 1
+
+
+def test_an_image_that_cannot_be_had_posts_the_share_without_a_thumbnail(site, fake_linkedin, monkeypatch):
+    card_site(site, fake_linkedin, monkeypatch)
+    fake_linkedin.image_status = 404
+    result = send(make_target("li", site.config()), card_payload(site))
+    assert result.outcome == "sent"
+    assert result.detail == "urn:li:share:1; no thumbnail: the image URL answered HTTP 404"
+    assert "thumbnail" not in fake_linkedin.posts[0]["content"]["article"]
+    assert ("POST", "/rest/images?action=initializeUpload") not in fake_linkedin.seen
+
+
+def test_a_refused_token_at_the_upload_fails_before_anything_is_posted(site, fake_linkedin, monkeypatch):
+    card_site(site, fake_linkedin, monkeypatch)
+    fake_linkedin.init_status = 401
+    result = send(make_target("li", site.config()), card_payload(site))
+    assert result.outcome == "failed" and "LinkedIn refused the access token of targets.li" in result.detail
+    assert TOKEN not in result.detail and fake_linkedin.posts == []

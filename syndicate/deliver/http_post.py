@@ -129,14 +129,18 @@ class HttpConnection:
         self.stop = stop or threading.Event()
 
     def post(
-        self, key: MessageKey, body: bytes, headers: Callable[[], dict[str, str]]
+        self,
+        key: MessageKey,
+        body: bytes,
+        headers: Callable[[], dict[str, str]],
+        url: str | None = None,
     ) -> requests.Response | Result:
         """The receiver's final answer, or the message's `Result` when none came: `retry` after
         all the retries or when the run stopped before the next, `unknown` when the request went
         out and its answer was lost (or a second Ctrl-C cut the wait for it short).
 
         `headers` is called before each attempt, so per-attempt values (a signature timestamp)
-        stay fresh.
+        stay fresh. `url` is another endpoint of the same service (an upload before the post).
         """
         settings = self.delivery.settings
         problem, delay = "", 0.0
@@ -149,7 +153,7 @@ class HttpConnection:
             try:
                 with cuttable(self.stop):
                     response = self.session.post(
-                        settings.url,
+                        url or settings.url,
                         data=body,
                         headers=fresh,
                         timeout=settings.timeout,

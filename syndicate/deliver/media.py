@@ -1,0 +1,105 @@
+"""The images social targets post with an article: fetched from its hero image URL, and what
+each network answered for an upload, remembered.
+
+Networks do not fetch a link card's image themselves (LinkedIn's Posts API, Bluesky's embeds):
+the target downloads the hero image and uploads it first. `fetch_image` is that download, with
+the limits a demanding operator wants: http(s) only (plain http only to loopback, as for every
+target), no redirects to elsewhere than http(s), a size cap read as the bytes arrive (never a
+whole unbounded body in memory), an image content type. `UploadCache` keeps what a network
+answered for an upload (an image URN) in the state folder, per target and image URL, so a post
+retried on a later run reuses the upload instead of uploading the same image again.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+
+from ..validation import is_loopback
+from .http_post import http_session
+
+__all__ = ["UPLOADS_FILE", "Image", "ImageUnavailable", "UploadCache", "fetch_image"]
+
+UPLOADS_FILE = "uploads.json"
+DEFAULT_MAX_BYTES = 8 * 1024 * 1024
+_CHUNK = 64 * 1024
+_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+
+class ImageUnavailable(Exception):
+    """The image could not be had; the message says why in a few words, never a secret."""
+
+
+@dataclass(frozen=True)
+class Image:
+    data: bytes
+    content_type: str
+    url: str
+
+
+def fetch_image(
+    url: str, *, max_bytes: int = DEFAULT_MAX_BYTES, timeout: float = 20.0, verify: bool | str = True
+) -> Image:
+    """The image at `url`: at most `max_bytes`, one of JPEG, PNG, GIF or WebP."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname)):
+        raise ImageUnavailable("the image URL is not https")
+    try:
+        with (
+            http_session() as session,
+            session.get(url, timeout=timeout, verify=verify, stream=True) as answer,
+        ):
+            if answer.status_code != 200:
+                raise ImageUnavailable(f"the image URL answered HTTP {answer.status_code}")
+            content_type = answer.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if content_type not in _TYPES:
+                raise ImageUnavailable(
+                    f"the image is {content_type or 'of no type'} (expected JPEG, PNG, GIF or WebP)"
+                )
+            declared = answer.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise ImageUnavailable(f"the image is {int(declared):,} bytes (at most {max_bytes:,})")
+            data = bytearray()
+            for chunk in answer.iter_content(_CHUNK):
+                data += chunk
+                if len(data) > max_bytes:
+                    raise ImageUnavailable(f"the image is over {max_bytes:,} bytes")
+    except requests.RequestException as exc:
+        raise ImageUnavailable(f"the image could not be fetched ({type(exc).__name__})") from None
+    if not data:
+        raise ImageUnavailable("the image is empty")
+    return Image(bytes(data), content_type, url)
+
+
+class UploadCache:
+    """target -> image URL -> what the network called the uploaded image, in a small private JSON
+    file of the state folder (written whole, never half). A lost entry costs one upload again."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def get(self, target: str, url: str) -> str | None:
+        found = self._read().get(target, {}).get(url)
+        return found if isinstance(found, str) else None
+
+    def put(self, target: str, url: str, ref: str) -> None:
+        from ..state import write_private  # state imports config, which imports the target types
+
+        with self._lock:
+            entries = self._read()
+            entries.setdefault(target, {})[url] = ref
+            write_private(self.path, json.dumps(entries, indent=1, sort_keys=True) + "\n")
+
+    def _read(self) -> dict[str, dict[str, str]]:
+        try:
+            found = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}  # none yet, or unreadable: uploads are made again
+        return found if isinstance(found, dict) else {}
