@@ -193,7 +193,9 @@ def test_bluesky_link_facet_points_at_the_link(config: Config, articles: list[Ar
 
 def test_a_post_that_cannot_fit_is_an_error_and_the_others_still_compose(site) -> None:
     site.article("fine.md", "---\ntitle: Fine\npublish_date: 2024-01-01\ncta: Follow us.\n---\nBody.\n")
-    site.article("huge.md", f"---\ntitle: Huge\npublish_date: 2024-01-02\ncta: {'word ' * 700}\n---\nBody.\n")
+    site.article(
+        "huge.md", f"---\ntitle: Huge\npublish_date: 2024-01-02\nsubtitle: {'word ' * 700}\n---\nBody.\n"
+    )
     config = site.config()
     posts, problems = compose_social_channel(load_articles(config).articles, "linkedin", config)
     assert [p.article.slug for p in posts] == ["fine"]
@@ -323,7 +325,9 @@ def test_bluesky_posts_stay_under_3000_bytes_too(site) -> None:
 
 
 def test_cannot_fit_error_names_channel_network_and_limit(site) -> None:
-    site.article("huge.md", f"---\ntitle: Huge\npublish_date: 2024-01-02\ncta: {'word ' * 700}\n---\nB.\n")
+    site.article(
+        "huge.md", f"---\ntitle: Huge\npublish_date: 2024-01-02\nsubtitle: {'word ' * 700}\n---\nB.\n"
+    )
     config = site.config()
     post, problems = compose_post(load_articles(config).articles[0], "linkedin", config)
     assert post is None
@@ -332,3 +336,32 @@ def test_cannot_fit_error_names_channel_network_and_limit(site) -> None:
         f"{site.content / 'huge.md'}: linkedin: the linkedin post for channel linkedin is "
     )
     assert "expected at most 3000" in str(error)
+
+
+@pytest.mark.parametrize("net", ["x", "bluesky", "mastodon", "linkedin"])
+def test_the_cta_goes_on_every_network_when_it_fits(site, net) -> None:
+    site.data["channels"]["social"] = {"kind": "social", "network": net, "targets": ["social-outbox"]}
+    site.article(
+        "short.md",
+        "---\ntitle: Harbour lights\ndescription: Why the lights change colour.\npublish_date: 2024-01-02\n"
+        "cta: Follow us for the next one.\n---\nB.\n",
+    )
+    config = site.config()
+    post, problems = compose_post(load_articles(config).articles[0], "social", config)
+    assert post is not None and "Follow us for the next one." in post.text
+    assert "Why the lights change colour." in post.text
+    assert not [p for p in problems if p.field == "cta"]
+
+
+def test_a_cta_that_cannot_fit_is_left_out_with_a_warning_naming_it(site) -> None:
+    site.data["channels"]["social"] = {"kind": "social", "network": "x", "targets": ["social-outbox"]}
+    site.article(
+        "long.md",
+        "---\ntitle: Harbour lights\npublish_date: 2024-01-02\n"
+        f"cta: {'Follow us on every network we are on. ' * 8}\n---\nB.\n",
+    )
+    config = site.config()
+    post, problems = compose_post(load_articles(config).articles[0], "social", config)
+    assert post is not None and "Follow us" not in post.text and "Harbour lights" in post.text
+    [warning] = [p for p in problems if p.field == "cta"]
+    assert warning.severity == "warning" and "left out of channel social's x post" in str(warning)

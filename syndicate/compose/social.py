@@ -186,10 +186,25 @@ class _Composer:
                 )
             )
 
-        def render(title: str, description: str) -> str:
-            return self._render(article, title, description, tags)
+        def render(cta: str | None) -> Callable[[str, str], str]:
+            return lambda title, description: self._render(article, title, description, tags, cta)
 
-        fitted = _fit(article, self.channel_name, net, render)
+        fitted = _fit(article, self.channel_name, net, render(article.cta))
+        if article.cta and (isinstance(fitted, Problem) or fitted[1]):
+            # The call to action goes on every network when it fits: dropped only for a post
+            # that cannot fit with it, or whose title it would cut when the title fits without.
+            bare = _fit(article, self.channel_name, net, render(None))
+            if not isinstance(bare, Problem) and (isinstance(fitted, Problem) or not bare[1]):
+                fitted = bare
+                problems.append(
+                    Problem(
+                        article.path,
+                        "cta",
+                        "warning",
+                        f"left out of channel {self.channel_name}'s {net.name} post: it does not fit "
+                        f"in {net.limit} {net.unit} with the title (expected a shorter cta)",
+                    )
+                )
         if isinstance(fitted, Problem):
             return None, [*problems, fitted]
         text, title_cut = fitted
@@ -221,14 +236,16 @@ class _Composer:
         )
         return post, problems
 
-    def _render(self, article: Article, title: str, description: str, tags: tuple[str, ...]) -> str:
+    def _render(
+        self, article: Article, title: str, description: str, tags: tuple[str, ...], cta: str | None
+    ) -> str:
         context = {
             "article": article,
             "site": self.site,
             "network": self.channel.network,
             "title": title,
             "description": description,
-            "cta": article.cta,
+            "cta": cta,
             "link": article.url,
             "hashtags": list(tags),
         }
