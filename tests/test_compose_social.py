@@ -365,3 +365,66 @@ def test_a_cta_that_cannot_fit_is_left_out_with_a_warning_naming_it(site) -> Non
     assert post is not None and "Follow us" not in post.text and "Harbour lights" in post.text
     [warning] = [p for p in problems if p.field == "cta"]
     assert warning.severity == "warning" and "left out of channel social's x post" in str(warning)
+
+
+OWN_COPY = """\
+---
+title: Harbour lights
+description: Why the lights change colour.
+publish_date: 2024-01-02
+cta: Follow us.
+tags: [harbours, lights]
+social:
+  x: "Red to port, green to starboard: a short thread-free take. #harbours"
+  mastodon: |
+    Why do harbour lights change colour?
+    Read it here: https://example.com/articles/own-copy
+---
+Body.
+"""
+
+
+def test_an_article_s_own_text_for_a_network_replaces_the_template_s(site) -> None:
+    site.data["channels"].update(
+        {
+            "x": {"kind": "social", "network": "x", "targets": ["social-outbox"]},
+            "toots": {"kind": "social", "network": "mastodon", "targets": ["social-outbox"]},
+        }
+    )
+    site.article("own-copy.md", OWN_COPY)
+    config = site.config()
+    [article] = load_articles(config).articles
+    x_post, _ = compose_post(article, "x", config)
+    assert x_post is not None
+    assert x_post.text == (
+        "Red to port, green to starboard: a short thread-free take. #harbours\n\n"
+        "https://example.com/articles/own-copy"
+    )  # the link added: the text did not hold it
+    toot, _ = compose_post(article, "toots", config)
+    assert toot is not None
+    assert (
+        toot.text
+        == "Why do harbour lights change colour?\nRead it here: https://example.com/articles/own-copy"
+    )
+    linkedin_post, _ = compose_post(article, "linkedin", config)  # no own text: the template's
+    assert linkedin_post is not None and linkedin_post.text.startswith("Harbour lights")
+    assert article.as_dict()["social"]["x"].startswith("Red to port")
+
+
+def test_an_own_text_that_does_not_fit_is_an_error_naming_the_field(site) -> None:
+    site.data["channels"]["x"] = {"kind": "social", "network": "x", "targets": ["social-outbox"]}
+    site.article("long-copy.md", OWN_COPY.replace("a short thread-free take.", "word " * 60))
+    config = site.config()
+    post, problems = compose_post(load_articles(config).articles[0], "x", config)
+    assert post is None
+    [error] = [p for p in problems if p.severity == "error"]
+    assert error.field == "social.x" and "(expected at most 280" in str(error)
+
+
+@pytest.mark.parametrize(("social", "field"), [("'just text'", "social"), ("{x: [1, 2]}", "social.x")])
+def test_a_social_field_that_is_not_network_texts_refuses_the_article(site, social, field) -> None:
+    site.article("bad.md", f"---\ntitle: Bad\npublish_date: 2024-01-02\nsocial: {social}\n---\nB.\n")
+    loaded = load_articles(site.config())
+    assert loaded.articles == []
+    [error] = [p for p in loaded.problems if p.severity == "error"]
+    assert error.field == field

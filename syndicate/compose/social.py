@@ -186,6 +186,10 @@ class _Composer:
                 )
             )
 
+        own = article.social.get(net.name)
+        if own is not None:
+            return self._own_copy(article, own, tags, problems)
+
         def render(cta: str | None) -> Callable[[str, str], str]:
             return lambda title, description: self._render(article, title, description, tags, cta)
 
@@ -221,7 +225,11 @@ class _Composer:
                     f"shortens it in its {net.name} post (expected a title that fits {room})",
                 )
             )
-        post = SocialPost(
+        return self._post(article, text, tags), problems
+
+    def _post(self, article: Article, text: str, tags: tuple[str, ...]) -> SocialPost:
+        net = self.net
+        return SocialPost(
             network=net.name,
             text=text,
             link=article.url,
@@ -234,7 +242,27 @@ class _Composer:
             fold=net.fold(text),
             facets=net.facets(text, tags),
         )
-        return post, problems
+
+    def _own_copy(
+        self, article: Article, own: str, tags: tuple[str, ...], problems: list[Problem]
+    ) -> tuple[SocialPost | None, list[Problem]]:
+        """The article's own text for this network (frontmatter `social.<network>`), with its
+        link added at the end when the text does not hold it; never shortened: it is the
+        author's, so a text that does not fit is an error naming the field."""
+        net = self.net
+        text = own if article.url in own else f"{own}\n\n{article.url}"
+        if not net.fits(text):
+            return None, [
+                *problems,
+                Problem(
+                    article.path,
+                    f"social.{net.name}",
+                    "error",
+                    f"is {net.size(text)} with the link "
+                    f"(expected at most {net.limit} {net.unit} on {net.label})",
+                ),
+            ]
+        return self._post(article, text, tags), problems
 
     def _render(
         self, article: Article, title: str, description: str, tags: tuple[str, ...], cta: str | None

@@ -89,6 +89,8 @@ class Article:
     # first seen under, for an article renamed since. Set by `identity.resolve`, never by loading.
     stem: str | None = None
     lang: str | None = None  # its language (BCP 47) when its frontmatter's `lang` gives one
+    # Its own post text per network (frontmatter `social:`), used instead of the template's.
+    social: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -118,6 +120,7 @@ class Article:
             "cta": self.cta,
             "cta_url": self.cta_url,
             "tags": list(self.tags),
+            "social": dict(self.social),
             "read_minutes": self.read_minutes,
             "excerpt": self.excerpt,
             "content_hash": self.content_hash,

@@ -281,6 +281,26 @@ def language(meta: dict[str, Any]) -> str | None:
         raise FieldError("lang", str(exc)) from None
 
 
+def social_copy(meta: dict[str, Any]) -> dict[str, str]:
+    """The article's own text per network (`social: {x: "...", linkedin: "..."}`), which its posts
+    on that network use instead of the template's. Line breaks are kept: they are the post's."""
+    value = meta.get("social")
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise FieldError(
+            "social", f"{reprs.repr(value)} is not a mapping (expected network: text, like {{x: '...'}})"
+        )
+    copy: dict[str, str] = {}
+    for network, given in value.items():
+        if not isinstance(given, str) or not given.strip():
+            raise FieldError(
+                f"social.{network}", f"{reprs.repr(given)} is not text (expected the post's text)"
+            )
+        copy[str(network).lower()] = "\n".join(line.rstrip() for line in given.strip().splitlines())
+    return copy
+
+
 def tags(meta: dict[str, Any]) -> tuple[str, ...]:
     tags: list[str] = []
     for name in ("tags", "categories"):

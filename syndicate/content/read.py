@@ -38,6 +38,7 @@ KNOWN = {
     "hero_image",
     "cta",
     "cta_url",
+    "social",
     "tags",
     "categories",
     "category",
@@ -222,6 +223,7 @@ def _normalise(
         id=article_id,
         url_field=url_field,
         lang=fields.language(meta),
+        social=fields.social_copy(meta),
         extra={k: v for k, v in meta.items() if k not in KNOWN and k not in used},
     )
 
