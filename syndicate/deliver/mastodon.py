@@ -75,8 +75,9 @@ class MastodonSettings(HttpSettings):
         """The API paths are added to it, so it is the server's address without a path."""
         parts = urlsplit(value)
         if parts.path.strip("/") or parts.query or parts.fragment:
+            extra = short(value[len(f"{parts.scheme}://{parts.netloc}") :])
             raise ValueError(
-                f"{short(value)} is not a server address (expected e.g. https://mastodon.social)"
+                f"has more than the server's address ({extra}; expected e.g. https://mastodon.social)"
             )
         return value.rstrip("/")
 
