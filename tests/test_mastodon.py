@@ -23,7 +23,7 @@ import pytest
 import regex
 
 from syndicate.config import load_config
-from syndicate.deliver import Message, MessageKey, make_target
+from syndicate.deliver import Message, MessageKey, handing_over, make_target
 from syndicate.deliver.mastodon import idempotency_key
 from syndicate.errors import ConfigError
 from syndicate.ledger import LEDGER_FILE
@@ -61,6 +61,7 @@ class FakeMastodon(ThreadingHTTPServer):
         self.upload_status = 200
         self.processing_polls = 0
         self.scripted: deque[tuple[int, dict[str, str], dict]] = deque()
+        self.upload_scripted: deque[tuple[int, dict[str, str], dict]] = deque()
         self.hold = 0.0
         self.image_type = "image/png"
         self.released = threading.Event()
@@ -131,6 +132,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _upload(self, seen: Seen) -> None:
         server = self.server
+        if server.upload_scripted:
+            status, headers, body = server.upload_scripted.popleft()
+            self._answer(status, body, {"Content-Type": "application/json", **headers})
+            return
         head = f"Content-Type: {seen.headers['Content-Type']}\r\n\r\n".encode()
         form = BytesParser(policy=policy.HTTP).parsebytes(head + seen.body)
         parts = {p.get_param("name", header="content-disposition"): p for p in form.iter_parts()}
@@ -354,6 +359,41 @@ def test_a_lost_answer_then_a_rerun_posts_once(site, mastodon, monkeypatch):
     assert statuses[0].headers["Idempotency-Key"] == statuses[1].headers["Idempotency-Key"]
 
     assert ledger_rows(site) == [("sent", 2)]
+
+
+def test_only_the_status_tells_the_ledger_the_post_is_handed_over(site, mastodon, monkeypatch):
+    """The upload and the polls publish nothing: a crash during them must leave the message
+    pending (sent in full next run), not `unknown` (never sent under the default policy)."""
+    masto_site(site, mastodon, monkeypatch)
+    mastodon.upload_status, mastodon.processing_polls = 202, 1
+    told: list[str] = []
+    target = target_for(site)
+    with target.open() as connection, handing_over(lambda: told.append("handed")):
+        assert connection.send(the_post(site)).outcome == "sent"
+    assert len(mastodon.seen) == 5 and told == ["handed"]
+
+
+def test_a_failing_server_at_upload_leaves_it_for_the_next_run(site, mastodon, monkeypatch):
+    masto_site(site, mastodon, monkeypatch, retries=1)
+    mastodon.upload_scripted.extend([(503, {}, {"error": "Service Unavailable"})] * 2)
+    target = target_for(site)
+    result = deliver(target, the_post(site))
+    assert (result.outcome, result.detail) == (
+        "retry",
+        "the image upload: HTTP 503 Service Unavailable after 2 attempts",
+    )
+    assert mastodon.created == [] and len(target.slept) == 1
+
+
+def test_an_image_mastodon_refuses_is_left_out(site, mastodon, monkeypatch):
+    masto_site(site, mastodon, monkeypatch)
+    mastodon.upload_scripted.append((422, {}, {"error": "Validation failed: File content type is invalid"}))
+    result = deliver(target_for(site), the_post(site))
+    assert result.outcome == "sent" and mastodon.created[0]["media_ids"] == []
+    assert result.detail.endswith(
+        "; posted without the image: Mastodon refused the image (HTTP 422 Unprocessable Entity): "
+        "Validation failed: File content type is invalid"
+    )
 
 
 def test_429_waits_as_retry_after_says(site, mastodon, monkeypatch):
