@@ -24,6 +24,7 @@ import regex
 
 from syndicate.config import load_config
 from syndicate.deliver import Message, MessageKey, handing_over, make_target
+from syndicate.deliver import mastodon as mastodon_module
 from syndicate.deliver.mastodon import idempotency_key
 from syndicate.errors import ConfigError
 from syndicate.ledger import LEDGER_FILE
@@ -462,6 +463,15 @@ def test_an_image_that_is_not_an_image_is_left_out_and_said(site, mastodon, monk
     assert result.detail.endswith("; posted without the image: it is not an image Mastodon takes (text/html)")
     assert requests_made(mastodon) == ["GET /img/hero.png", "POST /api/v1/statuses"]
     assert "media_ids[]" not in dict(form_of(mastodon.seen[-1]))
+
+
+def test_an_image_over_the_size_limit_is_left_out(site, mastodon, monkeypatch):
+    masto_site(site, mastodon, monkeypatch)
+    monkeypatch.setattr(mastodon_module, "MAX_IMAGE_BYTES", len(PNG) - 1)
+    result = deliver(target_for(site), the_post(site))
+    assert result.outcome == "sent"
+    assert result.detail.endswith(f"; posted without the image: it is larger than {len(PNG) - 1:,} bytes")
+    assert requests_made(mastodon) == ["GET /img/hero.png", "POST /api/v1/statuses"]
 
 
 def test_an_upload_that_never_finishes_processing_is_left_out(site, mastodon, monkeypatch):

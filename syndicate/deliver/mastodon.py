@@ -267,7 +267,7 @@ class MastodonConnection:
                 for chunk in answer.iter_content(64 * 1024):
                     data += chunk
                     if len(data) > MAX_IMAGE_BYTES:
-                        return _Left(f"it is larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB")
+                        return _Left(f"it is larger than {MAX_IMAGE_BYTES:,} bytes")
         except requests.RequestException as exc:
             return _Left(f"cannot fetch it ({type(exc).__name__})")
         return data, kind
