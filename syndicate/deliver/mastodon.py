@@ -263,14 +263,14 @@ class MastodonConnection:
                 kind = answer.headers.get("Content-Type", "").split(";")[0].strip().lower()
                 if kind not in IMAGE_TYPES:
                     return _Left(f"it is not an image Mastodon takes ({kind or 'no Content-Type'})")
-                data = b""
+                data = bytearray()
                 for chunk in answer.iter_content(64 * 1024):
-                    data += chunk
+                    data.extend(chunk)
                     if len(data) > MAX_IMAGE_BYTES:
                         return _Left(f"it is larger than {MAX_IMAGE_BYTES:,} bytes")
         except requests.RequestException as exc:
             return _Left(f"cannot fetch it ({type(exc).__name__})")
-        return data, kind
+        return bytes(data), kind
 
     def _refused(self, answer: requests.Response, what: str) -> str:
         """One line for a 4xx: the token to renew on 401/403, else Mastodon's own `error`."""
