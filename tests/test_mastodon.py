@@ -460,7 +460,10 @@ def test_an_image_that_is_not_an_image_is_left_out_and_said(site, mastodon, monk
     mastodon.image_type = "text/html"
     result = deliver(target_for(site), the_post(site))
     assert result.outcome == "sent"
-    assert result.detail.endswith("; posted without the image: it is not an image Mastodon takes (text/html)")
+    assert result.detail.endswith(
+        "; posted without the image: the image is text/html (expected one of image/avif, "
+        "image/gif, image/heic, image/jpeg, image/png, image/webp)"
+    )
     assert requests_made(mastodon) == ["GET /img/hero.png", "POST /api/v1/statuses"]
     assert "media_ids[]" not in dict(form_of(mastodon.seen[-1]))
 
@@ -470,7 +473,9 @@ def test_an_image_over_the_size_limit_is_left_out(site, mastodon, monkeypatch):
     monkeypatch.setattr(mastodon_module, "MAX_IMAGE_BYTES", len(PNG) - 1)
     result = deliver(target_for(site), the_post(site))
     assert result.outcome == "sent"
-    assert result.detail.endswith(f"; posted without the image: it is larger than {len(PNG) - 1:,} bytes")
+    assert result.detail.endswith(
+        f"; posted without the image: the image is {len(PNG):,} bytes (at most {len(PNG) - 1:,})"
+    )
     assert requests_made(mastodon) == ["GET /img/hero.png", "POST /api/v1/statuses"]
 
 

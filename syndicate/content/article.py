@@ -121,6 +121,7 @@ class Article:
             "cta_url": self.cta_url,
             "tags": list(self.tags),
             "social": dict(self.social),
+            "lang": self.lang,
             "read_minutes": self.read_minutes,
             "excerpt": self.excerpt,
             "content_hash": self.content_hash,

@@ -38,10 +38,11 @@ import requests
 from pydantic import Field, SecretStr, field_validator
 from urllib3 import encode_multipart_formdata
 
-from .. import __version__, clock
-from ..validation import is_loopback, short
+from .. import clock
+from ..validation import short
 from . import Message, MessageKey, Result, _handing
 from .http_post import HttpConnection, HttpDelivery, HttpSettings, _verify, http_session
+from .media import ImageUnavailable, fetch_image
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -107,14 +108,11 @@ class MastodonDelivery(HttpDelivery):
 
     @contextmanager
     def open(self, stop: threading.Event | None = None) -> Iterator[MastodonConnection]:
-        # Two sessions: the image is fetched from the article's site, which must never see the token.
-        with http_session() as session, requests.Session() as images:
+        with http_session() as session:
             assert self.settings.token is not None  # config requires it for mastodon targets
             session.headers["Authorization"] = f"Bearer {self.settings.token.get_secret_value()}"
             session.hooks["response"].append(_rate_limit_as_retry_after)
-            images.headers["User-Agent"] = f"syndicate/{__version__}"
-            images.max_redirects = 5
-            yield MastodonConnection(self, session, images, stop)
+            yield MastodonConnection(self, session, stop)
 
 
 @dataclass(frozen=True)
@@ -131,12 +129,10 @@ class MastodonConnection:
         self,
         delivery: MastodonDelivery,
         session: requests.Session,
-        images: requests.Session,
         stop: threading.Event | None = None,
     ) -> None:
         self.delivery = delivery
         self.session = session
-        self.images = images
         self.stop = stop or threading.Event()
         self._media = self._endpoint("/api/v2/media")
         self._statuses = self._endpoint("/api/v1/statuses")
@@ -251,26 +247,20 @@ class MastodonConnection:
         return _Left(f"Mastodon was still processing it after {waited:g} s")
 
     def _fetch(self, url: str) -> tuple[bytes, str] | _Left:
-        """The hero image's bytes and type, from the article's site: https (plain http only to
-        loopback), an image type Mastodon takes, at most MAX_IMAGE_BYTES, within the timeout."""
-        parts = urlsplit(url)
-        if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname)):
-            return _Left(f"{short(url)} is not an https URL")
+        """The hero image's bytes and type (media.py's rules: no token sent to the site), an
+        image type Mastodon takes, at most MAX_IMAGE_BYTES, within the timeout."""
+        settings = self.delivery.settings
         try:
-            with self.images.get(url, timeout=self.delivery.settings.timeout, stream=True) as answer:
-                if answer.status_code != 200:
-                    return _Left(f"fetching it answered HTTP {answer.status_code}")
-                kind = answer.headers.get("Content-Type", "").split(";")[0].strip().lower()
-                if kind not in IMAGE_TYPES:
-                    return _Left(f"it is not an image Mastodon takes ({kind or 'no Content-Type'})")
-                data = bytearray()
-                for chunk in answer.iter_content(64 * 1024):
-                    data.extend(chunk)
-                    if len(data) > MAX_IMAGE_BYTES:
-                        return _Left(f"it is larger than {MAX_IMAGE_BYTES:,} bytes")
-        except requests.RequestException as exc:
-            return _Left(f"cannot fetch it ({type(exc).__name__})")
-        return bytes(data), kind
+            image = fetch_image(
+                url,
+                max_bytes=MAX_IMAGE_BYTES,
+                timeout=settings.timeout,
+                verify=_verify(settings),
+                types=IMAGE_TYPES,
+            )
+        except ImageUnavailable as exc:
+            return _Left(str(exc))
+        return image.data, image.content_type
 
     def _refused(self, answer: requests.Response, what: str) -> str:
         """One line for a 4xx: the token to renew on 401/403, else Mastodon's own `error`."""

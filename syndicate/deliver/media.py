@@ -14,21 +14,23 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
 
+from .. import __version__
 from ..validation import is_loopback
-from .http_post import http_session
 
-__all__ = ["UPLOADS_FILE", "Image", "ImageUnavailable", "UploadCache", "fetch_image"]
+__all__ = ["IMAGE_TYPES", "UPLOADS_FILE", "Image", "ImageUnavailable", "UploadCache", "fetch_image"]
 
 UPLOADS_FILE = "uploads.json"
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 _CHUNK = 64 * 1024
-_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+MAX_REDIRECTS = 5
 
 
 class ImageUnavailable(Exception):
@@ -43,32 +45,41 @@ class Image:
 
 
 def fetch_image(
-    url: str, *, max_bytes: int = DEFAULT_MAX_BYTES, timeout: float = 20.0, verify: bool | str = True
+    url: str,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    timeout: float = 20.0,
+    verify: bool | str = True,
+    types: Collection[str] = IMAGE_TYPES,
 ) -> Image:
-    """The image at `url`: at most `max_bytes`, one of JPEG, PNG, GIF or WebP."""
+    """The image at `url`: at most `max_bytes`, of one of `types` (what the network takes). The
+    request carries no credentials: it goes to the article's site, never to the network."""
     parts = urlsplit(url)
     if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname)):
         raise ImageUnavailable("the image URL is not https")
     try:
-        with (
-            http_session() as session,
-            session.get(url, timeout=timeout, verify=verify, stream=True) as answer,
-        ):
-            if answer.status_code != 200:
-                raise ImageUnavailable(f"the image URL answered HTTP {answer.status_code}")
-            content_type = answer.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if content_type not in _TYPES:
-                raise ImageUnavailable(
-                    f"the image is {content_type or 'of no type'} (expected JPEG, PNG, GIF or WebP)"
-                )
-            declared = answer.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise ImageUnavailable(f"the image is {int(declared):,} bytes (at most {max_bytes:,})")
-            data = bytearray()
-            for chunk in answer.iter_content(_CHUNK):
-                data += chunk
-                if len(data) > max_bytes:
-                    raise ImageUnavailable(f"the image is over {max_bytes:,} bytes")
+        # Not http_post's watched session: fetching an image hands nothing to the network, so
+        # a crash now must leave the message pending, not in doubt.
+        with requests.Session() as session:
+            session.headers["User-Agent"] = f"syndicate/{__version__}"
+            session.max_redirects = MAX_REDIRECTS
+            with session.get(url, timeout=timeout, verify=verify, stream=True) as answer:
+                if answer.status_code != 200:
+                    raise ImageUnavailable(f"the image URL answered HTTP {answer.status_code}")
+                content_type = answer.headers.get("Content-Type", "").split(";")[0].strip().lower()
+                if content_type not in types:
+                    kind = content_type or "of no type"
+                    raise ImageUnavailable(
+                        f"the image is {kind} (expected one of {', '.join(sorted(types))})"
+                    )
+                declared = answer.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > max_bytes:
+                    raise ImageUnavailable(f"the image is {int(declared):,} bytes (at most {max_bytes:,})")
+                data = bytearray()
+                for chunk in answer.iter_content(_CHUNK):
+                    data += chunk
+                    if len(data) > max_bytes:
+                        raise ImageUnavailable(f"the image is over {max_bytes:,} bytes")
     except requests.RequestException as exc:
         raise ImageUnavailable(f"the image could not be fetched ({type(exc).__name__})") from None
     if not data:
