@@ -11,7 +11,9 @@ import hashlib
 import json
 import logging
 import re
+import struct
 import threading
+import zlib
 from collections import deque
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,8 +41,25 @@ HANDLE = "news.example.org"
 PASSWORD = "abcd-efgh-ijkl-mnop"
 DID = "did:plc:ewvi7nxzyoun6zhxrhs64oiz"
 NOW = datetime(2026, 12, 7, 8, 5, 0, 123456, tzinfo=UTC)
-# A PNG's signature and some bytes: the server stores what it is sent, it decodes nothing.
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
+
+
+def png(width: int, height: int) -> bytes:
+    """A valid PNG of grey stripes (a real PDS reads the image it is given)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\0" + bytes((x * 7 + y) % 256 for x in range(width)) for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+PNG = png(120, 63)
 
 # Formats of the AT Protocol's lexicon strings (atproto.com/specs/lexicon#string-formats).
 TID = re.compile(r"[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}")
@@ -861,3 +880,241 @@ def test_facets_from_the_composer_pass_the_servers_check():
         "facets": bluesky_facets(text, ["#tides"]),
     }
     assert post_problems(record, {}) == [] and len(record["facets"]) == 2
+
+
+# -- a real PDS ----------------------------------------------------------------------------------
+# With SYNDICATE_TEST_PDS naming a folder where `npm install @atproto/pds@0.4` was run (0.5 needs
+# Node 22; 0.4.217 runs on Node 20), the reference PDS itself runs on loopback, its DIDs kept by
+# the little did:plc directory below: it validates records with the real lexicons and keeps them.
+
+
+class _Plc(BaseHTTPRequestHandler):
+    """did:plc as far as a PDS needs it: each DID's last operation, and its document."""
+
+    ops: dict[str, dict[str, Any]] = {}
+
+    def do_POST(self) -> None:
+        self.ops[self.path.strip("/")] = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self._send(200, b"")
+
+    def do_GET(self) -> None:
+        did, *rest = self.path.strip("/").split("/")
+        op = self.ops.get(did)
+        if op is None:
+            return self._send(404, b"")
+        if rest == ["data"]:
+            keys = ("verificationMethods", "rotationKeys", "alsoKnownAs", "services")
+            return self._send(200, json.dumps({"did": did, **{k: op[k] for k in keys}}).encode())
+        methods = [
+            {"id": f"{did}#{name}", "type": "Multikey", "controller": did, "publicKeyMultibase": key[8:]}
+            for name, key in op["verificationMethods"].items()
+        ]
+        services = [
+            {"id": f"#{name}", "type": s["type"], "serviceEndpoint": s["endpoint"]}
+            for name, s in op["services"].items()
+        ]
+        doc = {
+            "id": did,
+            "alsoKnownAs": op["alsoKnownAs"],
+            "verificationMethod": methods,
+            "service": services,
+        }
+        return self._send(200, json.dumps({"@context": ["https://www.w3.org/ns/did/v1"], **doc}).encode())
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+PDS_SCRIPT = """
+const { PDS, envToCfg, envToSecrets, readEnv } = require('@atproto/pds')
+;(async () => {
+  const env = readEnv()
+  const pds = await PDS.create(envToCfg(env), envToSecrets(env))
+  await pds.start()
+  console.log('listening')
+})().catch((err) => { console.error(err); process.exit(1) })
+"""
+
+
+@pytest.fixture
+def real_pds(tmp_path):
+    """(service URL, handle, app password) of a reference PDS on loopback, with one account."""
+    import os
+    import subprocess
+    import time
+
+    import requests
+
+    from .conftest import free_port
+
+    folder = os.environ.get("SYNDICATE_TEST_PDS")
+    if not folder:
+        pytest.skip("SYNDICATE_TEST_PDS is not set (a folder with node_modules/@atproto/pds)")
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), _Plc)) as plc:
+        port = free_port()
+        env = {
+            **os.environ,
+            "PDS_PORT": str(port),
+            "PDS_HOSTNAME": "localhost",
+            "PDS_DEV_MODE": "true",
+            "PDS_JWT_SECRET": "test-jwt-secret",
+            "PDS_ADMIN_PASSWORD": "test-admin",
+            "PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX": hashlib.sha256(b"rotation").hexdigest(),
+            "PDS_DATA_DIRECTORY": str(tmp_path / "pds"),
+            "PDS_BLOBSTORE_DISK_LOCATION": str(tmp_path / "blobs"),
+            "PDS_DID_PLC_URL": f"http://127.0.0.1:{plc.server_address[1]}",
+            "PDS_INVITE_REQUIRED": "false",
+        }
+        (tmp_path / "pds").mkdir()
+        node = subprocess.Popen(
+            ["node", "-e", PDS_SCRIPT], cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        try:
+            service = f"http://127.0.0.1:{port}"
+            for _ in range(300):
+                try:
+                    if requests.get(f"{service}/xrpc/_health", timeout=1).status_code == 200:
+                        break
+                except requests.RequestException:
+                    time.sleep(0.1)
+            else:
+                pytest.fail("the PDS did not start within 30 s")
+            account = {
+                "handle": "syndicate-bot.test",
+                "email": "bot@example.com",
+                "password": "long-pass-123",
+            }
+            made = requests.post(f"{service}/xrpc/com.atproto.server.createAccount", json=account, timeout=10)
+            assert made.status_code == 200, made.text
+            auth = {"Authorization": f"Bearer {made.json()['accessJwt']}"}
+            app = requests.post(
+                f"{service}/xrpc/com.atproto.server.createAppPassword",
+                json={"name": "syndicate"},
+                headers=auth,
+                timeout=10,
+            )
+            assert app.status_code == 200, app.text
+            yield service, account["handle"], app.json()["password"], made.json()["did"]
+        finally:
+            node.terminate()
+            node.wait(10)
+
+
+def test_a_real_pds_takes_the_post_with_its_card_and_thumbnail_once(sky, pds, real_pds, monkeypatch):
+    """The reference PDS validates the record (lexicon, TID rkey, blob ref) and keeps one record
+    however often the message is sent; its own answer to the second create is a 500."""
+    import requests
+
+    service, handle, app_password, did = real_pds
+    monkeypatch.setenv("BLUESKY_APP_PASSWORD", app_password)
+    target = target_of(sky, service=service, handle=handle)
+    post = the_post(sky)  # its image is served by `pds` (only the image: the posts go to the PDS)
+    with target.open() as connection:
+        first = connection.send(message_for(post))
+        again = connection.send(message_for(post))
+    rkey = record_key(MessageKey("sky", "bsky", post.key, ""))
+    assert (first.outcome, first.detail) == ("sent", f"at://{did}/app.bsky.feed.post/{rkey}")
+    assert (again.outcome, again.detail) == (
+        "sent",
+        f"{first.detail} (already posted: found under its record key)",
+    )
+    listed = requests.get(
+        f"{service}/xrpc/com.atproto.repo.listRecords",
+        params={"repo": did, "collection": "app.bsky.feed.post"},
+        timeout=10,
+    ).json()["records"]
+    assert [r["uri"] for r in listed] == [first.detail]
+    value = listed[0]["value"]
+    assert value["text"] == post.text and graphemes(value["text"]) <= 300
+    thumb = value["embed"]["external"]["thumb"]
+    assert thumb["mimeType"] == "image/png" and thumb["size"] == len(PNG)
+    assert thumb["ref"]["$link"] == cid_of(PNG)  # the PDS names the blob by the CID of its bytes
+    assert post_problems(value, {cid_of(PNG): (PNG, "image/png")}) == []
+    # The reference PDS's answer to a second create under the same key (why the target looks first).
+    session = requests.post(
+        f"{service}/xrpc/com.atproto.server.createSession",
+        json={"identifier": handle, "password": app_password},
+        timeout=10,
+    ).json()
+    duplicate = requests.post(
+        f"{service}/xrpc/com.atproto.repo.createRecord",
+        json={"repo": did, "collection": "app.bsky.feed.post", "rkey": rkey, "record": value},
+        headers={"Authorization": f"Bearer {session['accessJwt']}"},
+        timeout=10,
+    )
+    assert duplicate.status_code == 500
+
+
+class _Slow(BaseHTTPRequestHandler):
+    """Passes every request on to the real PDS at `upstream`; holds createRecord's answer
+    `hold` seconds after the PDS gave it (the post is stored, the client hears nothing)."""
+
+    upstream = ""
+    hold = 0.0
+    released = threading.Event()
+
+    def _pass(self) -> None:
+        import requests
+
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+        answer = requests.request(
+            self.command, self.upstream + self.path, data=body, headers=headers, timeout=30
+        )
+        if self.path.startswith("/xrpc/com.atproto.repo.createRecord") and type(self).hold:
+            type(self).released.wait(type(self).hold)
+        try:
+            self.send_response(answer.status_code)
+            self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
+            self.send_header("Content-Length", str(len(answer.content)))
+            self.end_headers()
+            self.wfile.write(answer.content)
+        except OSError:
+            self.close_connection = True
+
+    do_GET = do_POST = _pass
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_syndicate_send_to_a_real_pds_after_a_lost_answer_posts_once(sky, pds, real_pds, monkeypatch):
+    """`syndicate send` through a proxy that holds createRecord's answer past `timeout`: the post is
+    `unknown`; the next run (schedule.unknown: resend) sends it again and the PDS still has one."""
+    import requests
+
+    service, handle, app_password, did = real_pds
+    monkeypatch.setenv("BLUESKY_APP_PASSWORD", app_password)
+    _Slow.upstream, _Slow.hold = service, 4.0
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), _Slow)) as proxy:
+        bsky = sky.data["targets"]["bsky"]
+        bsky.update(service=f"http://127.0.0.1:{proxy.server_address[1]}", handle=handle, timeout=1)
+        sky.write_config()
+        runner = CliRunner()
+        first = runner.invoke(cli, ["--config", str(sky.config_path), "send", "--all"])
+        assert first.exit_code != 0 and "unknown" in first.output, first.output
+        _Slow.hold = 0.0
+        sky.data["schedule"] = {"unknown": "resend"}
+        sky.write_config()
+        second = runner.invoke(cli, ["--config", str(sky.config_path), "send", "--all"])
+        assert second.exit_code == 0, second.output
+        third = runner.invoke(cli, ["--config", str(sky.config_path), "send", "--all"])
+        assert third.exit_code == 0, third.output
+        _Slow.released.set()
+    listed = requests.get(
+        f"{service}/xrpc/com.atproto.repo.listRecords",
+        params={"repo": did, "collection": "app.bsky.feed.post"},
+        timeout=10,
+    ).json()["records"]
+    assert len(listed) == 1
+    with Ledger.from_config(sky.config()) as ledger:
+        counts = ledger.counts()
+    assert sum(c.get("sent", 0) for c in counts.values()) == 1
+    assert app_password not in first.output + second.output + third.output
