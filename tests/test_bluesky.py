@@ -108,6 +108,7 @@ class Pds(ThreadingHTTPServer):
         self.duplicate = 500
         self.released = threading.Event()
         self.image = (PNG, "image/png")
+        self.image_delay = 0.0
         self.lock = threading.Lock()
 
     @property
@@ -131,6 +132,7 @@ class _PdsHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
         if parts.path == "/hero.png":
+            self.server.released.wait(self.server.image_delay)
             data, mime = self.server.image
             return self._answer(200, data, {"Content-Type": mime})
         nsid = parts.path.removeprefix("/xrpc/")
@@ -619,6 +621,30 @@ def test_an_image_over_the_lexicons_million_bytes_is_not_uploaded(sky, pds):
         and "link card without a thumbnail: the image is 1000002 bytes" in result.detail
     )
     assert "com.atproto.repo.uploadBlob" not in pds.nsids() and pds.violations == []
+
+
+def test_an_image_slower_than_timeout_leaves_the_card_without_thumb(sky, pds):
+    pds.image_delay = 3.0
+    post = the_post(sky)
+    with target_of(sky, timeout=1).open() as connection:
+        result = connection.send(message_for(post))
+    assert result.outcome == "sent"
+    assert result.detail.endswith(
+        "(link card without a thumbnail: the image could not be downloaded (ReadTimeout))"
+    )
+    assert "com.atproto.repo.uploadBlob" not in pds.nsids() and len(pds.records) == 1
+
+
+def test_the_servers_message_never_carries_the_password_or_tokens(sky, pds):
+    echo = json.dumps({"error": "InvalidRequest", "message": f"bad {PASSWORD} access-1 refresh-1"}).encode()
+    pds.script["com.atproto.repo.createRecord"] = deque([(400, {"Content-Type": "application/json"}, echo)])
+    post = the_post(sky)
+    with target_of(sky).open() as connection:
+        result = connection.send(message_for(post))
+    assert (result.outcome, result.detail) == (
+        "failed",
+        "HTTP 400 InvalidRequest: bad [secret] [secret] [secret]",
+    )
 
 
 def test_an_answer_lost_after_the_record_was_stored_is_unknown_and_a_resend_posts_nothing_new(sky, pds):

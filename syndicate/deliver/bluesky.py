@@ -227,8 +227,9 @@ class BlueskyConnection(HttpConnection):
             return Result(key, "sent", f"{posted}{note}")
         error, said = self._error(answer)
         if status == 409 or "AlreadyExists" in error or "already exists" in said.lower():
+            # A record is there under our key; unread, it may or may not be this post.
             return self._ours(key, rkey, payload["text"], uri) or Result(
-                key, "failed", f"HTTP {status} {error}: record {rkey} exists but could not be read back"
+                key, "unknown", f"HTTP {status} {error}: record {rkey} exists but could not be read back"
             )
         if status in (401, 403):
             problem = (
