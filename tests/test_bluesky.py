@@ -483,7 +483,7 @@ def test_session_image_upload_and_record_in_that_order(sky, pds):
             "$type": "app.bsky.feed.post",
             "text": post.text,
             "facets": list(post.facets),
-            "langs": ["en"],  # site.language: targets' payloads carry no article lang (yet)
+            "langs": ["fr"],  # the article's own lang, before site.language
             "embed": {
                 "$type": "app.bsky.embed.external",
                 "external": {
@@ -605,7 +605,10 @@ def test_no_image_means_a_card_without_thumb_and_says_so(sky, pds):
     with target_of(sky).open() as connection:
         result = connection.send(message_for(post))
     assert result.outcome == "sent"
-    assert result.detail.endswith("(link card without a thumbnail: the image is 'text/html', not image/*)")
+    assert result.detail.endswith(
+        "(link card without a thumbnail: the image is text/html "
+        "(expected one of image/gif, image/jpeg, image/png, image/webp))"
+    )
     assert "com.atproto.repo.uploadBlob" not in pds.nsids() and pds.violations == []
     [record] = pds.records.values()
     assert "thumb" not in record["embed"]["external"] and record["embed"]["external"]["uri"] == post.link
@@ -618,7 +621,7 @@ def test_an_image_over_the_lexicons_million_bytes_is_not_uploaded(sky, pds):
         result = connection.send(message_for(post))
     assert (
         result.outcome == "sent"
-        and "link card without a thumbnail: the image is 1000002 bytes" in result.detail
+        and "link card without a thumbnail: the image is 1,000,002 bytes (at most 1,000,000)" in result.detail
     )
     assert "com.atproto.repo.uploadBlob" not in pds.nsids() and pds.violations == []
 
@@ -630,7 +633,7 @@ def test_an_image_slower_than_timeout_leaves_the_card_without_thumb(sky, pds):
         result = connection.send(message_for(post))
     assert result.outcome == "sent"
     assert result.detail.endswith(
-        "(link card without a thumbnail: the image could not be downloaded (ReadTimeout))"
+        "(link card without a thumbnail: the image could not be fetched (ReadTimeout))"
     )
     assert "com.atproto.repo.uploadBlob" not in pds.nsids() and len(pds.records) == 1
 

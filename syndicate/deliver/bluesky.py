@@ -32,7 +32,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
-from urllib.parse import urlsplit
 
 import requests
 from pydantic import Field, SecretStr, field_validator
@@ -42,6 +41,7 @@ from ..errors import DeliveryError
 from ..validation import short
 from . import Message, MessageKey, Result
 from .http_post import HttpConnection, HttpDelivery, HttpSettings, _verify, http_session
+from .media import ImageUnavailable, fetch_image
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -306,34 +306,13 @@ class BlueskyConnection(HttpConnection):
         return card, ""
 
     def _download(self, url: str) -> tuple[bytes, str] | str:
-        """The hero image's bytes and type, or why not: it must be http(s), an image, and within
-        the lexicon's 1,000,000 bytes (read no further than that), within `timeout`."""
-        if urlsplit(url).scheme not in ("http", "https"):
-            return "the image is not an http(s) URL"
-        timeout = self.delivery.settings.timeout
+        """The hero image's bytes and type, or why not (media.py's rules: no token sent to the
+        site), within the lexicon's 1,000,000 bytes (read no further than that) and `timeout`."""
         try:
-            # Its own request, without the session's headers: the image host gets no token.
-            with requests.get(
-                url, stream=True, timeout=timeout, headers={"User-Agent": f"syndicate/{__version__}"}
-            ) as got:
-                if got.status_code != 200:
-                    return f"the image answered HTTP {got.status_code}"
-                mime = (got.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-                if not re.fullmatch(r"image/[\w.+-]+", mime):
-                    return f"the image is {short(mime or 'of no type')}, not image/*"
-                length = got.headers.get("Content-Length")
-                if length and length.isdigit() and int(length) > THUMB_MAX_BYTES:
-                    return f"the image is {int(length)} bytes (at most {THUMB_MAX_BYTES})"
-                data = bytearray()
-                for chunk in got.iter_content(65536):
-                    data += chunk
-                    if len(data) > THUMB_MAX_BYTES:
-                        return f"the image is over {THUMB_MAX_BYTES} bytes"
-        except requests.RequestException as exc:
-            return f"the image could not be downloaded ({type(exc).__name__})"
-        if not data:
-            return "the image is empty"
-        return bytes(data), mime
+            image = fetch_image(url, max_bytes=THUMB_MAX_BYTES, timeout=self.delivery.settings.timeout)
+        except ImageUnavailable as exc:
+            return str(exc)
+        return image.data, image.content_type
 
     # -- XRPC -----------------------------------------------------------------------------------
 
