@@ -135,6 +135,9 @@ class FakeX(ThreadingHTTPServer):
         self.nonces: set[str] = set()
         self.script: list[tuple[int, dict[str, str], dict]] = []  # answers to the next tweets
         self.tweet_delay = 0.0
+        self.upload_delay = 0.0
+        self.upload_status = 200
+        self.issued: set[str] = set()  # media ids this server handed out
         self.lock = threading.Lock()
 
     @property
@@ -215,6 +218,14 @@ class _XHandler(BaseHTTPRequestHandler):
             assert body["media_category"] == "tweet_image" and body["media_type"] == "image/png"
             assert base64.b64decode(body["media"], validate=True) == PNG
             self.server.uploads.append(body)
+            time.sleep(self.server.upload_delay)
+            if self.server.upload_status != 200:
+                said = problem(
+                    "Forbidden", "You are not permitted to perform this action.", "about:blank", 403
+                )
+                self._answer(self.server.upload_status, said)
+                return
+            self.server.issued.add(MEDIA_ID)
             data = {
                 "id": MEDIA_ID,
                 "media_key": f"3_{MEDIA_ID}",
@@ -225,8 +236,19 @@ class _XHandler(BaseHTTPRequestHandler):
             self._answer(200, {"data": data})
         elif self.path == "/2/tweets":
             assert set(body) <= {"text", "media"} and isinstance(body["text"], str)
-            if "media" in body:
-                assert body["media"] == {"media_ids": [MEDIA_ID]} and self.server.uploads
+            ids = body.get("media", {}).get("media_ids", [])
+            if not set(ids) <= self.server.issued:
+                said = problem(
+                    "Invalid Request",
+                    "One or more parameters to your request was invalid.",
+                    "https://api.twitter.com/2/problems/invalid-request",
+                    400,
+                )
+                said["errors"] = [
+                    {"parameters": {"media.media_ids": ids}, "message": "Your media IDs are invalid."}
+                ]
+                self._answer(400, said)
+                return
             if weighted_length(body["text"]) > 280:
                 self._answer(400, problem("Invalid Request", "text is too long", "about:blank", 400))
                 return
@@ -397,6 +419,48 @@ def test_an_image_that_cannot_be_had_posts_without_it(site, fake_x, monkeypatch)
     assert result.outcome == "sent"
     assert result.detail == "1900000000000000001; no image: the image URL answered HTTP 404"
     assert "media" not in fake_x.tweets[0] and ("POST", "/2/media/upload") not in fake_x.seen
+
+
+def test_a_media_id_x_no_longer_knows_is_uploaded_again_next_time(site, fake_x, monkeypatch, clock_at):
+    clock_at(T0)
+    x_site(site, fake_x, monkeypatch)
+    hero = f"{fake_x.base}/img/hero.png"
+    uploads = site.config().state_dir / "uploads.json"
+    uploads.parent.mkdir(parents=True, exist_ok=True)
+    uploads.write_text(json.dumps({"x": {hero: f"777 {(T0 + timedelta(hours=20)).isoformat()}"}}))
+    _, result = one(site, x_payload(site))
+    assert result.outcome == "retry" and fake_x.tweets == []
+    assert result.detail.startswith("HTTP 400: X no longer knows media id 777")
+    _, result = one(site, x_payload(site))
+    assert result.outcome == "sent" and fake_x.tweets[0]["media"] == {"media_ids": [MEDIA_ID]}
+    assert fake_x.seen == [
+        ("POST", "/2/tweets"),
+        ("GET", "/img/hero.png"),
+        ("POST", "/2/media/upload"),
+        ("POST", "/2/tweets"),
+    ]
+
+
+def test_an_upload_whose_answer_is_lost_posts_nothing_and_is_retried(site, fake_x, monkeypatch):
+    x_site(site, fake_x, monkeypatch, timeout=1)
+    fake_x.upload_delay = 2.0
+    _, result = one(site, x_payload(site))
+    assert result.outcome == "retry" and fake_x.tweets == []
+    assert result.detail == (
+        "image upload not finished (no answer after the request was sent (ReadTimeout: none within 1 s): "
+        "the receiver may have it); nothing posted"
+    )
+
+
+def test_an_upload_refused_for_lack_of_permission_fails_before_anything_is_posted(site, fake_x, monkeypatch):
+    x_site(site, fake_x, monkeypatch)
+    fake_x.upload_status = 403
+    _, result = one(site, x_payload(site))
+    assert result.outcome == "failed" and fake_x.tweets == []
+    assert result.detail.startswith(
+        "HTTP 403: X refused the post of targets.x (expected an app with Read and write"
+    )
+    assert ("POST", "/2/tweets") not in fake_x.seen
 
 
 # -- exactly once -------------------------------------------------------------------------------

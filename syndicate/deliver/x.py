@@ -127,6 +127,16 @@ class XConnection(HttpConnection):
             except (ValueError, KeyError, TypeError):
                 sent = f"HTTP {answer.status_code}"
             return Result(message.key, "sent", f"{sent}; {note}" if note else sent)
+        if answer.status_code == 400 and media_id and _names_media_ids(answer):
+            # X dropped the media id before the time it gave (or uploads.json was copied from
+            # elsewhere): nothing was posted, so forget the upload and post with a new one later.
+            d.uploads.put(d.name, payload["image"], "")
+            return Result(
+                message.key,
+                "retry",
+                f"HTTP 400: X no longer knows media id {media_id}; the image is uploaded again on the "
+                "next attempt, nothing posted",
+            )
         return self._refused(message.key, answer)
 
     def _headers(self, url: str) -> Callable[[], dict[str, str]]:
@@ -230,6 +240,18 @@ def _cached_media(entry: str | None) -> str | None:
     if not media_id.isdigit() or usable_until.tzinfo is None or clock.now() >= usable_until:
         return None
     return media_id
+
+
+def _names_media_ids(response: requests.Response) -> bool:
+    """Whether X's 400 says the request's `media.media_ids` are invalid (its `errors[].parameters`)."""
+    try:
+        errors = response.json().get("errors")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(errors, list) and any(
+        isinstance(e, dict) and isinstance(e.get("parameters"), dict) and "media.media_ids" in e["parameters"]
+        for e in errors
+    )
 
 
 def _problem(response: requests.Response, secrets_: list[str]) -> tuple[str, str, str]:
