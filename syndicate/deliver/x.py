@@ -1,0 +1,389 @@
+"""The `x` target: a social post as a post on X (Twitter) through the X API v2.
+
+One `POST /2/tweets` per post with the JSON body `{"text": ...}` (the composed text already holds
+the link and is within X's 280 weighted characters), plus `{"media": {"media_ids": [...]}}` when
+the hero image was uploaded. X answers 201 with `{"data": {"id": ..., "text": ...}}`.
+
+Credentials, exactly one of two kinds: an OAuth 2.0 user-context access token (`token`: a Bearer
+header; scopes tweet.write, and media.write for images) or OAuth 1.0a user context (the app's
+`consumer_key`/`consumer_secret` and the account's `access_token`/`access_secret`), each request
+signed with HMAC-SHA1 here, with a fresh nonce and timestamp per attempt. tweepy was considered
+and not used: its client sends through its own requests/oauthlib session with its own sleeping
+on 429 (time.sleep, the wall clock) and a fixed https://api.x.com host, so neither http_post's
+rule for a lost answer (`unknown`, never re-sent; `handed()` for the ledger) nor its Retry-After
+handling and Ctrl-C cuts would hold, and a loopback test server could not stand in for X. The
+signature is a few lines of hmac/hashlib over the same `HttpConnection.post` every target uses.
+
+X documents no idempotency key for `POST /2/tweets`: an answer lost after the request went out
+is `unknown` (never retried blindly; `schedule.unknown` decides). X refuses an exact duplicate of
+a recent post's text with 403 "duplicate content"; that is `failed`, never `sent`, since nothing
+says the earlier post is ours (the account may have posted the same words by hand), and the line
+says an earlier attempt may have gone out. A 429 waits as X asks: `Retry-After`, else
+`x-rate-limit-reset` (epoch seconds, turned into a wait with `clock.now()`).
+
+The hero image is uploaded first through `POST /2/media/upload` (the documented one-shot JSON
+form: base64 `media`, `media_category: tweet_image`, `media_type`), once per target and image: the
+media id is kept in the state folder's uploads.json with the instant it stops being usable. X
+keeps an unused media id for `expires_after_secs` (about 24 h); an entry is reused until an hour
+before that, then uploaded again, so a post retried on a later run never names an expired id
+(X would refuse the whole post with 400) and one retried the same day does not upload twice. An
+upload whose answer is lost is `retry`, nothing posted (an unused upload costs nothing); an
+image that cannot be had (fetched, or accepted by X) posts without it, the detail saying why.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import math
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from urllib.parse import parse_qsl, quote, urlsplit
+
+import requests
+from pydantic import Field, SecretStr, model_validator
+
+from .. import clock
+from . import Message, MessageKey, Result
+from .http_post import HttpConnection, HttpDelivery, HttpSettings, http_session
+from .media import UPLOADS_FILE, ImageUnavailable, UploadCache, fetch_image
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+X_TWEETS_URL = "https://api.x.com/2/tweets"
+# X's problem `title`/`detail` are quoted in results up to this many characters.
+MESSAGE_CHARS = 300
+# How long X keeps an unused media id when its answer does not say (`expires_after_secs`).
+MEDIA_LIFETIME = timedelta(hours=24)
+# A cached media id is uploaded again this long before X would let it expire.
+MEDIA_MARGIN = timedelta(hours=1)
+# The image types X's one-shot upload takes for tweet_image (a GIF needs the chunked upload).
+_UPLOAD_TYPES = ("image/jpeg", "image/png", "image/webp")
+_OAUTH1_KEYS = ("consumer_key", "consumer_secret", "access_token", "access_secret")
+
+
+class XDelivery(HttpDelivery):
+    settings: XSettings
+    uploads: UploadCache
+
+    @property
+    def media_url(self) -> str:
+        """The v2 media upload beside the posts endpoint: .../2/media/upload for .../2/tweets."""
+        return self.settings.url.rsplit("/", 1)[0] + "/media/upload"
+
+    @contextmanager
+    def open(self, stop: threading.Event | None = None) -> Iterator[XConnection]:
+        with http_session() as session:
+            session.hooks["response"].append(_rate_limit_reset_as_retry_after)
+            yield XConnection(self, session, stop)
+
+
+def _rate_limit_reset_as_retry_after(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    """X says when a 429's window ends in `x-rate-limit-reset` (epoch seconds), often without a
+    Retry-After: give http_post's retry the wait it reads, measured on syndicate's clock."""
+    if response.status_code != 429 or "Retry-After" in response.headers:
+        return
+    reset = response.headers.get("x-rate-limit-reset", "").strip()
+    if reset.isdigit():
+        wait = math.ceil(int(reset) - clock.now().timestamp())
+        response.headers["Retry-After"] = str(max(wait, 0))
+
+
+class XConnection(HttpConnection):
+    delivery: XDelivery
+
+    def send(self, message: Message) -> Result:
+        d = self.delivery
+        payload = message.build()
+        if isinstance(payload, EmailMessage) or payload.get("kind") == "email":
+            return Result(
+                message.key, "failed", f"targets.{d.name}: an x target posts social posts only (got an email)"
+            )
+        if not payload.get("text"):
+            return Result(message.key, "failed", f"targets.{d.name}: not a social post (expected text)")
+        media = self._media(message.key, payload)
+        if isinstance(media, Result):
+            return media
+        media_id, note = media
+        request: dict[str, Any] = {"text": payload["text"]}
+        if media_id:
+            request["media"] = {"media_ids": [media_id]}
+        body = json.dumps(request, ensure_ascii=False).encode("utf-8")
+        # No idempotency key exists for POST /2/tweets: a lost answer is `unknown` (http_post).
+        answer = self.post(message.key, body, self._headers(d.settings.url))
+        if isinstance(answer, Result):
+            return answer
+        if 200 <= answer.status_code < 300:
+            try:
+                sent = str(answer.json()["data"]["id"])
+            except (ValueError, KeyError, TypeError):
+                sent = f"HTTP {answer.status_code}"
+            return Result(message.key, "sent", f"{sent}; {note}" if note else sent)
+        if answer.status_code == 400 and media_id and _names_media_ids(answer):
+            # X dropped the media id before the time it gave (or uploads.json was copied from
+            # elsewhere): nothing was posted, so forget the upload and post with a new one later.
+            d.uploads.put(d.name, payload["image"], "")
+            return Result(
+                message.key,
+                "retry",
+                f"HTTP 400: X no longer knows media id {media_id}; the image is uploaded again on the "
+                "next attempt, nothing posted",
+            )
+        return self._refused(message.key, answer)
+
+    def _headers(self, url: str) -> Callable[[], dict[str, str]]:
+        """Per-attempt headers: a JSON body and the credentials (an OAuth 1.0a signature is made
+        anew for each attempt, with its own nonce and timestamp)."""
+        settings = self.delivery.settings
+
+        def headers() -> dict[str, str]:
+            return {"Content-Type": "application/json", "Authorization": settings.authorization("POST", url)}
+
+        return headers
+
+    def _refused(self, key: MessageKey, answer: requests.Response) -> Result:
+        """One line for an answer X gave but that is not a success, never with a secret."""
+        d = self.delivery
+        status = answer.status_code
+        title, detail, kind = _problem(answer, d.settings.secret_values())
+        said = ": ".join(part for part in (title, detail) if part)
+        if status == 401:
+            problem = f"HTTP 401: X refused the credentials of targets.{d.name} ({d.settings.renew_hint()})"
+        elif status == 403 and "duplicate content" in detail.lower():
+            return Result(
+                key,
+                "failed",
+                f"HTTP 403: X refuses this text as a duplicate of a post already on the account of "
+                f"targets.{d.name}: an earlier attempt may have gone out; not sent again",
+            )
+        elif status == 403 and ("credits" in kind.lower() or "creditsdepleted" in title.lower()):
+            problem = f"HTTP 403: the X API account of targets.{d.name} has no credits left (CreditsDepleted)"
+        elif status == 403 and "client-forbidden" in kind.lower():
+            problem = (
+                f"HTTP 403: X does not let the app of targets.{d.name} post (client-forbidden: the app "
+                "must be in a Project with access to the v2 API)"
+            )
+        elif status == 403:
+            problem = (
+                f"HTTP 403: X refused the post of targets.{d.name} (expected an app with Read and write "
+                "permission, a token with tweet.write, media.write for images)"
+            )
+        else:
+            problem = f"HTTP {status} {answer.reason or ''}".strip()
+        return Result(key, "failed", f"{problem}: {said}" if said else problem)
+
+    def _media(self, key: MessageKey, payload: dict[str, Any]) -> tuple[str | None, str] | Result:
+        """(the media id to attach, or None; a note for the result), or the message's Result when
+        the upload must wait for a later run (nothing is posted then)."""
+        d = self.delivery
+        image_url = payload.get("image")
+        if not image_url or not d.settings.image:
+            return None, ""
+        cached = _cached_media(d.uploads.get(d.name, image_url))
+        if cached is not None:
+            return cached, ""
+        try:
+            image = fetch_image(image_url, timeout=d.settings.timeout, max_bytes=d.settings.max_image_bytes)
+        except ImageUnavailable as exc:
+            return None, f"no image: {exc}"
+        if image.content_type not in _UPLOAD_TYPES:
+            return None, f"no image: X's upload takes JPEG, PNG or WebP (the image is {image.content_type})"
+        upload = {
+            "media": base64.b64encode(image.data).decode("ascii"),
+            "media_category": "tweet_image",
+            "media_type": image.content_type,
+        }
+        answer = self.post(
+            key, json.dumps(upload).encode("utf-8"), self._headers(d.media_url), url=d.media_url
+        )
+        if isinstance(answer, Result):  # an upload made twice costs nothing: never `unknown`
+            return Result(key, "retry", f"image upload not finished ({answer.detail}); nothing posted")
+        if answer.status_code in (401, 403):
+            return self._refused(key, answer)
+        if not 200 <= answer.status_code < 300:
+            title, detail, _ = _problem(answer, d.settings.secret_values())
+            said = ": ".join(part for part in (title, detail) if part)
+            return (
+                None,
+                f"no image: X refused the upload (HTTP {answer.status_code}{': ' + said if said else ''})",
+            )
+        try:
+            data = answer.json()["data"]
+            media_id = str(data["id"])
+            lifetime = timedelta(
+                seconds=float(data.get("expires_after_secs") or MEDIA_LIFETIME.total_seconds())
+            )
+        except (ValueError, KeyError, TypeError):
+            return Result(key, "retry", "image upload: X's answer had no media id; nothing posted")
+        usable_until = clock.now() + lifetime - MEDIA_MARGIN
+        d.uploads.put(d.name, image_url, f"{media_id} {usable_until.isoformat()}")
+        return media_id, ""
+
+
+def _cached_media(entry: str | None) -> str | None:
+    """The media id an uploads.json entry holds ("<id> <usable until>"), while still usable."""
+    if not entry:
+        return None
+    media_id, _, until = entry.partition(" ")
+    try:
+        usable_until = datetime.fromisoformat(until)
+    except ValueError:
+        return None
+    if not media_id.isdigit() or usable_until.tzinfo is None or clock.now() >= usable_until:
+        return None
+    return media_id
+
+
+def _names_media_ids(response: requests.Response) -> bool:
+    """Whether X's 400 says the request's `media.media_ids` are invalid (its `errors[].parameters`)."""
+    try:
+        errors = response.json().get("errors")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(errors, list) and any(
+        isinstance(e, dict) and isinstance(e.get("parameters"), dict) and "media.media_ids" in e["parameters"]
+        for e in errors
+    )
+
+
+def _problem(response: requests.Response, secrets_: list[str]) -> tuple[str, str, str]:
+    """X's problem JSON (`title`, `detail`, `type`; else the first of `errors`), each on one line,
+    short, never with a secret."""
+    try:
+        found = response.json()
+    except ValueError:
+        return "", "", ""
+    if not isinstance(found, dict):
+        return "", "", ""
+    errors = found.get("errors")
+    first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+    parts = [found.get("title"), found.get("detail") or first.get("message"), found.get("type")]
+    clean = []
+    for part in parts:
+        text = part if isinstance(part, str) else ""
+        for secret in secrets_:
+            text = text.replace(secret, "[secret]")
+        clean.append(" ".join(text.split())[:MESSAGE_CHARS])
+    return clean[0], clean[1], clean[2]
+
+
+def _enc(value: str) -> str:
+    """RFC 3986 percent-encoding as OAuth 1.0a requires: only A-Z a-z 0-9 - . _ ~ left as is."""
+    return quote(value, safe="~")
+
+
+def oauth1_header(
+    method: str,
+    url: str,
+    consumer_key: str,
+    consumer_secret: str,
+    token: str,
+    token_secret: str,
+    *,
+    nonce: str,
+    timestamp: int,
+) -> str:
+    """The `Authorization: OAuth ...` value of an OAuth 1.0a HMAC-SHA1 request. A JSON body is
+    not signed (only form bodies are); the URL's query parameters are."""
+    parts = urlsplit(url)
+    oauth = {
+        "oauth_consumer_key": consumer_key,
+        "oauth_nonce": nonce,
+        "oauth_signature_method": "HMAC-SHA1",
+        "oauth_timestamp": str(timestamp),
+        "oauth_token": token,
+        "oauth_version": "1.0",
+    }
+    params = sorted((_enc(k), _enc(v)) for k, v in [*parse_qsl(parts.query), *oauth.items()])
+    host = (parts.hostname or "").lower()
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    netloc = host if parts.port in (None, default) else f"{host}:{parts.port}"
+    base_url = f"{parts.scheme.lower()}://{netloc}{parts.path or '/'}"
+    base = "&".join([method.upper(), _enc(base_url), _enc("&".join(f"{k}={v}" for k, v in params))])
+    key = f"{_enc(consumer_secret)}&{_enc(token_secret)}"
+    digest = hmac.new(key.encode("utf-8"), base.encode("utf-8"), hashlib.sha1).digest()
+    oauth["oauth_signature"] = base64.b64encode(digest).decode("ascii")
+    return "OAuth " + ", ".join(f'{_enc(k)}="{_enc(v)}"' for k, v in sorted(oauth.items()))
+
+
+class XSettings(HttpSettings):
+    """`type: x`: posts with `token` (OAuth 2.0) or the four OAuth 1.0a keys, to the X API v2
+    unless `url` says otherwise (the media upload is beside it)."""
+
+    type: Literal["x"]
+    url: str = X_TWEETS_URL
+    # OAuth 2.0 user context: an access token with tweet.write (and media.write for images).
+    token: SecretStr | None = None
+    # OAuth 1.0a user context: the app's API key and secret, the account's access token and secret.
+    consumer_key: SecretStr | None = None
+    consumer_secret: SecretStr | None = None
+    access_token: SecretStr | None = None
+    access_secret: SecretStr | None = None
+    # Whether a post carries the article's hero image (uploaded first through the media upload).
+    image: bool = True
+    # The largest hero image uploaded (X takes images up to 5 MB); a larger one is posted without.
+    max_image_bytes: int = Field(default=5 * 1024 * 1024, gt=0, le=5 * 1024 * 1024)
+    what: ClassVar[str] = "an x target, which posts to X"
+    takes_email: ClassVar[bool] = False
+    networks: ClassVar[frozenset[str] | None] = frozenset({"x"})
+
+    @model_validator(mode="after")
+    def _one_kind_of_credentials(self) -> XSettings:
+        given = {name for name in ("token", *_OAUTH1_KEYS) if _value(getattr(self, name))}
+        oauth1 = given & set(_OAUTH1_KEYS)
+        if "token" in given and oauth1:
+            raise ValueError(
+                "has both token and OAuth 1.0a keys (expected one kind: token, or consumer_key, "
+                "consumer_secret, access_token and access_secret)"
+            )
+        if "token" not in given and oauth1 != set(_OAUTH1_KEYS):
+            missing = ", ".join(k for k in _OAUTH1_KEYS if k not in oauth1)
+            what = f"lacks {missing}" if oauth1 else "has no credentials"
+            raise ValueError(
+                f"{what} (expected token: an OAuth 2.0 user access token, or all of consumer_key, "
+                "consumer_secret, access_token and access_secret for OAuth 1.0a)"
+            )
+        return self
+
+    def secret_values(self) -> list[str]:
+        """Every secret value, to keep out of results."""
+        return [v for v in (_value(getattr(self, n)) for n in ("token", *_OAUTH1_KEYS)) if v]
+
+    def renew_hint(self) -> str:
+        if _value(self.token):
+            return "renew the OAuth 2.0 user access token in token: expired, revoked or without tweet.write"
+        return "regenerate access_token and access_secret, or check consumer_key and consumer_secret"
+
+    def authorization(self, method: str, url: str) -> str:
+        """The Authorization header for one request: Bearer, or a fresh OAuth 1.0a signature."""
+        if _value(self.token):
+            return f"Bearer {_value(self.token)}"
+        return oauth1_header(
+            method,
+            url,
+            _value(self.consumer_key),
+            _value(self.consumer_secret),
+            _value(self.access_token),
+            _value(self.access_secret),
+            nonce=secrets.token_hex(16),
+            timestamp=int(clock.now().timestamp()),
+        )
+
+    def connect(self, name: str, config: Config) -> XDelivery:
+        from ..state import state_path  # state imports config, which finds this module
+
+        delivery = XDelivery(name, self)
+        delivery.uploads = UploadCache(state_path(config, UPLOADS_FILE))
+        return delivery
+
+
+def _value(secret: SecretStr | None) -> str:
+    return secret.get_secret_value() if secret is not None else ""
