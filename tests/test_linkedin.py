@@ -18,7 +18,7 @@ from syndicate.compose.littletext import RESERVED, unescape_little_text
 from syndicate.compose.social import SocialPost, compose_post
 from syndicate.config import load_config
 from syndicate.content import load_articles
-from syndicate.deliver import Message, MessageKey, make_target
+from syndicate.deliver import Message, MessageKey, handing_over, make_target
 from syndicate.deliver.linkedin import LINKEDIN_POSTS_URL
 from syndicate.dispatch import dispatch
 from syndicate.errors import ConfigError
@@ -452,3 +452,13 @@ def test_a_refused_token_at_the_upload_fails_before_anything_is_posted(site, fak
     result = send(make_target("li", site.config()), card_payload(site))
     assert result.outcome == "failed" and "LinkedIn refused the access token of targets.li" in result.detail
     assert TOKEN not in result.detail and fake_linkedin.posts == []
+
+
+def test_only_the_share_tells_the_ledger_it_is_handed_over(site, fake_linkedin, monkeypatch):
+    """The image's upload publishes nothing: a crash during it must leave the share pending."""
+    card_site(site, fake_linkedin, monkeypatch)
+    told: list[str] = []
+    target = make_target("li", site.config())
+    with target.open() as connection, handing_over(lambda: told.append("handed")):
+        assert connection.send(message(card_payload(site))).outcome == "sent"
+    assert len(fake_linkedin.seen) == 4 and told == ["handed"]  # init and PUT went out unmarked

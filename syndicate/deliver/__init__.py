@@ -115,6 +115,19 @@ def handed() -> None:
         raise HandOverFailed(str(exc)) from None
 
 
+@contextmanager
+def not_handed() -> Iterator[None]:
+    """Requests that publish nothing (an image's upload before the post, polling it, a login)
+    do not tell the ledger the message is with the server: a crash then leaves it pending, to
+    be sent in full next time, never `unknown`."""
+    callback = getattr(_handing, "callback", None)
+    _handing.callback = None
+    try:
+        yield
+    finally:
+        _handing.callback = callback
+
+
 TARGETS_GROUP = "syndicate.targets"
 
 

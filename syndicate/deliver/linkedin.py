@@ -30,7 +30,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from ..compose.littletext import little_text
 from ..validation import is_loopback, short
-from . import Message, MessageKey, Result
+from . import Message, MessageKey, Result, not_handed
 from .http_post import HttpConnection, HttpDelivery, HttpSettings, _verify, http_session
 from .media import UPLOADS_FILE, ImageUnavailable, UploadCache, fetch_image
 
@@ -155,14 +155,15 @@ class LinkedInConnection(HttpConnection):
         if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname)):
             return Result(key, "failed", "thumbnail upload: LinkedIn gave an upload URL that is not https")
         try:
-            put = self.session.put(
-                upload_url,
-                data=image.data,
-                headers={"Content-Type": image.content_type},
-                timeout=d.settings.timeout,
-                verify=_verify(d.settings),
-                allow_redirects=False,
-            )
+            with not_handed():
+                put = self.session.put(
+                    upload_url,
+                    data=image.data,
+                    headers={"Content-Type": image.content_type},
+                    timeout=d.settings.timeout,
+                    verify=_verify(d.settings),
+                    allow_redirects=False,
+                )
         except requests.RequestException as exc:
             return Result(key, "retry", f"thumbnail upload failed ({type(exc).__name__}); nothing posted")
         if put.status_code in (401, 403):

@@ -40,7 +40,7 @@ from urllib3 import encode_multipart_formdata
 
 from .. import clock
 from ..validation import short
-from . import Message, MessageKey, Result, _handing
+from . import Message, MessageKey, Result, not_handed
 from .http_post import HttpConnection, HttpDelivery, HttpSettings, _verify, http_session
 from .media import ImageUnavailable, fetch_image
 
@@ -204,7 +204,7 @@ class MastodonConnection:
         if alt:
             parts.append(("description", alt))
         body, multipart = encode_multipart_formdata(parts)
-        with _not_handed():  # an upload alone publishes nothing: the message is not in doubt yet
+        with not_handed():  # an upload alone publishes nothing: the message is not in doubt yet
             answer = self._media.post(key, body, lambda: {"Content-Type": multipart})
         if isinstance(answer, Result):
             if answer.outcome == "unknown":  # an unattached upload is removed by Mastodon later
@@ -230,7 +230,7 @@ class MastodonConnection:
             if not self._wait(MEDIA_POLL_SECONDS):
                 return Result(key, "retry", "stopped while the image was processing; nothing posted")
             try:
-                with _not_handed():
+                with not_handed():
                     answer = self.session.get(
                         f"{settings.url}/api/v1/media/{media_id}",
                         timeout=settings.timeout,
@@ -324,15 +324,3 @@ def _rate_limit_as_retry_after(response: requests.Response, *args: Any, **kwargs
     seconds = max(0, int(-(-(when - clock.now()).total_seconds() // 1)))
     response.headers["Retry-After"] = str(seconds)
     return response
-
-
-@contextmanager
-def _not_handed() -> Iterator[None]:
-    """Requests that publish nothing (the image's upload, the polls) do not tell the ledger the
-    message is with the server: a crash then leaves it pending, to be sent in full next time."""
-    callback = getattr(_handing, "callback", None)
-    _handing.callback = None
-    try:
-        yield
-    finally:
-        _handing.callback = callback

@@ -51,7 +51,7 @@ import requests
 from pydantic import Field, SecretStr, model_validator
 
 from .. import clock
-from . import Message, MessageKey, Result
+from . import Message, MessageKey, Result, not_handed
 from .http_post import HttpConnection, HttpDelivery, HttpSettings, http_session
 from .media import UPLOADS_FILE, ImageUnavailable, UploadCache, fetch_image
 
@@ -201,9 +201,10 @@ class XConnection(HttpConnection):
             "media_category": "tweet_image",
             "media_type": image.content_type,
         }
-        answer = self.post(
-            key, json.dumps(upload).encode("utf-8"), self._headers(d.media_url), url=d.media_url
-        )
+        with not_handed():  # an upload publishes nothing: a crash now leaves the post pending
+            answer = self.post(
+                key, json.dumps(upload).encode("utf-8"), self._headers(d.media_url), url=d.media_url
+            )
         if isinstance(answer, Result):  # an upload made twice costs nothing: never `unknown`
             return Result(key, "retry", f"image upload not finished ({answer.detail}); nothing posted")
         if answer.status_code in (401, 403):
