@@ -134,12 +134,9 @@ class LinkedInConnection(HttpConnection):
         except ImageUnavailable as exc:
             return None, f"no thumbnail: {exc}"
         init = json.dumps({"initializeUploadRequest": {"owner": d.settings.author}}).encode("utf-8")
-        answer = self.post(
-            key,
-            init,
-            lambda: {"Content-Type": "application/json"},
-            url=f"{d.images_url}?action=initializeUpload",
-        )
+        where = f"{d.images_url}?action=initializeUpload"
+        with not_handed():  # an upload publishes nothing: a crash now leaves the share pending
+            answer = self.post(key, init, lambda: {"Content-Type": "application/json"}, url=where)
         if isinstance(answer, Result):  # an upload reserved twice costs nothing: never `unknown`
             return Result(key, "retry", f"thumbnail upload not started ({answer.detail}); nothing posted")
         if not 200 <= answer.status_code < 300:
