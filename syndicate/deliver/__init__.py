@@ -115,6 +115,20 @@ def handed() -> None:
         raise HandOverFailed(str(exc)) from None
 
 
+def social_payload(message: Message, target: str, what: str, needs: tuple[str, ...] = ("text",)) -> Any:
+    """The post a social-network target was given (`SocialPost.as_dict()`), or the failed
+    `Result` it answers with: an email, or a post without the fields `needs`."""
+    payload = message.build()
+    if isinstance(payload, EmailMessage) or payload.get("kind") == "email":
+        return Result(
+            message.key, "failed", f"targets.{target}: {what} posts social posts only (got an email)"
+        )
+    if not all(payload.get(name) for name in needs):
+        expected = " and ".join(needs)
+        return Result(message.key, "failed", f"targets.{target}: not a social post (expected {expected})")
+    return payload
+
+
 @contextmanager
 def not_handed() -> Iterator[None]:
     """Requests that publish nothing (an image's upload before the post, polling it, a login)

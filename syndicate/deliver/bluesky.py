@@ -30,7 +30,6 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import requests
@@ -39,8 +38,8 @@ from pydantic import Field, SecretStr, field_validator
 from .. import __version__, clock
 from ..errors import DeliveryError
 from ..validation import short
-from . import Message, MessageKey, Result
-from .http_post import HttpConnection, HttpDelivery, HttpSettings, _verify, http_session
+from . import Message, MessageKey, Result, social_payload
+from .http_post import HttpConnection, HttpDelivery, HttpSettings, _verify, http_session, reset_as_retry_after
 from .media import ImageUnavailable, fetch_image
 
 if TYPE_CHECKING:
@@ -96,7 +95,7 @@ class BlueskyDelivery(HttpDelivery):
         with http_session() as watched, requests.Session() as plain:
             plain.headers["User-Agent"] = f"syndicate/{__version__}"
             for session in (watched, plain):
-                session.hooks["response"].append(_ratelimit_reset_as_retry_after)
+                session.hooks["response"].append(reset_as_retry_after("ratelimit-reset"))
             connection = BlueskyConnection(self, watched, plain, stop)
             connection.log_in()
             yield connection
@@ -182,13 +181,9 @@ class BlueskyConnection(HttpConnection):
     def send(self, message: Message) -> Result:
         d = self.delivery
         key = message.key
-        payload = message.build()
-        if isinstance(payload, EmailMessage) or payload.get("kind") == "email":
-            return Result(
-                key, "failed", f"targets.{d.name}: a bluesky target posts social posts only (got an email)"
-            )
-        if not payload.get("text") or not payload.get("link"):
-            return Result(key, "failed", f"targets.{d.name}: not a social post (expected text and link)")
+        payload = social_payload(message, d.name, "a bluesky target", ("text", "link"))
+        if isinstance(payload, Result):
+            return payload
         rkey = record_key(key, message.fresh_id)
         uri = f"at://{self.did}/{POST_COLLECTION}/{rkey}"
         # A resend after a lost answer: the record may be there already (see the module docstring).
@@ -389,17 +384,6 @@ def _not_posted(result: Result) -> Result:
             result.key, "retry", result.detail.replace("the receiver may have it", "nothing was posted")
         )
     return result
-
-
-def _ratelimit_reset_as_retry_after(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-    """Bluesky's 429 says when the limit resets (`ratelimit-reset`, Unix seconds), often without
-    a Retry-After: turned into one, so `HttpConnection.post` waits that long (capped there)."""
-    if response.status_code != 429 or response.headers.get("Retry-After"):
-        return
-    reset = response.headers.get("ratelimit-reset", "").strip()
-    if reset.isdigit():
-        wait = max(0, int(reset) - int(clock.now().timestamp()))
-        response.headers["Retry-After"] = str(wait)
 
 
 class BlueskySettings(HttpSettings):

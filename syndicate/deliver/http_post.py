@@ -33,9 +33,11 @@ answer, the TLS handshake), it is `retry`; cut after, the receiver may have it: 
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -200,6 +202,31 @@ class HttpConnection:
         else:
             self.stop.wait(seconds)
         return not self.stop.is_set()
+
+
+def reset_as_retry_after(header: str) -> Callable[..., requests.Response]:
+    """A response hook for a service whose 429 says when its limit resets in `header` (Unix
+    seconds, or an ISO 8601 time with its offset) and often no Retry-After: the wait until then,
+    on syndicate's clock, becomes the Retry-After that `post` honours (capped there)."""
+
+    def hook(response: requests.Response, *args: object, **kwargs: object) -> requests.Response:
+        if response.status_code != 429 or response.headers.get("Retry-After"):
+            return response
+        reset = response.headers.get(header, "").strip()
+        if reset.isdigit():
+            seconds = int(reset) - clock.now().timestamp()
+        else:
+            try:
+                when = datetime.fromisoformat(reset)
+            except ValueError:
+                return response
+            if when.tzinfo is None:
+                return response
+            seconds = (when - clock.now()).total_seconds()
+        response.headers["Retry-After"] = str(max(0, math.ceil(seconds)))
+        return response
+
+    return hook
 
 
 def _verify(settings: HttpSettings) -> bool | str:

@@ -21,7 +21,6 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -30,7 +29,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from ..compose.littletext import little_text
 from ..validation import is_loopback, short
-from . import Message, MessageKey, Result, not_handed
+from . import Message, MessageKey, Result, not_handed, social_payload
 from .http_post import HttpConnection, HttpDelivery, HttpSettings, _verify, http_session
 from .media import UPLOADS_FILE, ImageUnavailable, UploadCache, fetch_image
 
@@ -72,17 +71,9 @@ class LinkedInConnection(HttpConnection):
 
     def send(self, message: Message) -> Result:
         d = self.delivery
-        payload = message.build()
-        if isinstance(payload, EmailMessage) or payload.get("kind") == "email":
-            return Result(
-                message.key,
-                "failed",
-                f"targets.{d.name}: a linkedin target posts social posts only (got an email)",
-            )
-        if not payload.get("text") or not payload.get("link"):
-            return Result(
-                message.key, "failed", f"targets.{d.name}: not a social post (expected text and link)"
-            )
+        payload = social_payload(message, d.name, "a linkedin target", ("text", "link"))
+        if isinstance(payload, Result):
+            return payload
         thumbnail = self._thumbnail(message.key, payload)
         if isinstance(thumbnail, Result):
             return thumbnail

@@ -29,8 +29,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlencode, urlsplit
 
@@ -38,10 +36,9 @@ import requests
 from pydantic import Field, SecretStr, field_validator
 from urllib3 import encode_multipart_formdata
 
-from .. import clock
 from ..validation import short
-from . import Message, MessageKey, Result, not_handed
-from .http_post import HttpConnection, HttpDelivery, HttpSettings, _verify, http_session
+from . import Message, MessageKey, Result, not_handed, social_payload
+from .http_post import HttpConnection, HttpDelivery, HttpSettings, _verify, http_session, reset_as_retry_after
 from .media import ImageUnavailable, fetch_image
 
 if TYPE_CHECKING:
@@ -111,7 +108,7 @@ class MastodonDelivery(HttpDelivery):
         with http_session() as session:
             assert self.settings.token is not None  # config requires it for mastodon targets
             session.headers["Authorization"] = f"Bearer {self.settings.token.get_secret_value()}"
-            session.hooks["response"].append(_rate_limit_as_retry_after)
+            session.hooks["response"].append(reset_as_retry_after("X-RateLimit-Reset"))
             yield MastodonConnection(self, session, stop)
 
 
@@ -145,15 +142,9 @@ class MastodonConnection:
 
     def send(self, message: Message) -> Result:
         d = self.delivery
-        payload = message.build()
-        if isinstance(payload, EmailMessage) or payload.get("kind") == "email":
-            return Result(
-                message.key,
-                "failed",
-                f"targets.{d.name}: a mastodon target posts social posts only (got an email)",
-            )
-        if not payload.get("text"):
-            return Result(message.key, "failed", f"targets.{d.name}: not a social post (expected text)")
+        payload = social_payload(message, d.name, "a mastodon target")
+        if isinstance(payload, Result):
+            return payload
         article = payload.get("article") or {}
         notes: list[str] = []
         media_ids: list[str] = []
@@ -307,20 +298,3 @@ def _json(answer: requests.Response) -> dict[str, Any]:
     except (ValueError, json.JSONDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def _rate_limit_as_retry_after(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
-    """A 429's `X-RateLimit-Reset` (when the limit resets, ISO 8601) as the Retry-After seconds
-    `http_post` honours: Mastodon sends the former only."""
-    if response.status_code != 429 or "Retry-After" in response.headers:
-        return response
-    reset = response.headers.get("X-RateLimit-Reset", "").strip()
-    try:
-        when = datetime.fromisoformat(reset)
-    except ValueError:
-        return response
-    if when.tzinfo is None:
-        return response
-    seconds = max(0, int(-(-(when - clock.now()).total_seconds() // 1)))
-    response.headers["Retry-After"] = str(seconds)
-    return response

@@ -37,13 +37,11 @@ import base64
 import hashlib
 import hmac
 import json
-import math
 import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -51,8 +49,8 @@ import requests
 from pydantic import Field, SecretStr, model_validator
 
 from .. import clock
-from . import Message, MessageKey, Result, not_handed
-from .http_post import HttpConnection, HttpDelivery, HttpSettings, http_session
+from . import Message, MessageKey, Result, not_handed, social_payload
+from .http_post import HttpConnection, HttpDelivery, HttpSettings, http_session, reset_as_retry_after
 from .media import UPLOADS_FILE, ImageUnavailable, UploadCache, fetch_image
 
 if TYPE_CHECKING:
@@ -82,19 +80,8 @@ class XDelivery(HttpDelivery):
     @contextmanager
     def open(self, stop: threading.Event | None = None) -> Iterator[XConnection]:
         with http_session() as session:
-            session.hooks["response"].append(_rate_limit_reset_as_retry_after)
+            session.hooks["response"].append(reset_as_retry_after("x-rate-limit-reset"))
             yield XConnection(self, session, stop)
-
-
-def _rate_limit_reset_as_retry_after(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-    """X says when a 429's window ends in `x-rate-limit-reset` (epoch seconds), often without a
-    Retry-After: give http_post's retry the wait it reads, measured on syndicate's clock."""
-    if response.status_code != 429 or "Retry-After" in response.headers:
-        return
-    reset = response.headers.get("x-rate-limit-reset", "").strip()
-    if reset.isdigit():
-        wait = math.ceil(int(reset) - clock.now().timestamp())
-        response.headers["Retry-After"] = str(max(wait, 0))
 
 
 class XConnection(HttpConnection):
@@ -102,13 +89,9 @@ class XConnection(HttpConnection):
 
     def send(self, message: Message) -> Result:
         d = self.delivery
-        payload = message.build()
-        if isinstance(payload, EmailMessage) or payload.get("kind") == "email":
-            return Result(
-                message.key, "failed", f"targets.{d.name}: an x target posts social posts only (got an email)"
-            )
-        if not payload.get("text"):
-            return Result(message.key, "failed", f"targets.{d.name}: not a social post (expected text)")
+        payload = social_payload(message, d.name, "an x target")
+        if isinstance(payload, Result):
+            return payload
         media = self._media(message.key, payload)
         if isinstance(media, Result):
             return media
