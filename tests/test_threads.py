@@ -33,7 +33,7 @@ from syndicate.compose.networks.threads import Threads
 from syndicate.compose.social import compose_post
 from syndicate.config import load_config
 from syndicate.content import load_articles
-from syndicate.deliver import Message, MessageKey, make_target, target_types
+from syndicate.deliver import Message, MessageKey, handing_over, make_target, target_types
 from syndicate.deliver.threads import THREADS_API_URL, ThreadsSettings
 from syndicate.errors import ConfigError
 from syndicate.send import send as send_now
@@ -371,6 +371,18 @@ def test_a_lost_publish_answer_that_cannot_be_settled_is_unknown_and_a_resend_po
     assert len(fake.posts) == 1 and fake.publishes() == 1 and len(fake.containers) == 1
     with sqlite3.connect(site.root / ".syndicate" / "ledger.sqlite") as db:
         assert db.execute("SELECT status FROM deliveries").fetchall() == [("sent",)]
+
+
+def test_only_the_publish_tells_the_ledger_the_post_is_handed_over(site, fake, monkeypatch):
+    threads_site(site, fake, monkeypatch)
+    handed_at: list[int] = []  # how many requests the server had seen when the ledger was told
+    target = make_target("threads", site.config())
+    with target.open() as connection, handing_over(lambda: handed_at.append(len(fake.seen))):
+        result = connection.send(
+            Message(MessageKey("threads", "threads", "lamps", ""), "h1", lambda: payload(site))
+        )
+    assert result.outcome == "sent" and fake.seen[-1] == PUBLISH
+    assert handed_at == [len(fake.seen) - 1]  # once: the publish written, before its answer
 
 
 def test_a_lost_container_answer_posts_nothing_and_is_retry(site, fake, monkeypatch):
