@@ -79,6 +79,7 @@ class FakeThreads(ThreadingHTTPServer):
         self.publish_delay = 0.0
         self.status_fails = False  # the status GETs answer 500 (Threads failing)
         self.token_expired = False
+        self.container_error = ""  # new containers end in ERROR with this error_message
         self.script: list[tuple[int, dict[str, str], dict]] = []  # answers to the next publishes
         self.lock = threading.Lock()
 
@@ -139,7 +140,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.status_fails:
             self._answer(500, graph_error("An unknown error has occurred.", 1, "OAuthException"))
             return
-        self._answer(200, {"status": container["status"], "id": container["id"]})
+        said = {k: container[k] for k in ("status", "id", "error_message") if k in container}
+        self._answer(200, said)
 
     def do_POST(self) -> None:  # noqa: N802
         self.server.seen.append(("POST", self.path))
@@ -178,7 +180,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with self.server.lock:
             container_id = str(18_000_000_000_000_000 + len(self.server.containers) + 1)
-            self.server.containers[container_id] = {"id": container_id, "status": "FINISHED", **fields}
+            status = "ERROR" if self.server.container_error else "FINISHED"
+            self.server.containers[container_id] = {"id": container_id, "status": status, **fields}
+            if self.server.container_error:
+                self.server.containers[container_id]["error_message"] = self.server.container_error
         self._answer(200, {"id": container_id})
 
     def _publish(self, fields: dict[str, str]) -> None:
@@ -480,23 +485,23 @@ def test_meta_s_message_is_quoted_without_the_token(site, fake, monkeypatch):
 
 
 def test_a_container_threads_could_not_make_fails_with_its_reason(site, fake, monkeypatch):
-    threads_site(site, fake, monkeypatch)
-    original = _Handler._create
-
-    def failing(handler, fields):
-        original(handler, fields)
-        for container in fake.containers.values():
-            container["status"] = "ERROR"
-
-    monkeypatch.setattr(_Handler, "_create", failing)
-    monkeypatch.setattr(
-        _Handler,
-        "do_GET",
-        lambda h: h._answer(200, {"status": "ERROR", "id": "1", "error_message": "FAILED_DOWNLOADING_IMAGE"}),
-    )
+    threads_site(site, fake, monkeypatch, hero="https://example.com/img/hero.png")
+    fake.container_error = "FAILED_DOWNLOADING_IMAGE"
     _, result = one(site, payload(site))
-    assert result.outcome == "failed" and fake.posts == []
+    assert result.outcome == "failed" and fake.posts == [] and PUBLISH not in fake.seen
     assert result.detail == "Threads could not make the post (FAILED_DOWNLOADING_IMAGE); nothing posted"
+
+
+def test_a_remembered_container_in_error_is_made_again(site, fake, monkeypatch):
+    threads_site(site, fake, monkeypatch)
+    fake.quota_usage = 250
+    body = payload(site)
+    assert one(site, body)[1].outcome == "retry"
+    [first] = fake.containers
+    fake.containers[first].update(status="ERROR", error_message="UNKNOWN")
+    fake.quota_usage = 0
+    _, result = one(site, body)
+    assert result.outcome == "sent" and len(fake.containers) == 2 and fake.posts[0]["container"] != first
 
 
 # -- config, dry run, plugins -------------------------------------------------------------------

@@ -143,6 +143,8 @@ def _throttling_as_429(response: requests.Response, *args: Any, **kwargs: Any) -
 
 class ThreadsConnection(HttpConnection):
     delivery: ThreadsDelivery
+    # Why the container last asked after is ERROR (Meta's `error_message`), for the result.
+    reason: str = ""
 
     def send(self, message: Message) -> Result:
         d = self.delivery
@@ -161,7 +163,7 @@ class ThreadsConnection(HttpConnection):
             return status
         if status in ("EXPIRED", "ERROR", "UNKNOWN_CONTAINER"):
             d.uploads.put(d.name, slot, "")  # nothing was published from it: make a new one
-            container = ""
+            container = ""  # (an earlier ERROR, say an image Threads could not fetch, may pass now)
         if not container:
             made = self._create(key, payload)
             if isinstance(made, Result):
@@ -182,6 +184,9 @@ class ThreadsConnection(HttpConnection):
             status = self._finished(key, container)
             if isinstance(status, Result):
                 return status
+        if status == "ERROR":  # a container just made that Threads could not make into a post
+            d.uploads.put(d.name, slot, "")
+            return Result(key, "failed", f"Threads could not make the post ({self.reason}); nothing posted")
         if status != "FINISHED":
             return Result(key, "retry", f"the Threads container is {status}; nothing posted")
         quota = self._quota(key)
@@ -242,7 +247,8 @@ class ThreadsConnection(HttpConnection):
 
     def _status(self, key: MessageKey, container: str) -> str | Result:
         """The container's documented status (FINISHED, IN_PROGRESS, PUBLISHED, EXPIRED, ERROR), or
-        UNKNOWN_CONTAINER when Threads no longer knows it; a `Result` when it cannot be asked."""
+        UNKNOWN_CONTAINER when Threads no longer knows it; a `Result` when it cannot be asked. Why
+        an ERROR container failed is kept in `self.reason`."""
         answer = self._get(key, container, {"fields": "status,error_message"})
         if isinstance(answer, Result):
             return answer
@@ -251,13 +257,9 @@ class ThreadsConnection(HttpConnection):
         if answer.status_code != 200:
             return self._refused(key, answer, "the container's status", retry=True)
         found = _json(answer)
-        status = str(found.get("status") or "")
-        if status == "ERROR":
-            said = _clean(
-                str(found.get("error_message") or "no reason given"), self.delivery.settings.secret()
-            )
-            return Result(key, "failed", f"Threads could not make the post ({said}); nothing posted")
-        return status or "UNKNOWN_STATUS"
+        said = str(found.get("error_message") or "no reason given")
+        self.reason = _clean(said, self.delivery.settings.secret())
+        return str(found.get("status") or "UNKNOWN_STATUS")
 
     def _finished(self, key: MessageKey, container: str) -> str | Result:
         """Ask after a container still IN_PROGRESS a few times; `retry` when it takes longer (it
