@@ -14,7 +14,8 @@ over. The container id is kept in the state folder's uploads.json per message (i
 content hash), so a later attempt publishes the same container instead of making a second one.
 Before publishing, the container's documented status (`GET /{container_id}?fields=status`) is
 asked: FINISHED is published, IN_PROGRESS is waited for a little (then `retry`), EXPIRED (never
-published within 24 h) makes a new container, ERROR fails with Meta's reason, and PUBLISHED means
+published within 24 h) makes a new container, so does a remembered one in ERROR (an image Threads
+could not fetch then may be there now), a new one in ERROR fails with Meta's reason, PUBLISHED means
 an earlier publish went out though its answer was lost: the message is `sent`, not published
 again. That status, not a search of the account's recent posts by text, settles a lost answer:
 it speaks of this very container, while the same words may have been posted by hand. A publish
