@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 
 import grapheme
@@ -25,7 +26,7 @@ from syndicate.errors import ConfigError, TemplateError
 
 from .conftest import DATA, REPO, base_config_dict
 
-NETWORKS = ("linkedin", "x", "mastodon", "bluesky")
+NETWORKS = ("linkedin", "x", "mastodon", "bluesky", "threads")
 ARTICLES = DATA / "social"
 
 
@@ -63,6 +64,11 @@ def reference_length(network: str, text: str) -> int:
         return grapheme.length(text)
     if network == "linkedin":
         return len(text.encode("utf-16-le")) // 2
+    if network == "threads":  # Meta: a character each, an emoji (a symbol, a keycap) its UTF-8 bytes
+        return sum(
+            len(g.encode("utf-8")) if any(unicodedata.category(c) in ("So", "Me") for c in g) else 1
+            for g in grapheme.graphemes(text)
+        )
     urls = [u["indices"] for u in extract_urls_with_indices(text) if u["url"].startswith("http")]
     pieces, position = [], 0
     for start, end in urls:
@@ -84,7 +90,7 @@ def test_no_post_exceeds_its_network_limit(network: str, config: Config, article
     posts, problems = compose_social_channel(articles, network, config)
     assert not [p for p in problems if p.severity == "error"]
     assert len(posts) == len(articles)
-    limit = {"linkedin": 3000, "x": 280, "mastodon": 500, "bluesky": 300}[network]
+    limit = {"linkedin": 3000, "x": 280, "mastodon": 500, "bluesky": 300, "threads": 500}[network]
     for post in posts:
         assert post.limit == limit
         assert post.length == reference_length(network, post.text), post.key
@@ -338,7 +344,7 @@ def test_cannot_fit_error_names_channel_network_and_limit(site) -> None:
     assert "expected at most 3000" in str(error)
 
 
-@pytest.mark.parametrize("net", ["x", "bluesky", "mastodon", "linkedin"])
+@pytest.mark.parametrize("net", ["x", "bluesky", "mastodon", "linkedin", "threads"])
 def test_the_cta_goes_on_every_network_when_it_fits(site, net) -> None:
     site.data["channels"]["social"] = {"kind": "social", "network": net, "targets": ["social-outbox"]}
     site.article(
@@ -428,3 +434,13 @@ def test_a_social_field_that_is_not_network_texts_refuses_the_article(site, soci
     assert loaded.articles == []
     [error] = [p for p in loaded.problems if p.severity == "error"]
     assert error.field == field
+
+
+def test_threads_takes_one_topic_tag_even_when_a_channel_asks_for_more(tmp_path: Path) -> None:
+    config = social_config(tmp_path, max_hashtags=3)
+    [article, *_] = load_articles(config).articles
+    threads, _ = compose_post(article, "threads", config)
+    mastodon, _ = compose_post(article, "mastodon", config)
+    assert threads is not None and mastodon is not None
+    assert len(threads.hashtags) == 1 and len(mastodon.hashtags) > 1
+    assert sum(word.startswith("#") for word in threads.text.split()) == 1

@@ -30,7 +30,7 @@ from syndicate.send import send
 from .conftest import DATA, base_config_dict, child_env
 
 PLUGINS = DATA / "plugins"
-BUILT_IN = ["bluesky", "linkedin", "mastodon", "x"]
+BUILT_IN = ["bluesky", "linkedin", "mastodon", "threads", "x"]
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
 
@@ -183,7 +183,7 @@ def test_without_the_plugin_the_network_is_a_one_line_config_error(tmp_path) -> 
     message = str(caught.value)
     assert message.endswith(
         "channels.threads.network: 'threadsx' is not allowed "
-        "(expected 'bluesky', 'linkedin', 'mastodon', 'x')"
+        "(expected 'bluesky', 'linkedin', 'mastodon', 'threads', 'x')"
     )
     assert "\n" not in message
 

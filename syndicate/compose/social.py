@@ -139,7 +139,10 @@ def hashtag(tag: str) -> str | None:
 
 def choose_hashtags(article: Article, channel: SocialChannel) -> tuple[str, ...]:
     """The article's own tags first, then the channel's, without repeats, up to the channel's cap."""
-    cap = channel.max_hashtags if channel.max_hashtags is not None else network(channel.network).max_hashtags
+    net = network(channel.network)
+    cap = channel.max_hashtags if channel.max_hashtags is not None else net.max_hashtags
+    if net.hashtag_ceiling is not None:  # what the network takes at most, even when a channel asks more
+        cap = min(cap, net.hashtag_ceiling)
     chosen: dict[str, str] = {}
     for tag in (*article.tags, *channel.hashtags):
         tag_text = hashtag(tag)

@@ -43,6 +43,9 @@ class Network(ABC):
     unit: ClassVar[str]
     #: Hashtags a post gets when the channel sets no `max_hashtags`.
     max_hashtags: ClassVar[int]
+    #: The most hashtags the network itself takes, whatever a channel's `max_hashtags` asks (Threads
+    #: makes one a post's topic tag and no more); None: no ceiling of its own.
+    hashtag_ceiling: ClassVar[int | None] = None
     #: Fewer hashtags than this is a warning (the network's own advice); 0: no advice.
     min_hashtags: ClassVar[int] = 0
     #: How much of a post shows before "see more", in `unit`; None: the whole post shows.
