@@ -36,7 +36,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, timedelta
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlencode, urlsplit
 
@@ -45,7 +44,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from .. import clock
 from ..validation import short
-from . import Message, MessageKey, Result, not_handed
+from . import Message, MessageKey, Result, not_handed, social_payload
 from .http_post import HttpConnection, HttpDelivery, HttpSettings, _verify, http_session
 from .media import UPLOADS_FILE, UploadCache
 
@@ -150,13 +149,9 @@ class ThreadsConnection(HttpConnection):
     def send(self, message: Message) -> Result:
         d = self.delivery
         key = message.key
-        payload = message.build()
-        if isinstance(payload, EmailMessage) or payload.get("kind") == "email":
-            return Result(
-                key, "failed", f"targets.{d.name}: a threads target posts social posts only (got an email)"
-            )
-        if not payload.get("text"):
-            return Result(key, "failed", f"targets.{d.name}: not a social post (expected text)")
+        payload = social_payload(message, d.name, "a threads target")
+        if isinstance(payload, Result):
+            return payload
         slot = _slot(message)
         container = d.uploads.get(d.name, slot) or ""
         status = self._status(key, container) if container else None
