@@ -119,26 +119,11 @@ class _Left:
     why: str
 
 
-class MastodonConnection:
-    """One batch's sessions; `send` makes the upload, the polls and the status of one post."""
+class MastodonConnection(HttpConnection):
+    """One batch's session; `send` makes the upload, the polls and the status of one post, each
+    POST through `http_post` (retries, lost answers) at its own API path of the server."""
 
-    def __init__(
-        self,
-        delivery: MastodonDelivery,
-        session: requests.Session,
-        stop: threading.Event | None = None,
-    ) -> None:
-        self.delivery = delivery
-        self.session = session
-        self.stop = stop or threading.Event()
-        self._media = self._endpoint("/api/v2/media")
-        self._statuses = self._endpoint("/api/v1/statuses")
-
-    def _endpoint(self, path: str) -> HttpConnection:
-        """`http_post`'s POST (retries, lost answers) aimed at one API path of the server."""
-        d = self.delivery
-        settings = d.settings.model_copy(update={"url": d.settings.url + path})
-        return HttpConnection(HttpDelivery(d.name, settings, d.sleep), self.session, self.stop)
+    delivery: MastodonDelivery
 
     def send(self, message: Message) -> Result:
         d = self.delivery
@@ -162,10 +147,11 @@ class MastodonConnection:
             fields.append(("language", language))
         fields.extend(("media_ids[]", media_id) for media_id in media_ids)
         key = idempotency_key(message)
-        answer = self._statuses.post(
+        answer = self.post(
             message.key,
             urlencode(fields).encode("utf-8"),
             lambda: {"Content-Type": "application/x-www-form-urlencoded", "Idempotency-Key": key},
+            url=self._url("/api/v1/statuses"),
         )
         if isinstance(answer, Result):
             if answer.outcome == "unknown":
@@ -196,7 +182,7 @@ class MastodonConnection:
             parts.append(("description", alt))
         body, multipart = encode_multipart_formdata(parts)
         with not_handed():  # an upload alone publishes nothing: the message is not in doubt yet
-            answer = self._media.post(key, body, lambda: {"Content-Type": multipart})
+            answer = self.post(key, body, lambda: {"Content-Type": multipart}, url=self._url("/api/v2/media"))
         if isinstance(answer, Result):
             if answer.outcome == "unknown":  # an unattached upload is removed by Mastodon later
                 return Result(key, "retry", f"the image upload: {answer.detail}; nothing posted")
@@ -266,13 +252,8 @@ class MastodonConnection:
         problem = f"Mastodon refused {what} (HTTP {status} {answer.reason or ''}".rstrip() + ")"
         return f"{problem}: {said}" if said else problem
 
-    def _wait(self, seconds: float) -> bool:
-        """Wait between polls; False when the run is stopping."""
-        if self.delivery.sleep is not None:
-            self.delivery.sleep(seconds)
-        else:
-            self.stop.wait(seconds)
-        return not self.stop.is_set()
+    def _url(self, path: str) -> str:
+        return self.delivery.settings.url + path
 
 
 def idempotency_key(message: Message) -> str:

@@ -359,14 +359,6 @@ class ThreadsConnection(HttpConnection):
         problem += f", code {error['code']})" if "code" in error else ")"
         return Result(key, "retry" if retry else "failed", f"{problem}: {said}" if said else problem)
 
-    def _wait(self, seconds: float) -> bool:
-        """Wait between polls; False when the run is stopping."""
-        if self.delivery.sleep is not None:
-            self.delivery.sleep(seconds)
-        else:
-            self.stop.wait(seconds)
-        return not self.stop.is_set()
-
 
 def _slot(message: Message) -> str:
     """The uploads.json entry of this message's container: its ledger key, content and resend."""
