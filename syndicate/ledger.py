@@ -68,7 +68,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 
 from . import clock
 from .config import Config
@@ -284,7 +284,7 @@ class Ledger:
                 self.engine = _read_only_engine(url)
             else:
                 self.engine = make_engine(url)
-                _metadata.create_all(self.engine)
+                create_tables(_metadata, self.engine)
                 _add_missing_columns(self.engine)
             tables = inspect(self.engine)
             self.tables = set(tables.get_table_names())
@@ -970,6 +970,17 @@ def _chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:
 def _is_draft(draft: DraftId) -> tuple:
     c = deliveries.c
     return (c.channel == draft[0], c.target == draft[1], c.draft_key == draft[2])
+
+
+def create_tables(metadata: MetaData, engine: Engine) -> None:
+    """`metadata`'s missing tables made. Two processes opening a new PostgreSQL database at once
+    both find a table missing and both create it: the loser's CREATE fails on the catalog's
+    unique names (IntegrityError) or on the table now there (ProgrammingError). Looked at again,
+    the tables are there, so a second pass creates nothing."""
+    try:
+        metadata.create_all(engine)
+    except (IntegrityError, ProgrammingError):
+        metadata.create_all(engine)
 
 
 def make_engine(url: str) -> Engine:

@@ -49,7 +49,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from . import clock
 from .config import Config
 from .errors import SyndicateError
-from .ledger import LEDGER_FILE, make_engine, sqlite_url
+from .ledger import LEDGER_FILE, create_tables, make_engine, sqlite_url
 from .recipients import Recipient, RecipientProblem, address_key, check_address
 from .state import state_path
 
@@ -218,7 +218,7 @@ class SubscriberStore:
         self.url = url
         try:
             self.engine: Engine = make_engine(url)
-            _metadata.create_all(self.engine)
+            create_tables(_metadata, self.engine)
         except SQLAlchemyError as exc:
             raise SubscriberError(
                 f"database_url: cannot open the subscriber store ({_reason(exc)})"

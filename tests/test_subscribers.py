@@ -6,6 +6,9 @@ import json
 import os
 import re
 import stat
+import subprocess
+import sys
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -409,3 +412,33 @@ def test_an_import_racing_another_process_is_undone_whole_and_one_line(store, tm
     assert [s.email for s in store.subscribers("news")] == ["a@example.org"]  # b@ undone
     again = store.import_rows("news", rows("b@example.org", "a@example.org"))
     assert (again.added, again.unchanged) == (1, 1)
+
+
+def test_processes_opening_a_new_postgresql_database_at_once_both_get_the_store(postgres_url):
+    """Two sends sharing a new database make the tables at the same moment: the one whose CREATE
+    loses the race looks again and finds them, instead of failing its send."""
+    opener = (
+        "import sys, time; from syndicate.subscribers import SubscriberStore; "
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); SubscriberStore(sys.argv[1]).close()"
+    )
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    names = [f"race_{uuid.uuid4().hex[:12]}" for _ in range(6)]
+    try:
+        for name in names:
+            with admin.connect() as conn:
+                conn.execute(text(f"CREATE DATABASE {name}"))
+            database = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+            start = str(time.time() + 1.5)  # both processes imported by then: their CREATEs meet
+            runs = [
+                subprocess.Popen(
+                    [sys.executable, "-c", opener, database, start], stderr=subprocess.PIPE, text=True
+                )
+                for _ in range(3)
+            ]
+            errors = [run.communicate(timeout=60)[1] for run in runs]
+            assert [run.returncode for run in runs] == [0, 0, 0], errors
+    finally:
+        with admin.connect() as conn:
+            for name in names:
+                conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
