@@ -307,6 +307,21 @@ class SocialChannel(Strict):
     template: str | None = None
     articles: ArticleSegment = Field(default_factory=ArticleSegment)
     targets: list[str] = Field(min_length=1)
+    # A post too long for one becomes a thread of replies (compose/thread.py) instead of being
+    # shortened; an article's own `thread:` overrides it. Only on networks that have threads.
+    thread: bool = False
+
+    @model_validator(mode="after")
+    def _thread_network(self) -> SocialChannel:
+        from .compose.networks import network, network_names  # compose imports config
+
+        if self.thread and not network(self.network).replies:
+            can = [n for n in network_names() if network(n).replies]
+            raise ValueError(
+                f"thread: {self.network} posts cannot go on as a thread (expected false, or a network "
+                f"with threads: {', '.join(can)})"
+            )
+        return self
 
     @field_validator("network")
     @classmethod

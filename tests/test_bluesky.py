@@ -215,7 +215,8 @@ class _PdsHandler(BaseHTTPRequestHandler):
         if self.server.hold:
             self.server.released.wait(self.server.hold)
         uri = f"at://{DID}/app.bsky.feed.post/{rkey}"
-        return self._json(200, {"uri": uri, "cid": cid_of(body), "validationStatus": "valid"})
+        cid = cid_of(json.dumps(data["record"]).encode())  # as getRecord names it
+        return self._json(200, {"uri": uri, "cid": cid, "validationStatus": "valid"})
 
     # -- the lexicon checks ------------------------------------------------------------------------
 
@@ -241,7 +242,29 @@ class _PdsHandler(BaseHTTPRequestHandler):
         record = data["record"]
         if not isinstance(record, dict):
             return [*problems, "record is not an object"]
-        return problems + post_problems(record, self.server.blobs)
+        return problems + post_problems(record, self.server.blobs) + self._check_reply(record)
+
+    def _check_reply(self, record: dict[str, Any]) -> list[str]:
+        """app.bsky.feed.post#replyRef: `root` and `parent`, each a com.atproto.repo.strongRef
+        (an at-uri and a cid) naming a post this repository holds, at that version."""
+        reply = record.get("reply")
+        if reply is None:
+            return []
+        if not isinstance(reply, dict) or set(reply) - {"$type"} != {"root", "parent"}:
+            return [f"reply {reply!r} is not a replyRef (root and parent)"]
+        problems = []
+        for name in ("root", "parent"):
+            ref = reply[name]
+            if not isinstance(ref, dict) or set(ref) - {"$type"} != {"uri", "cid"}:
+                problems.append(f"reply.{name} is not a strongRef")
+                continue
+            prefix = f"at://{DID}/app.bsky.feed.post/"
+            held = self.server.records.get(str(ref["uri"]).removeprefix(prefix))
+            if not str(ref["uri"]).startswith(prefix) or held is None:
+                problems.append(f"reply.{name} names no post here: {ref['uri']!r}")
+            elif ref["cid"] != cid_of(json.dumps(held).encode()):
+                problems.append(f"reply.{name} cid is not the post's")
+        return problems
 
     # -- plumbing ---------------------------------------------------------------------------------
 

@@ -64,6 +64,7 @@ class FakeMastodon(ThreadingHTTPServer):
         self.scripted: deque[tuple[int, dict[str, str], dict]] = deque()
         self.upload_scripted: deque[tuple[int, dict[str, str], dict]] = deque()
         self.hold = 0.0
+        self.hold_at = 1  # which status made is answered late, by `hold` seconds
         self.image_type = "image/png"
         self.released = threading.Event()
         self.lock = threading.Lock()
@@ -170,6 +171,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             fields = dict(form)
             media_ids = [v for k, v in form if k == "media_ids[]"]
+            reply_to = fields.get("in_reply_to_id")
+            if reply_to is not None and reply_to not in {s["id"] for s in server.created}:
+                self._answer(404, {"error": "Record not found"})
+                return
             if any(server.media.get(m, {}).get("url") is None for m in media_ids):
                 self._answer(
                     422, {"error": "Validation failed: Cannot attach files that have not finished processing"}
@@ -183,11 +188,12 @@ class _Handler(BaseHTTPRequestHandler):
                 "visibility": fields.get("visibility", "public"),
                 "language": fields.get("language"),
                 "media_ids": media_ids,
+                "in_reply_to_id": reply_to,
             }
             server.created.append(made)
             if key:
                 server.statuses[key] = made
-        if server.hold and len(server.created) == 1:
+        if server.hold and len(server.created) == server.hold_at:
             server.released.wait(server.hold)
         self._answer(200, made)
 

@@ -138,6 +138,9 @@ class FakeX(ThreadingHTTPServer):
         self.upload_delay = 0.0
         self.upload_status = 200
         self.issued: set[str] = set()  # media ids this server handed out
+        self.answers: dict[int, tuple[int, dict[str, str], dict]] = {}  # for the n-th POST /2/tweets
+        self.hold_at: int | None = None  # the n-th post is made, its answer late by tweet_delay
+        self.posts = 0
         self.lock = threading.Lock()
 
     @property
@@ -235,7 +238,21 @@ class _XHandler(BaseHTTPRequestHandler):
             }
             self._answer(200, {"data": data})
         elif self.path == "/2/tweets":
-            assert set(body) <= {"text", "media"} and isinstance(body["text"], str)
+            assert set(body) <= {"text", "media", "reply"} and isinstance(body["text"], str)
+            with self.server.lock:
+                self.server.posts += 1
+                nth = self.server.posts
+            if nth in self.server.answers:
+                status, headers, said = self.server.answers[nth]
+                self._answer(status, said, headers)
+                return
+            if "reply" in body:  # a reply names a post that exists (X answers 400 otherwise)
+                reply = body["reply"]
+                known = {t["id"] for t in self.server.tweets}
+                if set(reply) != {"in_reply_to_tweet_id"} or reply["in_reply_to_tweet_id"] not in known:
+                    said = problem("Invalid Request", "reply.in_reply_to_tweet_id", "about:blank", 400)
+                    self._answer(400, said)
+                    return
             ids = body.get("media", {}).get("media_ids", [])
             if not set(ids) <= self.server.issued:
                 said = problem(
@@ -261,9 +278,10 @@ class _XHandler(BaseHTTPRequestHandler):
                     detail = "You are not allowed to create a Tweet with duplicate content."
                     self._answer(403, problem("Forbidden", detail, "about:blank", 403))
                     return
-                self.server.tweets.append(body)
-                tweet_id = str(1_900_000_000_000_000_000 + len(self.server.tweets))
-            time.sleep(self.server.tweet_delay)
+                tweet_id = str(1_900_000_000_000_000_000 + len(self.server.tweets) + 1)
+                self.server.tweets.append({**body, "id": tweet_id})
+            if self.server.hold_at in (None, nth):
+                time.sleep(self.server.tweet_delay)
             self._answer(201, {"data": {"id": tweet_id, "text": body["text"]}})
         else:
             self._answer(404, b"")

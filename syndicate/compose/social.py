@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +33,31 @@ from ..state import write_private
 from ..templating import get_template, render_template, site_view
 from .networks import Network, network
 from .textlength import Shortener, graphemes
+from .thread import split_thread
 
 # A title is never shortened below this many graphemes: past that the post says nothing.
 MIN_TITLE = 20
 
 
 @dataclass(frozen=True)
+class PostPart:
+    """One post of a thread, as posted: its text (numbered), its length and its facets."""
+
+    text: str
+    length: int
+    facets: tuple[dict[str, Any], ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "length": self.length, "facets": list(self.facets)}
+
+
+@dataclass(frozen=True)
 class SocialPost:
-    """One post for one network; `text` is final, as a reader will see it."""
+    """One post for one network; `text` is final, as a reader will see it.
+
+    A post too long for its network on a channel with `thread: true` is a thread: `thread` holds
+    its parts in order (each within the limit; `text` is them all, a blank line apart, and
+    `length` the longest part's). Either way it is one post to the ledger."""
 
     network: str
     text: str
@@ -53,17 +70,20 @@ class SocialPost:
     limit: int
     fold: int | None = None
     facets: tuple[dict[str, Any], ...] = ()
+    thread: tuple[PostPart, ...] = ()
 
     @property
     def content_hash(self) -> str:
         """Changes exactly when what would be posted changes (the ledger compares it)."""
-        payload = {
+        payload: dict[str, Any] = {
             "network": self.network,
             "text": self.text,
             "link": self.link,
             "image": self.image,
             "facets": list(self.facets),
         }
+        if self.thread:  # (only then: a single post's hash is what it was before threads)
+            payload["thread"] = [part.text for part in self.thread]
         return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
     @property
@@ -72,8 +92,8 @@ class SocialPost:
         return network(self.network).unit
 
     def as_dict(self) -> dict[str, Any]:
-        """What outbox .json files and webhooks carry."""
-        return {
+        """What outbox .json files and webhooks carry (`thread`: only for a thread)."""
+        found: dict[str, Any] = {
             "key": self.key,
             "network": self.network,
             "text": self.text,
@@ -88,6 +108,9 @@ class SocialPost:
             "content_hash": self.content_hash,
             "article": self.article.as_dict(),
         }
+        if self.thread:
+            found["thread"] = [part.as_dict() for part in self.thread]
+        return found
 
 
 def compose_social_channel(
@@ -115,6 +138,8 @@ def compose_post(
 def describe(post: SocialPost) -> str:
     """One line for the preview table, e.g. "linkedin 812/3000, fold at 208"."""
     line = f"{post.network} {post.length}/{post.limit}"
+    if post.thread:
+        line += f", thread of {len(post.thread)}"
     if network(post.network).fold_at is not None:
         line += f", fold at {post.fold}" if post.fold is not None else ", no fold"
     return line
@@ -196,6 +221,14 @@ class _Composer:
         def render(cta: str | None) -> Callable[[str, str], str]:
             return lambda title, description: self._render(article, title, description, tags, cta)
 
+        if self._threads(article):
+            # The whole text, nothing shortened: a thread when it does not fit one post.
+            whole = render(article.cta)(article.title, article.description or article.excerpt or "")
+            if not (net.fits(whole) and net.hook_fits(whole)):
+                thread = self._thread(article, whole, tags)
+                if thread is not None:
+                    return thread, problems
+
         fitted = _fit(article, self.channel_name, net, render(article.cta))
         if article.cta and (isinstance(fitted, Problem) or fitted[1]):
             # The call to action goes on every network when it fits: dropped only for a post
@@ -230,6 +263,28 @@ class _Composer:
             )
         return self._post(article, text, tags), problems
 
+    def _threads(self, article: Article) -> bool:
+        """Whether a post too long for one may become a thread: the article's `thread:` if it
+        says, else the channel's; never on a network whose posts cannot be replied to in a chain."""
+        wanted = self.channel.thread if article.thread is None else article.thread
+        return wanted and self.net.replies
+
+    def _thread(self, article: Article, text: str, tags: tuple[str, ...]) -> SocialPost | None:
+        """`text` as a thread (None when it cannot be split: a word too long for one part, or
+        too many parts); the caller then shortens it to one post, or says why it cannot."""
+        net = self.net
+        parts = split_thread(text, lambda part: net.fits(part) and net.hook_fits(part))
+        if parts is None or len(parts) < 2:
+            return None
+        thread = tuple(PostPart(p, net.measure(p), net.facets(p, tags)) for p in parts)
+        whole = "\n\n".join(parts)
+        return replace(
+            self._post(article, whole, tags),
+            length=max(part.length for part in thread),
+            fold=None,
+            thread=thread,
+        )
+
     def _post(self, article: Article, text: str, tags: tuple[str, ...]) -> SocialPost:
         net = self.net
         return SocialPost(
@@ -254,6 +309,10 @@ class _Composer:
         author's, so a text that does not fit is an error naming the field."""
         net = self.net
         text = own if article.url in own else f"{own}\n\n{article.url}"
+        if not net.fits(text) and self._threads(article):
+            thread = self._thread(article, text, tags)
+            if thread is not None:
+                return thread, problems
         if not net.fits(text):
             return None, [
                 *problems,

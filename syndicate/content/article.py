@@ -91,6 +91,8 @@ class Article:
     lang: str | None = None  # its language (BCP 47) when its frontmatter's `lang` gives one
     # Its own post text per network (frontmatter `social:`), used instead of the template's.
     social: dict[str, str] = field(default_factory=dict)
+    # Frontmatter `thread:`: whether its posts may become threads; None: as the channel says.
+    thread: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -121,6 +123,7 @@ class Article:
             "cta_url": self.cta_url,
             "tags": list(self.tags),
             "social": dict(self.social),
+            "thread": self.thread,
             "lang": self.lang,
             "read_minutes": self.read_minutes,
             "excerpt": self.excerpt,

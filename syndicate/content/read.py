@@ -39,6 +39,7 @@ KNOWN = {
     "cta",
     "cta_url",
     "social",
+    "thread",
     "tags",
     "categories",
     "category",
@@ -224,6 +225,7 @@ def _normalise(
         url_field=url_field,
         lang=fields.language(meta),
         social=fields.social_copy(meta),
+        thread=fields.flag(meta, "thread") if meta.get("thread") is not None else None,
         extra={k: v for k, v in meta.items() if k not in KNOWN and k not in used},
     )
 

@@ -41,6 +41,7 @@ from ..validation import short
 from . import Message, MessageKey, Result, social_payload
 from .http_post import HttpConnection, HttpDelivery, HttpSettings, _verify, http_session, reset_as_retry_after
 from .media import ImageUnavailable, fetch_image
+from .replies import PostedParts, parts_of, post_thread
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -51,6 +52,8 @@ POST_COLLECTION = "app.bsky.feed.post"
 THUMB_MAX_BYTES = 1_000_000
 # The server's `message` is quoted in results up to this many characters.
 MESSAGE_CHARS = 300
+# Said of a post found under its record key instead of made now.
+ALREADY = " (already posted: found under its record key)"
 
 # TIDs (the record keys of app.bsky.feed.post): 13 characters of base32-sortable.
 _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
@@ -61,11 +64,15 @@ _TID_BASE_US = int(datetime(2023, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000
 _TID_SPAN_US = 2 * 365 * 86_400 * 1_000_000
 
 
-def record_key(key: MessageKey, fresh_id: str = "") -> str:
+def record_key(key: MessageKey, fresh_id: str = "", part: int = 0) -> str:
     """The post's rkey: a TID computed from the ledger key, so every attempt at the same message
     names the same record and the server refuses a second one. A deliberate `--resend`
-    (`fresh_id`, that run's nonce) is a new post, so it gets a new key."""
-    text = "\x1f".join((key.channel, key.target, key.draft_key, key.recipient, fresh_id))
+    (`fresh_id`, that run's nonce) is a new post, so it gets a new key; so does each part of a
+    thread after the first (`part`, 0-based)."""
+    fields = [key.channel, key.target, key.draft_key, key.recipient, fresh_id]
+    if part:
+        fields.append(f"part {part}")
+    text = "\x1f".join(fields)
     digest = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:16], "big")
     micros = _TID_BASE_US + digest % _TID_SPAN_US
     value = (micros << 10) | (digest >> 64) % 1024
@@ -184,26 +191,86 @@ class BlueskyConnection(HttpConnection):
         payload = social_payload(message, d.name, "a bluesky target", ("text", "link"))
         if isinstance(payload, Result):
             return payload
+        parts = parts_of(payload)
+        if parts is not None:
+            return self._thread(message, payload, parts)
         rkey = record_key(key, message.fresh_id)
-        uri = f"at://{self.did}/{POST_COLLECTION}/{rkey}"
         # A resend after a lost answer: the record may be there already (see the module docstring).
-        found = self._ours(key, rkey, payload["text"], uri)
+        found = self._ours(key, rkey, payload["text"])
+        if isinstance(found, str):
+            return Result(key, "sent", found.split(" ")[0] + ALREADY)
         if found is not None:
             return found
         embed, note = self._card(key, payload)
         if isinstance(embed, Result):
             return embed
+        made = self._create(key, rkey, payload, payload, embed, None)
+        if isinstance(made, Result):
+            return made
+        ref, already = made
+        return Result(key, "sent", ref.split(" ")[0] + (ALREADY if already else note))
+
+    def _thread(self, message: Message, payload: dict[str, Any], parts: list[dict[str, Any]]) -> Result:
+        """A thread: each part a record under its own derived key, replying to the one before
+        (`reply.root` the first part, `reply.parent` the previous one, by uri and cid). The keys
+        say what is up already, so nothing is kept beside (replies.py)."""
+        key = message.key
+        notes: list[str] = []
+
+        def part(index: int, composed: dict[str, Any], refs: list[str]) -> str | Result:
+            rkey = record_key(key, message.fresh_id, index)
+            found = self._ours(key, rkey, str(composed["text"]))
+            if found is not None:
+                return found
+            embed: dict[str, Any] | None = None
+            if index == 0:
+                card, note = self._card(key, payload)
+                if isinstance(card, Result):
+                    return card
+                embed = card
+                notes.append(note.strip())
+            reply = None
+            if refs:
+                (root_uri, root_cid), (parent_uri, parent_cid) = refs[0].split(" "), refs[-1].split(" ")
+                reply = {
+                    "root": {"uri": root_uri, "cid": root_cid},
+                    "parent": {"uri": parent_uri, "cid": parent_cid},
+                }
+            made = self._create(key, rkey, composed, payload, embed, reply)
+            return made if isinstance(made, Result) else made[0]
+
+        result = post_thread(message, parts, PostedParts(None, self.delivery.name, message), part)
+        detail = " ".join([result.detail, *(n for n in notes if n)])
+        return Result(key, result.outcome, detail)
+
+    def _create(
+        self,
+        key: MessageKey,
+        rkey: str,
+        composed: dict[str, Any],
+        payload: dict[str, Any],
+        embed: dict[str, Any] | None,
+        reply: dict[str, Any] | None,
+    ) -> tuple[str, bool] | Result:
+        """createRecord of one post under `rkey`: ("<uri> <cid>", whether it was there already)
+        once it is there, else the Result."""
+        d = self.delivery
+        text = str(composed["text"])
+        uri = f"at://{self.did}/{POST_COLLECTION}/{rkey}"
         record: dict[str, Any] = {
             "$type": POST_COLLECTION,
-            "text": payload["text"],
+            "text": text,
             "createdAt": created_at(clock.now()),
         }
-        if payload.get("facets"):
-            record["facets"] = list(payload["facets"])
+        if composed.get("facets"):
+            record["facets"] = list(composed["facets"])
         lang = (payload.get("article") or {}).get("lang") or d.language
         if lang:
             record["langs"] = [lang]
-        record["embed"] = embed
+        if reply is not None:
+            record["reply"] = reply
+        if embed is not None:
+            record["embed"] = embed
         request = {"repo": self.did, "collection": POST_COLLECTION, "rkey": rkey, "record": record}
         body = json.dumps(request, ensure_ascii=False).encode("utf-8")
         answer = self._authorized(key, "com.atproto.repo.createRecord", body, "application/json")
@@ -211,19 +278,19 @@ class BlueskyConnection(HttpConnection):
             if answer.outcome == "unknown":
                 return Result(key, "unknown", f"{answer.detail} (a resend is safe: it names record {rkey})")
             if answer.outcome == "retry":  # a 5xx: the reference PDS's answer to an existing key
-                return self._ours(key, rkey, payload["text"], uri) or answer
+                return self._found(key, rkey, text) or answer
             return answer
         status = answer.status_code
         if status == 200:
             try:
-                posted = str(answer.json()["uri"])
+                made = answer.json()
+                return f"{made['uri']} {made['cid']}", False
             except (ValueError, KeyError, TypeError):
-                posted = uri
-            return Result(key, "sent", f"{posted}{note}")
+                return self._found(key, rkey, text) or (f"{uri} -", False)
         error, said = self._error(answer)
         if status == 409 or "AlreadyExists" in error or "already exists" in said.lower():
             # A record is there under our key; unread, it may or may not be this post.
-            return self._ours(key, rkey, payload["text"], uri) or Result(
+            return self._found(key, rkey, text) or Result(
                 key, "unknown", f"HTTP {status} {error}: record {rkey} exists but could not be read back"
             )
         if status in (401, 403):
@@ -235,9 +302,14 @@ class BlueskyConnection(HttpConnection):
             problem = f"HTTP {status} {error}".strip()
         return Result(key, "failed", f"{problem}: {said}" if said else problem)
 
-    def _ours(self, key: MessageKey, rkey: str, text: str, uri: str) -> Result | None:
-        """`sent` when the record under `rkey` exists and holds `text`; `failed` when it holds
-        another post; None when there is none (or it cannot be read: the create decides)."""
+    def _found(self, key: MessageKey, rkey: str, text: str) -> tuple[str, bool] | Result | None:
+        """`_ours` after a create that did not say it made the record."""
+        found = self._ours(key, rkey, text)
+        return (found, True) if isinstance(found, str) else found
+
+    def _ours(self, key: MessageKey, rkey: str, text: str) -> str | Result | None:
+        """ "<uri> <cid>" when the record under `rkey` exists and holds `text`; `failed` when it
+        holds another post; None when there is none (or it cannot be read: the create decides)."""
         query = {"repo": self.did, "collection": POST_COLLECTION, "rkey": rkey}
         try:
             answer = self.plain.get(
@@ -252,11 +324,13 @@ class BlueskyConnection(HttpConnection):
         if answer.status_code != 200:
             return None
         try:
-            value = answer.json()["value"]
+            found = answer.json()
+            value = found["value"]
         except (ValueError, KeyError, TypeError):
             return None
         if isinstance(value, dict) and value.get("text") == text:
-            return Result(key, "sent", f"{uri} (already posted: found under its record key)")
+            uri = found.get("uri") or f"at://{self.did}/{POST_COLLECTION}/{rkey}"
+            return f"{uri} {found.get('cid') or '-'}"
         return Result(
             key,
             "failed",

@@ -39,7 +39,8 @@ from urllib3 import encode_multipart_formdata
 from ..validation import short
 from . import Message, MessageKey, Result, not_handed, social_payload
 from .http_post import HttpConnection, HttpDelivery, HttpSettings, _verify, http_session, reset_as_retry_after
-from .media import ImageUnavailable, fetch_image
+from .media import UPLOADS_FILE, ImageUnavailable, UploadCache, fetch_image
+from .replies import PostedParts, parts_of, post_thread
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -97,11 +98,17 @@ class MastodonSettings(HttpSettings):
         return text
 
     def connect(self, name: str, config: Config) -> MastodonDelivery:
-        return MastodonDelivery(name, self)
+        from ..state import state_path  # state imports config, which finds this module
+
+        delivery = MastodonDelivery(name, self)
+        delivery.uploads = UploadCache(state_path(config, UPLOADS_FILE))
+        return delivery
 
 
 class MastodonDelivery(HttpDelivery):
     settings: MastodonSettings
+    # Where a thread's parts already posted are kept (replies.PostedParts); None: nowhere.
+    uploads: UploadCache | None = None
 
     @contextmanager
     def open(self, stop: threading.Event | None = None) -> Iterator[MastodonConnection]:
@@ -141,12 +148,46 @@ class MastodonConnection(HttpConnection):
                 notes.append(f"posted without the image: {got.why}")
             else:
                 media_ids.append(got)
-        fields = [("status", str(payload["text"])), ("visibility", d.settings.visibility)]
         language = d.settings.language or _language_of(article.get("lang"))
+        parts = parts_of(payload)
+        if parts is not None:
+
+            def part(index: int, composed: dict[str, Any], refs: list[str]) -> str | Result:
+                return self._status(
+                    message,
+                    index,
+                    str(composed["text"]),
+                    media_ids if index == 0 else [],
+                    refs[-1] if refs else None,
+                    language,
+                )
+
+            result = post_thread(message, parts, PostedParts(d.uploads, d.name, message), part)
+            return Result(result.key, result.outcome, "; ".join([result.detail, *notes]))
+        made = self._status(message, 0, str(payload["text"]), media_ids, None, language)
+        if isinstance(made, Result):
+            return made
+        return Result(message.key, "sent", "; ".join([made, *notes]))
+
+    def _status(
+        self,
+        message: Message,
+        index: int,
+        text: str,
+        media_ids: list[str],
+        reply_to: str | None,
+        language: str | None,
+    ) -> str | Result:
+        """One `POST /api/v1/statuses`: the status's id (and url, after a space), or the Result
+        that stops the post. Part `index` of a thread has its own Idempotency-Key."""
+        d = self.delivery
+        fields = [("status", text), ("visibility", d.settings.visibility)]
         if language:
             fields.append(("language", language))
+        if reply_to:
+            fields.append(("in_reply_to_id", reply_to.split(" ")[0]))
         fields.extend(("media_ids[]", media_id) for media_id in media_ids)
-        key = idempotency_key(message)
+        key = idempotency_key(message) + (f"-{index + 1}" if index else "")
         answer = self.post(
             message.key,
             urlencode(fields).encode("utf-8"),
@@ -165,8 +206,7 @@ class MastodonConnection(HttpConnection):
         status = answer.status_code
         if 200 <= status < 300:
             made = _json(answer)
-            said = " ".join(str(made[k]) for k in ("id", "url") if made.get(k)) or f"HTTP {status}"
-            return Result(message.key, "sent", "; ".join([said, *notes]))
+            return " ".join(str(made[k]) for k in ("id", "url") if made.get(k)) or f"HTTP {status}"
         return Result(message.key, "failed", self._refused(answer, "the status"))
 
     def _attach(self, key: MessageKey, url: str, alt: str | None) -> str | _Left | Result:

@@ -52,6 +52,7 @@ from .. import clock
 from . import Message, MessageKey, Result, not_handed, social_payload
 from .http_post import HttpConnection, HttpDelivery, HttpSettings, http_session, reset_as_retry_after
 from .media import UPLOADS_FILE, ImageUnavailable, UploadCache, fetch_image
+from .replies import PostedParts, parts_of, post_thread
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -96,31 +97,62 @@ class XConnection(HttpConnection):
         if isinstance(media, Result):
             return media
         media_id, note = media
-        request: dict[str, Any] = {"text": payload["text"]}
+        parts = parts_of(payload)
+        if parts is not None:
+            posted = PostedParts(d.uploads, d.name, message)
+
+            def part(index: int, composed: dict[str, Any], refs: list[str]) -> str | Result:
+                if refs and not refs[-1].isdigit():
+                    return Result(
+                        message.key, "failed", f"X's answer to part {index} named no post to reply to"
+                    )
+                first = index == 0
+                return self._tweet(
+                    message.key,
+                    composed["text"],
+                    media_id if first else None,
+                    refs[-1] if refs else None,
+                    payload,
+                )
+
+            result = post_thread(message, parts, posted, part)
+            return Result(result.key, result.outcome, f"{result.detail}; {note}" if note else result.detail)
+        posted_id = self._tweet(message.key, payload["text"], media_id, None, payload)
+        if isinstance(posted_id, Result):
+            return posted_id
+        return Result(message.key, "sent", f"{posted_id}; {note}" if note else posted_id)
+
+    def _tweet(
+        self, key: MessageKey, text: str, media_id: str | None, reply_to: str | None, payload: dict[str, Any]
+    ) -> str | Result:
+        """One `POST /2/tweets`: the new post's id (or "HTTP 201" when X's answer names none)."""
+        d = self.delivery
+        request: dict[str, Any] = {"text": text}
         if media_id:
             request["media"] = {"media_ids": [media_id]}
+        if reply_to:
+            request["reply"] = {"in_reply_to_tweet_id": reply_to}
         body = json.dumps(request, ensure_ascii=False).encode("utf-8")
         # No idempotency key exists for POST /2/tweets: a lost answer is `unknown` (http_post).
-        answer = self.post(message.key, body, self._headers(d.settings.url))
+        answer = self.post(key, body, self._headers(d.settings.url))
         if isinstance(answer, Result):
             return answer
         if 200 <= answer.status_code < 300:
             try:
-                sent = str(answer.json()["data"]["id"])
+                return str(answer.json()["data"]["id"])
             except (ValueError, KeyError, TypeError):
-                sent = f"HTTP {answer.status_code}"
-            return Result(message.key, "sent", f"{sent}; {note}" if note else sent)
+                return f"HTTP {answer.status_code}"
         if answer.status_code == 400 and media_id and _names_media_ids(answer):
             # X dropped the media id before the time it gave (or uploads.json was copied from
             # elsewhere): nothing was posted, so forget the upload and post with a new one later.
             d.uploads.put(d.name, payload["image"], "")
             return Result(
-                message.key,
+                key,
                 "retry",
                 f"HTTP 400: X no longer knows media id {media_id}; the image is uploaded again on the "
                 "next attempt, nothing posted",
             )
-        return self._refused(message.key, answer)
+        return self._refused(key, answer)
 
     def _headers(self, url: str) -> Callable[[], dict[str, str]]:
         """Per-attempt headers: a JSON body and the credentials (an OAuth 1.0a signature is made

@@ -50,6 +50,8 @@ class Network(ABC):
     min_hashtags: ClassVar[int] = 0
     #: How much of a post shows before "see more", in `unit`; None: the whole post shows.
     fold_at: ClassVar[int | None] = None
+    #: Whether a post can go on as a thread of replies (`thread: true` on a channel).
+    replies: ClassVar[bool] = False
     #: A folder holding `social/<name>.txt.j2`, for a network shipped outside syndicate: searched
     #: after the site's templates and the shipped ones, so a site can still override it.
     templates: ClassVar[Path | None] = None

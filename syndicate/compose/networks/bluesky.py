@@ -25,6 +25,7 @@ class Bluesky(Network):
     limit = 300
     unit = "graphemes"
     max_hashtags = 2
+    replies = True
 
     def measure(self, text: str) -> int:
         return bluesky_length(text)

@@ -14,6 +14,7 @@ class Mastodon(Network):
     limit = 500
     unit = "characters"
     max_hashtags = 4
+    replies = True
 
     def measure(self, text: str) -> int:
         return mastodon_length(text)

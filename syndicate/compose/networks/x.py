@@ -71,6 +71,7 @@ class X(Network):
     limit = 280
     unit = "weighted characters"
     max_hashtags = 2
+    replies = True
 
     def measure(self, text: str) -> int:
         return x_length(text)
