@@ -2,7 +2,8 @@
 
 The server checks each request the way Meta documents it: the `access_token` parameter (in the
 form body of a POST, the query of a GET; no other credential), `POST /{user_id}/threads` with
-`media_type` and its fields, `GET /{container_id}?fields=status,error_message`, `GET
+`media_type` and its fields (`alt_text` only on an IMAGE container: Meta takes it for images
+and videos, not text posts), `GET /{container_id}?fields=status,error_message`, `GET
 /{user_id}/threads_publishing_limit?fields=quota_usage,config`, and `POST
 /{user_id}/threads_publish` whose `creation_id` must be a container it created and has not
 published. It counts the text by Meta's rule (counted here, not by the code under test) and
@@ -167,12 +168,15 @@ class _Handler(BaseHTTPRequestHandler):
         kind = fields.get("media_type")
         allowed = {
             "TEXT": {"media_type", "text", "link_attachment"},
-            "IMAGE": {"media_type", "text", "image_url"},
+            "IMAGE": {"media_type", "text", "image_url", "alt_text"},  # alt_text: images and videos only
         }
         if kind not in allowed or not set(fields) <= allowed[kind]:
             self.server.violations.append(f"container fields {sorted(fields)}")
             self._answer(400, graph_error("Invalid parameter", 100))
             return
+        if "alt_text" in fields and not 0 < len(fields["alt_text"]) <= 1000:
+            # Meta states no limit: 1000 is the bound syndicate keeps to (X's), checked here.
+            self.server.violations.append(f"alt_text of {len(fields['alt_text'])} characters")
         if kind == "TEXT" and not fields.get("text"):
             self._answer(400, graph_error("The parameter text is required", 100))
             return
@@ -324,12 +328,34 @@ def test_an_https_hero_image_makes_an_image_post_threads_fetches_itself(site, fa
     [post] = fake.posts
     assert post["media_type"] == "IMAGE" and post["image_url"] == "https://example.com/img/hero.png"
     assert "link_attachment" not in post
+    assert post["alt_text"] == "A lamp room"  # the hero image's alt text, as Meta documents it
+
+
+def test_an_image_post_without_alt_text_sends_none(site, fake, monkeypatch):
+    threads_site(site, fake, monkeypatch, hero="https://example.com/img/hero.png")
+    body = payload(site)
+    body["article"] = {**body["article"], "hero_alt": None}
+    assert one(site, body)[1].outcome == "sent"
+    assert fake.posts[0]["media_type"] == "IMAGE" and "alt_text" not in fake.posts[0]
+
+
+def test_a_long_alt_text_is_cut_at_a_word_within_1000_characters(site, fake, monkeypatch):
+    threads_site(site, fake, monkeypatch, hero="https://example.com/img/hero.png")
+    body = payload(site)
+    words = "The lamp room 灯台 🕯️ seen from the gallery, its brass lens polished bright. " * 20
+    body["article"] = {**body["article"], "hero_alt": words}
+    assert one(site, body)[1].outcome == "sent"
+    alt = fake.posts[0]["alt_text"]
+    assert 900 <= len(alt) <= 1000 < len(words) and alt.endswith("…")
+    kept = alt.removesuffix("…")
+    assert words.startswith(kept) and words[len(kept)] in " ,."
 
 
 def test_image_false_keeps_a_text_post_with_its_link(site, fake, monkeypatch):
     threads_site(site, fake, monkeypatch, hero="https://example.com/img/hero.png", image=False)
     assert one(site, payload(site))[1].outcome == "sent"
     assert fake.posts[0]["media_type"] == "TEXT" and "link_attachment" in fake.posts[0]
+    assert "alt_text" not in fake.posts[0]  # a text post takes none (the fake server checks it)
 
 
 def test_a_text_over_500_is_refused_by_the_server_and_fails_with_meta_s_words(site, fake, monkeypatch):

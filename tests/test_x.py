@@ -2,8 +2,11 @@
 
 The server checks each request the way X documents it: the credentials (a Bearer token, or an
 OAuth 1.0a HMAC-SHA1 signature it recomputes itself and refuses with 401 when it differs), the
-one-shot media upload's JSON body, the post's JSON body and its length in weighted characters
-(counted here by X's rules, not by the code under test), and a duplicate text refused with 403.
+one-shot media upload's JSON body, the media metadata's JSON body (`POST /2/media/metadata`:
+`id` of a media it issued, `metadata.alt_text.text` of at most 1000 characters, made after the
+upload and before a post is made with the media), the post's JSON body and its length in
+weighted characters (counted here by X's rules, not by the code under test), and a duplicate
+text refused with 403.
 """
 
 from __future__ import annotations
@@ -123,7 +126,8 @@ def test_the_oauth1_signature_matches_x_s_documented_example():
 
 
 class FakeX(ThreadingHTTPServer):
-    """POST /2/media/upload, POST /2/tweets and the site's hero image, on 127.0.0.1."""
+    """POST /2/media/upload, POST /2/media/metadata, POST /2/tweets and the site's hero image, on
+    127.0.0.1."""
 
     def __init__(self, auth: str = "oauth2") -> None:
         super().__init__(("127.0.0.1", 0), _XHandler)
@@ -141,6 +145,11 @@ class FakeX(ThreadingHTTPServer):
         self.answers: dict[int, tuple[int, dict[str, str], dict]] = {}  # for the n-th POST /2/tweets
         self.hold_at: int | None = None  # the n-th post is made, its answer late by tweet_delay
         self.posts = 0
+        self.alt: dict[str, str] = {}  # media id -> the alt text set on it
+        self.metadata_status = 200  # else the answer to POST /2/media/metadata (a refusal)
+        self.on_metadata = lambda: None  # called as a metadata request arrives
+        self.attached: set[str] = set()  # media ids a post (made) carries
+        self.violations: list[str] = []  # requests not as X documents them
         self.lock = threading.Lock()
 
     @property
@@ -228,15 +237,18 @@ class _XHandler(BaseHTTPRequestHandler):
                 )
                 self._answer(self.server.upload_status, said)
                 return
-            self.server.issued.add(MEDIA_ID)
+            media_id = str(int(MEDIA_ID) + len(self.server.issued))  # a new id per upload
+            self.server.issued.add(media_id)
             data = {
-                "id": MEDIA_ID,
-                "media_key": f"3_{MEDIA_ID}",
+                "id": media_id,
+                "media_key": f"3_{media_id}",
                 "size": len(PNG),
                 "expires_after_secs": 86400,
                 "image": {"image_type": "image/png", "w": 1, "h": 1},
             }
             self._answer(200, {"data": data})
+        elif self.path == "/2/media/metadata":
+            self._metadata(body)
         elif self.path == "/2/tweets":
             assert set(body) <= {"text", "media", "reply"} and isinstance(body["text"], str)
             with self.server.lock:
@@ -278,13 +290,49 @@ class _XHandler(BaseHTTPRequestHandler):
                     detail = "You are not allowed to create a Tweet with duplicate content."
                     self._answer(403, problem("Forbidden", detail, "about:blank", 403))
                     return
+                self.server.attached.update(ids)
+                alts = [self.server.alt[i] for i in ids if i in self.server.alt]
                 tweet_id = str(1_900_000_000_000_000_000 + len(self.server.tweets) + 1)
-                self.server.tweets.append({**body, "id": tweet_id})
+                made = {**body, "id": tweet_id}
+                self.server.tweets.append({**made, "alt": alts[0]} if alts else made)
             if self.server.hold_at in (None, nth):
                 time.sleep(self.server.tweet_delay)
             self._answer(201, {"data": {"id": tweet_id, "text": body["text"]}})
         else:
             self._answer(404, b"")
+
+    def _metadata(self, body: dict) -> None:
+        """X's v2 "Create Media metadata": `{"id": ..., "metadata": {"alt_text": {"text": ...}}}`,
+        the id a media of this account (^[0-9]{1,19}$), the text at most 1000 characters."""
+        self.server.on_metadata()
+        media_id = body.get("id")
+        alt = body.get("metadata", {}).get("alt_text", {}).get("text") if isinstance(body, dict) else None
+        if set(body) != {"id", "metadata"} or set(body["metadata"]) != {"alt_text"}:
+            self.server.violations.append(f"metadata body keys {sorted(body)}")
+        if not isinstance(alt, str) or set(body["metadata"]["alt_text"]) != {"text"}:
+            self.server.violations.append("metadata without metadata.alt_text.text")
+        if media_id in self.server.attached:
+            self.server.violations.append(f"metadata of {media_id} after a post was made with it")
+        if not isinstance(media_id, str) or not re.fullmatch(r"[0-9]{1,19}", media_id):
+            self.server.violations.append(f"metadata id {media_id!r}")
+        if self.server.metadata_status == 403:
+            said = problem("Forbidden", "You are not permitted to perform this action.", "about:blank", 403)
+            self._answer(403, said)
+            return
+        if self.server.metadata_status != 200:
+            status = self.server.metadata_status
+            self._answer(status, problem("Service Unavailable", "busy", "about:blank", status))
+            return
+        if media_id not in self.server.issued:
+            said = problem("Invalid Request", "One or more parameters to your request was invalid.", "", 400)
+            self._answer(400, said)
+            return
+        if not isinstance(alt, str) or len(alt) > 1000:
+            self.server.violations.append(f"alt text of {len(alt or '')} characters")
+            self._answer(400, problem("Invalid Request", "alt_text.text is too long", "about:blank", 400))
+            return
+        self.server.alt[media_id] = alt
+        self._answer(200, {"data": {"id": media_id, "associated_metadata": {"alt_text": {"text": alt}}}})
 
     def log_message(self, *args) -> None:
         pass
@@ -294,12 +342,14 @@ class _XHandler(BaseHTTPRequestHandler):
 def fake_x():
     with serving(FakeX()) as server:
         yield server
+    assert server.violations == []
 
 
 @pytest.fixture
 def fake_x1():
     with serving(FakeX(auth="oauth1")) as server:
         yield server
+    assert server.violations == []
 
 
 def x_site(site, server: FakeX, monkeypatch, *, hero: bool = True, **options) -> None:
@@ -354,9 +404,14 @@ def test_syndicate_send_uploads_the_image_then_posts_it_once(site, fake_x, monke
         cli, ["--config", str(site.write_config()), "send", "--all", "--channel", "x"]
     )
     assert result.exit_code == 0, result.output
-    assert fake_x.seen == [("GET", "/img/hero.png"), ("POST", "/2/media/upload"), ("POST", "/2/tweets")]
+    assert fake_x.seen == [
+        ("GET", "/img/hero.png"),
+        ("POST", "/2/media/upload"),
+        ("POST", "/2/media/metadata"),
+        ("POST", "/2/tweets"),
+    ]
     [tweet] = fake_x.tweets
-    assert tweet["media"] == {"media_ids": [MEDIA_ID]}
+    assert tweet["media"] == {"media_ids": [MEDIA_ID]} and tweet["alt"] == "A lamp room"
     assert "灯台" in tweet["text"] and "https://example.com/articles/" in tweet["text"]
     # Cut to fit by the composer: near the limit, CJK and the emoji counted twice, the link as 23.
     assert 270 <= weighted_length(tweet["text"]) <= 280 < len(tweet["text"]) + 20
@@ -375,8 +430,14 @@ def test_oauth1_requests_are_signed_as_x_checks_them(site, fake_x1, monkeypatch)
     x_site(site, fake_x1, monkeypatch)
     target, result = one(site, x_payload(site))
     assert result.outcome == "sent" and result.detail == "1900000000000000001"
-    assert fake_x1.seen == [("GET", "/img/hero.png"), ("POST", "/2/media/upload"), ("POST", "/2/tweets")]
-    assert len(fake_x1.nonces) == 2  # each request its own nonce, each signature checked
+    assert fake_x1.seen == [
+        ("GET", "/img/hero.png"),
+        ("POST", "/2/media/upload"),
+        ("POST", "/2/media/metadata"),
+        ("POST", "/2/tweets"),
+    ]
+    assert len(fake_x1.nonces) == 3  # each request its own nonce, each signature checked
+    assert fake_x1.tweets[0]["alt"] == "A lamp room"
 
 
 def test_a_bad_oauth1_signature_is_refused_with_401_and_a_line_to_renew(site, fake_x1, monkeypatch):
@@ -416,7 +477,9 @@ def test_a_post_retried_on_a_later_run_reuses_the_upload_until_it_nears_expiry(
     assert [s for s in fake_x.seen if s != ("POST", "/2/tweets")] == [
         ("GET", "/img/hero.png"),
         ("POST", "/2/media/upload"),
-    ]  # once: the second run posted with the media id it had
+        ("POST", "/2/media/metadata"),
+    ]  # once: the second run posted with the media id it had, its alt text already set
+    assert fake_x.tweets[0]["alt"] == "A lamp room"
     uploads = json.loads((site.config().state_dir / "uploads.json").read_text())
     usable_until = datetime.fromisoformat(uploads["x"][f"{fake_x.base}/img/hero.png"].split(" ")[1])
     assert usable_until == pytest.approx(T0 + timedelta(hours=23), abs=timedelta(seconds=5))
@@ -428,6 +491,7 @@ def test_a_post_retried_on_a_later_run_reuses_the_upload_until_it_nears_expiry(
     _, result = one(site, x_payload(site))
     assert result.outcome == "sent"
     assert [s for s in fake_x.seen if s[1] == "/2/media/upload"] == [("POST", "/2/media/upload")] * 2
+    assert [s for s in fake_x.seen if s[1] == "/2/media/metadata"] == [("POST", "/2/media/metadata")] * 2
 
 
 def test_an_image_that_cannot_be_had_posts_without_it(site, fake_x, monkeypatch):
@@ -452,9 +516,11 @@ def test_a_media_id_x_no_longer_knows_is_uploaded_again_next_time(site, fake_x, 
     _, result = one(site, x_payload(site))
     assert result.outcome == "sent" and fake_x.tweets[0]["media"] == {"media_ids": [MEDIA_ID]}
     assert fake_x.seen == [
+        ("POST", "/2/media/metadata"),  # an entry of before alt text: set on it, X refuses (400)
         ("POST", "/2/tweets"),
         ("GET", "/img/hero.png"),
         ("POST", "/2/media/upload"),
+        ("POST", "/2/media/metadata"),
         ("POST", "/2/tweets"),
     ]
 
@@ -479,6 +545,134 @@ def test_an_upload_refused_for_lack_of_permission_fails_before_anything_is_poste
         "HTTP 403: X refused the post of targets.x (expected an app with Read and write"
     )
     assert ("POST", "/2/tweets") not in fake_x.seen
+
+
+# -- the image's alt text -----------------------------------------------------------------------
+
+ALT_MARK = re.compile(r"[0-9]{19} \S+ alt:[0-9a-f]{16}")
+
+
+def uploads_entry(site, server: FakeX) -> str:
+    found = json.loads((site.config().state_dir / "uploads.json").read_text())
+    return found["x"][f"{server.base}/img/hero.png"]
+
+
+def test_the_alt_text_is_set_on_the_upload_before_the_post_and_remembered(site, fake_x, monkeypatch):
+    x_site(site, fake_x, monkeypatch)
+    _, result = one(site, x_payload(site))
+    assert result.outcome == "sent" and result.detail == "1900000000000000001"
+    assert fake_x.alt == {MEDIA_ID: "A lamp room"} and fake_x.tweets[0]["alt"] == "A lamp room"
+    assert ALT_MARK.fullmatch(uploads_entry(site, fake_x))
+    # Another post with the same image and words for it: the upload and its alt text reused.
+    body = {**x_payload(site), "text": "Lamps, again https://example.com/articles/lamps/"}
+    assert one(site, body)[1].outcome == "sent"
+    assert [s[1] for s in fake_x.seen].count("/2/media/upload") == 1
+    assert [s[1] for s in fake_x.seen].count("/2/media/metadata") == 1
+    assert fake_x.tweets[1]["media"] == {"media_ids": [MEDIA_ID]}
+
+
+def test_no_alt_text_makes_no_metadata_request(site, fake_x, monkeypatch):
+    x_site(site, fake_x, monkeypatch)
+    body = x_payload(site)
+    body["article"] = {**body["article"], "hero_alt": None}
+    _, result = one(site, body)
+    assert result.outcome == "sent" and result.detail == "1900000000000000001"
+    assert fake_x.seen == [("GET", "/img/hero.png"), ("POST", "/2/media/upload"), ("POST", "/2/tweets")]
+    assert fake_x.tweets[0]["media"] == {"media_ids": [MEDIA_ID]} and "alt" not in fake_x.tweets[0]
+
+
+def test_a_refused_alt_text_still_posts_the_image_and_says_why(site, fake_x, monkeypatch):
+    x_site(site, fake_x, monkeypatch)
+    fake_x.metadata_status = 403
+    _, result = one(site, x_payload(site))
+    assert result.outcome == "sent"
+    assert result.detail == (
+        "1900000000000000001; alt text not set: X refused it "
+        "(HTTP 403: Forbidden: You are not permitted to perform this action.)"
+    )
+    assert fake_x.seen[-2:] == [("POST", "/2/media/metadata"), ("POST", "/2/tweets")]
+    assert fake_x.tweets[0]["media"] == {"media_ids": [MEDIA_ID]} and "alt" not in fake_x.tweets[0]
+    # The published media is not described afterwards: the next post uploads the image anew.
+    assert uploads_entry(site, fake_x) == ""
+    fake_x.metadata_status = 200
+    body = {**x_payload(site), "text": "Lamps, again https://example.com/articles/lamps/"}
+    assert one(site, body)[1].outcome == "sent"
+    second = str(int(MEDIA_ID) + 1)
+    assert fake_x.tweets[1]["media"] == {"media_ids": [second]} and fake_x.alt == {second: "A lamp room"}
+
+
+def test_an_alt_text_not_set_is_set_when_the_post_is_retried_with_the_same_upload(site, fake_x, monkeypatch):
+    x_site(site, fake_x, monkeypatch, timeout=1)
+    fake_x.metadata_status = 503  # X failing: no alt text, and the post fails too
+    fake_x.script.append((503, {}, problem("Service Unavailable", "busy", "about:blank", 503)))
+    _, result = one(site, x_payload(site))
+    assert result.outcome == "retry" and fake_x.tweets == []
+    assert not ALT_MARK.fullmatch(uploads_entry(site, fake_x))  # "<id> <until>": no alt text yet
+    fake_x.metadata_status = 200
+    _, result = one(site, x_payload(site))
+    assert result.outcome == "sent" and result.detail == "1900000000000000001"
+    assert [s[1] for s in fake_x.seen if s[0] == "POST"] == [
+        "/2/media/upload",
+        "/2/media/metadata",
+        "/2/tweets",
+        "/2/media/metadata",  # the same upload, its alt text set now
+        "/2/tweets",
+    ]
+    assert fake_x.tweets[0]["alt"] == "A lamp room" and ALT_MARK.fullmatch(uploads_entry(site, fake_x))
+
+
+def test_a_run_stopped_while_the_alt_text_is_set_posts_nothing(site, fake_x, monkeypatch):
+    x_site(site, fake_x, monkeypatch, retries=2)
+    stop = threading.Event()
+    fake_x.metadata_status = 503
+    fake_x.on_metadata = stop.set  # Ctrl-C while X answers 503: no further attempt, and no post
+    target = make_target("x", site.config())
+    target.sleep = lambda seconds: None
+    with target.open(stop) as connection:
+        result = connection.send(Message(MessageKey("x", "x", "lamps", ""), "h1", lambda: x_payload(site)))
+    assert result.outcome == "retry" and fake_x.tweets == []
+    assert result.detail == "stopped while setting the image's alt text; nothing posted"
+    assert [s[1] for s in fake_x.seen].count("/2/media/metadata") == 1
+
+
+def test_an_entry_from_before_alt_text_is_reused_and_described(site, fake_x, monkeypatch, clock_at):
+    clock_at(T0)
+    x_site(site, fake_x, monkeypatch)
+    old = "1880028106020515999"
+    fake_x.issued.add(old)
+    uploads = site.config().state_dir / "uploads.json"
+    uploads.parent.mkdir(parents=True, exist_ok=True)
+    until = (T0 + timedelta(hours=20)).isoformat()
+    uploads.write_text(json.dumps({"x": {f"{fake_x.base}/img/hero.png": f"{old} {until}"}}))
+    _, result = one(site, x_payload(site))
+    assert result.outcome == "sent"
+    assert fake_x.seen == [("POST", "/2/media/metadata"), ("POST", "/2/tweets")]
+    assert fake_x.alt == {old: "A lamp room"}
+    assert uploads_entry(site, fake_x).startswith(f"{old} {until} alt:")
+
+
+def test_the_same_image_with_other_words_for_it_is_uploaded_again(site, fake_x, monkeypatch):
+    x_site(site, fake_x, monkeypatch)
+    assert one(site, x_payload(site))[1].outcome == "sent"
+    body = {**x_payload(site), "text": "Lamps, again https://example.com/articles/lamps/"}
+    body["article"] = {**body["article"], "hero_alt": "The lamp room at dusk"}
+    assert one(site, body)[1].outcome == "sent"
+    second = str(int(MEDIA_ID) + 1)
+    assert fake_x.alt == {MEDIA_ID: "A lamp room", second: "The lamp room at dusk"}
+    assert fake_x.tweets[1]["media"] == {"media_ids": [second]}
+
+
+def test_a_long_alt_text_is_cut_at_a_word_within_x_s_1000_characters(site, fake_x, monkeypatch):
+    x_site(site, fake_x, monkeypatch)
+    body = x_payload(site)
+    words = "The lamp room 灯台 🕯️ seen from the gallery, its brass lens polished bright. " * 20
+    body["article"] = {**body["article"], "hero_alt": words}
+    _, result = one(site, body)
+    assert result.outcome == "sent" and result.detail == "1900000000000000001"
+    [alt] = fake_x.alt.values()
+    assert 900 <= len(alt) <= 1000 < len(words) and alt.endswith("…")
+    kept = alt.removesuffix("…")
+    assert words.startswith(kept) and words[len(kept)] in " ,."  # a whole word kept, none split
 
 
 # -- exactly once -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ target), no redirects to elsewhere than http(s), a size cap read as the bytes ar
 whole unbounded body in memory), an image content type. `UploadCache` keeps what a network
 answered for an upload (an image URN) in the state folder, per target and image URL, so a post
 retried on a later run reuses the upload instead of uploading the same image again.
+`alt_text` is the article's description of that image (`hero_alt`), within a network's limit.
 """
 
 from __future__ import annotations
@@ -17,14 +18,24 @@ import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
 from .. import __version__
+from ..compose.textlength import ELLIPSIS, graphemes, shorten
 from ..validation import is_loopback
 
-__all__ = ["IMAGE_TYPES", "UPLOADS_FILE", "Image", "ImageUnavailable", "UploadCache", "fetch_image"]
+__all__ = [
+    "IMAGE_TYPES",
+    "UPLOADS_FILE",
+    "Image",
+    "ImageUnavailable",
+    "UploadCache",
+    "alt_text",
+    "fetch_image",
+]
 
 UPLOADS_FILE = "uploads.json"
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
@@ -85,6 +96,30 @@ def fetch_image(
     if not data:
         raise ImageUnavailable("the image is empty")
     return Image(bytes(data), content_type, url)
+
+
+def alt_text(article: Any, limit: int) -> str:
+    """The hero image's alt text of a social payload's `article` ("" when it gives none), at most
+    `limit` characters (code points, as a JSON Schema maxLength counts): a longer one is cut at a
+    word boundary, an ellipsis at the end, never inside a grapheme (an emoji, an accented letter)."""
+    said = article.get("hero_alt") if isinstance(article, dict) else None
+    text = said.strip() if isinstance(said, str) else ""
+    if len(text) <= limit:
+        return text
+    text = " ".join(text.split())  # as `shorten` has it
+    if len(text) <= limit:
+        return text
+    # `shorten` keeps at most `keep` graphemes, the ellipsis one of them: find the most graphemes
+    # whose code points, with the ellipsis, are within the limit (an emoji may be several).
+    clusters = graphemes(text)
+    size, keep = len(ELLIPSIS), 1
+    for cluster in clusters:
+        size += len(cluster)
+        if size > limit:
+            break
+        keep += 1
+    # Fewer graphemes than it has: it is cut even when its graphemes alone would "fit".
+    return shorten(text, min(keep, len(clusters) - 1))
 
 
 class UploadCache:

@@ -29,6 +29,23 @@ before that, then uploaded again, so a post retried on a later run never names a
 (X would refuse the whole post with 400) and one retried the same day does not upload twice. An
 upload whose answer is lost is `retry`, nothing posted (an unused upload costs nothing); an
 image that cannot be had (fetched, or accepted by X) posts without it, the detail saying why.
+
+The article's alt text for the image (`hero_alt`) is set between the upload and the post with the
+v2 "Create Media metadata" endpoint, `POST /2/media/metadata` with the JSON body `{"id": <media
+id>, "metadata": {"alt_text": {"text": ...}}}` (docs.x.com/x-api/media/create-media-metadata;
+`alt_text.text` at most 1000 characters, so a longer one is cut at a word boundary). The v2
+endpoint is used, not v1.1's `media/metadata/create.json` on upload.twitter.com, as the upload
+is v2 already and takes the same credentials (media.write). Like the upload it publishes nothing
+(`not_handed()`), and it never holds the post back: refused, failing or unanswered, the post goes
+out with its image and the result says "alt text not set" and why (an image without a description
+still serves the post better than no post). uploads.json remembers the alt text a media id
+carries as `<media id> <usable until> alt:<digest>` (the sha256 of the text; an entry without it,
+as before alt text, carries none). A reused upload is not described again when it carries the same
+words; one that carries none yet (the post was retried after the description failed) is described
+now; one that carries other words (another article with the same image), or that a post went out
+with undescribed, is uploaded anew, so no post shows another's description and a published
+image's is not rewritten (save for an entry written before alt text, whose posts nothing records:
+it is described when next reused, within the day it lasts).
 """
 
 from __future__ import annotations
@@ -37,12 +54,13 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import requests
@@ -51,7 +69,7 @@ from pydantic import Field, SecretStr, model_validator
 from .. import clock
 from . import Message, MessageKey, Result, not_handed, social_payload
 from .http_post import HttpConnection, HttpDelivery, HttpSettings, http_session, reset_as_retry_after
-from .media import UPLOADS_FILE, ImageUnavailable, UploadCache, fetch_image
+from .media import UPLOADS_FILE, ImageUnavailable, UploadCache, alt_text, fetch_image
 from .replies import PostedParts, parts_of, post_thread
 
 if TYPE_CHECKING:
@@ -64,6 +82,8 @@ MESSAGE_CHARS = 300
 MEDIA_LIFETIME = timedelta(hours=24)
 # A cached media id is uploaded again this long before X would let it expire.
 MEDIA_MARGIN = timedelta(hours=1)
+# X's limit on an image's alt text (`metadata.alt_text.text` of POST /2/media/metadata).
+ALT_TEXT_CHARS = 1000
 # The image types X's one-shot upload takes for tweet_image (a GIF needs the chunked upload).
 _UPLOAD_TYPES = ("image/jpeg", "image/png", "image/webp")
 _OAUTH1_KEYS = ("consumer_key", "consumer_secret", "access_token", "access_secret")
@@ -77,6 +97,11 @@ class XDelivery(HttpDelivery):
     def media_url(self) -> str:
         """The v2 media upload beside the posts endpoint: .../2/media/upload for .../2/tweets."""
         return self.settings.url.rsplit("/", 1)[0] + "/media/upload"
+
+    @property
+    def metadata_url(self) -> str:
+        """The v2 media metadata beside the posts endpoint: .../2/media/metadata for .../2/tweets."""
+        return self.settings.url.rsplit("/", 1)[0] + "/media/metadata"
 
     @contextmanager
     def open(self, stop: threading.Event | None = None) -> Iterator[XConnection]:
@@ -116,10 +141,16 @@ class XConnection(HttpConnection):
                 )
 
             result = post_thread(message, parts, posted, part)
+            if media_id and note:
+                d.uploads.put(d.name, payload["image"], "")  # (see below; harmless if part 1 is not up)
             return Result(result.key, result.outcome, f"{result.detail}; {note}" if note else result.detail)
         posted_id = self._tweet(message.key, payload["text"], media_id, None, payload)
         if isinstance(posted_id, Result):
             return posted_id
+        if media_id and note:
+            # Posted without its alt text: a later post uploads the image anew rather than
+            # set a description on media already published in this one.
+            d.uploads.put(d.name, payload["image"], "")
         return Result(message.key, "sent", f"{posted_id}; {note}" if note else posted_id)
 
     def _tweet(
@@ -196,15 +227,37 @@ class XConnection(HttpConnection):
         return Result(key, "failed", f"{problem}: {said}" if said else problem)
 
     def _media(self, key: MessageKey, payload: dict[str, Any]) -> tuple[str | None, str] | Result:
-        """(the media id to attach, or None; a note for the result), or the message's Result when
-        the upload must wait for a later run (nothing is posted then)."""
+        """(the media id to attach, or None; a note for the result: with a media id, always that
+        its alt text was not set), or the message's Result when the upload must wait for a later
+        run (nothing is posted then)."""
         d = self.delivery
         image_url = payload.get("image")
         if not image_url or not d.settings.image:
             return None, ""
-        cached = _cached_media(d.uploads.get(d.name, image_url))
-        if cached is not None:
-            return cached, ""
+        alt = alt_text(payload.get("article"), ALT_TEXT_CHARS)
+        wanted = _alt_mark(alt)
+        upload = _cached_media(d.uploads.get(d.name, image_url))
+        # Reused when it carries this alt text, or none yet (then it is set now); one that carries
+        # another article's description (the same image) is uploaded again rather than shown so.
+        if upload is None or upload.alt not in ("", wanted):
+            fresh = self._upload(key, image_url)
+            if not isinstance(fresh, _Upload):
+                return fresh
+            upload = fresh
+        if not alt or upload.alt == wanted:
+            return upload.media_id, ""
+        not_set = self._describe(key, upload.media_id, alt)
+        if isinstance(not_set, Result):
+            return not_set
+        if not_set:
+            return upload.media_id, f"alt text not set: {not_set}"
+        d.uploads.put(d.name, image_url, upload._replace(alt=wanted).entry())
+        return upload.media_id, ""
+
+    def _upload(self, key: MessageKey, image_url: str) -> _Upload | tuple[None, str] | Result:
+        """The image uploaded (and remembered in uploads.json, no alt text yet); (None, why) when
+        it posts without it; a Result when the upload must wait for a later run."""
+        d = self.delivery
         try:
             image = fetch_image(image_url, timeout=d.settings.timeout, max_bytes=d.settings.max_image_bytes)
         except ImageUnavailable as exc:
@@ -225,12 +278,7 @@ class XConnection(HttpConnection):
         if answer.status_code in (401, 403):
             return self._refused(key, answer)
         if not 200 <= answer.status_code < 300:
-            title, detail, _ = _problem(answer, d.settings.secret_values())
-            said = ": ".join(part for part in (title, detail) if part)
-            return (
-                None,
-                f"no image: X refused the upload (HTTP {answer.status_code}{': ' + said if said else ''})",
-            )
+            return None, f"no image: X refused the upload (HTTP {answer.status_code}{self._said(answer)})"
         try:
             data = answer.json()["data"]
             media_id = str(data["id"])
@@ -239,23 +287,72 @@ class XConnection(HttpConnection):
             )
         except (ValueError, KeyError, TypeError):
             return Result(key, "retry", "image upload: X's answer had no media id; nothing posted")
-        usable_until = clock.now() + lifetime - MEDIA_MARGIN
-        d.uploads.put(d.name, image_url, f"{media_id} {usable_until.isoformat()}")
-        return media_id, ""
+        made = _Upload(media_id, (clock.now() + lifetime - MEDIA_MARGIN).isoformat(), "")
+        d.uploads.put(d.name, image_url, made.entry())
+        return made
+
+    def _describe(self, key: MessageKey, media_id: str, alt: str) -> str | Result:
+        """Set the uploaded image's alt text: "" once X took it, else why not (the post goes out
+        with the image all the same); a Result only when the run stopped meanwhile."""
+        d = self.delivery
+        request = {"id": media_id, "metadata": {"alt_text": {"text": alt}}}
+        body = json.dumps(request, ensure_ascii=False).encode("utf-8")
+        with not_handed():  # metadata publishes nothing, like the upload
+            answer = self.post(key, body, self._headers(d.metadata_url), url=d.metadata_url)
+        if isinstance(answer, Result):
+            if self.stop.is_set():
+                return Result(key, "retry", "stopped while setting the image's alt text; nothing posted")
+            return f"X did not take it ({answer.detail})"
+        if not 200 <= answer.status_code < 300:
+            return f"X refused it (HTTP {answer.status_code}{self._said(answer)})"
+        try:
+            found = answer.json()
+            taken = isinstance(found, dict) and ("data" in found or not found.get("errors"))
+        except ValueError:
+            taken = True  # a 2xx is X's documented success; its body is not needed
+        return "" if taken else f"X answered HTTP {answer.status_code} with errors{self._said(answer)}"
+
+    def _said(self, answer: requests.Response) -> str:
+        """X's problem title and detail, after ": ", or ""."""
+        title, detail, _ = _problem(answer, self.delivery.settings.secret_values())
+        said = ": ".join(part for part in (title, detail) if part)
+        return f": {said}" if said else ""
 
 
-def _cached_media(entry: str | None) -> str | None:
-    """The media id an uploads.json entry holds ("<id> <usable until>"), while still usable."""
+class _Upload(NamedTuple):
+    """An uploads.json entry of an x target: "<media id> <usable until>", and " alt:<digest>"
+    once X took the alt text whose digest it is (entries written before alt text have none)."""
+
+    media_id: str
+    usable_until: str
+    alt: str
+
+    def entry(self) -> str:
+        return " ".join(part for part in (self.media_id, self.usable_until, self.alt) if part)
+
+
+def _alt_mark(alt: str) -> str:
+    """How uploads.json remembers which alt text a media id carries ("" for none)."""
+    return "alt:" + hashlib.sha256(alt.encode("utf-8")).hexdigest()[:16] if alt else ""
+
+
+def _cached_media(entry: str | None) -> _Upload | None:
+    """The upload an uploads.json entry holds, while still usable; None for anything else."""
     if not entry:
         return None
-    media_id, _, until = entry.partition(" ")
+    parts = entry.split(" ")
+    if len(parts) not in (2, 3):
+        return None
+    media_id, until, alt = parts[0], parts[1], parts[2] if len(parts) == 3 else ""
     try:
         usable_until = datetime.fromisoformat(until)
     except ValueError:
         return None
     if not media_id.isdigit() or usable_until.tzinfo is None or clock.now() >= usable_until:
         return None
-    return media_id
+    if alt and not re.fullmatch(r"alt:[0-9a-f]{16}", alt):
+        return None
+    return _Upload(media_id, until, alt)
 
 
 def _names_media_ids(response: requests.Response) -> bool:
