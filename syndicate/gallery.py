@@ -1,6 +1,7 @@
 """The preview gallery: `index.html` beside the preview files, every draft on one page.
 
-Emails show in iframes at desktop and mobile widths, posts as cards in their network's style,
+Emails show in iframes at desktop and mobile widths, posts as their network shows them (its
+author row, the text, then the link card laid out as that network lays it out: `_link_card`),
 problems beside the draft they concern, and the queue of sends to come. The page is a Jinja2
 template (`preview/gallery.html.j2`, autoescaped) so a site can restyle it like its emails.
 
@@ -23,6 +24,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from .compose.email import EmailDraft
+from .compose.networks import network
 from .compose.social import SocialPost
 from .config import Config, EmailChannel
 from .content import Article, Loaded, Problem, load_articles
@@ -97,7 +99,7 @@ def write_gallery(
         if isinstance(item.draft, EmailDraft):
             emails.append(_email_view(item, item.draft, config, notes, when, images, out))
         else:
-            posts.append(_post_view(item, notes, when, images))
+            posts.append(_post_view(item, config, notes, when, images))
     context = {
         "site": site_view(config.site),
         "generated": show_time(now, tz, form="reader"),
@@ -183,7 +185,9 @@ def _email_view(
     }
 
 
-def _post_view(item: PreviewItem, notes: list[str], when: str | None, images: _LocalImages) -> dict[str, Any]:
+def _post_view(
+    item: PreviewItem, config: Config, notes: list[str], when: str | None, images: _LocalImages
+) -> dict[str, Any]:
     post = item.draft
     view: dict[str, Any] = {
         "key": item.key,
@@ -196,17 +200,60 @@ def _post_view(item: PreviewItem, notes: list[str], when: str | None, images: _L
     }
     if isinstance(post, SocialPost):
         fold = post.fold if post.fold is not None else len(post.text)
+        image = (images.local(post.image) or post.image) if post.image else None
         view.update(
             network=post.network,
+            label=network(post.network).label,
             before_fold=post.text[:fold],
             after_fold=post.text[fold:],
             length=post.length,
             limit=post.limit,
             unit=post.unit,
             link=post.link,
-            image=(images.local(post.image) or post.image) if post.image else None,
+            image=image,
+            card=_link_card(post, image, _image_post(post, config, item.channel)),
         )
     return view
+
+
+# Networks whose card carries what syndicate sends (LinkedIn's `content.article`, Bluesky's
+# `app.bsky.embed.external`): the article's description alone. The others read the page's own
+# preview tags, whose description a site usually fills from the excerpt when it has none.
+_SENT_CARD = frozenset({"linkedin", "bluesky"})
+
+
+def _link_card(post: SocialPost, image: str | None, image_post: bool) -> dict[str, Any]:
+    """What the post's link card is made of; the template lays it out as the post's network does.
+
+    `image` is the gallery's copy when there is one. `image_post`: the network shows the image as
+    the post's own picture instead of a link card (Threads' IMAGE post).
+    """
+    article = post.article
+    if post.network in _SENT_CARD:
+        description = article.description or ""
+    else:
+        description = article.description or article.excerpt or ""
+    host = urlsplit(post.link).hostname or ""
+    return {
+        "url": post.link,
+        "domain": host.removeprefix("www."),
+        "title": article.title or post.link,
+        "description": " ".join(description.split()),
+        "image": image,
+        "alt": article.hero_alt or "",
+        "image_post": image_post and image is not None,
+    }
+
+
+def _image_post(post: SocialPost, config: Config, channel_name: str) -> bool:
+    """Whether Threads gets the post as an IMAGE post (an https hero image, unless every threads
+    target of the channel turns `image` off), not as text with a link attachment."""
+    if post.network != "threads" or not post.image or urlsplit(post.image).scheme != "https":
+        return False
+    channel = config.channels.get(channel_name)
+    settings = [config.targets[t] for t in getattr(channel, "targets", ()) if t in config.targets]
+    threads = [s for s in settings if getattr(s, "type", None) == "threads"]
+    return not threads or any(getattr(s, "image", True) for s in threads)
 
 
 @dataclass

@@ -50,6 +50,33 @@ def _text(element) -> str:
     return " ".join(element.text_content().split())
 
 
+NETWORKS = ("linkedin", "x", "mastodon", "bluesky", "threads")
+
+
+def _on_every_network(site) -> None:
+    """A social channel per network (named after it), all to the site's outbox."""
+    for name in NETWORKS:
+        site.data["channels"][name] = {"kind": "social", "network": name, "targets": ["social-outbox"]}
+
+
+def _card_parts(card) -> dict:
+    """What a post's card shows below its text: images, title, description, domain (None: not shown)."""
+
+    def one(name):
+        found = card.find_class(name)
+        assert len(found) <= 1, name
+        return _text(found[0]) if found else None
+
+    return {
+        "images": card.xpath(".//img/@src"),
+        "post_image": card.xpath('.//img[@class="post-image"]/@src'),
+        "title": one("card-title"),
+        "description": one("card-description"),
+        "domain": one("card-domain"),
+        "compact": bool(card.xpath('.//*[contains(concat(" ", @class, " "), " compact ")]')),
+    }
+
+
 def test_gallery_shows_every_email_and_post_with_its_size_and_problems(email_site, tmp_path):
     email_site.data["content"]["preheader_chars"] = 100  # so that fog-signals' description is too long
     config = email_site.config()
@@ -172,15 +199,199 @@ def test_a_local_hero_image_is_copied_for_the_gallery_only(email_site, tmp_path)
 
 def test_every_article_field_is_escaped_in_the_gallery(email_site, tmp_path):
     shutil.copy(EVERY_FIELD, email_site.content)
+    _on_every_network(email_site)
     out = tmp_path / "out"
     render_preview(email_site.config(), None, None, out, NOW)
     page = assert_inert((out / "index.html").read_text(encoding="utf-8"))
     for frame in (out / "frames").iterdir():
         assert_inert(frame.read_text(encoding="utf-8"))
     title = "<script>alert(1)</script> {{ 7*7 }} {% if true %}evaluated{% endif %}"
-    for key in ("letters:every-field", "linkedin:every-field"):
+    for key in ("letters:every-field", *(f"{name}:every-field" for name in NETWORKS)):
         assert title in _text(_item(page, key))
+    # The card's title and description are the article's, as text; the image URL an attribute value.
+    description = '</mj-text><mj-raw><script>alert(3)</script></mj-raw><mj-text>{{ site }} {{ "x"|upper }}'
+    for name in ("linkedin", "x", "mastodon", "bluesky"):
+        parts = _card_parts(_item(page, f"{name}:every-field"))
+        assert parts["title"] == title, name
+        assert parts["images"] == ['https://images.example.org/x.png"onerror="alert(6)'], name
+    assert _card_parts(_item(page, "mastodon:every-field"))["description"] == description
+    assert _card_parts(_item(page, "bluesky:every-field"))["description"] == description
     assert page.xpath("//iframe[not(@sandbox)]") == []  # the emails' own HTML runs no script either
+
+
+def test_each_network_card_is_laid_out_as_its_network_shows_a_link(email_site, tmp_path):
+    """Per network: the avatar row, the text, then the link card with the pieces that network shows."""
+    _on_every_network(email_site)
+    images = email_site.content / "images"
+    images.mkdir()
+    shutil.copy(REPO / "content" / "images" / "harbour-light.png", images / "light.png")
+    email_site.article(
+        "local.md",
+        """
+        ---
+        title: A Local Light
+        publish_date: 2024-03-09
+        heroImage: images/light.png
+        tags: [a, b, c]
+        ---
+        The lamp & the lens, <b>kept</b> by hand.
+        """,
+    )
+    rendered = render_preview(email_site.config(), None, None, tmp_path, NOW)
+    page = _page(rendered.index)
+    local = "assets/images/light.png"
+    fog = "Why Fog Signals Went Quiet"
+    fog_description = (
+        "Diaphones, reeds and sirens once boomed across every headland. Satellite navigation made them "
+        "optional, and neighbours made them rare."
+    )
+    excerpt = "The lamp & the lens, kept by hand."  # the excerpt is text: the markup is gone
+
+    def parts(key):
+        card = _item(page, key)
+        assert card.get("data-kind") == "social"
+        assert key.split(":")[0] in card.get("class").split()
+        (who,) = card.find_class("who")  # the avatar/name row: site name, network, channel
+        assert card.find_class("avatar") and who.find("strong").text == "Test Weekly"
+        assert f" · {key.split(':')[0]}" in _text(who.find("small"))
+        assert card.find_class("counter") and card.find_class("text")
+        return _card_parts(card)
+
+    # LinkedIn: thumbnail, title and domain, no description; no image: a compact row.
+    assert parts("linkedin:local") == {
+        "images": [local],
+        "post_image": [],
+        "title": "A Local Light",
+        "description": None,
+        "domain": "example.com",
+        "compact": False,
+    }
+    assert parts("linkedin:fog-signals") == {
+        "images": [],
+        "post_image": [],
+        "title": fog,
+        "description": None,
+        "domain": "example.com",
+        "compact": True,
+    }
+    assert _text(_item(page, "linkedin:local").xpath(".//*[@class='who']/small")[0]).startswith("LinkedIn · ")
+    # X: the large image with the title over it and "From example.com" beneath, no description;
+    # no image: the summary row with domain, title and description.
+    x_local = _item(page, "x:local")
+    assert parts("x:local") == {
+        "images": [local],
+        "post_image": [],
+        "title": "A Local Light",
+        "description": None,
+        "domain": "example.com",
+        "compact": False,
+    }
+    assert x_local.xpath('.//*[contains(@class, "large")]/span[@class="card-title"]')
+    assert _text(x_local.find_class("card-from")[0]) == "From example.com"
+    assert parts("x:fog-signals") == {
+        "images": [],
+        "post_image": [],
+        "title": fog,
+        "description": fog_description,
+        "domain": "example.com",
+        "compact": True,
+    }
+    # Mastodon: image, domain, title and the page's description (the excerpt when none is given).
+    assert parts("mastodon:local") == {
+        "images": [local],
+        "post_image": [],
+        "title": "A Local Light",
+        "description": excerpt,
+        "domain": "example.com",
+        "compact": False,
+    }
+    assert parts("mastodon:fog-signals") == {
+        "images": [],
+        "post_image": [],
+        "title": fog,
+        "description": fog_description,
+        "domain": "example.com",
+        "compact": True,
+    }
+    # Bluesky: the external embed's thumb, title, description as sent (none without one), domain.
+    assert parts("bluesky:local") == {
+        "images": [local],
+        "post_image": [],
+        "title": "A Local Light",
+        "description": None,
+        "domain": "example.com",
+        "compact": False,
+    }
+    assert parts("bluesky:fog-signals") == {
+        "images": [],
+        "post_image": [],
+        "title": fog,
+        "description": fog_description,
+        "domain": "example.com",
+        "compact": False,
+    }
+    remote = parts("bluesky:harbour-economics")
+    assert remote["images"] == ["https://images.example.org/breakwater.webp"]  # not local: as it is
+    # Threads: an https hero image makes an IMAGE post (the picture, no link card); none: the link attachment.
+    assert parts("threads:local") == {
+        "images": [local],
+        "post_image": [local],
+        "title": None,
+        "description": None,
+        "domain": None,
+        "compact": False,
+    }
+    assert parts("threads:fog-signals") == {
+        "images": [],
+        "post_image": [],
+        "title": fog,
+        "description": None,
+        "domain": "example.com",
+        "compact": False,
+    }
+    # Each card links to the article.
+    for name in NETWORKS:
+        links = _item(page, f"{name}:fog-signals").xpath(".//a/@href")
+        assert "https://example.com/articles/fog-signals" in links, name
+    assert (tmp_path / "assets" / "images" / "light.png").is_file()
+
+
+def test_threads_without_images_shows_the_link_attachment_with_the_picture(email_site, tmp_path):
+    email_site.data["targets"]["threads-api"] = {
+        "type": "threads",
+        "user_id": "1234",
+        "token": "not-a-token",
+        "image": False,
+    }
+    email_site.data["channels"]["threads"] = {
+        "kind": "social",
+        "network": "threads",
+        "targets": ["threads-api"],
+    }
+    rendered = render_preview(email_site.config(), None, "threads", tmp_path, NOW)
+    parts = _card_parts(_item(_page(rendered.index), "threads:harbour-economics"))
+    assert parts["post_image"] == []
+    assert parts["images"] == ["https://images.example.org/breakwater.webp"]
+    assert parts["title"] == "Small Harbours, Big Ledgers: Who Pays for a Breakwater?"
+    assert parts["domain"] == "example.com"
+
+
+def test_card_text_is_escaped_on_every_network(email_site, tmp_path):
+    shutil.copy(DATA / "email" / "hostile" / "hostile-title.md", email_site.content)
+    _on_every_network(email_site)
+    rendered = render_preview(email_site.config(), None, None, tmp_path, NOW)
+    source = rendered.index.read_text(encoding="utf-8")
+    assert "<script" not in source
+    page = _page(rendered.index)
+    title = 'Q&A: <script>alert(1)</script> "quotes"'
+    for name in NETWORKS:
+        card = _item(page, f"{name}:hostile-title")
+        assert title in _text(card), name
+        assert card.xpath(".//img/@src") == ['https://images.example.org/q"a.webp'], name
+        if name != "threads":  # an IMAGE post there: no card title
+            assert _card_parts(card)["title"] == title, name
+    description = 'An article whose title tries to run a script & break out of "attributes".'
+    assert _card_parts(_item(page, "bluesky:hostile-title"))["description"] == description
 
 
 @pytest.mark.parametrize(
