@@ -212,6 +212,8 @@ def _post_view(
             link=post.link,
             image=image,
             card=_link_card(post, image, _image_post(post, config, item.channel)),
+            # A thread: its parts in order, the first with the card, the others as its replies.
+            parts=[part.text for part in post.thread],
         )
     return view
 
@@ -246,14 +248,21 @@ def _link_card(post: SocialPost, image: str | None, image_post: bool) -> dict[st
 
 
 def _image_post(post: SocialPost, config: Config, channel_name: str) -> bool:
-    """Whether Threads gets the post as an IMAGE post (an https hero image, unless every threads
-    target of the channel turns `image` off), not as text with a link attachment."""
-    if post.network != "threads" or not post.image or urlsplit(post.image).scheme != "https":
+    """Whether the network shows the hero image as the post's own picture, not a link card:
+    the channel's native target for the network attaches it (X's media upload and Mastodon's
+    media attachment replace the link card; a Threads IMAGE post needs an https image), unless
+    every such target turns `image` off. Threads with no native target (an outbox) is shown as
+    the IMAGE post its target would make by default; X and Mastodon then as a pasted link."""
+    if not post.image or post.network not in ("x", "mastodon", "threads"):
+        return False
+    if post.network == "threads" and urlsplit(post.image).scheme != "https":
         return False
     channel = config.channels.get(channel_name)
     settings = [config.targets[t] for t in getattr(channel, "targets", ()) if t in config.targets]
-    threads = [s for s in settings if getattr(s, "type", None) == "threads"]
-    return not threads or any(getattr(s, "image", True) for s in threads)
+    native = [s for s in settings if getattr(s, "type", None) == post.network]
+    if not native:
+        return post.network == "threads"
+    return any(getattr(s, "image", True) for s in native)
 
 
 @dataclass

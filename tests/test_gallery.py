@@ -376,6 +376,53 @@ def test_threads_without_images_shows_the_link_attachment_with_the_picture(email
     assert parts["domain"] == "example.com"
 
 
+@pytest.mark.parametrize(
+    ("net", "target"),
+    [
+        ("x", {"type": "x", "token": "t"}),
+        ("mastodon", {"type": "mastodon", "url": "https://mastodon.example", "token": "t"}),
+    ],
+)
+def test_a_native_target_that_attaches_the_image_shows_the_picture_not_a_card(
+    email_site, tmp_path, net, target
+):
+    """X and Mastodon show an attached image instead of the link's card: their targets upload it."""
+    email_site.data["targets"]["native"] = target
+    email_site.data["channels"][net] = {"kind": "social", "network": net, "targets": ["native"]}
+    rendered = render_preview(email_site.config(), None, net, tmp_path, NOW)
+    parts = _card_parts(_item(_page(rendered.index), f"{net}:harbour-economics"))
+    assert parts["post_image"] == parts["images"] == ["https://images.example.org/breakwater.webp"]
+    assert parts["title"] is None and parts["domain"] is None
+    if net == "x":  # a target that posts no image: the link's card again
+        email_site.data["targets"]["native"]["image"] = False
+        rendered = render_preview(email_site.config(), None, net, tmp_path / "off", NOW)
+        parts = _card_parts(_item(_page(rendered.index), f"{net}:harbour-economics"))
+        assert parts["post_image"] == [] and parts["domain"] == "example.com"
+
+
+def test_a_thread_shows_its_parts_as_replies_under_the_first(email_site, tmp_path):
+    email_site.data["channels"]["x"] = {
+        "kind": "social",
+        "network": "x",
+        "targets": ["social-outbox"],
+        "thread": True,
+    }
+    long = " ".join(f"Sentence {n} about the breakwater and its ledgers." for n in range(1, 16))
+    email_site.article(
+        "long.md", f"---\ntitle: A Long Story\ndescription: '{long}'\npublish_date: 2024-03-09\n---\nB.\n"
+    )
+    rendered = render_preview(email_site.config(), None, "x", tmp_path, NOW)
+    post = next(i.draft for i in rendered.items if i.key == "x:long")
+    assert len(post.thread) >= 3
+    card = _item(_page(rendered.index), "x:long")
+    texts = [_text(t) for t in card.find_class("text")]
+    assert texts == [" ".join(p.text.split()) for p in post.thread]
+    replies = card.xpath('.//ol[@class="replies"]/li')
+    assert len(replies) == len(post.thread) - 1
+    first = card.find_class("text")[0]
+    assert first.getnext().get("class").startswith("link-card")  # the card under the first part
+
+
 def test_card_text_is_escaped_on_every_network(email_site, tmp_path):
     shutil.copy(DATA / "email" / "hostile" / "hostile-title.md", email_site.content)
     _on_every_network(email_site)
