@@ -2,6 +2,11 @@
 
 User mistakes (`SyndicateError`) become one line on stderr and exit 2; validation
 problems exit 1; anything else is a bug and keeps its traceback.
+
+Each command imports what it uses when it runs: at import this module loads click and a few
+small modules only, so `--version`, `--help` and a command that needs no database or email
+toolchain do not wait for SQLAlchemy, APScheduler, premailer and the rest
+(tests/test_startup.py checks it).
 """
 
 from __future__ import annotations
@@ -16,40 +21,25 @@ import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import __version__, clock
-from .config import CONFIG_ENV, Config, load_config
-from .content import load_articles
-from .daemon import Runner, format_event
-from .dkim import alignment_warnings, check_keys, check_name, generate_key, key_file_names, txt_record
+from .config_path import CONFIG_ENV
 from .errors import ConfigError, SyndicateError
-from .gallery import render_preview
-from .intake import read_bounce_mailbox, read_bounces
-from .lock import Holder, Stopped
-from .plan import Send, upcoming
-from .preview import digest_sizes, preview_table
-from .recipients import RecipientProblem
-from .send import check_routes, dry_run_mark, send_test
-from .send import send as send_api
-from .serve import DEFAULT_PORT, serve_preview
 from .state import write_private
-from .status import (
-    ArticleHistory,
-    Progress,
-    RecipientHistory,
-    Status,
-    article_history,
-    overdue,
-    read_status,
-    recipient_history,
-)
 from .stopping import stop_on_signals
-from .subscriber_files import attribute_key, iter_subscriber_file, write_subscribers
-from .subscribers import ENDED, STATUSES, Subscriber, SubscriberError, SubscriberStore
+from .subscriber_status import ENDED, STATUSES
 from .timeshow import show_time
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .lock import Holder
+    from .plan import Send
+    from .recipients import RecipientProblem
+    from .status import ArticleHistory, Progress, RecipientHistory, Status
+    from .subscribers import Subscriber, SubscriberStore
 
 DEFAULT_WAIT = 600.0  # seconds a send waits for another one on its state folder
 
@@ -101,6 +91,8 @@ config_option = click.option(
 
 
 def _config(ctx: click.Context) -> Config:
+    from .config import load_config
+
     config = load_config(ctx.find_root().obj)
     for line in config.warnings:
         click.echo(f"warning: {line}", err=True)
@@ -120,6 +112,10 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json:
     Exits 1 on any error (or any warning with --strict), 0 otherwise; 2 on a config error,
     such as a DKIM key that cannot be read.
     """
+    from .content import load_articles
+    from .dkim import alignment_warnings, check_keys
+    from .preview import digest_sizes
+
     config = _config(ctx)
     check_keys(config)
     for line in alignment_warnings(config):
@@ -192,10 +188,15 @@ def preview(
     if port is not None and not serve:
         raise click.UsageError("--port needs --serve")
     if serve:
+        from .serve import DEFAULT_PORT, serve_preview
+
         serve_preview(
             ctx.obj, paths, channel, out_dir, DEFAULT_PORT if port is None else port, echo=click.echo
         )
         return
+    from .gallery import render_preview
+    from .preview import preview_table
+
     config = _config(ctx)
     rendered = render_preview(config, paths, channel, out_dir, clock.now())
     for problem in rendered.loaded.errors:
@@ -226,6 +227,10 @@ def queue(
 ) -> None:
     """List upcoming sends: what goes out when, where (times in the site's timezone); first the
     overdue ones (due by now, not finished), marked."""
+    from .content import load_articles
+    from .plan import upcoming
+    from .status import overdue
+
     config = _config(ctx)
     _check_names(config, channels, targets)
     now = clock.now()
@@ -346,6 +351,10 @@ def send(
         ):
             if given:
                 raise click.UsageError(f"--to sends named articles to one address; it does not take {flag}")
+    from .lock import Stopped
+    from .send import check_routes, send_test
+    from .send import send as send_api
+
     stop = ctx.with_resource(stop_on_signals(signal.SIGINT, signal.SIGTERM))
     config = _config(ctx)
     _check_names(config, channels, targets)
@@ -471,6 +480,8 @@ class _Progress:
 def _print_dry_run(config: Config, outcome, written: dict[tuple[str, str], list[str]]) -> None:
     """Each send marked new, already sent or partly sent (as the ledger has it), and the addresses
     in `written` (collected with -v): those each would go to."""
+    from .send import dry_run_mark
+
     tz = config.site.tz
     for planned, report in outcome.reports:
         recipients = outcome.recipients.get(planned.target)
@@ -539,6 +550,8 @@ def status(ctx: click.Context, limit: int, as_json: bool, recipient: str | None,
     unknown) and why, overdue sends, failures, unknowns, recent sends. Reads the ledger only."""
     if recipient is not None and article is not None:
         raise click.UsageError("--recipient and --article: one at a time")
+    from .status import article_history, read_status, recipient_history
+
     config = _config(ctx)
     tz = config.site.tz
     if recipient is not None:
@@ -720,6 +733,7 @@ def daemon(
     SIGHUP reloads the config (the web service of --serve keeps the config it started with)."""
     if proxy_headers and not with_web:
         raise click.UsageError("--proxy-headers goes with --serve")
+    from .daemon import Runner, format_event
 
     def log(event: dict) -> None:
         click.echo(format_event(event, log_format))
@@ -812,6 +826,8 @@ def dkim() -> None:
 def dkim_keygen(selector: str, domain: str, out: Path, bits: int) -> None:
     """Make an RSA key pair: SELECTOR.DOMAIN.private.pem (mode 0600) and .public.pem in --out,
     and print the DNS TXT record to publish. Existing files are never overwritten."""
+    from .dkim import check_name, generate_key, key_file_names, txt_record
+
     selector, domain = check_name("--selector", selector), check_name("--domain", domain)
     private_name, public_name = key_file_names(selector, domain)
     private, public = out / private_name, out / public_name
@@ -860,6 +876,8 @@ def bounces_read(
     on the ledger row of the message it answers; `syndicate status` shows the rates. Processed
     messages are not read again (Maildir: moved to .processed/; mbox: remembered in --state).
     """
+    from .intake import read_bounce_mailbox, read_bounces
+
     config = _config(ctx)
     if mailbox is None:
         if state or password_env or ca_file:
@@ -900,6 +918,9 @@ def subscribers_import(ctx: click.Context, file: Path, list_name: str) -> None:
     Running it again with the same file changes nothing. Rows left out are printed on stderr
     as `file:line: problem`; the others are imported. Exits 1 when a row was left out.
     """
+    from .subscriber_files import iter_subscriber_file
+    from .subscribers import SubscriberStore
+
     config = _config(ctx)
     problems: list[RecipientProblem] = []
     rows = iter_subscriber_file(file, problems)  # read as it is imported: memory stays flat
@@ -932,6 +953,9 @@ def subscribers_export(ctx: click.Context, list_name: str, output: Path | None) 
 
     Columns: email,name,status, one per attribute, created_at; every status included, to stdout
     or --output. `subscribers import` reads it back."""
+    from .subscriber_files import write_subscribers
+    from .subscribers import SubscriberStore
+
     config = _config(ctx)
     with SubscriberStore.from_config(config) as store:
         found = _Listing(store, list_name)  # read twice (attribute columns, then rows), never held
@@ -957,6 +981,9 @@ def subscribers_add(
 ) -> None:
     """Add ADDRESS to a list as subscribed. An address already there keeps its row (and takes
     the name and attributes given); one that unsubscribed, bounced or complained is left as it is."""
+    from .subscriber_files import attribute_key
+    from .subscribers import SubscriberError, SubscriberStore
+
     attributes: dict[str, str] = {}
     for item in attrs:
         key, equals, value = item.partition("=")
@@ -982,6 +1009,8 @@ def subscribers_add(
 @_fail_cleanly
 def subscribers_remove(ctx: click.Context, address: str, list_name: str) -> None:
     """Unsubscribe ADDRESS from a list. Its row stays (unsubscribed), so it is never mailed again."""
+    from .subscribers import SubscriberError, SubscriberStore
+
     config = _config(ctx)
     with SubscriberStore.from_config(config) as store:
         found = store.remove(list_name, address, reason="removed with the cli")
@@ -1009,6 +1038,8 @@ def subscribers_list(ctx: click.Context, list_name: str, statuses: tuple[str, ..
     In the order they were added: address, status and name (tab-separated), then a count. With
     --json, one object a line (id, list, email, name, attributes, status, source, created_at,
     updated_at, confirmed_at, ended_at, reason, soft_bounces)."""
+    from .subscribers import SubscriberStore
+
     config = _config(ctx)
     count = 0
     with SubscriberStore.from_config(config) as store:

@@ -32,14 +32,13 @@ from pydantic import (
     model_validator,
 )
 
+from .config_path import CONFIG_ENV, DEFAULT_CONFIG
 from .deliver import TargetSettings, target_types
 from .errors import ConfigError
 from .language import check_tag
 from .validation import Strict, check_http_url, is_loopback, parse_time, short
 from .yaml_shape import shape_problem
 
-CONFIG_ENV = "SYNDICATE_CONFIG"
-DEFAULT_CONFIG = "config.yaml"
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
 REPO_TEMPLATES = Path(__file__).parent.parent / "templates"
 

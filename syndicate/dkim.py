@@ -22,7 +22,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import dkim as dkimpy
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
@@ -68,7 +67,7 @@ def _openssl_sign(digest: Any, key: dict[str, int]) -> bytes:
     of what signing a message costs. dkimpy calls it by this name from its module."""
     prehashed = _PREHASHED.get(str(digest.name).lower())
     if prehashed is None:  # a hash this does not know: dkimpy's own code
-        return bytes(dkimpy.crypto.RSASSA_PKCS1_v1_5_sign(digest, key))
+        return bytes(_dkimpy().crypto.RSASSA_PKCS1_v1_5_sign(digest, key))
     private = _openssl_key(
         key["modulus"], key["publicExponent"], key["privateExponent"], key["prime1"], key["prime2"]
     )
@@ -81,7 +80,14 @@ def _openssl_key(n: int, e: int, d: int, p: int, q: int) -> rsa.RSAPrivateKey:
     return rsa.RSAPrivateNumbers(p, q, d, *crt, rsa.RSAPublicNumbers(e, n)).private_key()
 
 
-dkimpy.RSASSA_PKCS1_v1_5_sign = _openssl_sign  # what `dkimpy.DKIM.sign` calls to sign
+@lru_cache(maxsize=1)
+def _dkimpy() -> Any:
+    """dkimpy (and dnspython under it), imported when a message is first signed: a config with
+    `dkim:` settings is read and checked without it. Its RSA step is handed to OpenSSL."""
+    import dkim
+
+    dkim.RSASSA_PKCS1_v1_5_sign = _openssl_sign  # what `dkim.DKIM.sign` calls to sign
+    return dkim
 
 
 class DkimSettings(Strict):
@@ -137,6 +143,7 @@ class Signer:
         """`data` (a whole message, CRLF lines) with its DKIM-Signature header in front. A message
         dkimpy refuses (one without From, which must be signed) is a DeliveryError for that
         message; its text names the problem, never the key."""
+        dkimpy = _dkimpy()
         names = _present(data)
         headers = [h.encode("ascii") for h in SIGNED_HEADERS if h.lower() in names]
         try:

@@ -13,8 +13,10 @@ import contextlib
 import os
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .config import Config
+if TYPE_CHECKING:
+    from .config import Config
 
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600

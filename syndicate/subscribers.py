@@ -52,6 +52,7 @@ from .errors import SyndicateError
 from .ledger import LEDGER_FILE, create_tables, make_engine, sqlite_url
 from .recipients import Recipient, RecipientProblem, address_key, check_address
 from .state import state_path
+from .subscriber_status import ENDED, STATUSES, Status
 
 __all__ = [
     "ENDED",
@@ -65,9 +66,6 @@ __all__ = [
     "SubscriberStore",
 ]
 
-Status = Literal["unconfirmed", "subscribed", "unsubscribed", "bounced", "complained"]
-STATUSES: tuple[Status, ...] = ("unconfirmed", "subscribed", "unsubscribed", "bounced", "complained")
-ENDED: tuple[Status, ...] = ("unsubscribed", "bounced", "complained")  # never mailed again
 EVENT_KINDS = ("subscribe", "confirm", "unsubscribe", "bounce", "soft_bounce", "complaint", "import")
 _EVENT_FOR: dict[str, str] = {
     "unconfirmed": "subscribe",

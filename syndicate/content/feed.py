@@ -24,11 +24,8 @@ from datetime import UTC, datetime
 from html import escape
 from html.parser import HTMLParser
 from pathlib import Path, PosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
-
-import feedparser
-import requests
 
 from ..compose.textlength import shorten
 from ..config import Config, Feed
@@ -36,6 +33,9 @@ from ..errors import ContentError
 from . import fields
 from .article import Article, FieldError, Problem, Severity, display, reprs
 from .markdown import IMAGE_SCHEMES, LINK_SCHEMES, url_scheme
+
+if TYPE_CHECKING:
+    import requests
 
 __all__ = ["FeedPath", "FeedPoller", "entry_path", "feed_path", "read_feed"]
 
@@ -138,6 +138,8 @@ class FeedPoller:
         return reads
 
     def _fetch_url(self) -> tuple[bytes, str, str] | None:
+        import requests  # only a feed read over HTTP needs it (not validate of a folder)
+
         headers = {"User-Agent": user_agent(), "Accept": _ACCEPT}
         if self.etag:
             headers["If-None-Match"] = self.etag
@@ -265,6 +267,8 @@ def parse(body: bytes, content_type: str, base: str) -> list[Entry]:
 
 
 def _xml_feed(body: bytes, content_type: str, base: str) -> list[Entry]:
+    import feedparser  # only a feed needs it: loaded when one is read
+
     headers = {"content-type": content_type or "application/xml", "content-location": base}
     # A file object, never bytes or str: feedparser opens a string naming a URL or file itself.
     parsed = feedparser.parse(io.BytesIO(body), response_headers=headers, sanitize_html=True)

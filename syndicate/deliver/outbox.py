@@ -15,7 +15,6 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from ..compose.mime import fresh_message_id, message_bytes
 from ..errors import DeliveryError
 from ..naming import EML, JSON, message_file
 from ..state import private_dir, write_private
@@ -47,6 +46,8 @@ class OutboxConnection:
         self.directory = directory
 
     def send(self, message: Message) -> Result:
+        from ..compose.mime import fresh_message_id, message_bytes  # the email toolchain: when sending
+
         payload = message.build()
         if isinstance(payload, EmailMessage):
             if message.fresh_id:  # a deliberate resend, as the smtp target sends it

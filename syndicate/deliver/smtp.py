@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from ..compose.mime import fresh_message_id, message_bytes
 from ..dkim import DkimSettings, Signer, signer_for
 from ..errors import DeliveryError
 from ..recipients import SubscriberList, ascii_address
@@ -165,6 +164,8 @@ class SmtpConnection:
             smtp.close()
 
     def send(self, message: Message) -> Result:
+        from ..compose.mime import fresh_message_id, message_bytes  # the email toolchain: when sending
+
         payload = message.build()
         if not isinstance(payload, EmailMessage):
             return Result(message.key, "failed", "smtp targets deliver emails, not posts")
