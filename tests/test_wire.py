@@ -29,7 +29,7 @@ from syndicate.compose.mime import (
     wire_bytes,
 )
 from syndicate.deliver import Message, MessageKey, make_target
-from syndicate.deliver.smtp import _Session
+from syndicate.deliver.smtp import _PLAIN_ADDRESS, _Session, quote_address
 from syndicate.dispatch import dispatch
 from syndicate.ledger import Ledger, sqlite_url
 from syndicate.recipients import Recipient
@@ -113,6 +113,12 @@ def test_a_body_stuffed_from_pieces_is_the_whole_body_stuffed(layout, data):
     filled = iter(values)
     whole = "".join(p if isinstance(p, str) else next(filled) for p in pieces).encode("ascii")
     assert _stuffed_body(pieces, values) == smtplib._quote_periods(whole)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.from_regex(_PLAIN_ADDRESS, fullmatch=True), st.emails(), st.text(max_size=30)))
+def test_addresses_are_quoted_as_smtplib_quotes_them(address):
+    assert quote_address(address) == smtplib.quoteaddr(address)
 
 
 def send_with_smtplib(port: int, data: bytes) -> None:

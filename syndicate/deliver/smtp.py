@@ -150,8 +150,8 @@ class _Session(smtplib.SMTP):
         the same commands, replies and exceptions (SMTPSenderRefused, SMTPRecipientsRefused,
         SMTPDataError, RSET or close as it does them), with the data sent as it is."""
         self.ehlo_or_helo_if_needed()
-        options = [f"size={wire.size}"] if self.does_esmtp and self.has_extn("size") else []
-        code, resp = self.mail(from_addr, options)
+        size = f" size={wire.size}" if self.does_esmtp and self.has_extn("size") else ""
+        code, resp = self._command("mail", f"FROM:{quote_address(from_addr)}{size}")
         if code != 250:
             if code == 421:
                 self.close()
@@ -160,7 +160,7 @@ class _Session(smtplib.SMTP):
             raise smtplib.SMTPSenderRefused(code, resp, from_addr)
         refused: dict[str, tuple[int, bytes]] = {}
         for address in to_addrs:
-            code, resp = self.rcpt(address)
+            code, resp = self._command("rcpt", f"TO:{quote_address(address)}")
             if code not in (250, 251):
                 refused[address] = (code, resp)
             if code == 421:
@@ -177,6 +177,11 @@ class _Session(smtplib.SMTP):
                 self._reset()
             raise smtplib.SMTPDataError(code, resp)
         return refused
+
+    def _command(self, name: str, args: str) -> tuple[int, bytes]:
+        """`mail()`/`rcpt()` without options but SIZE, the address quoted by `quote_address`."""
+        self.putcmd(name, args)
+        return self.getreply()
 
     def _reset(self) -> None:
         """smtplib's own `_rset`: RSET, a disconnection showing at the next command instead."""
@@ -304,6 +309,19 @@ class SmtpConnection:
         smtp, self.smtp = self.smtp, None
         if smtp is not None:
             smtp.close()
+
+
+# A dot-atom address (RFC 5322 atext, dots between): smtplib's `quoteaddr` (which parses it with
+# email.utils.parseaddr, ~50 µs) makes it `<address>`, as `quote_address` does without parsing.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = re.compile(rf"{_ATEXT}(\.{_ATEXT})*@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
+
+
+def quote_address(address: str) -> str:
+    """`smtplib.quoteaddr(address)`: `<address>` for a plain one, else smtplib's own answer."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
 
 
 def default_ehlo_name(envelope_sender: str) -> str:
