@@ -17,6 +17,7 @@ import hashlib
 import html
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from email import policy
 from email.header import Header
 from email.message import EmailMessage
@@ -125,8 +126,8 @@ def build_message(draft: EmailDraft, recipient: Recipient, config: Config) -> Em
     text, html_body = _encoded(draft.text), _encoded(draft.html)
     boundary = "=_" + hashlib.sha256(draft.content_hash.encode() + address.encode()).hexdigest()[:24]
     msg["Content-Type"] = _Prefolded("Content-Type", f'multipart/alternative; boundary="{boundary}"')
-    msg.attach(_part(_TEXT_PLAIN, _fill(text, fields, _qp_value)))
-    msg.attach(_part(_TEXT_HTML, _fill(html_body, fields, _qp_html)))
+    msg.attach(_part(_TEXT_PLAIN, _fill_body(text, fields, _qp_value)))
+    msg.attach(_part(_TEXT_HTML, _fill_body(html_body, fields, _qp_html)))
     return msg
 
 
@@ -139,26 +140,114 @@ def message_bytes(msg: EmailMessage) -> bytes:
     """
     parts: Any = msg.get_payload()  # a list of parts for multipart (checked below)
     boundary = msg.get_boundary()
-    simple = (
-        isinstance(parts, list)
-        and boundary
-        and msg.preamble is None
-        and msg.epilogue is None
-        and all(isinstance(p.get_payload(), str) and p.get_content_maintype() == "text" for p in parts)
-    )
-    if not simple or boundary is None:
+    if not _simple(msg, parts, boundary) or boundary is None:
         return msg.as_bytes(policy=policy.SMTP)
     nl, dashes = b"\r\n", b"--" + boundary.encode("ascii")
     chunks = [_header_bytes(msg), dashes + nl]
     for number, part in enumerate(parts):
         if number:
             chunks.append(nl + dashes + nl)
-        payload = part.get_payload()
-        if not isinstance(payload, _CrlfText) and payload.count("\n") != payload.count("\r\n"):
-            payload = payload.replace("\r\n", "\n").replace("\n", "\r\n")
-        chunks += [_header_bytes(part), payload.encode("ascii")]
+        chunks += [_header_bytes(part), _crlf(part.get_payload()).encode("ascii")]
     chunks.append(nl + dashes + b"--" + nl)
     return b"".join(chunks)
+
+
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """A message as it goes over SMTP after `DATA`: `data` dot-stuffed (RFC 5321 section 4.5.2), the
+    final "." not included; `size` its length before stuffing (what `message_bytes` makes, the
+    `SIZE=` of MAIL FROM)."""
+
+    data: bytes
+    size: int
+
+
+def dot_stuff(data: bytes) -> bytes:
+    """`data` dot-stuffed as smtplib's `SMTP.data()` does it (a "." doubled at the start of the
+    data and after every LF, CR-LF or bare), by a bytes replace: ~6x faster than its regex."""
+    stuffed = data.replace(b"\n.", b"\n..")
+    return b"." + stuffed if stuffed[:1] == b"." else stuffed
+
+
+def wire_bytes(msg: EmailMessage) -> Wire:
+    """`dot_stuff(message_bytes(msg))`, with the bodies' unchanging pieces stuffed once per draft.
+
+    A part's body from `build_message` is the draft's encoded pieces around one reader's values;
+    each piece is serialised and dot-stuffed once (`_stuffed_pieces`, cached per body), so a
+    message costs a join of bytes and the stuffing of its few short values, not a pass over
+    ~100 KB. Messages of another shape are stuffed whole."""
+    parts: Any = msg.get_payload()
+    boundary = msg.get_boundary()
+    if not _simple(msg, parts, boundary) or boundary is None:
+        data = message_bytes(msg)
+        return Wire(dot_stuff(data), len(data))
+    nl, dashes = b"\r\n", b"--" + boundary.encode("ascii")
+    # Every chunk below starts a line: the headers end in CRLF, so does each boundary line.
+    head = _header_bytes(msg)
+    chunks, size = [dot_stuff(head), dashes + nl], len(head) + len(dashes) + 2
+    for number, part in enumerate(parts):
+        if number:
+            chunks.append(nl + dashes + nl)
+            size += len(dashes) + 4
+        head, payload = _header_bytes(part), part.get_payload()
+        chunks.append(dot_stuff(head))
+        size += len(head)
+        if isinstance(payload, _CrlfText) and payload.source is not None:
+            body = _stuffed_body(payload.source, payload.values)
+            size += len(payload)
+        else:
+            raw = _crlf(payload).encode("ascii")
+            body = dot_stuff(raw)
+            size += len(raw)
+        chunks.append(body)
+    chunks.append(nl + dashes + b"--" + nl)
+    size += len(dashes) + 6
+    return Wire(b"".join(chunks), size)
+
+
+@lru_cache(maxsize=32)
+def _stuffed_pieces(pieces: tuple[_Piece, ...]) -> tuple[bytes | None, ...]:
+    """Each text piece of an encoded body as bytes, dot-stuffed as if it started a line (None for
+    a field's place): made once per draft's body, reused for every reader."""
+    return tuple(dot_stuff(piece.encode("ascii")) if isinstance(piece, str) else None for piece in pieces)
+
+
+def _stuffed_body(pieces: tuple[_Piece, ...], values: tuple[str, ...]) -> bytes:
+    """The body `_fill_body` made of `pieces` and a reader's `values`, dot-stuffed from the start of a
+    line. A piece stuffed ahead as starting a line, that does not (the piece before it did not
+    end in LF), loses that first doubled "."; `_encoded` ends every piece before a field in CRLF,
+    so that does not happen with its pieces, but the join does not rely on it."""
+    chunks: list[bytes] = []
+    line_start = True
+    value = iter(values)
+    for stuffed in _stuffed_pieces(pieces):
+        if stuffed is None:
+            raw = next(value).encode("ascii")
+            stuffed = dot_stuff(raw) if line_start else raw.replace(b"\n.", b"\n..")
+        elif not line_start and stuffed[:2] == b"..":
+            stuffed = stuffed[1:]
+        if stuffed:
+            chunks.append(stuffed)
+            line_start = stuffed[-1:] == b"\n"
+    return b"".join(chunks)
+
+
+def _simple(msg: EmailMessage, parts: Any, boundary: str | None) -> bool:
+    """A message of `build_message`'s shape: multipart, text parts with str payloads, nothing around."""
+    return bool(
+        isinstance(parts, list)
+        and boundary
+        and msg.preamble is None
+        and msg.epilogue is None
+        and all(isinstance(p.get_payload(), str) and p.get_content_maintype() == "text" for p in parts)
+    )
+
+
+def _crlf(payload: str) -> str:
+    """A part's payload with CRLF line ends (one `_fill_body` made has them already)."""
+    if not isinstance(payload, _CrlfText) and payload.count("\n") != payload.count("\r\n"):
+        return payload.replace("\r\n", "\n").replace("\n", "\r\n")
+    return payload
 
 
 def _header_bytes(msg: EmailMessage) -> bytes:
@@ -304,15 +393,20 @@ FEEDBACK_SENDER_ID = "syndicate"
 
 
 class _CrlfText(str):
-    """A body `_fill` made from CRLF pieces: `message_bytes` can skip looking for bare LFs in it
-    (two scans of up to 100 KB, a third of its cost). A payload set any other way is checked."""
+    """A body `_fill_body` made from CRLF pieces: `message_bytes` can skip looking for bare LFs in it
+    (two scans of up to 100 KB, a third of its cost). A payload set any other way is checked.
+    It remembers what it was made of (the draft's encoded pieces and this reader's values, as
+    filled in), so `wire_bytes` sends it from pieces stuffed once per draft."""
+
+    source: tuple[_Piece, ...] | None = None
+    values: tuple[str, ...] = ()
 
 
-def _part(content_type: _Prefolded, encoded: str) -> EmailMessage:
+def _part(content_type: _Prefolded, encoded: _CrlfText) -> EmailMessage:
     part = EmailMessage(policy=_SMTP)
     part["Content-Type"] = content_type
     part["Content-Transfer-Encoding"] = _QUOTED_PRINTABLE
-    part.set_payload(_CrlfText(encoded))
+    part.set_payload(encoded)
     return part
 
 
@@ -388,6 +482,15 @@ def _fill(pieces: tuple[_Piece, ...], fields: dict[str, str], escape: Callable[[
             key, fallback = piece
             out.append(escape(fields.get(key) or fallback or ""))
     return "".join(out)
+
+
+def _fill_body(pieces: tuple[_Piece, ...], fields: dict[str, str], escape: Callable[[str], str]) -> _CrlfText:
+    """`_fill` for an encoded body, remembering its pieces and values (`_CrlfText`)."""
+    values = tuple(escape(fields.get(p[0]) or p[1] or "") for p in pieces if not isinstance(p, str))
+    filled = iter(values)
+    body = _CrlfText("".join(p if isinstance(p, str) else next(filled) for p in pieces))
+    body.source, body.values = pieces, values
+    return body
 
 
 def _as_is(text: str) -> str:

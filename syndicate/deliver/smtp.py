@@ -8,10 +8,19 @@ after the data, before the reply (a stall past `timeout`, a hang-up), leaves the
 holding the message: it is `unknown`, as after a crash, and `schedule.unknown` decides, so it
 is never sent twice by default. A transaction a second Ctrl-C cuts short is judged the same
 way. The connection is also renewed every `per_connection` messages, as relays expect.
+
+Near the wire: a message goes out as `wire_bytes` makes it, dot-stuffed with the parts that are
+the same for every reader stuffed once per draft, through smtplib's own MAIL and RCPT and a DATA
+that sends those bytes as they are (`_Session.send_stuffed`: `SMTP.data()` would stuff them again,
+with a regex over the whole message). A DKIM-signed message is signed on the bytes
+`message_bytes` makes and then stuffed whole: what the server keeps is what was signed. The TLS
+context is made once per target, when its first connection needs it, and never for
+`security: none`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import smtplib
 import ssl
@@ -33,6 +42,7 @@ from ..validation import is_loopback, short
 from . import HandOverFailed, MailTargetSettings, Message, Pacing, Result, Verdict, handed
 
 if TYPE_CHECKING:
+    from ..compose.mime import Wire
     from ..config import Config
 
 _DROPPED = (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError)
@@ -46,6 +56,8 @@ class SmtpDelivery:
         self.settings = settings
         self.sender = ascii_address(parseaddr(sender)[1])  # the envelope sender unless a message has its own
         self.signer = signer
+        self._context: ssl.SSLContext | None = None  # made by the first connection that needs it
+        self._context_lock = threading.Lock()
         self.ehlo_name = settings.ehlo_name or default_ehlo_name(self.sender)
         self.pacing = Pacing(
             connections=settings.connections,
@@ -79,16 +91,15 @@ class SmtpDelivery:
     def connect(self) -> _Session:
         """A logged-in session; TLS is verified against the system CAs or `ca_file`."""
         s = self.settings
-        context = self._tls_context()
         if s.security == "ssl":
             smtp: _Session = _SslSession(
-                s.host, s.port, local_hostname=self.ehlo_name, timeout=s.timeout, context=context
+                s.host, s.port, local_hostname=self.ehlo_name, timeout=s.timeout, context=self.tls_context()
             )
         else:
             smtp = _Session(s.host, s.port, local_hostname=self.ehlo_name, timeout=s.timeout)
         try:
             if s.security == "starttls":
-                smtp.starttls(context=context)
+                smtp.starttls(context=self.tls_context())
             if s.username:
                 password = s.password.get_secret_value() if s.password else ""
                 smtp.login(s.username, password)
@@ -97,7 +108,15 @@ class SmtpDelivery:
             raise
         return smtp
 
-    def _tls_context(self) -> ssl.SSLContext:
+    def tls_context(self) -> ssl.SSLContext:
+        """The target's one TLS context, shared by all its connections (and their reconnections):
+        loading the system's CAs costs milliseconds, and a shared context can resume sessions."""
+        with self._context_lock:
+            if self._context is None:
+                self._context = self._new_tls_context()
+            return self._context
+
+    def _new_tls_context(self) -> ssl.SSLContext:
         s = self.settings
         if not s.verify_tls:
             context = ssl.create_default_context()
@@ -116,23 +135,72 @@ class SmtpDelivery:
 
 
 class _Session(smtplib.SMTP):
-    """smtplib.SMTP remembering whether the last thing it wrote was a message's data.
-
-    smtplib writes every command as str (`putcmd`) and only the data as bytes (`data`), so
-    `data_sent` is true from the end of the data until the next command.
-    """
+    """smtplib.SMTP sending data already dot-stuffed, and remembering whether the last thing it
+    wrote was a message's data: `data_sent` is true from the final "." of the data until the
+    next command (every command goes through `send`)."""
 
     data_sent = False
 
     def send(self, s: str | bytes) -> None:  # type: ignore[override]  # smtplib passes str or bytes
         self.data_sent = False
-        if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
-            super().send(s[:-3])
-            handed()  # all but the final ".": until it goes, the server keeps nothing
-            super().send(s[-3:])
-        else:
-            super().send(s)
-        self.data_sent = isinstance(s, bytes)
+        super().send(s)
+
+    def send_stuffed(self, from_addr: str, to_addrs: list[str], wire: Wire) -> dict[str, tuple[int, bytes]]:
+        """`sendmail(from_addr, to_addrs, data)` for a message already dot-stuffed (`wire.data`):
+        the same commands, replies and exceptions (SMTPSenderRefused, SMTPRecipientsRefused,
+        SMTPDataError, RSET or close as it does them), with the data sent as it is."""
+        self.ehlo_or_helo_if_needed()
+        size = f" size={wire.size}" if self.does_esmtp and self.has_extn("size") else ""
+        code, resp = self._command("mail", f"FROM:{quote_address(from_addr)}{size}")
+        if code != 250:
+            if code == 421:
+                self.close()
+            else:
+                self._reset()
+            raise smtplib.SMTPSenderRefused(code, resp, from_addr)
+        refused: dict[str, tuple[int, bytes]] = {}
+        for address in to_addrs:
+            code, resp = self._command("rcpt", f"TO:{quote_address(address)}")
+            if code not in (250, 251):
+                refused[address] = (code, resp)
+            if code == 421:
+                self.close()
+                raise smtplib.SMTPRecipientsRefused(refused)
+        if len(refused) == len(to_addrs):
+            self._reset()
+            raise smtplib.SMTPRecipientsRefused(refused)
+        code, resp = self._data_stuffed(wire.data)
+        if code != 250:
+            if code == 421:
+                self.close()
+            else:
+                self._reset()
+            raise smtplib.SMTPDataError(code, resp)
+        return refused
+
+    def _command(self, name: str, args: str) -> tuple[int, bytes]:
+        """`mail()`/`rcpt()` without options but SIZE, the address quoted by `quote_address`."""
+        self.putcmd(name, args)
+        return self.getreply()
+
+    def _reset(self) -> None:
+        """smtplib's own `_rset`: RSET, a disconnection showing at the next command instead."""
+        with contextlib.suppress(smtplib.SMTPServerDisconnected):
+            self.rset()
+
+    def _data_stuffed(self, stuffed: bytes) -> tuple[int, bytes]:
+        """`SMTP.data()` without its stuffing: DATA, 354, the bytes (a CRLF added if they lack
+        one), `handed()`, the final ".", the reply. As with `send`, `data_sent` is true from the
+        final "." until the next command."""
+        self.putcmd("data")
+        code, reply = self.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        super().send(stuffed if stuffed.endswith(b"\r\n") else stuffed + b"\r\n")
+        handed()  # all but the final ".": until it goes, the server keeps nothing
+        super().send(b".\r\n")
+        self.data_sent = True
+        return self.getreply()
 
 
 class _SslSession(_Session, smtplib.SMTP_SSL):
@@ -164,29 +232,32 @@ class SmtpConnection:
             smtp.close()
 
     def send(self, message: Message) -> Result:
-        from ..compose.mime import fresh_message_id, message_bytes  # the email toolchain: when sending
+        # the email toolchain: when sending
+        from ..compose.mime import Wire, dot_stuff, fresh_message_id, message_bytes, wire_bytes
 
         payload = message.build()
         if not isinstance(payload, EmailMessage):
             return Result(message.key, "failed", "smtp targets deliver emails, not posts")
         if message.fresh_id:  # a deliberate resend: a new copy, not a duplicate to drop
             fresh_message_id(payload, message.fresh_id)
-        data = message_bytes(payload)
-        if self.delivery.signer is not None:  # once, on the very bytes that go out (retries included)
+        if self.delivery.signer is None:
+            wire = wire_bytes(payload)
+        else:  # once, on the very bytes that go out (retries included)
             try:
-                data = self.delivery.signer.sign(data)
+                data = self.delivery.signer.sign(message_bytes(payload))
             except DeliveryError as exc:  # this message cannot be signed: never sent unsigned
                 return Result(message.key, "failed", str(exc))
+            wire = Wire(dot_stuff(data), len(data))
         try:
             with cuttable(self.stop):
-                return self._send(message, data)
+                return self._send(message, wire)
         except HandOverFailed:  # stopped before the final ".": this session is mid-DATA
             self._drop()
             raise
         except StoppedAtOnce as exc:  # a second signal cut the transaction short: drop the session
             return self._lost(message, exc, "not sent")
 
-    def _send(self, message: Message, data: bytes) -> Result:
+    def _send(self, message: Message, data: Wire) -> Result:
         try:
             return self._transact(message, data)
         except (OSError, smtplib.SMTPException) as exc:
@@ -211,14 +282,14 @@ class SmtpConnection:
             return Result(message.key, "unknown", detail)
         return Result(message.key, "retry", f"{what}: {_reason(exc)}")
 
-    def _transact(self, message: Message, data: bytes) -> Result:
+    def _transact(self, message: Message, data: Wire) -> Result:
         if self.smtp is None or self.sent_here >= self.delivery.settings.per_connection:
             self.close()
             self.connect()
         assert self.smtp is not None
         recipient = ascii_address(message.key.recipient)
         try:
-            self.smtp.sendmail(message.envelope_sender or self.delivery.sender, [recipient], data)
+            self.smtp.send_stuffed(message.envelope_sender or self.delivery.sender, [recipient], data)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = exc.recipients.get(recipient, (0, b"refused"))
             return self._refused(message, code, reply)
@@ -241,6 +312,19 @@ class SmtpConnection:
         smtp, self.smtp = self.smtp, None
         if smtp is not None:
             smtp.close()
+
+
+# A dot-atom address (RFC 5322 atext, dots between): smtplib's `quoteaddr` (which parses it with
+# email.utils.parseaddr, ~50 µs) makes it `<address>`, as `quote_address` does without parsing.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = re.compile(rf"{_ATEXT}(\.{_ATEXT})*@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
+
+
+def quote_address(address: str) -> str:
+    """`smtplib.quoteaddr(address)`: `<address>` for a plain one, else smtplib's own answer."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
 
 
 def default_ehlo_name(envelope_sender: str) -> str:
