@@ -146,7 +146,8 @@ def main() -> None:
         ratio = result["first"]["peak_mb"] / base
         skip = result["second"]["peak_mb"] / base
         print(
-            f"{result['readers']:>9,}: peak RSS / {results[0]['readers']:,}'s: send {ratio:.2f}, skip {skip:.2f}"
+            f"{result['readers']:>9,}: peak RSS / {results[0]['readers']:,}'s: "
+            f"send {ratio:.2f}, skip {skip:.2f}"
         )
     return None
 
@@ -164,15 +165,18 @@ def report(r: dict) -> None:
     )
     print(f"{n:>9,} readers (store filled in {r['setup_s']:.1f} s): {how}")
     print(
-        f"           first:  {first['seconds']:8.1f} s, sent {first['sent']:,}, skipped {first['skipped']:,}, "
+        f"           first:  {first['seconds']:8.1f} s, sent {first['sent']:,}, "
+        f"skipped {first['skipped']:,}, "
         f"peak RSS {first['peak_mb']:.1f} MB"
     )
     print(
-        f"           second: {second['seconds']:8.1f} s, sent {second['sent']:,}, skipped {second['skipped']:,}, "
+        f"           second: {second['seconds']:8.1f} s, sent {second['sent']:,}, "
+        f"skipped {second['skipped']:,}, "
         f"peak RSS {second['peak_mb']:.1f} MB"
     )
     print(
-        f"           ledger (the database's growth past the store) {r['ledger_bytes'] / 1e6:.1f} MB for {rows:,} rows: "
+        f"           ledger (the database's growth past the store) "
+        f"{r['ledger_bytes'] / 1e6:.1f} MB for {rows:,} rows: "
         f"{r['ledger_bytes'] / max(rows, 1):.0f} bytes a message"
     )
     sys.stdout.flush()
@@ -245,19 +249,19 @@ def step_setup(root: Path, readers: int, port: int, articles: int) -> dict:
 
 def step_prefill(root: Path, due_every: int) -> dict:
     """The ledger as a finished first send leaves it, but for every `due_every`-th reader."""
-    from sqlalchemy import insert
+    from sqlalchemy import func, insert, select
 
     from syndicate.content import load_articles
     from syndicate.identity import identify
     from syndicate.ledger import Ledger, deliveries
     from syndicate.plan import plan_articles
-    from syndicate.subscribers import SubscriberStore
+    from syndicate.subscribers import SubscriberStore, subscribers_table
 
     config = config_of(root)
     articles, _ = identify(config, load_articles(config).articles, record=True)
     [planned] = plan_articles(config, articles, NOW)
-    with SubscriberStore.from_config(config) as store:
-        total = sum(len(page) for page in store.pages("readers", size=10_000))
+    with SubscriberStore.from_config(config) as store, store.engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(subscribers_table)).scalar_one()
     prefilled = 0
     with Ledger.from_config(config) as ledger, ledger.engine.begin() as conn:
         for start in range(0, total, 10_000):
