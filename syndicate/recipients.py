@@ -187,8 +187,10 @@ class SeenAddresses:
 
     __slots__ = ("_hashes", "_lines", "_mask", "_used")
 
-    def __init__(self, capacity: int = 1024) -> None:
-        size = 1 << max(4, (capacity - 1).bit_length())
+    def __init__(self, expected: int = 500) -> None:
+        """Room for `expected` addresses without growing (growing holds the old table and the
+        new one, twice its size, at once: a list whose length is known sizes it first)."""
+        size = 1 << max(4, (2 * expected + 1).bit_length())
         self._hashes = array("Q", bytes(8 * size))
         self._lines = array("I", bytes(4 * size))
         self._mask = size - 1

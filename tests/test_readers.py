@@ -321,7 +321,7 @@ def test_readers_are_read_as_they_are_iterated_not_all_at_once(site, small_chunk
 def test_seen_addresses_remembers_each_first_line_past_growing():
     from syndicate.recipients import SeenAddresses
 
-    seen = SeenAddresses(capacity=16)
+    seen = SeenAddresses(expected=8)
     assert [seen.add(f"a{n}@example.org", n + 2) for n in range(5000)] == [None] * 5000
     assert seen.add("a4321@example.org", 9999) == 4323 and len(seen) == 5000
     assert seen.first_line("a17@example.org") == 19 and seen.first_line("b@example.org") is None
