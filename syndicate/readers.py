@@ -70,7 +70,19 @@ class Readers:
         self.problems: list[RecipientProblem] = []
         self.suppressed = 0
         self._seen = SeenAddresses(_rows_in(self.source))
-        self._count = sum(len(chunk) for chunk in self._chunks(survey=True))
+        self._count = self._survey()
+
+    def _survey(self) -> int:
+        """The first pass: how many readers. A whole list of the store (no segment, no
+        suppression file) is counted by the database; anything else is read through."""
+        source = self.source
+        if isinstance(source, SubscriberList) and not source.where and not self.blocked:
+            store = _store(self.config, self.write)
+            if store is None:
+                return 0
+            with store:
+                return store.count(source.name, statuses=_MAILED)
+        return sum(len(chunk) for chunk in self._chunks(survey=True))
 
     def __len__(self) -> int:
         return self._count

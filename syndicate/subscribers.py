@@ -267,6 +267,14 @@ class SubscriberStore:
         for page in self.pages(list_name, statuses):
             yield from page
 
+    def count(self, list_name: str, statuses: Collection[Status] | None = None) -> int:
+        """How many rows the list has (in these statuses)."""
+        query = select(func.count()).select_from(subscribers_table).where(_s.list == list_name)
+        if statuses is not None:
+            query = query.where(_s.status.in_(list(statuses)))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def pages(
         self, list_name: str, statuses: Collection[Status] | None = None, size: int | None = None
     ) -> Iterator[list[Subscriber]]:

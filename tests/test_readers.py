@@ -325,3 +325,15 @@ def test_seen_addresses_remembers_each_first_line_past_growing():
     assert [seen.add(f"a{n}@example.org", n + 2) for n in range(5000)] == [None] * 5000
     assert seen.add("a4321@example.org", 9999) == 4323 and len(seen) == 5000
     assert seen.first_line("a17@example.org") == 19 and seen.first_line("b@example.org") is None
+
+
+def test_a_whole_list_is_counted_by_the_database_and_read_once(site, small_chunks):
+    from syndicate.readers import Readers
+
+    _list_site(site, free_port(), 10)
+    site.data["targets"]["newsletter"]["recipients"] = {"list": "members"}
+    site.write_config()
+    config = site.config()
+    readers = Readers("newsletter", config.targets["newsletter"], config, write=False)
+    assert len(readers) == 10 and small_chunks.pages == []  # no segment: a COUNT, no page read
+    assert len(list(readers)) == 10 and small_chunks.pages == [4, 4, 2]
