@@ -885,8 +885,9 @@ class Ledger:
     # -- plumbing ------------------------------------------------------------------------
 
     def _row_id(self, key: MessageKey) -> int | None:
-        """From memory when the draft's rows were read (`statuses`, which every dispatch calls
-        first) or the row was made in this run, else from the database."""
+        """From memory when the draft's rows were read (`statuses`) or the chunk's
+        (`statuses_of`, which a dispatch calls for each chunk: it knows which have no row) or the
+        row was made in this run, else from the database."""
         row_id = self._ids.get(key)
         draft = (key.channel, key.target, key.draft_key)
         if row_id is None and key not in self._absent and draft not in self._loaded:
