@@ -180,10 +180,10 @@ def unique_rows(
 class SeenAddresses:
     """The addresses a list has shown so far, and the line each came first on, in a compact
     open-addressing table of 8-byte hashes (blake2b of `address_key`) and 4-byte line numbers:
-    at most 24 bytes an address at its fullest (half the slots free), 24 MB for a million,
-    where a Python set of the addresses would take over 100. Two addresses whose 64-bit
-    hashes meet (about 1 in 40 million for a list of a million) would be taken as one: the
-    second reported as listed twice, by its own address."""
+    12 bytes a slot, two to four slots an address (at most half are used), 25 MB for a
+    million, where a set of the address strings would take several times that. Two addresses
+    whose 64-bit hashes meet (about 1 in 40 million for a list of a million) would be taken as
+    one: the second reported as listed twice, by its own address."""
 
     __slots__ = ("_hashes", "_lines", "_mask", "_used")
 
