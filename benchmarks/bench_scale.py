@@ -17,6 +17,7 @@ all.
 
     python benchmarks/bench_scale.py --readers 10000,100000,1000000
     python benchmarks/bench_scale.py --readers 10000 --code /tmp/older-syndicate   # another checkout
+    python benchmarks/bench_scale.py --csv 10000,1000000   # CSV lists through `Readers`, no send
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ def main() -> None:
     parser.add_argument("--due-every", type=int, default=100, help="above it, every Nth reader is due")
     parser.add_argument("--articles", type=int, default=3, help="articles in the digest")
     parser.add_argument("--code", type=Path, default=REPO, help="the syndicate checkout to measure")
+    parser.add_argument("--csv", help="instead: read CSV lists of these sizes through `Readers` (no send)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -126,6 +128,8 @@ def main() -> None:
         step, root, options = args.child
         print(json.dumps(STEPS[step](Path(root), **json.loads(options))))
         return None
+    if args.csv:
+        return csv_sizes(args.code, [int(n) for n in args.csv.split(",")])
     port = free_port()
     sink = start_sink(port)
     print(
@@ -310,7 +314,54 @@ def step_send(root: Path) -> dict:
     }
 
 
-STEPS = {"setup": step_setup, "prefill": step_prefill, "send": step_send}
+def csv_sizes(code: Path, sizes: list[int]) -> None:
+    """`Readers` over a generated CSV of each size (as a dry run reads it: no store), in a fresh
+    process each: the first pass (count, problems) and the pass a send makes, and peak RSS."""
+    first = None
+    for size in sizes:
+        root = Path(tempfile.mkdtemp(prefix=f"bench-scale-csv-{size}-"))
+        try:
+            r = child(code, "csv", root, readers=size)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        first = first or r["peak_mb"]
+        print(
+            f"{size:>9,} CSV lines: {r['readers']:,} readers, problems {r['problems']}; first pass "
+            f"{r['survey_s']:.1f} s, then the send's pass {r['pass_s']:.1f} s; peak RSS {r['peak_mb']:.1f} MB "
+            f"({r['peak_mb'] / first:.2f} of the first size's)"
+        )
+        sys.stdout.flush()
+
+
+def step_csv(root: Path, readers: int) -> dict:
+    import resource
+
+    from syndicate.readers import Readers
+
+    csv = root / "readers.csv"
+    with csv.open("w") as out:
+        out.write("email,name\n")
+        out.writelines(f"reader{n}@example.org,Reader {n}\n" for n in range(readers))
+        out.write("READER7@example.org,Again\n")  # listed twice, a whole list apart
+    write_config(root, 25)
+    text = (root / "config.yaml").read_text()
+    (root / "config.yaml").write_text(text.replace("recipients:\n      list: readers", f"recipients: {csv}"))
+    config = config_of(root)
+    began = time.perf_counter()
+    found = Readers("mail", config.targets["mail"], config, write=False)
+    survey = time.perf_counter() - began
+    count = sum(1 for _ in found)
+    assert count == len(found) == readers, (count, len(found))
+    return {
+        "readers": count,
+        "problems": [str(p).split(": ", 1)[1] for p in found.problems],
+        "survey_s": survey,
+        "pass_s": time.perf_counter() - began - survey,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+STEPS = {"setup": step_setup, "prefill": step_prefill, "send": step_send, "csv": step_csv}
 
 
 def run_aiosmtpd(port: int) -> None:
