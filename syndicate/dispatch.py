@@ -43,6 +43,7 @@ UnknownPolicy = Literal["skip", "resend"]
 # rather than backing off silently for an hour.
 STORM = 3
 WAIT_NOTICE = 5.0  # a wait longer than this (seconds) is announced through `on_wait`
+CHUNK = 1000  # messages whose ledger rows are read at once (`_due`)
 OnWait = Callable[[float, str], None]
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
@@ -132,30 +133,48 @@ def _due(
     unknown: UnknownPolicy,
     report: Report,
 ) -> Iterator[Message]:
-    """The messages to send now, with the ledger read once per draft (not once per message).
-    Messages come draft by draft; a recipient listed twice in a draft gets it once."""
-    seen: set[str] = set()  # the current draft's recipients
+    """The messages to send now, with the ledger read a chunk at a time (`CHUNK` messages of one
+    draft: `Ledger.statuses_of` asks for those recipients only), so a draft of any length holds
+    one chunk of rows in memory, not the whole draft's. A recipient listed twice in a chunk gets
+    it once; across chunks the readers come unique (readers.py), and a message that came again
+    anyway finds the row its first copy left (sent, or claimed: the claim refuses it)."""
     nonce = secrets.token_hex(8)  # this run's resent copies' Message-IDs
+    for group, chunk in _chunks(messages):
+        seen: set[str] = set()
+        wanted = {message.key.recipient for message in chunk}
+        known = ledger.statuses_of(*group, wanted) if ledger is not None else {}
+        for message in chunk:
+            key = message.key
+            if key.recipient in seen:
+                continue
+            seen.add(key.recipient)
+            status = known.get(key.recipient, ("pending", ""))[0]
+            if status == "in_flight":  # what `recover()` makes of it (a read-only ledger is not recovered)
+                status = "unknown"
+            if goes_out(status, False, unknown):
+                yield message
+            elif resend:  # settled, sent again on purpose: a new copy
+                yield replace(message, fresh_id=nonce)
+            else:
+                report.skipped += 1
+
+
+def _chunks(messages: Iterable[Message]) -> Iterator[tuple[tuple[str, str, str], list[Message]]]:
+    """Consecutive messages of one draft on one target, at most `CHUNK` at a time."""
+    chunk: list[Message] = []
     group: tuple[str, str, str] | None = None
-    known: dict[str, tuple[str, str]] = {}
     for message in messages:
         key = message.key
-        if (key.channel, key.target, key.draft_key) != group:
-            group = (key.channel, key.target, key.draft_key)
-            seen = set()
-            known = dict(ledger.statuses(*group)) if ledger is not None else {}
-        if key.recipient in seen:
-            continue
-        seen.add(key.recipient)
-        status = known.get(key.recipient, ("pending", ""))[0]
-        if status == "in_flight":  # what `recover()` makes of it (a read-only ledger is not recovered)
-            status = "unknown"
-        if goes_out(status, False, unknown):
-            yield message
-        elif resend:  # settled, sent again on purpose: a new copy
-            yield replace(message, fresh_id=nonce)
-        else:
-            report.skipped += 1
+        draft = (key.channel, key.target, key.draft_key)
+        if chunk and (draft != group or len(chunk) >= CHUNK):
+            assert group is not None
+            yield group, chunk
+            chunk = []
+        group = draft
+        chunk.append(message)
+    if chunk:
+        assert group is not None
+        yield group, chunk
 
 
 def goes_out(status: str, resend: bool, unknown: UnknownPolicy) -> bool:

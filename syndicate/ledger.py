@@ -302,6 +302,8 @@ class Ledger:
             ) from None
         self._ids: dict[MessageKey, int] = {}
         self._loaded: set[tuple[str, str, str]] = set()
+        self._absent: set[MessageKey] = set()  # the last `statuses_of` chunk's keys without a row
+        self._legacy: dict[DraftId, dict[str, tuple[int, Status, str]]] = {}
 
     @classmethod
     def from_config(cls, config: Config) -> Ledger:
@@ -443,6 +445,64 @@ class Ledger:
             self._loaded.add((channel, target, draft_key))
         return found
 
+    def statuses_of(
+        self, channel: str, target: str, draft_key: str, recipients: Collection[str]
+    ) -> dict[str, tuple[Status, str]]:
+        """`statuses` for some recipients of a draft only (a chunk of a long list, as
+        `address_key` names them): their rows looked up by the unique key, at most 500 an
+        IN (...), so a draft of any length is checked a chunk at a time.
+
+        The row ids of the rows not yet sent are remembered for the claim that may follow, and
+        which of these recipients have no row yet (replacing the last chunk's), so neither
+        costs a query of its own; a sent row sent again (`--resend`) is looked up when claimed.
+        Rows written before keys were normalised (`R1@Example.org`) answer for their normalised
+        address as in `statuses`: the draft's first chunk finds them in one pass over its
+        recipients, holding only those."""
+        c = deliveries.c
+        wanted = sorted(set(recipients))
+        found: dict[str, tuple[Status, str]] = {}
+        with self._lock:
+            legacy = self._legacy_rows(channel, target, draft_key)
+            for start in range(0, len(wanted), 500):
+                query = select(c.id, c.recipient, c.status, c.content_hash).where(
+                    c.channel == channel,
+                    c.target == target,
+                    c.draft_key == draft_key,
+                    c.recipient.in_(wanted[start : start + 500]),
+                )
+                rows = [(r.recipient, r.id, r.status, r.content_hash) for r in self._conn.execute(query)]
+                rows += [(who, *legacy[who]) for who in wanted[start : start + 500] if who in legacy]
+                for who, row_id, status, content_hash in rows:
+                    if who in found and found[who][0] == "sent":
+                        continue
+                    found[who] = (status, content_hash)
+                    if status != "sent":
+                        self._ids[MessageKey(channel, target, draft_key, who)] = row_id
+            self._conn.commit()
+            self._absent = {MessageKey(channel, target, draft_key, who) for who in wanted if who not in found}
+        return found
+
+    def _legacy_rows(self, channel: str, target: str, draft_key: str) -> dict[str, tuple[int, Status, str]]:
+        """normalised address -> (row id, status, content hash) of a draft's rows whose recipient
+        is not written as `address_key` names it (rows from before keys were normalised; a sent
+        one wins), found once per draft by streaming its recipients (only these are kept)."""
+        draft = (channel, target, draft_key)
+        if draft in self._legacy:
+            return self._legacy[draft]
+        c = deliveries.c
+        query = select(c.id, c.recipient, c.status, c.content_hash).where(*_is_draft(draft))
+        rows: dict[str, tuple[int, Status, str]] = {}
+        for row in self._conn.execute(query.execution_options(yield_per=1000)):
+            who = row.recipient
+            if not who or (who.isascii() and who == who.lower()) or address_key(who) == who:
+                continue
+            key = address_key(who)
+            if key not in rows or rows[key][1] != "sent":
+                rows[key] = (row.id, row.status, row.content_hash)
+        self._conn.commit()
+        self._legacy = {draft: rows}  # one draft at a time: a run sends its drafts one by one
+        return rows
+
     def mark_in_flight(
         self, key: MessageKey, content_hash: str, claimable: Collection[str] = CLAIMABLE
     ) -> bool:
@@ -457,6 +517,8 @@ class Ledger:
                 row_id = self._claim(key, content_hash, claimable, now)
             except _ClaimedElsewhere:
                 return False
+            finally:
+                self._absent.discard(key)
             self._ids[key] = row_id  # only once committed: a refused insert leaves no row to update
             return True
 
@@ -823,10 +885,12 @@ class Ledger:
     # -- plumbing ------------------------------------------------------------------------
 
     def _row_id(self, key: MessageKey) -> int | None:
-        """From memory when the draft's rows were read (`statuses`, which every dispatch calls
-        first) or the row was made in this run, else from the database."""
+        """From memory when the draft's rows were read (`statuses`) or the chunk's
+        (`statuses_of`, which a dispatch calls for each chunk: it knows which have no row) or the
+        row was made in this run, else from the database."""
         row_id = self._ids.get(key)
-        if row_id is None and (key.channel, key.target, key.draft_key) not in self._loaded:
+        draft = (key.channel, key.target, key.draft_key)
+        if row_id is None and key not in self._absent and draft not in self._loaded:
             row_id = self._find(key)
         return row_id
 

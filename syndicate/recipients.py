@@ -9,11 +9,13 @@ Addresses on the suppression list (unsubscribed, bounced) are dropped before any
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import itertools
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from array import array
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from email.utils import parseaddr
@@ -130,32 +132,112 @@ def load_recipients(
 ) -> RecipientList:
     """Valid, unique, not-suppressed recipients plus a problem per rejected row.
 
-    `where` names an inline list in problems (e.g. `targets.newsletter.recipients`).
+    `where` names an inline list in problems (e.g. `targets.newsletter.recipients`). The whole
+    list in memory: a send streams it instead (`readers.Readers`).
     """
-    if source is None:
-        rows: Iterable[tuple[str, int, Recipient | str]] = []
-    elif isinstance(source, Path):
-        rows = _csv_rows(source)
-    else:
-        rows = _inline_rows(source, where)
     blocked = load_suppression(suppression) if suppression else set()
     result = RecipientList([], [])
-    first_seen: dict[str, int] = {}
-    for origin, line, row in rows:
-        if isinstance(row, str):
-            result.problems.append(RecipientProblem(origin, line, row))
-            continue
-        folded = address_key(row.email)
-        if folded in first_seen:
-            message = f"{row.email} is listed twice (first on line {first_seen[folded]}); sending once"
-            result.problems.append(RecipientProblem(origin, line, message))
-        elif folded in blocked:
-            first_seen[folded] = line
+    for row in unique_rows(source, where, SeenAddresses()):
+        if isinstance(row, RecipientProblem):
+            result.problems.append(row)
+        elif address_key(row.email) in blocked:
             result.suppressed += 1
         else:
-            first_seen[folded] = line
             result.recipients.append(row)
     return result
+
+
+def unique_rows(
+    source: list[str] | Path | None, where: str, seen: SeenAddresses, *, surveyed: bool = False
+) -> Iterator[Recipient | RecipientProblem]:
+    """The rows of a CSV file or inline list as they are read (a file is never held whole):
+    each valid address the first time it comes, and a problem for every other row (invalid,
+    unreadable, or an address listed again, naming the line it came first on).
+
+    `seen` remembers the addresses across the whole list. A second pass over the same list
+    (`surveyed`: `seen` was filled by a first one) yields each address on its first line only,
+    and no problems (the first pass reported them)."""
+    if source is None:
+        return
+    rows = _csv_rows(source) if isinstance(source, Path) else _inline_rows(source, where)
+    for origin, line, row in rows:
+        if isinstance(row, str):
+            if not surveyed:
+                yield RecipientProblem(origin, line, row)
+            continue
+        if surveyed:
+            if seen.first_line(address_key(row.email)) == line:
+                yield row
+            continue
+        first = seen.add(address_key(row.email), line)
+        if first is None:
+            yield row
+        else:
+            message = f"{row.email} is listed twice (first on line {first}); sending once"
+            yield RecipientProblem(origin, line, message)
+
+
+class SeenAddresses:
+    """The addresses a list has shown so far, and the line each came first on, in a compact
+    open-addressing table of 8-byte hashes (blake2b of `address_key`) and 4-byte line numbers:
+    12 bytes a slot, two to four slots an address (at most half are used), 25 MB for a
+    million, where a set of the address strings would take several times that. Two addresses
+    whose 64-bit hashes meet (about 1 in 40 million for a list of a million) would be taken as
+    one: the second reported as listed twice, by its own address."""
+
+    __slots__ = ("_hashes", "_lines", "_mask", "_used")
+
+    def __init__(self, expected: int = 500) -> None:
+        """Room for `expected` addresses without growing (growing holds the old table and the
+        new one, twice its size, at once: a list whose length is known sizes it first)."""
+        size = 1 << max(4, (2 * expected + 1).bit_length())
+        self._hashes = array("Q", bytes(8 * size))
+        self._lines = array("I", bytes(4 * size))
+        self._mask = size - 1
+        self._used = 0
+
+    def __len__(self) -> int:
+        return self._used
+
+    def add(self, key: str, line: int) -> int | None:
+        """Remember `key` first seen on `line`; the line it came first on if it came before."""
+        hashed = _hash64(key)
+        slot = self._slot(hashed)
+        if self._hashes[slot]:
+            return self._lines[slot]
+        self._hashes[slot], self._lines[slot] = hashed, line
+        self._used += 1
+        if self._used * 2 > self._mask:
+            self._grow()
+        return None
+
+    def first_line(self, key: str) -> int | None:
+        hashed = _hash64(key)
+        slot = self._slot(hashed)
+        return self._lines[slot] if self._hashes[slot] else None
+
+    def _slot(self, hashed: int) -> int:
+        hashes, mask = self._hashes, self._mask
+        slot = hashed & mask
+        while hashes[slot] and hashes[slot] != hashed:
+            slot = (slot + 1) & mask
+        return slot
+
+    def _grow(self) -> None:
+        old = zip(self._hashes, self._lines, strict=True)
+        size = 2 * (self._mask + 1)
+        self._hashes = array("Q", bytes(8 * size))
+        self._lines = array("I", bytes(4 * size))
+        self._mask = size - 1
+        for hashed, line in old:
+            if hashed:
+                slot = self._slot(hashed)
+                self._hashes[slot], self._lines[slot] = hashed, line
+
+
+def _hash64(key: str) -> int:
+    """A 64-bit hash of an address key, never 0 (an empty slot)."""
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little") or 1
 
 
 def load_suppression(path: Path) -> set[str]:
@@ -177,23 +259,39 @@ def _inline_rows(entries: list[str], where: str) -> Iterator[tuple[str, int, Rec
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[str, int, Recipient | str]]:
-    reader = csv.DictReader(io.StringIO(_read(path)))
-    with _readable(path, reader.reader):  # DictReader's own line_num lags behind a failing row
-        columns = {name.strip().lower(): name for name in reader.fieldnames or [] if name}
-        if "email" not in columns:
-            raise DeliveryError(f"{path}: has no email column (expected a header row like email,name)")
-        for row in _rows_past_bad_ones(path, reader):
-            if isinstance(row, tuple):  # (line, problem): one row the csv module could not read
-                yield str(path), row[0], row[1]
-                continue
-            if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
-                continue
-            if None in row:
-                yield str(path), reader.line_num, "has more cells than the header row"
-                continue
-            values = {key.strip().lower(): (value or "").strip() for key, value in row.items() if key}
-            extras = {key: value for key, value in values.items() if key not in ("email", "name")}
-            yield str(path), reader.line_num, _recipient(values["email"], values.get("name", ""), extras)
+    with _opened(path) as text:
+        reader = csv.DictReader(text)
+        with _readable(path, reader.reader):  # DictReader's own line_num lags behind a failing row
+            columns = {name.strip().lower(): name for name in reader.fieldnames or [] if name}
+            if "email" not in columns:
+                raise DeliveryError(f"{path}: has no email column (expected a header row like email,name)")
+            for row in _rows_past_bad_ones(path, reader):
+                if isinstance(row, tuple):  # (line, problem): one row the csv module could not read
+                    yield str(path), row[0], row[1]
+                    continue
+                if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
+                    continue
+                if None in row:
+                    yield str(path), reader.line_num, "has more cells than the header row"
+                    continue
+                values = {key.strip().lower(): (value or "").strip() for key, value in row.items() if key}
+                extras = {key: value for key, value in values.items() if key not in ("email", "name")}
+                yield str(path), reader.line_num, _recipient(values["email"], values.get("name", ""), extras)
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[io.TextIOBase]:
+    """The file as text read as it goes (UTF-8, a BOM skipped), with what `_read` says of a
+    file that cannot be read, whenever it turns out."""
+    try:
+        with path.open(encoding="utf-8-sig") as text:
+            yield text
+    except FileNotFoundError:
+        raise DeliveryError(f"{path}: no such recipients file") from None
+    except UnicodeDecodeError:
+        raise DeliveryError(f"{path}: is not UTF-8 text (expected a CSV saved as UTF-8)") from None
+    except OSError as exc:
+        raise DeliveryError(f"{path}: cannot read ({exc.strerror or os.strerror(exc.errno or 0)})") from None
 
 
 def _rows_past_bad_ones(path: Path, reader: csv.DictReader) -> Iterator[dict | tuple[int, str]]:

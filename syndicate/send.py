@@ -37,7 +37,7 @@ from .ledger import Ledger
 from .lock import Holder, lock_state_folder
 from .naming import named_folder
 from .plan import Missed, Send, due_now, plan_articles
-from .readers import target_readers
+from .readers import Readers
 from .recipients import (
     Recipient,
     RecipientProblem,
@@ -58,7 +58,8 @@ class Outcome:
     reports: list[tuple[Send, Report]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     recipient_problems: list[RecipientProblem] = field(default_factory=list)
-    recipients: dict[str, list[Recipient]] = field(default_factory=dict)
+    # A mail target's readers: `len()` says how many, iterating reads them (never all in memory).
+    recipients: dict[str, Readers] = field(default_factory=dict)
     dry_run_dir: Path | None = None
     # `send --due`: sends the catch-up policy passed over in this run (recorded as skipped),
     # and how many it had passed over in earlier runs; `--backfill` sends both.
@@ -418,7 +419,7 @@ def _compose(config: Config, planned: Send, problems: list[Problem]) -> Draft | 
 def _messages(config: Config, planned: Send, draft: Kept, outcome: Outcome) -> tuple[int, Iterator[Message]]:
     """How many, and the messages: one per recipient for email to a mail target, else one JSON
     message. Each is made as the dispatch reaches it and builds its payload only as it goes out,
-    so a long list holds only its recipients in memory."""
+    and the readers are read as they come (`Readers`): a long list is never held in memory."""
     key = partial(MessageKey, planned.channel, planned.target, planned.draft_key)
     settings = _mail_target(config, planned)
     if settings is not None:
@@ -449,25 +450,34 @@ def _not_reached(
     config: Config, planned: Send, outcome: Outcome, ledger: Ledger | None, resend: bool
 ) -> Report:
     """A send that a stop came before: its messages the ledger would still send counted as
-    pending (the rest skipped), without composing the draft."""
+    pending (the rest skipped), without composing the draft; the ledger read a chunk of
+    readers at a time."""
     settings = _mail_target(config, planned)
     if settings is not None:
-        recipients = {address_key(r.email) for r in _recipients(planned.target, settings, config, outcome)}
+        chunks: Iterable[list[str]] = (
+            [address_key(r.email) for r in chunk]
+            for chunk in _recipients(planned.target, settings, config, outcome).chunks()
+        )
     else:
-        recipients = {""}
-    known = ledger.statuses(planned.channel, planned.target, planned.draft_key) if ledger else {}
-    due = sum(
-        goes_out(known.get(who, ("pending", ""))[0], resend, config.schedule.unknown) for who in recipients
-    )
-    return Report(planned.target, pending=due, skipped=len(recipients) - due)
+        chunks = [[""]]
+    due = total = 0
+    for chunk in chunks:
+        draft = (planned.channel, planned.target, planned.draft_key)
+        known = ledger.statuses_of(*draft, chunk) if ledger else {}
+        total += len(chunk)
+        due += sum(
+            goes_out(known.get(who, ("pending", ""))[0], resend, config.schedule.unknown) for who in chunk
+        )
+    return Report(planned.target, pending=due, skipped=total - due)
 
 
-def _recipients(name: str, settings: MailTargetSettings, config: Config, outcome: Outcome) -> list[Recipient]:
-    """A target's recipients, loaded once per send() however many drafts go to it."""
+def _recipients(name: str, settings: MailTargetSettings, config: Config, outcome: Outcome) -> Readers:
+    """A target's recipients, surveyed once per send() however many drafts go to it (each
+    draft reads them again from their source, a chunk at a time)."""
     if name not in outcome.recipients:
-        found = target_readers(name, settings, config, write=outcome.dry_run_dir is None)
+        found = Readers(name, settings, config, write=outcome.dry_run_dir is None)
         outcome.recipient_problems.extend(found.problems)
-        outcome.recipients[name] = found.recipients
+        outcome.recipients[name] = found
     return outcome.recipients[name]
 
 

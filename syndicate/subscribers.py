@@ -262,16 +262,35 @@ class SubscriberStore:
     def subscribers(self, list_name: str, statuses: Collection[Status] | None = None) -> Iterator[Subscriber]:
         """The list's rows in the order they were added (read in pages: a long list is not held
         in memory at once)."""
+        for page in self.pages(list_name, statuses):
+            yield from page
+
+    def count(self, list_name: str, statuses: Collection[Status] | None = None) -> int:
+        """How many rows the list has (in these statuses)."""
+        query = select(func.count()).select_from(subscribers_table).where(_s.list == list_name)
+        if statuses is not None:
+            query = query.where(_s.status.in_(list(statuses)))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def pages(
+        self, list_name: str, statuses: Collection[Status] | None = None, size: int | None = None
+    ) -> Iterator[list[Subscriber]]:
+        """The list's rows in pages of `size` (default `CHUNK`), in the order they were added: a
+        keyset read (`seq > last ORDER BY seq LIMIT size`, on the `subscribers_in_order` index),
+        each page a query of its own, so neither the database nor this process holds more than
+        a page, and a page costs the same at the end of a long list as at its start."""
+        size = size or CHUNK
         last = 0
         while True:
             query = select(subscribers_table).where(_s.list == list_name, _s.seq > last)
             if statuses is not None:
                 query = query.where(_s.status.in_(list(statuses)))
             with self.engine.connect() as conn:
-                rows = conn.execute(query.order_by(_s.seq).limit(CHUNK)).all()
-            for row in rows:
-                yield _subscriber(row)
-            if len(rows) < CHUNK:
+                rows = conn.execute(query.order_by(_s.seq).limit(size)).all()
+            if rows:
+                yield [_subscriber(row) for row in rows]
+            if len(rows) < size:
                 return
             last = rows[-1].seq
 
@@ -579,26 +598,65 @@ class SubscriberStore:
 
     def _sync(self, list_name: str, recipients: list[Recipient], source: str) -> None:
         with self.engine.begin() as conn:
-            known = self._known(conn, list_name)
-            now = clock.now()
-            inserts: dict[str, dict[str, Any]] = {}
-            for recipient in recipients:
-                key = address_key(recipient.email)
-                if key in known or key in inserts:
-                    continue
-                try:
-                    address = check_address(recipient.email)
-                except ValueError:
-                    continue
-                inserts[key] = {
-                    "id": new_id(),
-                    "email": address,
-                    "address_key": key,
-                    "name": " ".join(recipient.name.split()),
-                    "attributes": _json(recipient.fields),
-                    "status": "subscribed",
-                }
-            _insert_new(conn, list_name, list(inserts.values()), source, now)
+            self._insert_missing(conn, list_name, recipients, self._known(conn, list_name), source)
+
+    def _insert_missing(
+        self,
+        conn: Connection,
+        list_name: str,
+        recipients: list[Recipient],
+        known: Mapping[str, object],
+        source: str,
+    ) -> None:
+        now = clock.now()
+        inserts: dict[str, dict[str, Any]] = {}
+        for recipient in recipients:
+            key = address_key(recipient.email)
+            if key in known or key in inserts:
+                continue
+            try:
+                address = check_address(recipient.email)
+            except ValueError:
+                continue
+            inserts[key] = {
+                "id": new_id(),
+                "email": address,
+                "address_key": key,
+                "name": " ".join(recipient.name.split()),
+                "attributes": _json(recipient.fields),
+                "status": "subscribed",
+            }
+        _insert_new(conn, list_name, list(inserts.values()), source, now)
+
+    def add_missing(self, list_name: str, recipients: Iterable[Recipient], source: str = "csv") -> None:
+        """`sync` for one chunk of a long list: insert the addresses the list lacks as
+        `subscribed`, looking up only this chunk's addresses (never the whole list)."""
+        chunk = list(recipients)
+        for attempt in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    keys = {address_key(recipient.email) for recipient in chunk}
+                    known = self._known_keys(conn, list_name, keys)
+                    self._insert_missing(conn, list_name, chunk, known, source)
+                return
+            except IntegrityError:  # another process added one of them meanwhile: look again
+                if attempt == 2:
+                    raise SubscriberError(
+                        f"{list_name}: could not add the recipients (the database kept refusing them)"
+                    ) from None
+
+    def states(self, list_name: str, keys: Iterable[str]) -> dict[str, tuple[str, Status]]:
+        """address_key -> (subscriber id, status) for the given addresses of a list (those it
+        has), in queries of at most 500 addresses."""
+        ordered = sorted(set(keys))
+        found: dict[str, tuple[str, Status]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(ordered), _IN_LIMIT):
+                query = select(_s.address_key, _s.id, _s.status).where(
+                    _s.list == list_name, _s.address_key.in_(ordered[start : start + _IN_LIMIT])
+                )
+                found.update((row.address_key, (row.id, row.status)) for row in conn.execute(query))
+        return found
 
     # -- internals --------------------------------------------------------------------------
 

@@ -371,13 +371,18 @@ def test_a_message_claimed_elsewhere_mid_dispatch_is_skipped_not_sent_not_failed
     with Ledger(url) as other, Ledger(url) as ours:
         other.mark_in_flight(keys[1], "h")
         other.mark(keys[1], "retry", "452 4.2.2 mailbox full")
+        read = ours.statuses_of
+
+        def then_claimed(*args):  # the dispatch reads its chunk's rows; then the other claims
+            found = read(*args)
+            assert other.mark_in_flight(keys[1], "h")  # read as `retry` by our dispatch
+            assert other.mark_in_flight(keys[3], "h")  # no row when our dispatch read it
+            return found
+
+        ours.statuses_of = then_claimed  # type: ignore[method-assign]
 
         def messages() -> Iterator[Message]:
-            for n, key in enumerate(keys):
-                if n == 1:  # read as `retry` by our dispatch; claimed by the other just now
-                    assert other.mark_in_flight(keys[1], "h")
-                if n == 3:  # no row when our dispatch read the draft; made by the other now
-                    assert other.mark_in_flight(keys[3], "h")
+            for key in keys:
                 yield Message(key, "h", lambda key=key: {"to": key.recipient})
 
         outbox = tmp_path / "outbox"

@@ -305,3 +305,27 @@ def test_claims_carry_the_state_folder_that_made_them(site):
         (claimed,) = ledger._conn.execute(text("SELECT claimed_by FROM deliveries")).one()
     assert claimed.split(" ")[0] == folder_id(config) == folder_id(config)  # made once, then read
     assert len(folder_id(config)) == 32
+
+
+def test_statuses_of_answers_for_one_chunk_and_keeps_only_what_may_go_out(ledger):
+    draft = (KEY.channel, KEY.target, KEY.draft_key)
+    keys = [MessageKey(*draft, f"r{n}@example.org") for n in range(6)]
+    for key in keys[:4]:
+        ledger.mark_in_flight(key, "h1")
+        ledger.mark(key, "sent" if key != keys[2] else "retry")
+    old = MessageKey(*draft, "R9@Example.org")  # a row from before keys were normalised
+    ledger.mark_in_flight(old, "h0")
+    ledger.mark(old, "sent")
+    ledger._ids.clear()
+    chunk = [keys[1].recipient, keys[2].recipient, keys[4].recipient, "r9@example.org"]
+    assert ledger.statuses_of(*draft, chunk) == {
+        keys[1].recipient: ("sent", "h1"),
+        keys[2].recipient: ("retry", "h1"),
+        "r9@example.org": ("sent", "h0"),
+    }
+    assert set(ledger._ids) == {keys[2]}  # a sent row's id is not kept: it is skipped
+    assert ledger._absent == {keys[4]}  # no row yet: its claim inserts without a lookup
+    assert ledger.mark_in_flight(keys[4], "h1") and ledger._absent == set()
+    assert ledger.mark_in_flight(keys[2], "h1")
+    assert not ledger.mark_in_flight(keys[1], "h1")  # found by its key, sent: not claimed again
+    assert ledger.mark_in_flight(keys[5], "h1")  # a recipient of no chunk read: looked up, new
