@@ -328,11 +328,5 @@ def _recipient(address: str, name: str, extras: dict[str, str]) -> Recipient | s
 
 
 def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DeliveryError(f"{path}: no such recipients file") from None
-    except UnicodeDecodeError:
-        raise DeliveryError(f"{path}: is not UTF-8 text (expected a CSV saved as UTF-8)") from None
-    except OSError as exc:
-        raise DeliveryError(f"{path}: cannot read ({exc.strerror or os.strerror(exc.errno or 0)})") from None
+    with _opened(path) as text:
+        return text.read()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -585,15 +585,7 @@ class SubscriberStore:
         `subscribed` (in bulk; rows it has are left as they are) and return every row of the
         list keyed by `address_key`. Callers skip the `ENDED` ones and use `.id`."""
         every = list(recipients)
-        for attempt in range(3):
-            try:
-                self._sync(list_name, every, source)
-                break
-            except IntegrityError:  # another process added one of them meanwhile: look again
-                if attempt == 2:
-                    raise SubscriberError(
-                        f"{list_name}: could not add the recipients (the database kept refusing them)"
-                    ) from None
+        self._insisting(list_name, lambda: self._sync(list_name, every, source))
         return {address_key(subscriber.email): subscriber for subscriber in self.subscribers(list_name)}
 
     def _sync(self, list_name: str, recipients: list[Recipient], source: str) -> None:
@@ -632,12 +624,21 @@ class SubscriberStore:
         """`sync` for one chunk of a long list: insert the addresses the list lacks as
         `subscribed`, looking up only this chunk's addresses (never the whole list)."""
         chunk = list(recipients)
+
+        def add() -> None:
+            with self.engine.begin() as conn:
+                keys = {address_key(recipient.email) for recipient in chunk}
+                known = self._known_keys(conn, list_name, keys)
+                self._insert_missing(conn, list_name, chunk, known, source)
+
+        self._insisting(list_name, add)
+
+    def _insisting(self, list_name: str, write: Callable[[], None]) -> None:
+        """`write`, made again when another process added one of the same addresses meanwhile
+        (the unique key refused it): up to three times, then one line."""
         for attempt in range(3):
             try:
-                with self.engine.begin() as conn:
-                    keys = {address_key(recipient.email) for recipient in chunk}
-                    known = self._known_keys(conn, list_name, keys)
-                    self._insert_missing(conn, list_name, chunk, known, source)
+                write()
                 return
             except IntegrityError:  # another process added one of them meanwhile: look again
                 if attempt == 2:
