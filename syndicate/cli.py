@@ -754,6 +754,40 @@ def daemon(
             web.stop()
 
 
+@cli.command()
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Shards this process sends at once (each on its own connection).",
+)
+@click.option("--name", help="This worker's name in the queue (default: syndicate-<host>-<pid>).")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="One line when the worker starts, reclaims a dead worker's shard, and stops.",
+)
+@config_option
+@click.pass_context
+@_fail_cleanly
+def worker(ctx: click.Context, concurrency: int, name: str | None, log_format: str) -> None:
+    """Send the shards the daemon puts on the queue (the workers: section, PostgreSQL), until
+    SIGTERM/SIGINT, which let the shard in hand finish. Run as many as the list needs, on as
+    many machines: the ledger sends each message once whichever worker takes it."""
+    from .daemon.events import emit, format_event
+    from .queue import run_worker
+
+    config = _config(ctx)
+
+    def say(event: str, **fields: object) -> None:
+        emit(lambda e: click.echo(format_event(e, log_format)), config, event, **fields)
+
+    run_worker(config, say, concurrency=concurrency, name=name)
+
+
 @cli.command("serve")
 @click.option("--host", help="Address to listen on (default: serve.host, 127.0.0.1).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on (default: serve.port, 8080).")

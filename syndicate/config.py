@@ -426,6 +426,26 @@ class ScheduleSettings(Strict):
         raise ValueError(f"{short(value)} is not a catch-up policy (expected skip, send or a window like 2d)")
 
 
+class Workers(Strict):
+    """Sends split into shards on a task queue (procrastinate, in the ledger's PostgreSQL) that
+    `syndicate worker` processes take, on as many machines as needed; the daemon only enqueues.
+    Absent: the daemon sends itself, in one process (the default)."""
+
+    # Readers per shard: a keyset range of the subscriber store. A CSV list is one shard.
+    shard_size: int = Field(default=1000, ge=10, le=1_000_000)
+    # The queue's name: workers of another publication on the same database take other queues.
+    queue: str = Field(default="syndicate", pattern=r"^[A-Za-z0-9_.-]{1,60}$")
+    # A worker that has not said it is alive for this long is dead: its shard is handed to
+    # another worker. Its heartbeat comes every third of this.
+    stalled_seconds: float = Field(default=30, ge=1, le=3600)
+    # How long a claimed message of a worker on another machine stays its own (whether that
+    # process lives cannot be seen from here): past it, the claim is taken to have ended. It
+    # must outlast one message's SMTP or HTTP exchange, timeouts included.
+    lease_seconds: float = Field(default=600, ge=10, le=86_400)
+    # How often a standby daemon asks whether the leader is gone.
+    standby_poll_seconds: float = Field(default=5, ge=0.05, le=3600)
+
+
 def _mismatch(name: str, channel: EmailChannel | SocialChannel, target: TargetSettings) -> str | None:
     """Why a target cannot deliver what a channel makes, or None: each target type says what it
     carries, and the message names the types that would."""
@@ -452,6 +472,7 @@ class Config(Strict):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     serve: Serve | None = None
     bounces: Bounces | None = None
+    workers: Workers | None = None
     root: Path = Path(".")
     # Lines about things that load but are probably not what was meant (a `$VAR` without braces).
     _warnings: list[str] = PrivateAttr(default_factory=list)
@@ -480,11 +501,21 @@ class Config(Strict):
                     "serve.public_url, for syndicate serve to answer, site.unsubscribe_url or "
                     "site.unsubscribe_mailto)"
                 )
+        if self.workers is not None and not is_postgresql(self.database_url):
+            raise ValueError(
+                "workers: the queue lives in the ledger's database (expected database_url: "
+                "postgresql+psycopg://... beside workers)"
+            )
         return self
 
     @property
     def templates_dir(self) -> Path:
         return self.templates if self.templates is not None else default_templates_dir()
+
+
+def is_postgresql(url: str | None) -> bool:
+    """Whether a database URL names PostgreSQL (any SQLAlchemy driver of it)."""
+    return bool(url) and str(url).split("://", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
 
 
 def unsubscribe_configured(config: Config) -> bool:

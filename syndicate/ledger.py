@@ -40,7 +40,7 @@ import uuid
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
@@ -155,7 +155,7 @@ drafts = Table(
 # Nullable columns a ledger made before them gets on its next read-write open (ALTER TABLE).
 ADDED_DRAFT_COLUMNS = ("planned", "articles")
 
-# What a draft was made of when its first run started (`send._draft`): the payload as first
+# What a draft was made of when its first run started (`send.draft_for`): the payload as first
 # composed (JSON), so a run resumed later sends exactly that, whatever was edited since.
 draft_bodies = Table(
     "draft_bodies",
@@ -278,6 +278,8 @@ class Ledger:
         self.url = url
         self.read_only = read_only
         self.folder = folder
+        # How long another machine's claim stays its own (None: for ever). Set by queue workers.
+        self.lease: timedelta | None = None
         self._lock = threading.Lock()
         try:
             if read_only:
@@ -378,9 +380,9 @@ class Ledger:
         now = _now()
         with self._lock, self._transaction():
             rows = self._conn.execute(
-                select(c.id, c.claimed_by, c.handed_at).where(c.status == "in_flight")
+                select(c.id, c.claimed_by, c.handed_at, c.updated_at).where(c.status == "in_flight")
             ).all()
-            ended = [row for row in rows if self._ended(row.claimed_by)]
+            ended = [row for row in rows if self._ended(row.claimed_by, row.updated_at, now)]
             handed = [row.id for row in ended if row.handed_at is not None]
             unhanded = [row.id for row in ended if row.handed_at is None]
             for ids in _chunks(handed):
@@ -404,7 +406,7 @@ class Ledger:
                 )
             return len(handed)
 
-    def _ended(self, claimed_by: str | None) -> bool:
+    def _ended(self, claimed_by: str | None, claimed_at: datetime | None, now: datetime) -> bool:
         """Whether the run that claimed a row has ended (see `recover`)."""
         parts = (claimed_by or "").split(" ")
         if len(parts) != 3 or not parts[2].isdigit():
@@ -413,7 +415,9 @@ class Ledger:
         if folder == self.folder != NO_FOLDER:
             return True
         if host != _HOST:
-            return False  # another machine's process: nothing here can tell whether it still runs
+            # Another machine's process: nothing here can tell whether it still runs. Workers
+            # (`lease`) take a claim older than any one message's exchange to have ended.
+            return self.lease is not None and claimed_at is not None and now - _aware(claimed_at) > self.lease
         return pid == os.getpid() or not _process_alive(pid)
 
     def mark_handed(self, key: MessageKey) -> None:

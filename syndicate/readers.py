@@ -36,7 +36,7 @@ from .recipients import (
     load_suppression,
     unique_rows,
 )
-from .subscribers import ENDED, Status, SubscriberStore
+from .subscribers import ENDED, Span, Status, SubscriberStore
 
 __all__ = ["CHUNK", "Readers", "target_readers"]
 
@@ -60,12 +60,15 @@ class Readers:
         *,
         write: bool,
         chunk: int | None = None,
+        span: Span | None = None,
     ) -> None:
         self.name = name
         self.source = settings.recipients
         self.config = config
         self.write = write
         self.chunk = chunk or CHUNK
+        # One shard of a store list (queue.py); a CSV or inline list is never split.
+        self.span = span if isinstance(self.source, SubscriberList) else None
         self.blocked = load_suppression(settings.suppression) if settings.suppression else set()
         self.problems: list[RecipientProblem] = []
         self.suppressed = 0
@@ -81,7 +84,7 @@ class Readers:
             if store is None:
                 return 0
             with store:
-                return store.count(source.name, statuses=_MAILED)
+                return store.count(source.name, statuses=_MAILED, span=self.span)
         return sum(len(chunk) for chunk in self._chunks(survey=True))
 
     def __len__(self) -> int:
@@ -106,7 +109,7 @@ class Readers:
         if store is None:
             return
         with store:
-            for page in store.pages(source.name, statuses=_MAILED, size=self.chunk):
+            for page in store.pages(source.name, statuses=_MAILED, size=self.chunk, span=self.span):
                 kept = []
                 for subscriber in page:
                     if not source.matches(subscriber.attributes):

@@ -224,7 +224,7 @@ def send_planned(
                 continue
             draft_id = (planned.channel, planned.draft_key)
             if draft_id not in drafts:
-                drafts[draft_id] = _draft(config, planned, outcome, ledger, recorder)
+                drafts[draft_id] = draft_for(config, planned, outcome, ledger, recorder)
             draft = drafts[draft_id]
             if draft is None:
                 continue
@@ -361,7 +361,7 @@ class Kept:
         return cls(body["payload"], tuple((slug, digest) for slug, digest in body["sources"]))
 
 
-def _draft(
+def draft_for(
     config: Config, planned: Send, outcome: Outcome, ledger: Ledger | None, recorder: Ledger | None
 ) -> Kept | None:
     """The draft of a send: the one stored when its first run started, once any of its messages
@@ -417,13 +417,22 @@ def _compose(config: Config, planned: Send, problems: list[Problem]) -> Draft | 
 
 
 def _messages(config: Config, planned: Send, draft: Kept, outcome: Outcome) -> tuple[int, Iterator[Message]]:
-    """How many, and the messages: one per recipient for email to a mail target, else one JSON
-    message. Each is made as the dispatch reaches it and builds its payload only as it goes out,
-    and the readers are read as they come (`Readers`): a long list is never held in memory."""
-    key = partial(MessageKey, planned.channel, planned.target, planned.draft_key)
-    settings = _mail_target(config, planned)
-    if settings is not None:
-        recipients = _recipients(planned.target, settings, config, outcome)
+    """How many, and the messages of a planned send (see `messages_of`)."""
+    settings = mail_target(config, planned.channel, planned.target)
+    readers = None if settings is None else _recipients(planned.target, settings, config, outcome)
+    return messages_of(config, (planned.channel, planned.target, planned.draft_key), draft, readers)
+
+
+def messages_of(
+    config: Config, ids: tuple[str, str, str], draft: Kept, recipients: Readers | None
+) -> tuple[int, Iterator[Message]]:
+    """How many, and the messages of draft `ids` (channel, target, draft key): one per reader
+    of `recipients` for email to a mail target, else (None) one JSON message. Each is made as
+    the dispatch reaches it and builds its payload only as it goes out, and the readers are
+    read as they come (`Readers`): a long list is never held in memory. A queue worker passes
+    the readers of its shard alone."""
+    key = partial(MessageKey, *ids)
+    if recipients is not None:
         made = (
             Message(
                 key(address_key(r.email)),
@@ -437,10 +446,10 @@ def _messages(config: Config, planned: Send, draft: Kept, outcome: Outcome) -> t
     return 1, iter([Message(key(""), draft.content_hash, partial(dict, draft.payload))])
 
 
-def _mail_target(config: Config, planned: Send) -> MailTargetSettings | None:
+def mail_target(config: Config, channel_name: str, target: str) -> MailTargetSettings | None:
     """A send's mail target when it is one message per recipient (email to a mail target), or
     None when it is one JSON message."""
-    channel, settings = config.channels[planned.channel], config.targets[planned.target]
+    channel, settings = config.channels[channel_name], config.targets[target]
     if isinstance(channel, EmailChannel) and isinstance(settings, MailTargetSettings):
         return settings
     return None
@@ -452,7 +461,7 @@ def _not_reached(
     """A send that a stop came before: its messages the ledger would still send counted as
     pending (the rest skipped), without composing the draft; the ledger read a chunk of
     readers at a time."""
-    settings = _mail_target(config, planned)
+    settings = mail_target(config, planned.channel, planned.target)
     if settings is not None:
         chunks: Iterable[list[str]] = (
             [address_key(r.email) for r in chunk]

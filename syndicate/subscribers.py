@@ -59,6 +59,7 @@ __all__ = [
     "STATUSES",
     "ImportResult",
     "Status",
+    "Span",
     "Subscriber",
     "SubscriberError",
     "SubscriberEvent",
@@ -148,6 +149,14 @@ class SubscriberRow:
     # The address is `check_address`'s output, the name trimmed and the status valid (as
     # `read_subscriber_file` makes them): `import_rows` does not check them again.
     checked: bool = field(default=False, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Span:
+    """One shard of a list: the rows with `after < seq <= upto` (`upto` None: to the end)."""
+
+    after: int
+    upto: int | None = None
 
 
 @dataclass(frozen=True)
@@ -265,27 +274,43 @@ class SubscriberStore:
         for page in self.pages(list_name, statuses):
             yield from page
 
-    def count(self, list_name: str, statuses: Collection[Status] | None = None) -> int:
-        """How many rows the list has (in these statuses)."""
+    def count(
+        self, list_name: str, statuses: Collection[Status] | None = None, span: Span | None = None
+    ) -> int:
+        """How many rows the list has (in these statuses, within `span`)."""
         query = select(func.count()).select_from(subscribers_table).where(_s.list == list_name)
-        if statuses is not None:
-            query = query.where(_s.status.in_(list(statuses)))
+        query = _within(query, statuses, span)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
+    def boundaries(self, list_name: str, statuses: Collection[Status] | None, size: int) -> list[int]:
+        """The `seq` of every `size`-th row of the list (in these statuses), in order: where a
+        send's shards end, so that shard k is the keyset range (bounds[k-1], bounds[k]] and the
+        last one runs on to the end. One query; only the boundaries come back (a thousand ints
+        for a million readers)."""
+        rows = select(_s.seq, func.row_number().over(order_by=_s.seq).label("n"))
+        numbered = _within(rows.where(_s.list == list_name), statuses, None).subquery()
+        query = select(numbered.c.seq).where(numbered.c.n % size == 0).order_by(numbered.c.seq)
+        with self.engine.connect() as conn:
+            return [int(seq) for seq in conn.execute(query).scalars()]
+
     def pages(
-        self, list_name: str, statuses: Collection[Status] | None = None, size: int | None = None
+        self,
+        list_name: str,
+        statuses: Collection[Status] | None = None,
+        size: int | None = None,
+        span: Span | None = None,
     ) -> Iterator[list[Subscriber]]:
         """The list's rows in pages of `size` (default `CHUNK`), in the order they were added: a
         keyset read (`seq > last ORDER BY seq LIMIT size`, on the `subscribers_in_order` index),
         each page a query of its own, so neither the database nor this process holds more than
-        a page, and a page costs the same at the end of a long list as at its start."""
+        a page, and a page costs the same at the end of a long list as at its start. `span`
+        limits it to one shard's keyset range."""
         size = size or CHUNK
-        last = 0
+        last = span.after if span is not None else 0
         while True:
             query = select(subscribers_table).where(_s.list == list_name, _s.seq > last)
-            if statuses is not None:
-                query = query.where(_s.status.in_(list(statuses)))
+            query = _within(query, statuses, span)
             with self.engine.connect() as conn:
                 rows = conn.execute(query.order_by(_s.seq).limit(size)).all()
             if rows:
@@ -864,6 +889,17 @@ def _event_values(
         "message_id": message_id,
         "at": now,
     }
+
+
+def _within(query: Any, statuses: Collection[Status] | None, span: Span | None) -> Any:
+    """`query` narrowed to rows in these statuses and within a shard's keyset range."""
+    if statuses is not None:
+        query = query.where(_s.status.in_(list(statuses)))
+    if span is not None:
+        query = query.where(_s.seq > span.after)
+        if span.upto is not None:
+            query = query.where(_s.seq <= span.upto)
+    return query
 
 
 def _subscriber(row: Any) -> Subscriber:

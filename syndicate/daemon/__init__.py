@@ -11,7 +11,7 @@ Sends whose time passed while the daemon was not running, or before it first saw
 `schedule.catch_up`: `skip` records and logs them (`send --due` is the explicit backfill),
 `send` sends them now, a window like `2d` sends those at most that late. A late digest coalesces
 every window since the last one settled. A start first finishes every draft a run left
-`started`, as it was first composed (`send._draft`).
+`started`, as it was first composed (`send.draft_for`).
 
 One module per concern:
 - `ids`: job ids as a type (`JobId`), the strings job stores hold;

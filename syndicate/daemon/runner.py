@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 
 from ..config import Config
-from ..errors import SyndicateError
+from ..errors import StateError, SyndicateError
 from .events import Log, emit
 from .service import Daemon
 
@@ -47,6 +47,8 @@ class Runner:
                 self._failed(exc, "back to the config loaded before")
                 self.config, previous = previous, None
                 continue
+            if self._current.lost_leadership:  # exit non-zero: a supervisor restarts it, as a standby
+                raise StateError("lost the leader lock (the database connection dropped)")
             if self._stopping or not self._reloading.is_set():
                 break
             self._reloading.clear()

@@ -29,6 +29,7 @@ from ..errors import DeliveryError, SyndicateError
 from ..identity import resolve
 from ..intake import read_bounce_mailbox
 from ..keys import DraftId, article_key, digest_key
+from ..leader import Leadership
 from ..ledger import DraftState, Ledger
 from ..lock import Holder, StateLock, Stopped, lock_state_folder
 from ..plan import (
@@ -75,6 +76,8 @@ class Daemon:
         self._retries: dict[str, int] = {}
         self._reported: set[str] = set()
         self._lock_file: StateLock | None = None
+        self.leadership: Leadership | None = None
+        self.lost_leadership = False
         self.ledger: Ledger | None = None
         per_article = [name for name in config.channels if not is_digest_channel(config, name)]
         self._article_routes = [(c, t) for c in per_article for t in config.channels[c].targets]
@@ -101,6 +104,11 @@ class Daemon:
             while not self.stopping.is_set():
                 self._wake.wait(self.config.schedule.rescan_seconds)
                 self._wake.clear()
+                if self.leadership is not None and not self.leadership.holds():
+                    # Another daemon may lead by now: scheduling on would run its jobs twice.
+                    self._event("failed", reason="lost the leader lock (database connection); stopping")
+                    self.stopping.set()
+                    self.lost_leadership = True
                 if not self.stopping.is_set():
                     self.rescan()
         finally:
@@ -116,6 +124,8 @@ class Daemon:
                 self.config.state_dir, "daemon", stop=self.stopping, on_wait=self._waiting
             )
         except Stopped:
+            return
+        if not self._lead():
             return
         try:
             self._open()
@@ -162,6 +172,20 @@ class Daemon:
         if report.applied or report.unmatched:
             self._event("bounces", reason=report.summary())
 
+    def _lead(self) -> bool:
+        """With `workers:`, wait to be the one daemon that schedules (`leader.py`), a standby
+        until then; False when stopped first. Without, every daemon leads its own folder."""
+        workers = self.config.workers
+        if workers is None or self.config.database_url is None:
+            return True
+        self.leadership = Leadership(self.config.database_url, workers.queue)
+        if not self.leadership.try_lead():
+            self._event("standby", reason="another daemon leads; taking over when it stops")
+            if not self.leadership.wait_to_lead(workers.standby_poll_seconds, self.stopping):
+                return False
+        self._event("leading", reason=f"the scheduler of queue {workers.queue}")
+        return True
+
     def _waiting(self, holder: Holder) -> None:
         self._event("waiting", reason=f"waiting for {holder} to finish with {self.config.state_dir}")
 
@@ -175,6 +199,8 @@ class Daemon:
         if self.ledger is not None:
             self.ledger.close()
         jobs.detach(self)
+        if self.leadership is not None:
+            self.leadership.close()
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
@@ -279,7 +305,7 @@ class Daemon:
 
     def _resume(self, now: datetime) -> None:
         """Every draft a run left `started` (stopped, killed, its server down) is finished now,
-        as it was first composed (`send._draft`): a per-article one by its article's job
+        as it was first composed (`send.draft_for`): a per-article one by its article's job
         (`article_decision`), a digest by a job of its own, whatever window it was. One log
         line says so."""
         assert self.ledger is not None
@@ -401,6 +427,10 @@ class Daemon:
         fired: datetime | None,
     ) -> None:
         try:
+            if self.config.workers is not None:  # the workers send it: this only puts it on the queue
+                self._enqueue(sends)
+                self._retries.pop(str(job_id), None)
+                return
             outcome = send_planned(
                 self.config,
                 sends,
@@ -425,6 +455,29 @@ class Daemon:
             planned = sends[0]
             draft = (planned.channel, planned.target, planned.draft_key)
             self.book.queue(job_id.retried(), when, func, args, draft)
+
+    def _enqueue(self, sends: list[Send]) -> None:
+        """Put the sends on the workers' queue, shard by shard (queue.py), and log each."""
+        from ..queue import enqueue
+
+        try:
+            queued = enqueue(self.config, sends)
+        except SQLAlchemyError as exc:
+            raise DeliveryError(f"cannot reach the queue: {first_line(exc)}") from None
+        except Exception as exc:  # procrastinate's own errors (its connection): tried again later
+            if isinstance(exc, SyndicateError):
+                raise
+            raise DeliveryError(f"cannot reach the queue: {exc}") from None
+        for item in queued:
+            planned = item.send
+            self._event(
+                "queued",
+                channel=planned.channel,
+                target=planned.target,
+                draft=planned.draft_key,
+                messages=item.messages,
+                shards=item.shards,
+            )
 
     def _log_outcome(self, outcome: Outcome, fired: datetime | None) -> None:
         for problem in outcome.problems:
