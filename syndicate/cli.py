@@ -18,7 +18,7 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -701,14 +701,15 @@ def _echo_capped(lines: list[str], limit: int) -> None:
         click.echo(f"  ... and {len(lines) - limit} more (status --json lists them all)")
 
 
+def log_format_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--log-format text|json` for a long-running command whose lines are `what`."""
+    return click.option(
+        "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True, help=what
+    )
+
+
 @cli.command()
-@click.option(
-    "--log-format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="One line per scheduled, sent, skipped or failed item.",
-)
+@log_format_option("One line per scheduled, sent, skipped or failed item.")
 @click.option(
     "--new-ledger", is_flag=True, help="Accept a ledger that is not the one this state folder used."
 )
@@ -763,13 +764,7 @@ def daemon(
     help="Shards this process sends at once (each on its own connection).",
 )
 @click.option("--name", help="This worker's name in the queue (default: syndicate-<host>-<pid>).")
-@click.option(
-    "--log-format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="One line when the worker starts, reclaims a dead worker's shard, and stops.",
-)
+@log_format_option("One line when the worker starts, reclaims a dead worker's shard, and stops.")
 @config_option
 @click.pass_context
 @_fail_cleanly
