@@ -5,7 +5,7 @@ problems exit 1; anything else is a bug and keeps its traceback.
 
 Each command imports what it uses when it runs: at import this module loads click and a few
 small modules only, so `--version`, `--help` and a command that needs no database or email
-toolchain do not wait for SQLAlchemy, APScheduler, premailer and the rest
+toolchain do not wait for SQLAlchemy, APScheduler, css-inline and the rest
 (tests/test_startup.py checks it).
 """
 

@@ -1,6 +1,6 @@
 """Per-recipient fields: what a template may say about its reader, filled in per message.
 
-A draft is rendered once (Jinja2 -> MJML -> premailer costs tens of milliseconds); a list of
+A draft is rendered once (Jinja2 -> MJML -> css-inline costs milliseconds); a list of
 100,000 readers cannot pay that each. So templates (HTML, the subject, the greeting) see
 `recipient` as a view whose every attribute is a *marker*: a run of letters, digits and
 underscores that MJML, lxml and quoted-printable all leave intact. `compose.mime` then swaps each

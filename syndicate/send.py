@@ -1,6 +1,6 @@
 """Sending: compose what the plan says is due, then dispatch it through each target's ledger.
 
-One draft is composed once (the costly Jinja -> MJML -> premailer step) and personalised per
+One draft is composed once (the costly Jinja -> MJML -> css-inline step) and personalised per
 recipient as it goes out. A dry run writes the very same messages to a dry-run outbox folder
 (emptied first) and touches no server; it reads the ledger, never writes it, and writes only the
 messages the real send would send. The CLI's `send` and the daemon's jobs both call `send()`.

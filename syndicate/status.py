@@ -30,7 +30,7 @@ from .keys import DraftId
 from .ledger import Delivery, DraftRow, DraftState, Ledger
 from .lock import running_daemon
 from .plan import Send, is_digest_channel, plan_due
-from .readers import target_readers
+from .readers import Readers
 from .recipients import address_key
 from .timeshow import show_time
 
@@ -285,12 +285,12 @@ def recipient_history(config: Config, address: str) -> RecipientHistory:
             return history
         history.deliveries = ledger.deliveries_to(address)
         has_row = {(d.key.channel, d.key.target, d.key.draft_key) for d in history.deliveries}
-        lists: dict[str, set[str]] = {}
+        listed: dict[str, bool] = {}
         wanted = address_key(address)
         history.pending = [
             p
             for p in sends_left(ledger)
-            if p.pending != 0 and p.draft not in has_row and wanted in _readers(config, *p.draft[:2], lists)
+            if p.pending != 0 and p.draft not in has_row and _lists(config, *p.draft[:2], wanted, listed)
         ]
     return history
 
@@ -402,19 +402,23 @@ def _progress(ledger: Ledger, draft: DraftId, row: DraftRow | None) -> Progress:
     )
 
 
-def _readers(config: Config, channel: str, target: str, lists: dict[str, set[str]]) -> set[str]:
-    """The addresses (as `address_key` names them) a channel's email goes to on a mail target;
-    none otherwise."""
+def _lists(config: Config, channel: str, target: str, wanted: str, listed: dict[str, bool]) -> bool:
+    """Whether a channel's email on a mail target goes to `wanted` (as `address_key` names it);
+    never for other channels and targets. The target's readers are read a chunk at a time
+    (`Readers.chunks()`) until the address turns up, so asking about a list of a million costs
+    one chunk's memory, not a set of every address on it. `listed` keeps each target's answer
+    for the other sends to it."""
     channel_settings, settings = config.channels.get(channel), config.targets.get(target)
     if not isinstance(channel_settings, EmailChannel) or not isinstance(settings, MailTargetSettings):
-        return set()
-    if target not in lists:
+        return False
+    if target not in listed:
         try:
-            found = target_readers(target, settings, config, write=False).recipients
+            chunks = Readers(target, settings, config, write=False).chunks()
+            listed[target] = any(address_key(r.email) == wanted for chunk in chunks for r in chunk)
+            del chunks  # a stop part-way: the generator is closed, its store let go, now
         except SyndicateError:  # an unreadable list: nothing can be said of who is on it
-            found = []
-        lists[target] = {address_key(r.email) for r in found}
-    return lists[target]
+            listed[target] = False
+    return listed[target]
 
 
 def _iso(moment: datetime | None, tz: tzinfo) -> str | None:

@@ -21,6 +21,7 @@ from .conftest import REPO
 HEAVY = {
     "apscheduler",
     "cryptography",
+    "css_inline",
     "cssutils",
     "dkim",
     "dns",
@@ -30,7 +31,6 @@ HEAVY = {
     "lxml",
     "markdown_it",
     "mjml",
-    "premailer",
     "psycopg",
     "requests",
     "sqlalchemy",

@@ -128,6 +128,38 @@ def test_a_stop_mid_list_shows_n_sent_and_the_rest_pending(site, smtp_sink, cloc
     assert status_json(site)["left"] == []
 
 
+def test_a_reader_s_pending_sends_are_found_a_chunk_of_the_list_at_a_time(
+    site, smtp_sink, clock_at, monkeypatch
+):
+    """Whether a send part-way still mails one reader is read off the list in chunks (as a send
+    reads it), up to that reader, never as a set of the whole list: a million readers cost
+    `status --recipient` one chunk's memory."""
+    from syndicate import readers
+    from syndicate.status import recipient_history
+
+    clock_at(NOW)
+    _sink, port = smtp_sink
+    weekly_only(site, port, READERS)
+    stop_after(site, 12)
+    monkeypatch.setattr(readers, "CHUNK", 4)
+    read: list[int] = []
+    chunks = readers.Readers.chunks
+
+    def counted(self):
+        for chunk in chunks(self):
+            read.append(len(chunk))
+            yield chunk
+
+    monkeypatch.setattr(readers.Readers, "chunks", counted)
+    config = site.config()
+    early = recipient_history(config, READERS[13])  # the 14th reader: in the list's 4th chunk
+    assert [(p.draft[2], p.pending) for p in early.pending] == [(DIGEST, 28)]
+    assert read == [4, 4, 4, 4]  # read up to the reader, no further
+    read.clear()
+    assert recipient_history(config, "nobody@example.org").pending == []
+    assert read == [4] * 10  # the whole list, a chunk at a time
+
+
 def test_ctrl_c_of_a_real_send_leaves_the_rest_counted_as_pending(site, smtp_sink, clock_at):
     """SIGINT to `syndicate send` part-way through 400 readers: sent + in flight + pending is
     every reader, and the next run sends the rest."""

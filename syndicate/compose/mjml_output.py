@@ -1,4 +1,4 @@
-"""What mjml-python writes, made right for mail clients and screen readers before premailer runs.
+"""What mjml-python writes, made right for mail clients and screen readers before the CSS is inlined.
 
 mjml-python (mrml, in Rust) writes the attributes it passes through with Rust's `escape_debug`:
 every backslash doubled, and each character Rust deems unprintable or a grapheme extender (the

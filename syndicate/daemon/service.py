@@ -138,7 +138,7 @@ class Daemon:
         self.ledger = open_ledger(self.config, self.new_ledger)
         jobs.attach(self)
         self.book.open()
-        with self._lock:
+        with self._lock, self.book.batch():  # every date job written in one transaction
             now = clock.now()
             states = self.ledger.draft_states()
             self._follow(self.articles.refresh(), now, lambda draft: states.get(draft))
@@ -221,7 +221,8 @@ class Daemon:
                 return
             assert self.ledger is not None
             try:
-                self._follow(changed, clock.now(), self.ledger.draft_state)
+                with self.book.batch():  # the jobs it moves, in one transaction (a timezone change: all)
+                    self._follow(changed, clock.now(), self.ledger.draft_state)
             except (SQLAlchemyError, DeliveryError) as exc:  # a store refusing writes (full disk)
                 reason = exc if isinstance(exc, DeliveryError) else f"job store: {first_line(exc)}"
                 self._event("failed", reason=f"{reason}; trying again at the next rescan")

@@ -5,21 +5,35 @@ reference to one of the persisted job functions (`syndicate.daemon:run_*_job`) p
 and its id (`ids.JobId`). `JobBook` is the one way the daemon changes them: it keeps a mirror of
 each job's next run time, so that a job already queued at the same time is not written again
 (nor logged again), and it logs `scheduled` and `unscheduled` as it goes.
+
+Date jobs are written in batches (`JobBook.batch()`): a rescan that moves every job (a timezone
+change moves all 10,000 of a large site) is one transaction and one wake of the scheduler, where
+APScheduler's `add_job(replace_existing=True)` costs a failed INSERT, an UPDATE and a wake-up,
+each job in its own transaction. The rows are the ones APScheduler's own `SQLAlchemyJobStore`
+writes (the same table, the same pickled `Job.__getstate__()`), so the scheduler, and a daemon
+started afterwards, read them as its own.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+import pickle
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
+from apscheduler.util import datetime_to_utc_timestamp
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import clock
@@ -35,6 +49,25 @@ __all__ = ["JOBS_FILE", "JobBook", "digest_trigger"]
 JOBS_FILE = "jobs.sqlite"
 
 Say = Callable[..., None]  # `say(event, **fields)`: one log event
+
+# Every job's misfire and overlap settings: the scheduler's defaults, and what a batch writes.
+JOB_DEFAULTS: dict[str, Any] = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+
+# Jobs per statement when a batch is written: its `IN (...)` of ids stays under SQLite's and
+# PostgreSQL's limits on bound parameters.
+_ROWS_PER_STATEMENT = 1000
+
+
+@dataclass
+class _Queued:
+    """A date job queued in a batch, not yet written: its row (pickled at once, so a batch of
+    10,000 holds bytes, not `Job` objects), what the mirror said before (restored if the write
+    fails) and what its `scheduled` line says once written."""
+
+    row: dict[str, Any]
+    before: datetime | None
+    when: datetime
+    draft: DraftId
 
 
 def digest_trigger(schedule: DigestSchedule, tz: tzinfo) -> CronTrigger:
@@ -59,6 +92,7 @@ class JobBook:
         self.queued: dict[str, datetime] = {}
         self.scheduler: BackgroundScheduler | None = None
         self._store: SQLAlchemyJobStore | None = None
+        self._batch: dict[str, _Queued] | None = None  # job id -> its write, inside `batch()`
 
     def open(self) -> None:
         """Open the store and start the scheduler paused (no job fires until `resume()`), with
@@ -69,7 +103,7 @@ class JobBook:
         self.scheduler = BackgroundScheduler(
             jobstores={"default": self._store},
             executors={"default": ThreadPoolExecutor(1)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            job_defaults=JOB_DEFAULTS,
             timezone=UTC,
         )
         try:
@@ -102,16 +136,110 @@ class JobBook:
     def queue(
         self, job_id: JobId, when: datetime, func: Callable[..., None], args: tuple[Any, ...], draft: DraftId
     ) -> None:
-        """A date job at `when` (added, or moved there); nothing is written when it already is."""
+        """A date job at `when` (added, or moved there); nothing is written when it already is.
+        Inside `batch()` it is written (and logged) when the batch ends; outside, now."""
         name = str(job_id)
         if self.queued.get(name) == when:
             return
         assert self.scheduler is not None
-        self.scheduler.add_job(
-            func, DateTrigger(run_date=when), args=args, id=name, name=name, replace_existing=True
+        trigger = DateTrigger(run_date=when)
+        job = Job(
+            self.scheduler,
+            id=name,
+            name=name,
+            func=func,
+            trigger=trigger,
+            executor="default",
+            args=tuple(args),
+            kwargs={},
+            next_run_time=trigger.get_next_fire_time(None, clock.now()),  # as `add_job` computes it
+            **JOB_DEFAULTS,
         )
-        self.queued[name] = when
-        self.say("scheduled", channel=draft[0], target=draft[1], draft=draft[2], at=when)
+        assert self._store is not None
+        row = {  # the columns `SQLAlchemyJobStore.add_job` and `update_job` write, the same way
+            "job_id": name,
+            "next": datetime_to_utc_timestamp(job.next_run_time),
+            "state": pickle.dumps(job.__getstate__(), self._store.pickle_protocol),
+        }
+        with self.batch():
+            assert self._batch is not None
+            earlier = self._batch.get(name)
+            before = earlier.before if earlier is not None else self.queued.get(name)
+            self._batch[name] = _Queued(row, before, when, draft)
+            self.queued[name] = when
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Date jobs queued inside are written when it ends, together: one transaction and one
+        wake of the scheduler. The mirror (`queued`) follows each `queue()` at once, so the
+        decisions inside see the jobs as queued; if the block or the write fails, nothing of the
+        batch is written and the mirror is put back, so the next rescan queues them again. A
+        batch inside a batch is part of the outer one."""
+        if self._batch is not None:
+            yield
+            return
+        self._batch = {}
+        try:
+            yield
+        except BaseException:
+            self._forget(self._batch)
+            raise
+        else:
+            self._flush()
+        finally:
+            self._batch = None
+
+    def _flush(self) -> None:
+        """Write the batch's jobs so far, then log them in the order they were queued."""
+        assert self._batch is not None
+        pending, self._batch = self._batch, {}
+        if not pending:
+            return
+        try:
+            self._write([entry.row for entry in pending.values()])
+        except BaseException:
+            self._forget(pending)
+            raise
+        for entry in pending.values():
+            channel, target, key = entry.draft
+            self.say("scheduled", channel=channel, target=target, draft=key, at=entry.when)
+
+    def _forget(self, pending: dict[str, _Queued]) -> None:
+        """The mirror as it was before these unwritten jobs were queued."""
+        for name, entry in pending.items():
+            if entry.before is None:
+                self.queued.pop(name, None)
+            else:
+                self.queued[name] = entry.before
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        """Insert or update the jobs' rows in one transaction (a row per job, as `queue()` made
+        it), then wake the scheduler once. The scheduler's own job-store lock
+        is held throughout, as `add_job` holds it: a job it is taking off as due cannot be moved
+        under it (and lost when it then deletes the date job it ran)."""
+        assert self.scheduler is not None and self._store is not None
+        table = self._store.jobs_t
+        update = (
+            table.update()
+            .where(table.c.id == bindparam("job_id"))
+            .values(next_run_time=bindparam("next"), job_state=bindparam("state"))
+        )
+        insert = table.insert().values(
+            id=bindparam("job_id"), next_run_time=bindparam("next"), job_state=bindparam("state")
+        )
+        with self.scheduler._jobstores_lock, self._store.engine.begin() as connection:
+            for start in range(0, len(rows), _ROWS_PER_STATEMENT):  # the driver's copies stay small
+                chunk = rows[start : start + _ROWS_PER_STATEMENT]
+                ids = [row["job_id"] for row in chunk]
+                stored = set(connection.execute(select(table.c.id).where(table.c.id.in_(ids))).scalars())
+                moved = [row for row in chunk if row["job_id"] in stored]
+                added = [row for row in chunk if row["job_id"] not in stored]
+                if moved:
+                    connection.execute(update, moved)
+                if added:
+                    connection.execute(insert, added)
+        if self.scheduler.state == STATE_RUNNING:
+            self.scheduler.wakeup()
 
     def repeat(
         self, job_id: JobId, trigger: CronTrigger, func: Callable[..., None], args: tuple[Any, ...]
@@ -126,6 +254,8 @@ class JobBook:
     def unqueue(self, job_id: JobId | str, reason: str | None) -> None:
         """Drop a job; `reason` is logged (None: quietly). One that fired meanwhile is gone already."""
         name = str(job_id)
+        if self._batch and name in self._batch:
+            self._flush()  # written first, so that it is removed in the order it was asked for
         if self.queued.pop(name, None) is None:
             return
         assert self.scheduler is not None
