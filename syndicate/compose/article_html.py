@@ -237,9 +237,13 @@ def _clean(root: lxml.html.HtmlElement, base: str) -> None:
             el.drop_tag()
             continue
         align = _ALIGN.search(el.get("style") or "") if tag in ("th", "td") else None
-        for name in list(el.attrib):
-            if name.lower() not in allowed:
-                del el.attrib[name]
+        # Kept by rebuilding, not deleted by name: lxml cannot name an attribute such as `{{`
+        # (a template's braces in the markup), which it reads as a namespace.
+        kept = [(name, value) for name, value in el.attrib.items() if name.lower() in allowed]
+        if len(kept) != len(el.attrib):
+            el.attrib.clear()
+            for name, value in kept:
+                el.set(name, value)
         if align:
             el.set("style", f"text-align:{align.group(1).lower()}")
         for name in ("alt", "title"):
