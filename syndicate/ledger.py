@@ -48,6 +48,7 @@ from urllib.parse import quote
 from sqlalchemy import (
     Column,
     DateTime,
+    Index,
     Integer,
     MetaData,
     String,
@@ -125,6 +126,10 @@ deliveries = Table(
     # (feedback/). The status stays `sent`: the message did go out, once.
     Column("feedback", String(300)),
     UniqueConstraint("channel", "target", "draft_key", "recipient", name="one_row_per_message"),
+    # What the planner and `status` ask of a target: which drafts have a message sent
+    # (`sent_draft_keys`) and how many rows are in each status (`counts`, `message_counts`),
+    # answered from this index alone (a range, not a pass over every row of the ledger).
+    Index("deliveries_by_status", "channel", "target", "status", "draft_key"),
 )
 # Nullable columns a ledger made before them gets on its next read-write open (ALTER TABLE).
 ADDED_DELIVERY_COLUMNS = ("handed_at", "claimed_by", "feedback")
@@ -150,10 +155,19 @@ drafts = Table(
     # planned, and the draft's article slugs as a JSON list.
     Column("planned", Integer),
     Column("articles", Text),
+    # The summary of a pruned draft (`Ledger.prune`): its messages sent and failed when its rows
+    # were deleted. NULL: never pruned. A pruned draft still counts as sent (planner, status,
+    # continuity) and, its rows gone, none of its readers is sent it again (`statuses_of`).
+    Column("pruned_sent", Integer),
+    Column("pruned_failed", Integer),
     UniqueConstraint("channel", "target", "draft_key", name="one_row_per_draft"),
 )
 # Nullable columns a ledger made before them gets on its next read-write open (ALTER TABLE).
-ADDED_DRAFT_COLUMNS = ("planned", "articles")
+ADDED_DRAFT_COLUMNS = ("planned", "articles", "pruned_sent", "pruned_failed")
+# The statuses a pruned draft's summary counts: only a draft whose every message is one of them
+# is pruned (nothing of it may still go out).
+PRUNED_STATUSES: tuple[Status, ...] = ("sent", "failed")
+PRUNED: Status = "sent"  # what `statuses_of` answers for a pruned draft's reader without a row
 
 # What a draft was made of when its first run started (`send._draft`): the payload as first
 # composed (JSON), so a run resumed later sends exactly that, whatever was edited since.
@@ -269,6 +283,27 @@ class DraftRow:
     updated_at: datetime
 
 
+@dataclass(frozen=True)
+class PruneResult:
+    """What `Ledger.prune` removed (or, a dry run, would remove)."""
+
+    drafts: int  # drafts whose rows went, their counts kept in their summary
+    rows: int  # message rows deleted
+    kept: int  # drafts finished before the date that keep their rows: a message may still go out
+    bytes_freed: int | None  # SQLite: pages no longer used (a dry run: None); another database: None
+    dry_run: bool = False
+
+    def summary(self) -> str:
+        """One line, as `syndicate ledger prune` prints it."""
+        verb = "would remove" if self.dry_run else "removed"
+        line = f"{verb} {self.rows} message row(s) of {self.drafts} finished draft(s)"
+        if self.bytes_freed is not None and not self.dry_run:
+            line += f", {self.bytes_freed} bytes freed"
+        if self.kept:
+            line += f"; kept {self.kept} draft(s) with messages that may still go out"
+        return line
+
+
 class Ledger:
     """Thread-safe: parallel SMTP connections share one ledger (writes are serialised).
 
@@ -286,6 +321,7 @@ class Ledger:
                 self.engine = make_engine(url)
                 create_tables(_metadata, self.engine)
                 _add_missing_columns(self.engine)
+                _add_missing_indexes(self.engine)
             tables = inspect(self.engine)
             self.tables = set(tables.get_table_names())
             self._draft_names = (
@@ -354,7 +390,7 @@ class Ledger:
     def sent_total(self) -> int:
         """Messages this ledger records as sent, across every draft."""
         query = select(func.count()).select_from(deliveries).where(deliveries.c.status == "sent")
-        return int(self._rows(query)[0][0])
+        return int(self._rows(query)[0][0]) + sum(row.pruned_sent for row in self._pruned())
 
     # -- the dispatch loop's writes ------------------------------------------------------
 
@@ -457,10 +493,13 @@ class Ledger:
         costs a query of its own; a sent row sent again (`--resend`) is looked up when claimed.
         Rows written before keys were normalised (`R1@Example.org`) answer for their normalised
         address as in `statuses`: the draft's first chunk finds them in one pass over its
-        recipients, holding only those."""
-        c = deliveries.c
+        recipients, holding only those. Of a pruned draft (`prune`), a recipient without a row
+        answers `sent`: its row may be among those deleted, and a pruned draft is never sent
+        again but on purpose (`--resend`), not even to a reader who joined after it went out."""
+        c, d = deliveries.c, drafts.c
         wanted = sorted(set(recipients))
         found: dict[str, tuple[Status, str]] = {}
+        pruned = self._pruned(d.channel == channel, d.target == target, d.draft_key == draft_key)
         with self._lock:
             legacy = self._legacy_rows(channel, target, draft_key)
             for start in range(0, len(wanted), 500):
@@ -480,6 +519,8 @@ class Ledger:
                         self._ids[MessageKey(channel, target, draft_key, who)] = row_id
             self._conn.commit()
             self._absent = {MessageKey(channel, target, draft_key, who) for who in wanted if who not in found}
+        if pruned:  # its rows are gone: a reader without one had it settled (or joined since)
+            found = {who: found.get(who, (PRUNED, "")) for who in wanted}
         return found
 
     def _legacy_rows(self, channel: str, target: str, draft_key: str) -> dict[str, tuple[int, Status, str]]:
@@ -649,6 +690,79 @@ class Ledger:
             for r in self._draft_rows(query)
         ]
 
+    def prune(self, before: datetime, *, dry_run: bool = False, vacuum: bool = False) -> PruneResult:
+        """Delete the message rows of the drafts `finished` before `before` (their last update),
+        their counts first folded into the draft's summary (`pruned_sent`, `pruned_failed`), so
+        the planner, `status` and the state folder's sent count (continuity.py) see them as
+        before, and `statuses_of` answers `sent` for their readers: none is sent again.
+
+        A draft with a message that may still go out (`pending`, `in_flight`, `retry`,
+        `unknown`), or not finished (its run may resume and reads its rows), keeps every row.
+        Each draft goes in a transaction of its own that first re-reads its state through an
+        update of its `drafts` row: a run starting it again at that moment waits for the prune
+        or makes it leave the draft alone. `dry_run` counts and changes nothing; `vacuum` (SQLite)
+        returns the freed pages to the file system."""
+        d = drafts.c
+        before = before.astimezone(UTC)  # as stored: SQLite keeps the UTC wall time, no offset
+        candidates = self._draft_rows(
+            select(d.id, d.channel, d.target, d.draft_key).where(d.state == "finished", d.updated_at < before)
+        )
+        used_before = self._sqlite_used_bytes()
+        pruned = rows = kept = 0
+        for candidate in candidates:
+            counts = self._prune_one(candidate, before, dry_run)
+            if counts is None:
+                continue
+            if set(counts) - set(PRUNED_STATUSES):
+                kept += 1
+            else:
+                pruned, rows = pruned + 1, rows + sum(counts.values())
+        if vacuum and not dry_run and used_before is not None:
+            with self._lock, self.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM")
+        used_after = self._sqlite_used_bytes()
+        freed = (
+            None if dry_run or used_before is None or used_after is None else max(0, used_before - used_after)
+        )
+        return PruneResult(drafts=pruned, rows=rows, kept=kept, bytes_freed=freed, dry_run=dry_run)
+
+    def _prune_one(self, candidate, before: datetime, dry_run: bool) -> dict[str, int] | None:
+        """One draft's status -> rows, its rows deleted and counts folded when all are settled
+        (not in a dry run); None when it has no rows or was started again since it was listed."""
+        d, c = drafts.c, deliveries.c
+        draft = (candidate.channel, candidate.target, candidate.draft_key)
+        counting = select(c.status, func.count()).where(*_is_draft(draft)).group_by(c.status)
+        if dry_run:
+            return {status: count for status, count in self._rows(counting)} or None
+        with self._lock, self._transaction():
+            still = update(drafts).where(d.id == candidate.id, d.state == "finished", d.updated_at < before)
+            if self._conn.execute(still.values(state="finished")).rowcount != 1:
+                return None  # its row now locked: a run starting it again waits for this transaction
+            counts: dict[str, int] = {status: count for status, count in self._conn.execute(counting)}
+            if not counts or set(counts) - set(PRUNED_STATUSES):
+                return counts or None
+            self._conn.execute(deliveries.delete().where(*_is_draft(draft)))
+            self._conn.execute(
+                update(drafts)
+                .where(d.id == candidate.id)
+                .values(
+                    pruned_sent=func.coalesce(d.pruned_sent, 0) + counts.get("sent", 0),
+                    pruned_failed=func.coalesce(d.pruned_failed, 0) + counts.get("failed", 0),
+                )
+            )
+            return counts
+
+    def _sqlite_used_bytes(self) -> int | None:
+        """Bytes of a SQLite ledger's pages in use (not on its free list); None for another database."""
+        if self.engine.dialect.name != "sqlite":
+            return None
+        with self._lock:
+            size = self._conn.exec_driver_sql("PRAGMA page_size").scalar_one()
+            pages = self._conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+            free = self._conn.exec_driver_sql("PRAGMA freelist_count").scalar_one()
+            self._conn.commit()
+        return int(size) * (int(pages) - int(free))
+
     # -- what each draft was made of --------------------------------------------------------
 
     def draft_body(self, channel: str, draft_key: str) -> str | None:
@@ -663,11 +777,14 @@ class Ledger:
     def draft_went_out(self, channel: str, draft_key: str) -> bool:
         """Whether a message of this draft, on any target, may have reached someone (a row
         `sent`, `unknown` or `in_flight`)."""
-        c = deliveries.c
+        c, d = deliveries.c, drafts.c
         query = select(c.id).where(
             c.channel == channel, c.draft_key == draft_key, c.status.in_(("sent", "unknown", "in_flight"))
         )
-        return bool(self._rows(query.limit(1)))
+        return bool(
+            self._rows(query.limit(1))
+            or self._pruned(d.channel == channel, d.draft_key == draft_key, d.pruned_sent > 0)
+        )
 
     def keep_draft_body(self, channel: str, draft_key: str, body: str, *, replace: bool = False) -> str:
         """Store a draft's body unless one is stored already (`replace`: store it anyway);
@@ -775,11 +892,12 @@ class Ledger:
     def sent_draft_keys(self, channel: str, target: str) -> set[str]:
         """Drafts of a channel that went out on a target (at least one message sent): the
         planner reads it to know where the next digest's window starts."""
-        c = deliveries.c
+        c, d = deliveries.c, drafts.c
         query = (
             select(c.draft_key).where(c.channel == channel, c.target == target, c.status == "sent").distinct()
         )
-        return {row.draft_key for row in self._rows(query)}
+        pruned = self._pruned(d.channel == channel, d.target == target, d.pruned_sent > 0)
+        return {row.draft_key for row in self._rows(query)} | {row.draft_key for row in pruned}
 
     def unsettled_drafts(self) -> set[DraftId]:
         """Drafts with a message left `retry`, `unknown` or `in_flight`."""
@@ -796,10 +914,14 @@ class Ledger:
         }
 
     def message_counts(self, draft: DraftId) -> dict[str, int]:
-        """status -> rows, for one draft on one target."""
+        """status -> messages, for one draft on one target (its rows, and its summary if pruned)."""
         c = deliveries.c
         query = select(c.status, func.count()).where(*_is_draft(draft)).group_by(c.status).order_by(c.status)
-        return {status: count for status, count in self._rows(query)}
+        counts = {status: count for status, count in self._rows(query)}
+        d = drafts.c
+        for row in self._pruned(d.channel == draft[0], d.target == draft[1], d.draft_key == draft[2]):
+            _add_pruned(counts, row)
+        return dict(sorted(counts.items()))
 
     def last_error(self, draft: DraftId) -> str | None:
         """The latest error of a draft's messages that did not go out (retry, unknown, failed)."""
@@ -874,12 +996,14 @@ class Ledger:
         return totals
 
     def counts(self) -> dict[tuple[str, str], dict[str, int]]:
-        """(channel, target) -> {status: rows}."""
+        """(channel, target) -> {status: messages}: the rows, and the pruned drafts' summaries."""
         c = deliveries.c
         query = select(c.channel, c.target, c.status, func.count()).group_by(c.channel, c.target, c.status)
         totals: dict[tuple[str, str], dict[str, int]] = {}
         for channel, target, status, count in self._rows(query):
             totals.setdefault((channel, target), {})[status] = count
+        for row in self._pruned():
+            _add_pruned(totals.setdefault((row.channel, row.target), {}), row)
         return totals
 
     # -- plumbing ------------------------------------------------------------------------
@@ -911,6 +1035,16 @@ class Ledger:
     def _column(self, name: str):
         """A drafts column, or NULL in its place where a read-only ledger predates it."""
         return drafts.c[name] if name in self._draft_names else null().label(name)
+
+    def _pruned(self, *where) -> list:
+        """The summaries of the pruned drafts that match `where` (channel, target, draft_key,
+        pruned_sent, pruned_failed): few rows, one per draft pruned; none where the ledger
+        predates summaries."""
+        if "pruned_sent" not in self._draft_names:
+            return []
+        d = drafts.c
+        query = select(d.channel, d.target, d.draft_key, d.pruned_sent, d.pruned_failed)
+        return self._rows(query.where(d.pruned_sent.is_not(None), *where))
 
     def _draft_rows(self, query) -> list:
         """Rows of a query on `drafts`; none where a read-only ledger predates the table."""
@@ -1011,6 +1145,22 @@ def _add_missing_columns(engine: Engine) -> None:
                     raise
 
 
+def _add_missing_indexes(engine: Engine) -> None:
+    """Give a ledger made before them the indexes added since (`deliveries_by_status`). On a
+    large PostgreSQL ledger the first open after the upgrade builds it (writes to `deliveries`
+    wait meanwhile). Another process may build it at the same instant: then its CREATE wins."""
+    for table in (deliveries,):
+        present = {index["name"] for index in inspect(engine).get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name in present:
+                continue
+            try:
+                index.create(engine, checkfirst=True)
+            except SQLAlchemyError:
+                if index.name not in {i["name"] for i in inspect(engine).get_indexes(table.name)}:
+                    raise
+
+
 def _process_alive(pid: int) -> bool:
     """Whether a process of this machine runs (a zombie, killed but not yet reaped, does not)."""
     try:
@@ -1024,6 +1174,13 @@ def _process_alive(pid: int) -> bool:
     except OSError:
         return True  # no /proc (macOS): the signal said it exists
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def _add_pruned(counts: dict[str, int], summary) -> None:
+    """Add a pruned draft's summary to status -> messages (statuses with none stay absent)."""
+    for status, count in (("sent", summary.pruned_sent), ("failed", summary.pruned_failed or 0)):
+        if count:
+            counts[status] = counts.get(status, 0) + count
 
 
 def _chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 import yaml
 from sqlalchemy import create_engine, make_url, text
 
@@ -266,26 +265,6 @@ def test_a_daemon_waits_for_a_send_and_status_says_no_daemon_meanwhile(site, smt
 
 
 # -- the claims themselves: two ledgers, no lock between them ---------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger_url(request, tmp_path) -> Iterator[str]:
-    """A new, empty ledger database: a SQLite file, or a database of its own on the
-    `postgres_url` server (skipped where PostgreSQL is not installed)."""
-    if request.param == "sqlite":
-        yield sqlite_url(tmp_path / "ledger.sqlite")
-        return
-    server = request.getfixturevalue("postgres_url")
-    name = f"claims_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-        admin.dispose()
 
 
 DRAFT = ("letters", "newsletter", "letters:storm-warning")
