@@ -9,6 +9,20 @@ unique key refuses to a second process; the loser is told (False) and does not s
 SQLite (the default, a file in the state folder) runs in WAL mode with synchronous=NORMAL:
 two commits per message stay well under the time an SMTP transaction takes.
 
+A message costs two writes: the claim and the hand-over mark (`mark_handed`, before the final
+"."). Its outcome, when `sent` or `failed`, is held in memory and goes with the next write: the
+next message's claim (on PostgreSQL in the same statement, each write one statement in
+autocommit: one round trip, no BEGIN or COMMIT; on SQLite in the same transaction), or the
+dispatch's `flush` at its end, however it ends. Meanwhile another process reads that row as in
+flight and handed over (a lag of one message per connection), and a crash leaves it so, which
+`recover` makes `unknown`: doubt about a message the server may have, never a second copy. The
+hand-over mark cannot go with anything: it must be durable between the claim (before the data)
+and the final ".", and nothing else is written then. `retry` and `unknown` are written at once.
+
+Old drafts' rows can be pruned (`prune`): a finished draft whose every message is settled keeps
+its counts on its `drafts` row (`pruned_sent`, `pruned_failed`), which the planner and `status`
+add to what the rows say, and its readers are not sent it again.
+
 Beside the messages, one row per draft and target says how far its run got: `started` (a run
 began and has not finished its list), `finished` (every message has its outcome) or `skipped`
 (the daemon's catch-up policy passed it over, with the reason). The daemon reads it to resume
@@ -19,8 +33,6 @@ their own, so `status` counts them as planned minus rows.
 
 `Ledger.reader()` opens an existing ledger read-only (a dry run, `status`, `queue`): it never
 creates the file or writes a row, and reads a ledger made by an older version as it is.
-
-how a user backfills.
 
 A third table, `articles`, remembers each article the ledger has seen: the stem of its
 per-article draft keys (`channel:stem`, the slug it was first seen under), its identity (its
@@ -42,7 +54,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 from sqlalchemy import (
@@ -56,10 +68,14 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     bindparam,
+    case,
+    cast,
+    column,
     create_engine,
     event,
     func,
     inspect,
+    literal_column,
     make_url,
     null,
     or_,
@@ -68,7 +84,9 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 
 from . import clock
@@ -224,6 +242,75 @@ _FINISH = (
         handed_at=null(),
     )
 )
+# A settled outcome (`HELD`) waits in memory for the ledger's next write and goes with it: on
+# PostgreSQL in the same statement as the next claim (`_claim_at_once`), elsewhere in the same
+# transaction. Held, the row is `in_flight` with `handed_at` set, which a crash turns `unknown`
+# (`recover`): doubt only about a message whose data reached the server, never a second copy.
+HELD: tuple[Status, ...] = ("sent", "failed")
+
+
+def _array(name: str, kind) -> Any:
+    return cast(bindparam(name), ARRAY(kind))  # typed, so an empty list is an empty array
+
+
+# The held outcomes as a table (PostgreSQL), one array per column: one statement shape, however
+# many are held, so SQLAlchemy compiles it once.
+_held_rows = (
+    func.unnest(
+        _array("held_ids", Integer),
+        _array("held_statuses", String(16)),
+        _array("held_errors", Text),
+        _array("held_ats", DateTime(timezone=True)),
+    )
+    .table_valued(
+        column("row_id", Integer),
+        column("new_status", String(16)),
+        column("error", Text),
+        column("at", DateTime(timezone=True)),
+    )
+    .render_derived(name="held")
+)
+_SETTLE = (
+    update(deliveries)
+    .where(_c.id == _held_rows.c.row_id)
+    .values(
+        status=_held_rows.c.new_status,
+        updated_at=_held_rows.c.at,
+        last_error=_held_rows.c.error,
+        sent_at=case(
+            (_held_rows.c.new_status == literal_column("'sent'"), _held_rows.c.at), else_=_c.sent_at
+        ),
+        handed_at=null(),
+    )
+    .returning(_c.id)
+    .cte("settled")
+)
+# A claim (PostgreSQL) carrying the held outcomes: a new row's insert (a row another process made
+# first: nothing done, no id returned) or the compare-and-set of `_START`. No parameter is named
+# as a column: SQLAlchemy would take it for a value of the CTE's UPDATE too.
+_CLAIM_NEW = (
+    pg_insert(deliveries)
+    .values(
+        channel=bindparam("key_channel"),
+        target=bindparam("key_target"),
+        draft_key=bindparam("key_draft_key"),
+        recipient=bindparam("key_recipient"),
+        content_hash=bindparam("new_hash"),
+        created_at=bindparam("now", type_=_c.created_at.type),
+        updated_at=bindparam("now", type_=_c.updated_at.type),
+        # Literals, not parameters: SQLAlchemy reuses the statement compiled once (a CTE's
+        # anonymous parameters are not given their values again from its cache).
+        status=literal_column("'in_flight'"),
+        attempts=literal_column("1"),
+        claimed_by=bindparam("claimant"),
+    )
+    .on_conflict_do_nothing(constraint="one_row_per_message")
+    .returning(_c.id)
+    .add_cte(_SETTLE)
+)
+_CLAIM_AGAIN = _START.returning(_c.id).add_cte(_SETTLE)
+
+
 _HANDED = (
     update(deliveries)
     .where(_c.id == bindparam("row_id"), _c.status == "in_flight")
@@ -328,6 +415,11 @@ class Ledger:
                 {c["name"] for c in tables.get_columns("drafts")} if "drafts" in self.tables else set()
             )
             self._conn = self.engine.connect()
+            # PostgreSQL: one statement in autocommit is its own transaction in one round trip (no
+            # BEGIN, no COMMIT): the claim and the hand-over mark go that way (`_claim_at_once`).
+            self._auto: Connection | None = None
+            if self.engine.dialect.name == "postgresql" and not read_only:
+                self._auto = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             self.ledger_id, self.is_new = self._identity()
         except SQLAlchemyError as exc:
             raise DeliveryError(f"database_url: cannot open the ledger ({_reason(exc)})") from None
@@ -340,6 +432,7 @@ class Ledger:
         self._loaded: set[tuple[str, str, str]] = set()
         self._absent: set[MessageKey] = set()  # the last `statuses_of` chunk's keys without a row
         self._legacy: dict[DraftId, dict[str, tuple[int, Status, str]]] = {}
+        self._held: list[dict] = []  # settled outcomes not written yet (`HELD`)
 
     @classmethod
     def from_config(cls, config: Config) -> Ledger:
@@ -364,9 +457,21 @@ class Ledger:
         return ledger
 
     def close(self) -> None:
+        """Write the held outcomes, then close. A database that refuses them now leaves those
+        rows in flight and handed over: the next run's `recover` makes them `unknown`."""
+        with contextlib.suppress(DeliveryError):
+            self.flush()
         with self._lock:
+            if self._auto is not None:
+                self._auto.close()
             self._conn.close()
             self.engine.dispose()
+
+    def flush(self) -> None:
+        """Write the held outcomes (`HELD`) now: a dispatch does at its end, however it ends."""
+        if self._held:
+            with self._lock, self._transaction():
+                pass  # the transaction writes them first
 
     def __enter__(self) -> Ledger:
         return self
@@ -455,11 +560,16 @@ class Ledger:
     def mark_handed(self, key: MessageKey) -> None:
         """The attempt `mark_in_flight` began has handed all its data to the server: from now
         on a crash leaves it in doubt (`unknown`), before now it leaves it pending."""
-        with self._lock, self._transaction():
+        with self._lock:
             row_id = self._row_id(key)
             if row_id is None:
                 raise KeyError(key)
-            self._conn.execute(_HANDED, {"row_id": row_id, "now": _now()})
+            if self._auto is not None:  # one statement, one round trip, committed on its own
+                with self._writing():
+                    self._auto.execute(_HANDED, {"row_id": row_id, "now": _now()})
+                return
+            with self._transaction():
+                self._conn.execute(_HANDED, {"row_id": row_id, "now": _now()})
 
     def statuses(self, channel: str, target: str, draft_key: str) -> dict[str, tuple[Status, str]]:
         """recipient -> (status, content hash) for one draft on one target, in one query."""
@@ -555,7 +665,10 @@ class Ledger:
         now = _now()
         with self._lock:
             try:
-                row_id = self._claim(key, content_hash, claimable, now)
+                if self._auto is not None:
+                    row_id = self._claim_at_once(key, content_hash, claimable, now)
+                else:
+                    row_id = self._claim(key, content_hash, claimable, now)
             except _ClaimedElsewhere:
                 return False
             finally:
@@ -594,15 +707,55 @@ class Ledger:
                 raise _ClaimedElsewhere()
             return row_id
 
+    def _claim_at_once(
+        self, key: MessageKey, content_hash: str, claimable: Collection[str], now: datetime
+    ) -> int:
+        """`_claim` as one statement in autocommit (PostgreSQL): the held outcomes written by a
+        CTE of the claim's own INSERT or UPDATE, so a message costs one round trip here and one
+        for `mark_handed`."""
+        row_id = self._row_id(key)
+        if row_id is not None and any(h["row_id"] == row_id for h in self._held):
+            with self._transaction():  # one statement may not change a row twice: its outcome first
+                pass
+        held = list(self._held)
+        params: dict[str, object] = {
+            "new_hash": content_hash,
+            "now": now,
+            "claimant": self.claimant,
+            "held_ids": [h["row_id"] for h in held],
+            "held_statuses": [h["new_status"] for h in held],
+            "held_errors": [h["error"] for h in held],
+            "held_ats": [h["now"] for h in held],
+        }
+        statement: Any = _CLAIM_NEW
+        if row_id is None:
+            params.update(key_channel=key.channel, key_target=key.target, key_draft_key=key.draft_key)
+            params["key_recipient"] = key.recipient
+        else:
+            statement = _CLAIM_AGAIN
+            params.update(row_id=row_id, claimable=list(claimable))
+        assert self._auto is not None
+        with self._writing():
+            claimed = self._auto.execute(statement, params).scalar()
+        del self._held[: len(held)]
+        if claimed is None:
+            raise _ClaimedElsewhere()
+        return int(claimed)
+
     def mark(self, key: MessageKey, status: Status, error: str | None = None) -> None:
-        """Record the outcome of the attempt `mark_in_flight` began."""
+        """Record the outcome of the attempt `mark_in_flight` began: `sent` and `failed` are held
+        and written with the ledger's next write (`HELD`), `retry` and `unknown` at once."""
         now = _now()
         values = {"new_status": status, "now": now, "error": error, "sent": now if status == "sent" else None}
-        with self._lock, self._transaction():
+        with self._lock:
             row_id = self._row_id(key)
             if row_id is None:
                 raise KeyError(key)
-            self._conn.execute(_FINISH, {"row_id": row_id, **values})
+            if status in HELD and not self.read_only:
+                self._held.append({"row_id": row_id, **values})
+            else:
+                with self._transaction():
+                    self._conn.execute(_FINISH, {"row_id": row_id, **values})
             if status != "retry":
                 # Settled for this dispatch (it takes each message once, and a later one reads the
                 # draft's rows again): forgetting it keeps memory flat over a long list.
@@ -1055,11 +1208,21 @@ class Ledger:
         """Commit on success; a database that refuses a write stops the send (it could double-send)."""
         if self.read_only:
             raise RuntimeError(f"ledger {self._where()} was opened read-only")
-        try:
+        with self._writing():
             if self._conn.in_transaction():
                 self._conn.commit()
+            held = list(self._held)
             with self._conn.begin():
+                if held:  # what a write carries first: the outcomes held since the last one
+                    self._conn.execute(_FINISH, held)
                 yield
+            del self._held[: len(held)]
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A database that refuses a write stops the send (it could double-send): DeliveryError."""
+        try:
+            yield
         except SQLAlchemyError as exc:
             raise DeliveryError(
                 f"ledger {self._where()}: cannot record a delivery ({_reason(exc)})"
@@ -1069,6 +1232,7 @@ class Ledger:
         return str(self.engine.url.render_as_string(hide_password=True))
 
     def _rows(self, query) -> list:
+        self.flush()  # this process reads what it recorded
         with self._lock:
             rows = list(self._conn.execute(query))
             self._conn.commit()

@@ -331,10 +331,12 @@ def test_a_row_settled_or_made_by_another_ledger_is_not_claimed(ledger_url):
         assert first.mark_in_flight(new, "h1") and first.mark_in_flight(retried, "h1")
         first.mark_in_flight(sent, "h1")
         first.mark(sent, "sent")
+        first.flush()  # a sent outcome waits for the ledger's next write (`HELD`)
         # The second read them as `pending` (no row) and `retry`: each claim now finds them taken.
         assert [second.mark_in_flight(key, "h1") for key in (new, retried, sent)] == [False] * 3
         assert second.mark_in_flight(sent, "h1", claimable=("sent",))  # --resend takes it whatever
         first.mark(new, "sent")
+        first.flush()
         assert {r.key.recipient: r.status for r in second.deliveries_of(DRAFT)} == {
             new.recipient: "sent",
             retried.recipient: "in_flight",
