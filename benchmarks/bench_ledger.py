@@ -11,12 +11,13 @@ from the one without), its ratio to the floor of the same database in the same r
 statements, commits and round trips (statements + BEGIN + COMMIT; SQLite has no round trips: it
 runs in this process) per message, counted with SQLAlchemy's cursor and commit events on the
 ledger's engine. `--code DIR` measures another checkout (this script copied there, or run from
-here with its `syndicate` first on the path), for a before/after in one session.
+here with its `syndicate` first on the path), for a before/after in one session. Last, per
+database, the skip pass's reads (`skip_pass`: a second send that finds every reader sent).
 
 PostgreSQL is a throwaway server started here (Debian's postgresql 15 binaries, fsync on, as a
 production server runs; `--no-postgres` skips it, and it is skipped where not installed).
 
-    python benchmarks/bench_ledger.py [--count 5000] [--runs 3] [--no-postgres] [--code DIR]
+    python benchmarks/bench_ledger.py [--count 5000] [--runs 3] [--skip 100000] [--no-postgres] [--code DIR]
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,9 +48,10 @@ from sqlalchemy import create_engine, event, text  # noqa: E402
 
 from syndicate.deliver import Message, MessageKey, Pacing, Result, handed  # noqa: E402
 from syndicate.dispatch import dispatch  # noqa: E402
-from syndicate.ledger import Ledger, sqlite_url  # noqa: E402
+from syndicate.ledger import Ledger, deliveries, sqlite_url  # noqa: E402
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+NOW = datetime(2026, 1, 5, tzinfo=UTC)
 
 
 class _Handing:
@@ -134,6 +137,39 @@ def ledger_run(url: str | None, count: int, draft: str) -> tuple[float, Counts]:
     return took, counts
 
 
+def skip_pass(url: str, readers: int, runs: int) -> float:
+    """Seconds for the skip pass's ledger reads (median of `runs`): `statuses_of` over a draft of
+    `readers` sent rows, a chunk of 1,000 readers at a time in list order (not sorted), each run
+    on a new ledger object (so its first chunk looks for rows from before keys were normalised)."""
+    order = [f"r{(n * 7919) % readers:07d}@example.org" for n in range(readers)]
+    with Ledger(url) as ledger, ledger.engine.begin() as conn:
+        conn.execute(
+            deliveries.insert(),
+            [
+                {
+                    "channel": "weekly",
+                    "target": "bench",
+                    "draft_key": "skip",
+                    "recipient": who,
+                    "content_hash": "h",
+                    "status": "sent",
+                    "attempts": 1,
+                    "created_at": NOW,
+                    "updated_at": NOW,
+                }
+                for who in order
+            ],
+        )
+    takes = []
+    for _ in range(runs):
+        with Ledger(url) as ledger:
+            started = time.perf_counter()
+            for start in range(0, readers, 1000):
+                ledger.statuses_of("weekly", "bench", "skip", order[start : start + 1000])
+            takes.append(time.perf_counter() - started)
+    return statistics.median(takes)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -167,7 +203,7 @@ def postgres() -> Iterator[str | None]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def measure(name: str, url: str, count: int, runs: int) -> None:
+def measure(name: str, url: str, count: int, runs: int, skip: int) -> None:
     floors, takes, bare, counted = [], [], [], []
     for run in range(runs):
         floors.append(floor(url, count))
@@ -186,6 +222,13 @@ def measure(name: str, url: str, count: int, runs: int) -> None:
         f" {trips} round trips per message",
         flush=True,
     )
+    if skip:
+        took = skip_pass(url, skip, runs)
+        print(
+            f"{name:10}  skip pass: statuses_of over {skip} sent rows, 1,000 readers a chunk:"
+            f" {took:.3f} s ({took / skip * 1e6:.2f} us a reader)",
+            flush=True,
+        )
 
 
 def main() -> int:
@@ -193,20 +236,21 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=5000, help="Messages per run.")
     parser.add_argument("--runs", type=int, default=3, help="Rounds; medians are reported.")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only.")
+    parser.add_argument("--skip", type=int, default=100_000, help="Rows of the skip pass (0: none).")
     parser.add_argument("--code", type=Path, help="Another checkout's syndicate to measure.")
     args = parser.parse_args()
     print(
         f"{args.count} messages of one draft, {args.runs} rounds, medians; syndicate from {REPO}", flush=True
     )
     with tempfile.TemporaryDirectory(prefix="bench-ledger-") as folder:
-        measure("sqlite", sqlite_url(Path(folder) / "ledger.sqlite"), args.count, args.runs)
+        measure("sqlite", sqlite_url(Path(folder) / "ledger.sqlite"), args.count, args.runs, args.skip)
     if args.no_postgres:
         return 0
     with postgres() as url:
         if url is None:
             print("postgresql  skipped: not installed", flush=True)
             return 0
-        measure("postgresql", url, args.count, args.runs)
+        measure("postgresql", url, args.count, args.runs, args.skip)
     return 0
 
 

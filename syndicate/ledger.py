@@ -62,6 +62,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -636,12 +637,16 @@ class Ledger:
     def _legacy_rows(self, channel: str, target: str, draft_key: str) -> dict[str, tuple[int, Status, str]]:
         """normalised address -> (row id, status, content hash) of a draft's rows whose recipient
         is not written as `address_key` names it (rows from before keys were normalised; a sent
-        one wins), found once per draft by streaming its recipients (only these are kept)."""
+        one wins), found once per draft. The database picks the candidates (`_maybe_unnormalised`:
+        not lower-case, or not ASCII), so a draft written since keys were normalised costs one
+        pass over its index entries and not one row handed to Python."""
         draft = (channel, target, draft_key)
         if draft in self._legacy:
             return self._legacy[draft]
         c = deliveries.c
-        query = select(c.id, c.recipient, c.status, c.content_hash).where(*_is_draft(draft))
+        query = select(c.id, c.recipient, c.status, c.content_hash).where(
+            *_is_draft(draft), self._maybe_unnormalised(c.recipient)
+        )
         rows: dict[str, tuple[int, Status, str]] = {}
         for row in self._conn.execute(query.execution_options(yield_per=1000)):
             who = row.recipient
@@ -653,6 +658,16 @@ class Ledger:
         self._conn.commit()
         self._legacy = {draft: rows}  # one draft at a time: a run sends its drafts one by one
         return rows
+
+    def _maybe_unnormalised(self, recipient):
+        """Where a recipient may not be written as `address_key` names it: the rows the Python
+        test in `_legacy_rows` could keep (a letter not in lower case, or a character not ASCII:
+        more bytes than characters)."""
+        if self.engine.dialect.name == "sqlite":
+            size = func.length(cast(recipient, LargeBinary))
+        else:
+            size = func.octet_length(recipient)
+        return or_(recipient != func.lower(recipient), size != func.length(recipient))
 
     def mark_in_flight(
         self, key: MessageKey, content_hash: str, claimable: Collection[str] = CLAIMABLE
@@ -1172,15 +1187,21 @@ class Ledger:
         return row_id
 
     def _find(self, key: MessageKey) -> int | None:
+        """A row's id by its key: on PostgreSQL on the autocommit connection (one round trip, and
+        no transaction left open between two claims)."""
         c = deliveries.c
-        row_id = self._conn.execute(
-            select(c.id).where(
-                c.channel == key.channel,
-                c.target == key.target,
-                c.draft_key == key.draft_key,
-                c.recipient == key.recipient,
+        row_id = (
+            (self._auto or self._conn)
+            .execute(
+                select(c.id).where(
+                    c.channel == key.channel,
+                    c.target == key.target,
+                    c.draft_key == key.draft_key,
+                    c.recipient == key.recipient,
+                )
             )
-        ).scalar()
+            .scalar()
+        )
         if row_id is not None:
             self._ids[key] = row_id
         return row_id

@@ -173,3 +173,17 @@ def test_a_bad_date_is_one_line_and_exit_2(site):
     assert result.output.strip() == (
         "error: --before 'last tuesday': not a date (expected YYYY-MM-DD or an ISO 8601 instant)"
     )
+
+
+def test_rows_from_before_keys_were_normalised_are_found_by_the_database(ledger_url):
+    """The skip pass asks the database for a draft's unnormalised rows only: upper case, and an
+    address not in ASCII (a lower-case IDN domain, which SQL's lower() leaves as it is)."""
+    with Ledger(ledger_url) as ledger:
+        written = ["R1@Example.org", "r2@bücher.example", "r3@example.org"]
+        for who in written:
+            ledger.mark_in_flight(MessageKey(*OLD, who), "h0")
+            ledger.mark(MessageKey(*OLD, who), "sent")
+        ledger.flush()
+        wanted = ["r1@example.org", "r2@xn--bcher-kva.example", "r3@example.org", "r4@example.org"]
+        assert ledger.statuses_of(*OLD, wanted) == {who: ("sent", "h0") for who in wanted[:3]}
+        assert set(ledger._legacy[OLD]) == {"r1@example.org", "r2@xn--bcher-kva.example"}
