@@ -920,6 +920,56 @@ def bounces_read(
 
 
 @cli.group()
+def ledger() -> None:
+    """Keep the ledger's size in bounds."""
+
+
+@ledger.command("prune")
+@click.option(
+    "--before",
+    metavar="DATE",
+    required=True,
+    help="Drafts finished before this (YYYY-MM-DD in site.timezone, or an ISO 8601 instant).",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would go; change nothing.")
+@click.option("--vacuum", is_flag=True, help="SQLite: give the freed space back to the file system.")
+@config_option
+@click.pass_context
+@_fail_cleanly
+def ledger_prune(ctx: click.Context, before: str, dry_run: bool, vacuum: bool) -> None:
+    """Delete the message rows of drafts finished before DATE whose every message is settled
+    (sent or failed), keeping each draft's counts: `status` still shows them, and neither
+    `send --due` nor the daemon sends a pruned draft again (only `--resend` does, to everyone).
+    A draft with a message that may still go out, or not finished, keeps its rows."""
+    from .continuity import open_ledger
+    from .ledger import Ledger, PruneResult
+
+    config = _config(ctx)
+    moment = _instant("--before", before, config.site.tz)
+    if dry_run:
+        found = Ledger.reader(config)
+        if found is None:
+            click.echo(PruneResult(0, 0, 0, None, dry_run=True).summary())
+            return
+        with found:
+            click.echo(found.prune(moment, dry_run=True).summary())
+        return
+    with open_ledger(config) as opened:
+        click.echo(opened.prune(moment, vacuum=vacuum).summary())
+
+
+def _instant(option: str, value: str, tz: tzinfo) -> datetime:
+    """A date (its midnight in `tz`) or an ISO 8601 instant (without an offset: in `tz`)."""
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ConfigError(
+            f"{option} {value!r}: not a date (expected YYYY-MM-DD or an ISO 8601 instant)"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
+
+
+@cli.group()
 def subscribers() -> None:
     """Manage the subscriber lists kept in the ledger's database.
 

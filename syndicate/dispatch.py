@@ -121,6 +121,12 @@ def dispatch(
         run.drive(target)
     except DeliveryError as exc:
         report.error, report.paused = str(exc), True
+    finally:
+        if recorder is not None:  # the outcomes the ledger holds (`Ledger.mark`), however the run ended
+            try:
+                recorder.flush()
+            except DeliveryError as exc:  # left in flight, handed over: the next run's `unknown`
+                report.error, report.paused = report.error or str(exc), True
     report.pending += run.left_over()
     report.stopped = run.stop.is_set()
     return report

@@ -9,6 +9,20 @@ unique key refuses to a second process; the loser is told (False) and does not s
 SQLite (the default, a file in the state folder) runs in WAL mode with synchronous=NORMAL:
 two commits per message stay well under the time an SMTP transaction takes.
 
+A message costs two writes: the claim and the hand-over mark (`mark_handed`, before the final
+"."). Its outcome, when `sent` or `failed`, is held in memory and goes with the next write: the
+next message's claim (on PostgreSQL in the same statement, each write one statement in
+autocommit: one round trip, no BEGIN or COMMIT; on SQLite in the same transaction), or the
+dispatch's `flush` at its end, however it ends. Meanwhile another process reads that row as in
+flight and handed over (a lag of one message per connection), and a crash leaves it so, which
+`recover` makes `unknown`: doubt about a message the server may have, never a second copy. The
+hand-over mark cannot go with anything: it must be durable between the claim (before the data)
+and the final ".", and nothing else is written then. `retry` and `unknown` are written at once.
+
+Old drafts' rows can be pruned (`prune`): a finished draft whose every message is settled keeps
+its counts on its `drafts` row (`pruned_sent`, `pruned_failed`), which the planner and `status`
+add to what the rows say, and its readers are not sent it again.
+
 Beside the messages, one row per draft and target says how far its run got: `started` (a run
 began and has not finished its list), `finished` (every message has its outcome) or `skipped`
 (the daemon's catch-up policy passed it over, with the reason). The daemon reads it to resume
@@ -19,8 +33,6 @@ their own, so `status` counts them as planned minus rows.
 
 `Ledger.reader()` opens an existing ledger read-only (a dry run, `status`, `queue`): it never
 creates the file or writes a row, and reads a ledger made by an older version as it is.
-
-how a user backfills.
 
 A third table, `articles`, remembers each article the ledger has seen: the stem of its
 per-article draft keys (`channel:stem`, the slug it was first seen under), its identity (its
@@ -42,23 +54,29 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 from sqlalchemy import (
     Column,
     DateTime,
+    Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
     bindparam,
+    case,
+    cast,
+    column,
     create_engine,
     event,
     func,
     inspect,
+    literal_column,
     make_url,
     null,
     or_,
@@ -67,7 +85,9 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 
 from . import clock
@@ -125,6 +145,10 @@ deliveries = Table(
     # (feedback/). The status stays `sent`: the message did go out, once.
     Column("feedback", String(300)),
     UniqueConstraint("channel", "target", "draft_key", "recipient", name="one_row_per_message"),
+    # What the planner and `status` ask of a target: which drafts have a message sent
+    # (`sent_draft_keys`) and how many rows are in each status (`counts`, `message_counts`),
+    # answered from this index alone (a range, not a pass over every row of the ledger).
+    Index("deliveries_by_status", "channel", "target", "status", "draft_key"),
 )
 # Nullable columns a ledger made before them gets on its next read-write open (ALTER TABLE).
 ADDED_DELIVERY_COLUMNS = ("handed_at", "claimed_by", "feedback")
@@ -150,10 +174,19 @@ drafts = Table(
     # planned, and the draft's article slugs as a JSON list.
     Column("planned", Integer),
     Column("articles", Text),
+    # The summary of a pruned draft (`Ledger.prune`): its messages sent and failed when its rows
+    # were deleted. NULL: never pruned. A pruned draft still counts as sent (planner, status,
+    # continuity) and, its rows gone, none of its readers is sent it again (`statuses_of`).
+    Column("pruned_sent", Integer),
+    Column("pruned_failed", Integer),
     UniqueConstraint("channel", "target", "draft_key", name="one_row_per_draft"),
 )
 # Nullable columns a ledger made before them gets on its next read-write open (ALTER TABLE).
-ADDED_DRAFT_COLUMNS = ("planned", "articles")
+ADDED_DRAFT_COLUMNS = ("planned", "articles", "pruned_sent", "pruned_failed")
+# The statuses a pruned draft's summary counts: only a draft whose every message is one of them
+# is pruned (nothing of it may still go out).
+PRUNED_STATUSES: tuple[Status, ...] = ("sent", "failed")
+PRUNED: Status = "sent"  # what `statuses_of` answers for a pruned draft's reader without a row
 
 # What a draft was made of when its first run started (`send.draft_for`): the payload as first
 # composed (JSON), so a run resumed later sends exactly that, whatever was edited since.
@@ -210,6 +243,75 @@ _FINISH = (
         handed_at=null(),
     )
 )
+# A settled outcome (`HELD`) waits in memory for the ledger's next write and goes with it: on
+# PostgreSQL in the same statement as the next claim (`_claim_at_once`), elsewhere in the same
+# transaction. Held, the row is `in_flight` with `handed_at` set, which a crash turns `unknown`
+# (`recover`): doubt only about a message whose data reached the server, never a second copy.
+HELD: tuple[Status, ...] = ("sent", "failed")
+
+
+def _array(name: str, kind) -> Any:
+    return cast(bindparam(name), ARRAY(kind))  # typed, so an empty list is an empty array
+
+
+# The held outcomes as a table (PostgreSQL), one array per column: one statement shape, however
+# many are held, so SQLAlchemy compiles it once.
+_held_rows = (
+    func.unnest(
+        _array("held_ids", Integer),
+        _array("held_statuses", String(16)),
+        _array("held_errors", Text),
+        _array("held_ats", DateTime(timezone=True)),
+    )
+    .table_valued(
+        column("row_id", Integer),
+        column("new_status", String(16)),
+        column("error", Text),
+        column("at", DateTime(timezone=True)),
+    )
+    .render_derived(name="held")
+)
+_SETTLE = (
+    update(deliveries)
+    .where(_c.id == _held_rows.c.row_id)
+    .values(
+        status=_held_rows.c.new_status,
+        updated_at=_held_rows.c.at,
+        last_error=_held_rows.c.error,
+        sent_at=case(
+            (_held_rows.c.new_status == literal_column("'sent'"), _held_rows.c.at), else_=_c.sent_at
+        ),
+        handed_at=null(),
+    )
+    .returning(_c.id)
+    .cte("settled")
+)
+# A claim (PostgreSQL) carrying the held outcomes: a new row's insert (a row another process made
+# first: nothing done, no id returned) or the compare-and-set of `_START`. No parameter is named
+# as a column: SQLAlchemy would take it for a value of the CTE's UPDATE too.
+_CLAIM_NEW = (
+    pg_insert(deliveries)
+    .values(
+        channel=bindparam("key_channel"),
+        target=bindparam("key_target"),
+        draft_key=bindparam("key_draft_key"),
+        recipient=bindparam("key_recipient"),
+        content_hash=bindparam("new_hash"),
+        created_at=bindparam("now", type_=_c.created_at.type),
+        updated_at=bindparam("now", type_=_c.updated_at.type),
+        # Literals, not parameters: SQLAlchemy reuses the statement compiled once (a CTE's
+        # anonymous parameters are not given their values again from its cache).
+        status=literal_column("'in_flight'"),
+        attempts=literal_column("1"),
+        claimed_by=bindparam("claimant"),
+    )
+    .on_conflict_do_nothing(constraint="one_row_per_message")
+    .returning(_c.id)
+    .add_cte(_SETTLE)
+)
+_CLAIM_AGAIN = _START.returning(_c.id).add_cte(_SETTLE)
+
+
 _HANDED = (
     update(deliveries)
     .where(_c.id == bindparam("row_id"), _c.status == "in_flight")
@@ -269,6 +371,27 @@ class DraftRow:
     updated_at: datetime
 
 
+@dataclass(frozen=True)
+class PruneResult:
+    """What `Ledger.prune` removed (or, a dry run, would remove)."""
+
+    drafts: int  # drafts whose rows went, their counts kept in their summary
+    rows: int  # message rows deleted
+    kept: int  # drafts finished before the date that keep their rows: a message may still go out
+    bytes_freed: int | None  # SQLite: pages no longer used (a dry run: None); another database: None
+    dry_run: bool = False
+
+    def summary(self) -> str:
+        """One line, as `syndicate ledger prune` prints it."""
+        verb = "would remove" if self.dry_run else "removed"
+        line = f"{verb} {self.rows} message row(s) of {self.drafts} finished draft(s)"
+        if self.bytes_freed is not None and not self.dry_run:
+            line += f", {self.bytes_freed} bytes freed"
+        if self.kept:
+            line += f"; kept {self.kept} draft(s) with messages that may still go out"
+        return line
+
+
 class Ledger:
     """Thread-safe: parallel SMTP connections share one ledger (writes are serialised).
 
@@ -288,12 +411,18 @@ class Ledger:
                 self.engine = make_engine(url)
                 create_tables(_metadata, self.engine)
                 _add_missing_columns(self.engine)
+                _add_missing_indexes(self.engine)
             tables = inspect(self.engine)
             self.tables = set(tables.get_table_names())
             self._draft_names = (
                 {c["name"] for c in tables.get_columns("drafts")} if "drafts" in self.tables else set()
             )
             self._conn = self.engine.connect()
+            # PostgreSQL: one statement in autocommit is its own transaction in one round trip (no
+            # BEGIN, no COMMIT): the claim and the hand-over mark go that way (`_claim_at_once`).
+            self._auto: Connection | None = None
+            if self.engine.dialect.name == "postgresql" and not read_only:
+                self._auto = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             self.ledger_id, self.is_new = self._identity()
         except SQLAlchemyError as exc:
             raise DeliveryError(f"database_url: cannot open the ledger ({_reason(exc)})") from None
@@ -306,6 +435,7 @@ class Ledger:
         self._loaded: set[tuple[str, str, str]] = set()
         self._absent: set[MessageKey] = set()  # the last `statuses_of` chunk's keys without a row
         self._legacy: dict[DraftId, dict[str, tuple[int, Status, str]]] = {}
+        self._held: list[dict] = []  # settled outcomes not written yet (`HELD`)
 
     @classmethod
     def from_config(cls, config: Config) -> Ledger:
@@ -330,9 +460,21 @@ class Ledger:
         return ledger
 
     def close(self) -> None:
+        """Write the held outcomes, then close. A database that refuses them now leaves those
+        rows in flight and handed over: the next run's `recover` makes them `unknown`."""
+        with contextlib.suppress(DeliveryError):
+            self.flush()
         with self._lock:
+            if self._auto is not None:
+                self._auto.close()
             self._conn.close()
             self.engine.dispose()
+
+    def flush(self) -> None:
+        """Write the held outcomes (`HELD`) now: a dispatch does at its end, however it ends."""
+        if self._held:
+            with self._lock, self._transaction():
+                pass  # the transaction writes them first
 
     def __enter__(self) -> Ledger:
         return self
@@ -356,7 +498,7 @@ class Ledger:
     def sent_total(self) -> int:
         """Messages this ledger records as sent, across every draft."""
         query = select(func.count()).select_from(deliveries).where(deliveries.c.status == "sent")
-        return int(self._rows(query)[0][0])
+        return int(self._rows(query)[0][0]) + sum(row.pruned_sent for row in self._pruned())
 
     # -- the dispatch loop's writes ------------------------------------------------------
 
@@ -423,11 +565,16 @@ class Ledger:
     def mark_handed(self, key: MessageKey) -> None:
         """The attempt `mark_in_flight` began has handed all its data to the server: from now
         on a crash leaves it in doubt (`unknown`), before now it leaves it pending."""
-        with self._lock, self._transaction():
+        with self._lock:
             row_id = self._row_id(key)
             if row_id is None:
                 raise KeyError(key)
-            self._conn.execute(_HANDED, {"row_id": row_id, "now": _now()})
+            if self._auto is not None:  # one statement, one round trip, committed on its own
+                with self._writing():
+                    self._auto.execute(_HANDED, {"row_id": row_id, "now": _now()})
+                return
+            with self._transaction():
+                self._conn.execute(_HANDED, {"row_id": row_id, "now": _now()})
 
     def statuses(self, channel: str, target: str, draft_key: str) -> dict[str, tuple[Status, str]]:
         """recipient -> (status, content hash) for one draft on one target, in one query."""
@@ -461,10 +608,13 @@ class Ledger:
         costs a query of its own; a sent row sent again (`--resend`) is looked up when claimed.
         Rows written before keys were normalised (`R1@Example.org`) answer for their normalised
         address as in `statuses`: the draft's first chunk finds them in one pass over its
-        recipients, holding only those."""
-        c = deliveries.c
+        recipients, holding only those. Of a pruned draft (`prune`), a recipient without a row
+        answers `sent`: its row may be among those deleted, and a pruned draft is never sent
+        again but on purpose (`--resend`), not even to a reader who joined after it went out."""
+        c, d = deliveries.c, drafts.c
         wanted = sorted(set(recipients))
         found: dict[str, tuple[Status, str]] = {}
+        pruned = self._pruned(d.channel == channel, d.target == target, d.draft_key == draft_key)
         with self._lock:
             legacy = self._legacy_rows(channel, target, draft_key)
             for start in range(0, len(wanted), 500):
@@ -484,17 +634,23 @@ class Ledger:
                         self._ids[MessageKey(channel, target, draft_key, who)] = row_id
             self._conn.commit()
             self._absent = {MessageKey(channel, target, draft_key, who) for who in wanted if who not in found}
+        if pruned:  # its rows are gone: a reader without one had it settled (or joined since)
+            found = {who: found.get(who, (PRUNED, "")) for who in wanted}
         return found
 
     def _legacy_rows(self, channel: str, target: str, draft_key: str) -> dict[str, tuple[int, Status, str]]:
         """normalised address -> (row id, status, content hash) of a draft's rows whose recipient
         is not written as `address_key` names it (rows from before keys were normalised; a sent
-        one wins), found once per draft by streaming its recipients (only these are kept)."""
+        one wins), found once per draft. The database picks the candidates (`_maybe_unnormalised`:
+        not lower-case, or not ASCII), so a draft written since keys were normalised costs one
+        pass over its index entries and not one row handed to Python."""
         draft = (channel, target, draft_key)
         if draft in self._legacy:
             return self._legacy[draft]
         c = deliveries.c
-        query = select(c.id, c.recipient, c.status, c.content_hash).where(*_is_draft(draft))
+        query = select(c.id, c.recipient, c.status, c.content_hash).where(
+            *_is_draft(draft), self._maybe_unnormalised(c.recipient)
+        )
         rows: dict[str, tuple[int, Status, str]] = {}
         for row in self._conn.execute(query.execution_options(yield_per=1000)):
             who = row.recipient
@@ -507,6 +663,16 @@ class Ledger:
         self._legacy = {draft: rows}  # one draft at a time: a run sends its drafts one by one
         return rows
 
+    def _maybe_unnormalised(self, recipient):
+        """Where a recipient may not be written as `address_key` names it: the rows the Python
+        test in `_legacy_rows` could keep (a letter not in lower case, or a character not ASCII:
+        more bytes than characters)."""
+        if self.engine.dialect.name == "sqlite":
+            size = func.length(cast(recipient, LargeBinary))
+        else:
+            size = func.octet_length(recipient)
+        return or_(recipient != func.lower(recipient), size != func.length(recipient))
+
     def mark_in_flight(
         self, key: MessageKey, content_hash: str, claimable: Collection[str] = CLAIMABLE
     ) -> bool:
@@ -518,7 +684,10 @@ class Ledger:
         now = _now()
         with self._lock:
             try:
-                row_id = self._claim(key, content_hash, claimable, now)
+                if self._auto is not None:
+                    row_id = self._claim_at_once(key, content_hash, claimable, now)
+                else:
+                    row_id = self._claim(key, content_hash, claimable, now)
             except _ClaimedElsewhere:
                 return False
             finally:
@@ -557,15 +726,55 @@ class Ledger:
                 raise _ClaimedElsewhere()
             return row_id
 
+    def _claim_at_once(
+        self, key: MessageKey, content_hash: str, claimable: Collection[str], now: datetime
+    ) -> int:
+        """`_claim` as one statement in autocommit (PostgreSQL): the held outcomes written by a
+        CTE of the claim's own INSERT or UPDATE, so a message costs one round trip here and one
+        for `mark_handed`."""
+        row_id = self._row_id(key)
+        if row_id is not None and any(h["row_id"] == row_id for h in self._held):
+            with self._transaction():  # one statement may not change a row twice: its outcome first
+                pass
+        held = list(self._held)
+        params: dict[str, object] = {
+            "new_hash": content_hash,
+            "now": now,
+            "claimant": self.claimant,
+            "held_ids": [h["row_id"] for h in held],
+            "held_statuses": [h["new_status"] for h in held],
+            "held_errors": [h["error"] for h in held],
+            "held_ats": [h["now"] for h in held],
+        }
+        statement: Any = _CLAIM_NEW
+        if row_id is None:
+            params.update(key_channel=key.channel, key_target=key.target, key_draft_key=key.draft_key)
+            params["key_recipient"] = key.recipient
+        else:
+            statement = _CLAIM_AGAIN
+            params.update(row_id=row_id, claimable=list(claimable))
+        assert self._auto is not None
+        with self._writing():
+            claimed = self._auto.execute(statement, params).scalar()
+        del self._held[: len(held)]
+        if claimed is None:
+            raise _ClaimedElsewhere()
+        return int(claimed)
+
     def mark(self, key: MessageKey, status: Status, error: str | None = None) -> None:
-        """Record the outcome of the attempt `mark_in_flight` began."""
+        """Record the outcome of the attempt `mark_in_flight` began: `sent` and `failed` are held
+        and written with the ledger's next write (`HELD`), `retry` and `unknown` at once."""
         now = _now()
         values = {"new_status": status, "now": now, "error": error, "sent": now if status == "sent" else None}
-        with self._lock, self._transaction():
+        with self._lock:
             row_id = self._row_id(key)
             if row_id is None:
                 raise KeyError(key)
-            self._conn.execute(_FINISH, {"row_id": row_id, **values})
+            if status in HELD and not self.read_only:
+                self._held.append({"row_id": row_id, **values})
+            else:
+                with self._transaction():
+                    self._conn.execute(_FINISH, {"row_id": row_id, **values})
             if status != "retry":
                 # Settled for this dispatch (it takes each message once, and a later one reads the
                 # draft's rows again): forgetting it keeps memory flat over a long list.
@@ -653,6 +862,79 @@ class Ledger:
             for r in self._draft_rows(query)
         ]
 
+    def prune(self, before: datetime, *, dry_run: bool = False, vacuum: bool = False) -> PruneResult:
+        """Delete the message rows of the drafts `finished` before `before` (their last update),
+        their counts first folded into the draft's summary (`pruned_sent`, `pruned_failed`), so
+        the planner, `status` and the state folder's sent count (continuity.py) see them as
+        before, and `statuses_of` answers `sent` for their readers: none is sent again.
+
+        A draft with a message that may still go out (`pending`, `in_flight`, `retry`,
+        `unknown`), or not finished (its run may resume and reads its rows), keeps every row.
+        Each draft goes in a transaction of its own that first re-reads its state through an
+        update of its `drafts` row: a run starting it again at that moment waits for the prune
+        or makes it leave the draft alone. `dry_run` counts and changes nothing; `vacuum` (SQLite)
+        returns the freed pages to the file system."""
+        d = drafts.c
+        before = before.astimezone(UTC)  # as stored: SQLite keeps the UTC wall time, no offset
+        candidates = self._draft_rows(
+            select(d.id, d.channel, d.target, d.draft_key).where(d.state == "finished", d.updated_at < before)
+        )
+        used_before = self._sqlite_used_bytes()
+        pruned = rows = kept = 0
+        for candidate in candidates:
+            counts = self._prune_one(candidate, before, dry_run)
+            if counts is None:
+                continue
+            if set(counts) - set(PRUNED_STATUSES):
+                kept += 1
+            else:
+                pruned, rows = pruned + 1, rows + sum(counts.values())
+        if vacuum and not dry_run and used_before is not None:
+            with self._lock, self.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM")
+        used_after = self._sqlite_used_bytes()
+        freed = (
+            None if dry_run or used_before is None or used_after is None else max(0, used_before - used_after)
+        )
+        return PruneResult(drafts=pruned, rows=rows, kept=kept, bytes_freed=freed, dry_run=dry_run)
+
+    def _prune_one(self, candidate, before: datetime, dry_run: bool) -> dict[str, int] | None:
+        """One draft's status -> rows, its rows deleted and counts folded when all are settled
+        (not in a dry run); None when it has no rows or was started again since it was listed."""
+        d, c = drafts.c, deliveries.c
+        draft = (candidate.channel, candidate.target, candidate.draft_key)
+        counting = select(c.status, func.count()).where(*_is_draft(draft)).group_by(c.status)
+        if dry_run:
+            return {status: count for status, count in self._rows(counting)} or None
+        with self._lock, self._transaction():
+            still = update(drafts).where(d.id == candidate.id, d.state == "finished", d.updated_at < before)
+            if self._conn.execute(still.values(state="finished")).rowcount != 1:
+                return None  # its row now locked: a run starting it again waits for this transaction
+            counts: dict[str, int] = {status: count for status, count in self._conn.execute(counting)}
+            if not counts or set(counts) - set(PRUNED_STATUSES):
+                return counts or None
+            self._conn.execute(deliveries.delete().where(*_is_draft(draft)))
+            self._conn.execute(
+                update(drafts)
+                .where(d.id == candidate.id)
+                .values(
+                    pruned_sent=func.coalesce(d.pruned_sent, 0) + counts.get("sent", 0),
+                    pruned_failed=func.coalesce(d.pruned_failed, 0) + counts.get("failed", 0),
+                )
+            )
+            return counts
+
+    def _sqlite_used_bytes(self) -> int | None:
+        """Bytes of a SQLite ledger's pages in use (not on its free list); None for another database."""
+        if self.engine.dialect.name != "sqlite":
+            return None
+        with self._lock:
+            size = self._conn.exec_driver_sql("PRAGMA page_size").scalar_one()
+            pages = self._conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+            free = self._conn.exec_driver_sql("PRAGMA freelist_count").scalar_one()
+            self._conn.commit()
+        return int(size) * (int(pages) - int(free))
+
     # -- what each draft was made of --------------------------------------------------------
 
     def draft_body(self, channel: str, draft_key: str) -> str | None:
@@ -667,11 +949,14 @@ class Ledger:
     def draft_went_out(self, channel: str, draft_key: str) -> bool:
         """Whether a message of this draft, on any target, may have reached someone (a row
         `sent`, `unknown` or `in_flight`)."""
-        c = deliveries.c
+        c, d = deliveries.c, drafts.c
         query = select(c.id).where(
             c.channel == channel, c.draft_key == draft_key, c.status.in_(("sent", "unknown", "in_flight"))
         )
-        return bool(self._rows(query.limit(1)))
+        return bool(
+            self._rows(query.limit(1))
+            or self._pruned(d.channel == channel, d.draft_key == draft_key, d.pruned_sent > 0)
+        )
 
     def keep_draft_body(self, channel: str, draft_key: str, body: str, *, replace: bool = False) -> str:
         """Store a draft's body unless one is stored already (`replace`: store it anyway);
@@ -779,11 +1064,12 @@ class Ledger:
     def sent_draft_keys(self, channel: str, target: str) -> set[str]:
         """Drafts of a channel that went out on a target (at least one message sent): the
         planner reads it to know where the next digest's window starts."""
-        c = deliveries.c
+        c, d = deliveries.c, drafts.c
         query = (
             select(c.draft_key).where(c.channel == channel, c.target == target, c.status == "sent").distinct()
         )
-        return {row.draft_key for row in self._rows(query)}
+        pruned = self._pruned(d.channel == channel, d.target == target, d.pruned_sent > 0)
+        return {row.draft_key for row in self._rows(query)} | {row.draft_key for row in pruned}
 
     def unsettled_drafts(self) -> set[DraftId]:
         """Drafts with a message left `retry`, `unknown` or `in_flight`."""
@@ -800,10 +1086,14 @@ class Ledger:
         }
 
     def message_counts(self, draft: DraftId) -> dict[str, int]:
-        """status -> rows, for one draft on one target."""
+        """status -> messages, for one draft on one target (its rows, and its summary if pruned)."""
         c = deliveries.c
         query = select(c.status, func.count()).where(*_is_draft(draft)).group_by(c.status).order_by(c.status)
-        return {status: count for status, count in self._rows(query)}
+        counts = {status: count for status, count in self._rows(query)}
+        d = drafts.c
+        for row in self._pruned(d.channel == draft[0], d.target == draft[1], d.draft_key == draft[2]):
+            _add_pruned(counts, row)
+        return dict(sorted(counts.items()))
 
     def last_error(self, draft: DraftId) -> str | None:
         """The latest error of a draft's messages that did not go out (retry, unknown, failed)."""
@@ -878,12 +1168,14 @@ class Ledger:
         return totals
 
     def counts(self) -> dict[tuple[str, str], dict[str, int]]:
-        """(channel, target) -> {status: rows}."""
+        """(channel, target) -> {status: messages}: the rows, and the pruned drafts' summaries."""
         c = deliveries.c
         query = select(c.channel, c.target, c.status, func.count()).group_by(c.channel, c.target, c.status)
         totals: dict[tuple[str, str], dict[str, int]] = {}
         for channel, target, status, count in self._rows(query):
             totals.setdefault((channel, target), {})[status] = count
+        for row in self._pruned():
+            _add_pruned(totals.setdefault((row.channel, row.target), {}), row)
         return totals
 
     # -- plumbing ------------------------------------------------------------------------
@@ -899,15 +1191,21 @@ class Ledger:
         return row_id
 
     def _find(self, key: MessageKey) -> int | None:
+        """A row's id by its key: on PostgreSQL on the autocommit connection (one round trip, and
+        no transaction left open between two claims)."""
         c = deliveries.c
-        row_id = self._conn.execute(
-            select(c.id).where(
-                c.channel == key.channel,
-                c.target == key.target,
-                c.draft_key == key.draft_key,
-                c.recipient == key.recipient,
+        row_id = (
+            (self._auto or self._conn)
+            .execute(
+                select(c.id).where(
+                    c.channel == key.channel,
+                    c.target == key.target,
+                    c.draft_key == key.draft_key,
+                    c.recipient == key.recipient,
+                )
             )
-        ).scalar()
+            .scalar()
+        )
         if row_id is not None:
             self._ids[key] = row_id
         return row_id
@@ -915,6 +1213,16 @@ class Ledger:
     def _column(self, name: str):
         """A drafts column, or NULL in its place where a read-only ledger predates it."""
         return drafts.c[name] if name in self._draft_names else null().label(name)
+
+    def _pruned(self, *where) -> list:
+        """The summaries of the pruned drafts that match `where` (channel, target, draft_key,
+        pruned_sent, pruned_failed): few rows, one per draft pruned; none where the ledger
+        predates summaries."""
+        if "pruned_sent" not in self._draft_names:
+            return []
+        d = drafts.c
+        query = select(d.channel, d.target, d.draft_key, d.pruned_sent, d.pruned_failed)
+        return self._rows(query.where(d.pruned_sent.is_not(None), *where))
 
     def _draft_rows(self, query) -> list:
         """Rows of a query on `drafts`; none where a read-only ledger predates the table."""
@@ -925,11 +1233,21 @@ class Ledger:
         """Commit on success; a database that refuses a write stops the send (it could double-send)."""
         if self.read_only:
             raise RuntimeError(f"ledger {self._where()} was opened read-only")
-        try:
+        with self._writing():
             if self._conn.in_transaction():
                 self._conn.commit()
+            held = list(self._held)
             with self._conn.begin():
+                if held:  # what a write carries first: the outcomes held since the last one
+                    self._conn.execute(_FINISH, held)
                 yield
+            del self._held[: len(held)]
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A database that refuses a write stops the send (it could double-send): DeliveryError."""
+        try:
+            yield
         except SQLAlchemyError as exc:
             raise DeliveryError(
                 f"ledger {self._where()}: cannot record a delivery ({_reason(exc)})"
@@ -939,6 +1257,7 @@ class Ledger:
         return str(self.engine.url.render_as_string(hide_password=True))
 
     def _rows(self, query) -> list:
+        self.flush()  # this process reads what it recorded
         with self._lock:
             rows = list(self._conn.execute(query))
             self._conn.commit()
@@ -1015,6 +1334,22 @@ def _add_missing_columns(engine: Engine) -> None:
                     raise
 
 
+def _add_missing_indexes(engine: Engine) -> None:
+    """Give a ledger made before them the indexes added since (`deliveries_by_status`). On a
+    large PostgreSQL ledger the first open after the upgrade builds it (writes to `deliveries`
+    wait meanwhile). Another process may build it at the same instant: then its CREATE wins."""
+    for table in (deliveries,):
+        present = {index["name"] for index in inspect(engine).get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name in present:
+                continue
+            try:
+                index.create(engine, checkfirst=True)
+            except SQLAlchemyError:
+                if index.name not in {i["name"] for i in inspect(engine).get_indexes(table.name)}:
+                    raise
+
+
 def _process_alive(pid: int) -> bool:
     """Whether a process of this machine runs (a zombie, killed but not yet reaped, does not)."""
     try:
@@ -1028,6 +1363,13 @@ def _process_alive(pid: int) -> bool:
     except OSError:
         return True  # no /proc (macOS): the signal said it exists
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def _add_pruned(counts: dict[str, int], summary) -> None:
+    """Add a pruned draft's summary to status -> messages (statuses with none stay absent)."""
+    for status, count in (("sent", summary.pruned_sent), ("failed", summary.pruned_failed or 0)):
+        if count:
+            counts[status] = counts.get(status, 0) + count
 
 
 def _chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:

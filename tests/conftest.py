@@ -13,6 +13,7 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,9 +28,11 @@ import pytest
 import trustme
 import yaml
 from aiosmtpd.controller import Controller
+from sqlalchemy import create_engine, make_url, text
 
 from syndicate import clock
 from syndicate.config import Config, config_from_dict
+from syndicate.ledger import sqlite_url
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -517,3 +520,23 @@ def postgres_url() -> Iterator[str]:
     finally:
         run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request, tmp_path) -> Iterator[str]:
+    """A new, empty ledger database: a SQLite file, or a database of its own on the
+    `postgres_url` server (skipped where PostgreSQL is not installed)."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path / "ledger.sqlite")
+        return
+    server = request.getfixturevalue("postgres_url")
+    name = f"claims_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()

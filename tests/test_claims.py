@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 import yaml
 from sqlalchemy import create_engine, make_url, text
 
@@ -268,26 +267,6 @@ def test_a_daemon_waits_for_a_send_and_status_says_no_daemon_meanwhile(site, smt
 # -- the claims themselves: two ledgers, no lock between them ---------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger_url(request, tmp_path) -> Iterator[str]:
-    """A new, empty ledger database: a SQLite file, or a database of its own on the
-    `postgres_url` server (skipped where PostgreSQL is not installed)."""
-    if request.param == "sqlite":
-        yield sqlite_url(tmp_path / "ledger.sqlite")
-        return
-    server = request.getfixturevalue("postgres_url")
-    name = f"claims_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-        admin.dispose()
-
-
 DRAFT = ("letters", "newsletter", "letters:storm-warning")
 KEYS = [MessageKey(*DRAFT, r) for r in READERS[:200]]
 
@@ -352,10 +331,12 @@ def test_a_row_settled_or_made_by_another_ledger_is_not_claimed(ledger_url):
         assert first.mark_in_flight(new, "h1") and first.mark_in_flight(retried, "h1")
         first.mark_in_flight(sent, "h1")
         first.mark(sent, "sent")
+        first.flush()  # a sent outcome waits for the ledger's next write (`HELD`)
         # The second read them as `pending` (no row) and `retry`: each claim now finds them taken.
         assert [second.mark_in_flight(key, "h1") for key in (new, retried, sent)] == [False] * 3
         assert second.mark_in_flight(sent, "h1", claimable=("sent",))  # --resend takes it whatever
         first.mark(new, "sent")
+        first.flush()
         assert {r.key.recipient: r.status for r in second.deliveries_of(DRAFT)} == {
             new.recipient: "sent",
             retried.recipient: "in_flight",
