@@ -32,7 +32,16 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Literal
 
-from .deliver import HandOverFailed, Message, MessageKey, Pacing, Result, Target, handing_over
+from .deliver import (
+    ClaimedAtHandOver,
+    HandOverFailed,
+    Message,
+    MessageKey,
+    Pacing,
+    Result,
+    Target,
+    handing_over,
+)
 from .errors import DeliveryError, SyndicateError
 from .ledger import CLAIMABLE, EVERY_STATUS, Ledger
 from .retry import Backoff
@@ -330,19 +339,69 @@ class _Run:
             self._wait(slot - now)
 
     def _send(self, connection, message: Message) -> Result:
-        if self.ledger is not None:
+        ledger = self.ledger
+        if (
+            ledger is not None
+            and ledger.claims_at_hand_over
+            and getattr(connection, "claims_at_hand_over", False)
+        ):
+            return self._send_claiming_late(connection, message, ledger)
+        if ledger is not None:
             try:
-                claimed = self.ledger.mark_in_flight(message.key, message.content_hash, self.claimable)
+                claimed = ledger.mark_in_flight(message.key, message.content_hash, self.claimable)
             except DeliveryError:  # not recorded, so not sent: still due
                 with self.lock:
                     self.report.pending += 1
                 raise
             if not claimed:
                 return ELSEWHERE
-        mark = None if self.ledger is None else partial(self.ledger.mark_handed, message.key)
+        mark = None if ledger is None else partial(ledger.mark_handed, message.key)
+        return self._hand_over(connection, message, mark)
+
+    def _send_claiming_late(self, connection, message: Message, ledger: Ledger) -> Result:
+        """The claim made at the hand-over, with its mark (`Ledger.claim_handed`): one round trip
+        a message on PostgreSQL instead of two. Until then nothing the server could keep has gone
+        (SMTP: all but the final "."), so a claim lost there drops the session and the server
+        keeps nothing; a message refused before its data is claimed afterwards, to record it."""
+        claimed = False
+
+        def claim() -> None:
+            nonlocal claimed
+            if claimed:  # a second transaction of the same attempt (a session dropped before ".")
+                ledger.mark_handed(message.key)
+            elif ledger.claim_handed(message.key, message.content_hash, self.claimable):
+                claimed = True
+            else:
+                raise ClaimedAtHandOver("claimed by another process")
+
+        try:
+            result = self._hand_over(connection, message, claim, owned=lambda: claimed)
+        except ClaimedAtHandOver:
+            return ELSEWHERE
+        if claimed:
+            return result
+        try:  # refused or failed before its data went: recorded as the claim-first path does
+            won = ledger.mark_in_flight(message.key, message.content_hash, self.claimable)
+        except DeliveryError:
+            with self.lock:
+                self.report.pending += 1
+            raise
+        return result if won else ELSEWHERE
+
+    def _hand_over(
+        self,
+        connection,
+        message: Message,
+        mark: Callable[[], None] | None,
+        owned: Callable[[], bool] = lambda: True,
+    ) -> Result:
+        """`connection.send(message)` with `mark` called at the hand-over; `owned()` says whether
+        this run holds the message's claim (a late claim may not have been made yet)."""
         try:
             with handing_over(mark):
                 return connection.send(message)
+        except ClaimedAtHandOver:
+            raise
         except HandOverFailed as exc:  # the ledger refused the write: never finished handing over
             with self.lock:
                 self.report.pending += 1
@@ -350,7 +409,7 @@ class _Run:
         except SyndicateError as exc:  # the payload could not be built (template, config)
             return Result(message.key, "failed", str(exc))
         except Exception as exc:
-            if self.ledger is not None:
+            if self.ledger is not None and owned():
                 self.ledger.mark(message.key, "retry", f"{type(exc).__name__}: {exc}")
             raise
 

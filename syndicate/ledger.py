@@ -304,12 +304,15 @@ _CLAIM_NEW = (
         status=literal_column("'in_flight'"),
         attempts=literal_column("1"),
         claimed_by=bindparam("claimant"),
+        handed_at=bindparam("handed", type_=_c.handed_at.type),
     )
     .on_conflict_do_nothing(constraint="one_row_per_message")
     .returning(_c.id)
     .add_cte(_SETTLE)
 )
-_CLAIM_AGAIN = _START.returning(_c.id).add_cte(_SETTLE)
+_CLAIM_AGAIN = (
+    _START.values(handed_at=bindparam("handed", type_=_c.handed_at.type)).returning(_c.id).add_cte(_SETTLE)
+)
 
 
 _HANDED = (
@@ -673,6 +676,31 @@ class Ledger:
             size = func.octet_length(recipient)
         return or_(recipient != func.lower(recipient), size != func.length(recipient))
 
+    @property
+    def claims_at_hand_over(self) -> bool:
+        """Whether a claim can also be the hand-over mark, in one statement (PostgreSQL, where
+        each costs a round trip): `claim_handed`."""
+        return self._auto is not None
+
+    def claim_handed(
+        self, key: MessageKey, content_hash: str, claimable: Collection[str] = CLAIMABLE
+    ) -> bool:
+        """Claim a message at the moment its data is all with the server, before the final "."
+        (`claims_at_hand_over`): `mark_in_flight` and `mark_handed` as one statement, carrying the
+        held outcomes too, so a message costs one round trip. False when another process
+        claimed or settled it first: the caller must then never finish the transaction (an SMTP
+        session is dropped mid-DATA, and the server keeps nothing)."""
+        now = _now()
+        with self._lock:
+            try:
+                row_id = self._claim_at_once(key, content_hash, claimable, now, handed=True)
+            except _ClaimedElsewhere:
+                return False
+            finally:
+                self._absent.discard(key)
+            self._ids[key] = row_id
+            return True
+
     def mark_in_flight(
         self, key: MessageKey, content_hash: str, claimable: Collection[str] = CLAIMABLE
     ) -> bool:
@@ -727,7 +755,13 @@ class Ledger:
             return row_id
 
     def _claim_at_once(
-        self, key: MessageKey, content_hash: str, claimable: Collection[str], now: datetime
+        self,
+        key: MessageKey,
+        content_hash: str,
+        claimable: Collection[str],
+        now: datetime,
+        *,
+        handed: bool = False,
     ) -> int:
         """`_claim` as one statement in autocommit (PostgreSQL): the held outcomes written by a
         CTE of the claim's own INSERT or UPDATE, so a message costs one round trip here and one
@@ -740,6 +774,7 @@ class Ledger:
         params: dict[str, object] = {
             "new_hash": content_hash,
             "now": now,
+            "handed": now if handed else None,
             "claimant": self.claimant,
             "held_ids": [h["row_id"] for h in held],
             "held_statuses": [h["new_status"] for h in held],

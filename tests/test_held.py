@@ -87,15 +87,22 @@ class _Handing:
         return Result(message.key, "sent", "250 ok")
 
 
+class _LateHanding(_Handing):
+    """A connection that, like SMTP's, never finishes a message whose hand-over was refused."""
+
+    claims_at_hand_over = True
+
+
 @dataclass
 class _Target:
     interrupt_at: int | None = None
     name: str = "newsletter"
     pacing: Pacing = Pacing()
+    late: bool = False
 
     @contextmanager
     def open(self, stop: threading.Event | None = None):
-        yield _Handing(self.interrupt_at)
+        yield (_LateHanding if self.late else _Handing)(self.interrupt_at)
 
 
 def _messages(count: int):
@@ -114,12 +121,13 @@ def test_a_run_writes_what_it_holds_however_it_ends(ledger_url):
         assert seen["r4@example.org"] == ("in_flight", False)  # claimed, never handed: pending next run
 
 
-def test_writes_per_message(ledger_url):
+@pytest.mark.parametrize("late", [False, True], ids=["claim first", "claim at hand-over"])
+def test_writes_per_message(ledger_url, late):
     """What each message adds to a run (a run of 80 against one of 40, so what a run costs once
     cancels out). PostgreSQL: two statements, each its own transaction in one round trip (the
-    claim carrying the last outcome, and the hand-over mark), no BEGIN or COMMIT. SQLite (no
-    round trips: it runs in this process): two commits, the claim's transaction writing the
-    last outcome first."""
+    claim carrying the last outcome, and the hand-over mark), no BEGIN or COMMIT; one, with a
+    target that claims at the hand-over (SMTP). SQLite (no round trips: it runs in this
+    process): two commits, the claim's transaction writing the last outcome first."""
     with Ledger(ledger_url) as ledger:
         counted = {"statements": 0, "commits": 0}
 
@@ -136,12 +144,36 @@ def test_writes_per_message(ledger_url):
             messages = [
                 Message(MessageKey(*DRAFT[:2], draft, f"r{n}@example.org"), "h", dict) for n in range(count)
             ]
-            assert dispatch(messages, _Target(), ledger).sent == count
+            assert dispatch(messages, _Target(late=late), ledger).sent == count
             return dict(counted)
 
         small, large = run(40, "d1"), run(80, "d2")
     per_message = {name: (large[name] - small[name]) / 40 for name in counted}
     postgres = ledger_url.startswith("postgresql")
     assert per_message == (
-        {"statements": 2.0, "commits": 0.0} if postgres else {"statements": 3.0, "commits": 2.0}
+        {"statements": 1.0 if late else 2.0, "commits": 0.0}
+        if postgres
+        else {"statements": 3.0, "commits": 2.0}
     )
+
+
+def test_a_claim_lost_at_the_hand_over_is_never_finished(ledger_url):
+    """Another process claims a message between this run's read of the ledger and its hand-over:
+    the late claim finds it taken, the connection never finishes it (for SMTP: no final "."),
+    and the run counts it as the other's. The other message goes out."""
+    if not ledger_url.startswith("postgresql"):
+        pytest.skip("claims at the hand-over are PostgreSQL's (a round trip saved)")
+    with Ledger(ledger_url) as ours, Ledger(ledger_url) as theirs:
+        assert ours.claims_at_hand_over
+        target = _Target(late=True)
+        connection = _LateHanding(None)
+
+        @contextmanager
+        def opened(stop=None):
+            theirs.mark_in_flight(_key(0), "h")  # after `dispatch` read the ledger, before the send
+            yield connection
+
+        target.open = opened  # type: ignore[method-assign]
+        report = dispatch(_messages(2), target, ours)
+    assert (report.sent, report.elsewhere, connection.sent) == (1, 1, 1)
+    assert _seen(ledger_url) == {"r0@example.org": ("in_flight", False), "r1@example.org": ("sent", False)}

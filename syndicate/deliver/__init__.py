@@ -87,6 +87,12 @@ class HandOverFailed(Exception):
     handing it over (SMTP sends no final "."), and the dispatch stops as for any ledger failure."""
 
 
+class ClaimedAtHandOver(HandOverFailed):
+    """A claim made at the hand-over (`Ledger.claim_handed`) found the message claimed or sent by
+    another process: the target stops handing it over, as for `HandOverFailed`, and the dispatch
+    counts it as another process's to send."""
+
+
 # The dispatch's "data handed over" callback for the message this thread is sending.
 _handing = threading.local()
 
@@ -112,7 +118,7 @@ def handed() -> None:
     try:
         callback()
     except DeliveryError as exc:
-        raise HandOverFailed(str(exc)) from None
+        raise HandOverFailed(str(exc)) from None  # ClaimedAtHandOver goes through as it is
 
 
 def social_payload(message: Message, target: str, what: str, needs: tuple[str, ...] = ("text",)) -> Any:

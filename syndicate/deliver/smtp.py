@@ -220,6 +220,10 @@ class _SslSession(_Session, smtplib.SMTP_SSL):
 class SmtpConnection:
     """One SMTP session, reopened when the server drops it or `per_connection` is reached."""
 
+    # The dispatch may claim a message at `handed()` (one round trip on PostgreSQL): a refused
+    # hand-over drops the session before the final ".", so the server keeps nothing.
+    claims_at_hand_over = True
+
     def __init__(self, delivery: SmtpDelivery, stop: threading.Event | None = None) -> None:
         self.delivery = delivery
         self.stop = stop
