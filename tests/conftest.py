@@ -529,8 +529,22 @@ def ledger_url(request, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield sqlite_url(tmp_path / "ledger.sqlite")
         return
-    server = request.getfixturevalue("postgres_url")
-    name = f"claims_{uuid.uuid4().hex[:12]}"
+    with own_database(request.getfixturevalue("postgres_url")) as url:
+        yield url
+
+
+@pytest.fixture
+def pg_database(postgres_url: str) -> Iterator[str]:
+    """A new, empty database of its own on the `postgres_url` server: one test's ledger, store,
+    job store and queue."""
+    with own_database(postgres_url) as url:
+        yield url
+
+
+@contextmanager
+def own_database(server: str) -> Iterator[str]:
+    """A database made on `server` for the block, dropped after it (its connections ended)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {name}"))

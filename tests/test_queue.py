@@ -10,8 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -64,16 +62,9 @@ def test_workers_need_the_ledger_on_postgresql(site):
 
 
 @pytest.fixture
-def database(postgres_url: str) -> Iterator[str]:
-    """A database of its own on the session's PostgreSQL: the queue, ledger and jobs of one test."""
-    import psycopg
-
-    name = f"q_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(conninfo(postgres_url), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield postgres_url.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(conninfo(postgres_url), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def database(pg_database: str) -> str:
+    """The queue, ledger, store and jobs of one test: a database of its own."""
+    return pg_database
 
 
 def test_one_leader_and_the_standby_takes_over_when_it_closes(database):
