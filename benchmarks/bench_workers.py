@@ -38,47 +38,8 @@ from bench_content import PARAGRAPH  # noqa: E402
 from bench_scale import ARTICLE, NOW, free_port, seed_readers, start_sink  # noqa: E402
 from sites import bench_config, loopback_smtp  # noqa: E402
 
-PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
-
-
-def start_postgres(folder: Path) -> tuple[str, list[str], Path]:
-    """A PostgreSQL server on 127.0.0.1 in `folder`: its URL, how to run its tools, its data."""
-    if not PG_BIN:
-        sys.exit("bench_workers needs PostgreSQL (apt-get install postgresql)")
-    bin_dir = PG_BIN[-1]
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = folder / "data", free_port()
-    run = [*as_user]
-    subprocess.run(
-        [*run, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "syndicate"],
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=100"
-    subprocess.run(
-        [
-            *run,
-            str(bin_dir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-o",
-            options,
-            "-l",
-            str(folder / "log"),
-            "-w",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return (
-        f"postgresql+psycopg://syndicate@127.0.0.1:{port}",
-        [*run, str(bin_dir / "pg_ctl"), "-D", str(data)],
-        data,
-    )
+sys.path.append(str(BENCH.parent / "tests" / "helpers"))
+from pgserver import postgres_bin, throwaway_postgres  # noqa: E402
 
 
 def postgres_cpu(data: Path) -> float:
@@ -204,29 +165,32 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="runs of each worker count, interleaved")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        sys.exit("bench_workers needs PostgreSQL (apt-get install postgresql)")
     folder = Path(tempfile.mkdtemp(prefix="bench-workers-"))
-    pg_folder = Path(tempfile.mkdtemp(prefix="bench-workers-pg-"))  # its own: postgres must enter it
-    base, pg_ctl, data = start_postgres(pg_folder)
     port = free_port()
     sink = start_sink(port)
     try:
-        execute(base, "CREATE DATABASE seed")
-        from syndicate.subscribers import SubscriberStore
+        with throwaway_postgres(bin_dir, "max_connections=100") as server:
+            base = server.url.rsplit("/", 1)[0]
+            execute(base, "CREATE DATABASE seed")
+            from syndicate.subscribers import SubscriberStore
 
-        began = time.perf_counter()
-        with SubscriberStore(f"{base}/seed") as store:
-            seed_readers(store, args.readers)
-        print(f"{args.readers:,} readers generated into PostgreSQL in {time.perf_counter() - began:.1f} s")
-        results = [
-            run(folder, base, data, workers, port, args.shard_size, n)
-            for n in range(args.rounds)
-            for workers in counts
-        ]
+            began = time.perf_counter()
+            with SubscriberStore(f"{base}/seed") as store:
+                seed_readers(store, args.readers)
+            print(
+                f"{args.readers:,} readers generated into PostgreSQL in {time.perf_counter() - began:.1f} s"
+            )
+            results = [
+                run(folder, base, server.data, workers, port, args.shard_size, n)
+                for n in range(args.rounds)
+                for workers in counts
+            ]
     finally:
         sink.terminate()
-        subprocess.run([*pg_ctl, "-m", "fast", "-w", "stop"], capture_output=True, check=False)
         shutil.rmtree(folder, ignore_errors=True)
-        shutil.rmtree(pg_folder, ignore_errors=True)
     print(f"\n{args.readers:,} readers, shards of {args.shard_size}, {os.cpu_count()} CPUs, one PostgreSQL")
     print("| workers | seconds | msgs/s | ratio to 1 worker | worker CPU ms/msg | PostgreSQL CPU ms/msg |")
     print("| --- | --- | --- | --- | --- | --- |")

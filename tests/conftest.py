@@ -34,6 +34,8 @@ from syndicate import clock
 from syndicate.config import Config, config_from_dict
 from syndicate.ledger import sqlite_url
 
+from .helpers.pgserver import postgres_bin, throwaway_postgres
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 # An article with markup, MJML and Jinja syntax in every field it has.
@@ -487,39 +489,15 @@ def chromium(profile: Path, *args: str) -> str:
     return done.stdout
 
 
-def _postgres_bin() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
-    return found[-1].parent if found else None
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A throwaway PostgreSQL server on 127.0.0.1 (Debian's `postgresql` package, which `.ci/run`
     installs); skipped where it is not installed. As root it runs as the `postgres` user."""
-    bin_dir = _postgres_bin()
+    bin_dir = postgres_bin()
     if bin_dir is None:
         pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
-    import os
-    import tempfile
-
-    folder = Path(tempfile.mkdtemp(prefix="syndicate-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = folder / "data", free_port()
-
-    def run(*command: str) -> None:
-        subprocess.run([*as_user, *command], check=True, capture_output=True, timeout=120)
-
-    run(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "syndicate")
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-    run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start")
-    try:
-        yield f"postgresql+psycopg://syndicate@127.0.0.1:{port}/postgres"
-    finally:
-        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
-        shutil.rmtree(folder, ignore_errors=True)
+    with throwaway_postgres(bin_dir, "fsync=off") as server:
+        yield server.url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
