@@ -118,8 +118,7 @@ def conninfo(url: str) -> str:
 def make_app(config: Config):
     """The procrastinate app over the ledger's database, with the shard task bound to `config`.
     Its tables are made on first use (`_ensure_schema`)."""
-    import procrastinate
-
+    procrastinate = _procrastinate()
     settings = _settings(config)
     assert config.database_url is not None
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(config.database_url)))
@@ -132,6 +131,29 @@ def make_app(config: Config):
     retry = procrastinate.RetryStrategy(max_attempts=40, linear_wait=10)
     app.task(name=TASK, queue=settings.queue, retry=retry)(send_shard)
     return app
+
+
+def _procrastinate() -> Any:
+    """The queue's library, which only `workers:` needs (the `workers` extra)."""
+    try:
+        import procrastinate
+    except ImportError:
+        raise ConfigError(
+            "workers: the queue library is not installed (expected pip install 'syndicate[workers]')"
+        ) from None
+    return procrastinate
+
+
+def _reachable(config: Config) -> None:
+    """One line, not a traceback, when the queue's database cannot be reached."""
+    import psycopg
+
+    assert config.database_url is not None
+    try:
+        psycopg.connect(conninfo(config.database_url), connect_timeout=10).close()
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DeliveryError(f"workers: cannot reach the queue's database ({first})") from None
 
 
 def _ensure_schema(app: Any) -> None:
@@ -165,9 +187,8 @@ def enqueue(config: Config, sends: Sequence[Send], *, app: Any = None) -> list[Q
     `started` (with the messages it plans): what a worker needs is then in the ledger. A shard
     already waiting on the queue is not added twice; one that ran is added again and finds its
     messages sent (the ledger's claims make a second run harmless)."""
-    import procrastinate.exceptions
-
     app = app or make_app(config)
+    already = _procrastinate().exceptions.AlreadyEnqueued
     queued: list[Queued] = []
     outcome = Outcome()
     with open_ledger(config) as ledger, app.open():
@@ -183,7 +204,7 @@ def enqueue(config: Config, sends: Sequence[Send], *, app: Any = None) -> list[Q
             shards = shards_of(config, planned)
             for shard in shards:
                 task = app.configure_task(TASK, queueing_lock=shard.lock, lock=shard.lock)
-                with contextlib.suppress(procrastinate.exceptions.AlreadyEnqueued):
+                with contextlib.suppress(already):
                     task.defer(**asdict(shard))
             queued.append(Queued(planned, count, len(shards)))
     if outcome.problems:
@@ -196,8 +217,7 @@ def run_shard(config: Config, shard: Shard, *, claimant: str | None = None) -> R
     messages are left (the queue retries the job); marks the draft `finished` when this shard
     settled its last message."""
     ids = (shard.channel, shard.target, shard.draft_key)
-    check_keys(config, [shard.target])
-    with open_ledger(config) as ledger:
+    with open_ledger(config) as ledger:  # the DKIM key: checked by the worker's start, loaded by make_target
         _as_worker(ledger, config, claimant)
         stored = ledger.draft_body(shard.channel, shard.draft_key)
         if stored is None:
@@ -254,6 +274,7 @@ def run_worker(config: Config, say: Say, *, concurrency: int = 1, name: str | No
     settings = _settings(config)
     check_keys(config)
     app = make_app(config)
+    _reachable(config)
     name = name or f"syndicate-{os.uname().nodename}-{os.getpid()}"
     logging.getLogger("procrastinate").setLevel(logging.WARNING)
 

@@ -248,3 +248,20 @@ def test_a_leader_that_loses_its_lock_stops_and_says_so(site, smtp_sink, databas
     assert code != 0
     assert any("lost the leader lock" in e.get("reason", "") for e in leader.said("failed"))
     assert not any("Traceback" in line for line in leader.errors)
+
+
+def test_a_worker_whose_database_is_down_says_so_in_one_line(site):
+    from click.testing import CliRunner
+
+    from syndicate.cli import cli
+
+    from .conftest import free_port
+
+    site.data["database_url"] = f"postgresql+psycopg://syndicate@127.0.0.1:{free_port()}/news"
+    site.data["workers"] = {"shard_size": 100}
+    site.write_config()
+    result = CliRunner().invoke(cli, ["--config", str(site.config_path), "worker"])
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: workers: cannot reach the queue's database")
+    assert "Traceback" not in result.output
