@@ -406,6 +406,9 @@ class Ledger:
         self.folder = folder
         # How long another machine's claim stays its own (None: for ever). Set by queue workers.
         self.lease: timedelta | None = None
+        # Other runs may be sending from this process right now (a worker's concurrent shards,
+        # each with a ledger of its own): a claim of this pid is then not an ended run's.
+        self.runs_beside = False
         self._lock = threading.Lock()
         try:
             if read_only:
@@ -563,7 +566,9 @@ class Ledger:
             # Another machine's process: nothing here can tell whether it still runs. Workers
             # (`lease`) take a claim older than any one message's exchange to have ended.
             return self.lease is not None and claimed_at is not None and now - _aware(claimed_at) > self.lease
-        return pid == os.getpid() or not _process_alive(pid)
+        if pid == os.getpid():  # this process's claim: an ended run's, unless runs share it
+            return not self.runs_beside
+        return not _process_alive(pid)
 
     def mark_handed(self, key: MessageKey) -> None:
         """The attempt `mark_in_flight` began has handed all its data to the server: from now

@@ -212,13 +212,13 @@ def enqueue(config: Config, sends: Sequence[Send], *, app: Any = None) -> list[Q
     return queued
 
 
-def run_shard(config: Config, shard: Shard, *, claimant: str | None = None) -> Report:
+def run_shard(config: Config, shard: Shard) -> Report:
     """Send one shard as `syndicate send` would, through the ledger. Raises ShardLeft when
     messages are left (the queue retries the job); marks the draft `finished` when this shard
     settled its last message."""
     ids = (shard.channel, shard.target, shard.draft_key)
     with open_ledger(config) as ledger:  # the DKIM key: checked by the worker's start, loaded by make_target
-        _as_worker(ledger, config, claimant)
+        _as_worker(ledger, config)
         stored = ledger.draft_body(shard.channel, shard.draft_key)
         if stored is None:
             raise StateError(f"{shard.draft_key}: no stored draft in the ledger (enqueue stores it first)")
@@ -239,11 +239,13 @@ def run_shard(config: Config, shard: Shard, *, claimant: str | None = None) -> R
     return report
 
 
-def _as_worker(ledger: Ledger, config: Config, claimant: str | None) -> None:
-    """A worker's claims are its own (`Ledger.claimant`): not its state folder's, which other
-    workers on this machine share, so `recover()` leaves a live sibling's claims alone; a
-    claim of another machine's worker counts as ended once older than the lease."""
-    ledger.folder = claimant or f"worker-{uuid.uuid4().hex[:12]}"
+def _as_worker(ledger: Ledger, config: Config) -> None:
+    """A shard's claims are its own (`Ledger.claimant`): not its state folder's, which other
+    workers on this machine share, nor its process's, whose other shards (`--concurrency`) may
+    be sending right now; so `recover()` leaves a live sibling's claims alone. A claim of
+    another machine's worker counts as ended once older than the lease."""
+    ledger.folder = f"worker-{uuid.uuid4().hex[:12]}"
+    ledger.runs_beside = True
     ledger.lease = timedelta(seconds=_settings(config).lease_seconds)
 
 

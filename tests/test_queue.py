@@ -265,3 +265,23 @@ def test_a_worker_whose_database_is_down_says_so_in_one_line(site):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: workers: cannot reach the queue's database")
     assert "Traceback" not in result.output
+
+
+def test_a_shard_leaves_alone_the_claims_of_shards_running_beside_it_in_its_process(tmp_path: Path):
+    """`syndicate worker --concurrency 2` runs two shards in one process, each with a ledger and a
+    claimant of its own: one shard's `recover()` must not take the other's live claim for an
+    ended run's (it would send that message too). A plain run of this process still does."""
+    from syndicate.keys import MessageKey
+    from syndicate.ledger import sqlite_url
+
+    url = sqlite_url(tmp_path / "ledger.sqlite")
+    draft = ("letters", "newsletter", "letters:tide-tables")
+    key = MessageKey(*draft, "reader@example.org")
+    with Ledger(url, folder="worker-a") as sending, Ledger(url, folder="worker-b") as beside:
+        sending.runs_beside = beside.runs_beside = True
+        assert sending.mark_in_flight(key, "h")
+        beside.recover()
+        assert beside.statuses_of(*draft, [key.recipient])[key.recipient][0] == "in_flight"
+        with Ledger(url, folder="plain") as alone:
+            alone.recover()  # the one run of this process: a claim of this pid is an ended run's
+            assert alone.statuses_of(*draft, [key.recipient])[key.recipient][0] == "pending"
